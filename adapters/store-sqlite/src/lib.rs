@@ -1,0 +1,227 @@
+//! The embedded default store: SQLite through sqlx, in WAL mode, created and migrated at start.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use agent_registry_core::liveness::Millis;
+use agent_registry_core::model::{Agent, AgentId, EndpointId};
+use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAgent};
+use agent_registry_core::{RegistryError, Result};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::StorageUnavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR.run(&pool).await.map_err(unavailable)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations and reports how many migrations the database now has.
+    pub async fn migrate(url: &str) -> Result<usize> {
+        let store = Self::open(url).await?;
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&store.pool)
+            .await
+            .map_err(unavailable)?;
+        store.pool.close().await;
+        Ok(usize::try_from(applied).unwrap_or_default())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn load_all(&self) -> Result<Vec<StoredAgent>> {
+        let mut seen: HashMap<String, Vec<(EndpointId, Millis)>> = HashMap::new();
+        let rows = sqlx::query("SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        for row in rows {
+            let endpoint: String = row.get(0);
+            if let Ok(id) = EndpointId::parse(&endpoint) {
+                seen.entry(row.get(1)).or_default().push((id, row.get(2)));
+            }
+        }
+        let rows = sqlx::query("SELECT id, document FROM agents").fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.get(0);
+                let document: String = row.get(1);
+                let agent: Agent = serde_json::from_str(&document)
+                    .map_err(|e| RegistryError::Internal(format!("stored agent {id} is unreadable: {e}")))?;
+                Ok(StoredAgent { last_seen: seen.remove(&id).unwrap_or_default(), agent })
+            })
+            .collect()
+    }
+
+    async fn apply(&self, change: Change) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let (agent_id, kind) = match &change {
+            Change::Put { agent, kind, .. } => (agent.id, kind),
+            Change::Delete { agent_id, kind } => (*agent_id, kind),
+        };
+        let revision: i64 = sqlx::query_scalar(
+            "INSERT INTO changes (agent_id, kind, at) VALUES (?, ?, strftime('%s','now') * 1000) RETURNING revision",
+        )
+        .bind(agent_id.to_string())
+        .bind(kind.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        match change {
+            Change::Put { mut agent, seen, idempotency, .. } => {
+                agent.revision = u64::try_from(revision).unwrap_or_default();
+                let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let id = agent.id.to_string();
+                sqlx::query(
+                    "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, name = excluded.name,
+                       revision = excluded.revision, updated_at = excluded.updated_at, document = excluded.document",
+                )
+                .bind(&id)
+                .bind(&agent.owner_id)
+                .bind(&agent.name)
+                .bind(revision)
+                .bind(agent.created_at.to_rfc3339())
+                .bind(agent.updated_at.to_rfc3339())
+                .bind(&document)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
+                sqlx::query(
+                    "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",
+                )
+                .bind(&id)
+                .bind(serde_json::to_string(&current).unwrap_or_default())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                for (endpoint, at) in seen {
+                    sqlx::query(
+                        "INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at) VALUES (?, ?, ?)
+                         ON CONFLICT (endpoint_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)",
+                    )
+                    .bind(endpoint.to_string())
+                    .bind(&id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                if let Some(r) = idempotency {
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys (owner_id, key, request_hash, agent_id, created_at)
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&r.owner_id)
+                    .bind(&r.key)
+                    .bind(&r.request_hash)
+                    .bind(r.agent_id.to_string())
+                    .bind(r.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+            }
+            Change::Delete { agent_id, .. } => {
+                sqlx::query("DELETE FROM agents WHERE id = ?")
+                    .bind(agent_id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = ? AND key = ?",
+        )
+        .bind(owner_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|row| {
+            let agent: String = row.get(1);
+            Ok(IdempotencyRecord {
+                owner_id: owner_id.to_owned(),
+                key: key.to_owned(),
+                request_hash: row.get(0),
+                agent_id: AgentId::parse(&agent)?,
+                created_at: row.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for (endpoint, at) in seen {
+            sqlx::query("UPDATE endpoint_liveness SET last_seen_at = max(last_seen_at, ?) WHERE endpoint_id = ?")
+                .bind(at)
+                .bind(endpoint.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn current_revision(&self) -> Result<u64> {
+        let revision: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+    }
+}

@@ -1,0 +1,19 @@
+//! Core of the agent registry: the domain (agents, capabilities, endpoints, liveness), discovery
+//! queries and their in-memory index, the ports to storage and liveness, and the `Registry`
+//! use-cases. No web, database or cache crate is used here; adapters implement the ports.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod index;
+pub mod input;
+pub mod liveness;
+pub mod memory;
+pub mod model;
+pub mod ports;
+pub mod query;
+pub mod registry;
+pub mod view;
+
+pub use error::{ErrorKind, FieldError, RegistryError, Result};
+pub use registry::{RegisterOptions, Registration, Registry, RegistryConfig};

@@ -1,0 +1,164 @@
+//! In-memory implementations of the ports: a store for tests and the in-process liveness store
+//! of the embedded default.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::liveness::Millis;
+use crate::model::{Agent, AgentId, EndpointId};
+use crate::ports::{AgentStore, Change, IdempotencyRecord, LivenessStore, StoredAgent};
+
+/// An `AgentStore` that keeps everything in memory (lost on restart).
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    revision: u64,
+    agents: HashMap<AgentId, Agent>,
+    last_seen: HashMap<EndpointId, Millis>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+}
+
+#[async_trait]
+impl AgentStore for MemoryStore {
+    async fn load_all(&self) -> Result<Vec<StoredAgent>> {
+        let state = self.state.lock();
+        Ok(state
+            .agents
+            .values()
+            .map(|agent| StoredAgent {
+                last_seen: agent
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| state.last_seen.get(&e.id).map(|t| (e.id, *t)))
+                    .collect(),
+                agent: agent.clone(),
+            })
+            .collect())
+    }
+
+    async fn apply(&self, change: Change) -> Result<u64> {
+        let mut state = self.state.lock();
+        state.revision += 1;
+        let revision = state.revision;
+        match change {
+            Change::Put { mut agent, seen, idempotency, .. } => {
+                agent.revision = revision;
+                if let Some(old) = state.agents.get(&agent.id) {
+                    let removed: Vec<_> =
+                        old.endpoints.iter().filter(|e| agent.endpoint(e.id).is_none()).map(|e| e.id).collect();
+                    for id in removed {
+                        state.last_seen.remove(&id);
+                    }
+                }
+                state.last_seen.extend(seen);
+                if let Some(record) = idempotency {
+                    state.idempotency.insert((record.owner_id.clone(), record.key.clone()), record);
+                }
+                state.agents.insert(agent.id, agent);
+            }
+            Change::Delete { agent_id, .. } => {
+                if let Some(old) = state.agents.remove(&agent_id) {
+                    for e in &old.endpoints {
+                        state.last_seen.remove(&e.id);
+                    }
+                }
+            }
+        }
+        Ok(revision)
+    }
+
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        Ok(self.state.lock().idempotency.get(&(owner_id.to_owned(), key.to_owned())).cloned())
+    }
+
+    async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
+        let mut state = self.state.lock();
+        let n = state.idempotency.len();
+        state.idempotency.retain(|_, r| r.created_at >= before);
+        Ok((n - state.idempotency.len()) as u64)
+    }
+
+    async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
+        let mut state = self.state.lock();
+        for (id, at) in seen {
+            if let Some(t) = state.last_seen.get_mut(id) {
+                *t = (*t).max(*at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn current_revision(&self) -> Result<u64> {
+        Ok(self.state.lock().revision)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The embedded default's liveness store: touches are held in memory and written to the agent
+/// store in batches by `flush`, so a heartbeat never waits on the database while a restart still
+/// knows when each endpoint was last seen (possibly a little earlier than the truth, which can
+/// only make an endpoint look dead too soon, never alive too long).
+pub struct InProcessLiveness {
+    pending: Mutex<HashMap<EndpointId, Millis>>,
+    sink: Arc<dyn AgentStore>,
+}
+
+impl InProcessLiveness {
+    pub fn new(sink: Arc<dyn AgentStore>) -> Self {
+        Self { pending: Mutex::default(), sink }
+    }
+}
+
+#[async_trait]
+impl LivenessStore for InProcessLiveness {
+    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<()> {
+        let mut pending = self.pending.lock();
+        let t = pending.entry(endpoint).or_insert(at);
+        *t = (*t).max(at);
+        Ok(())
+    }
+
+    async fn forget(&self, endpoints: &[EndpointId]) -> Result<()> {
+        let mut pending = self.pending.lock();
+        for id in endpoints {
+            pending.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn last_seen(&self, endpoints: &[EndpointId]) -> Result<Vec<Option<Millis>>> {
+        let pending = self.pending.lock();
+        Ok(endpoints.iter().map(|id| pending.get(id).copied()).collect())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let batch: Vec<_> = std::mem::take(&mut *self.pending.lock()).into_iter().collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.sink.record_last_seen(&batch).await {
+            // Put the batch back (keeping newer touches) so the next flush retries it.
+            let mut pending = self.pending.lock();
+            for (id, at) in batch {
+                pending.entry(id).and_modify(|t| *t = (*t).max(at)).or_insert(at);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}

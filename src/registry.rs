@@ -1,0 +1,484 @@
+//! The registry's use-cases. Every write is serialised, stored as one atomic change with the
+//! next revision, and only then applied to the in-memory index, so a failed write leaves
+//! nothing behind. Reads and heartbeats never wait for a write to be stored.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::error::{RegistryError, Result};
+use crate::index::{Hit, Index, SearchPage};
+use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
+use crate::liveness::{LivenessPolicy, Millis};
+use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
+use crate::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore};
+use crate::query::DiscoveryQuery;
+use crate::view::LivenessView;
+
+/// Settings of the use-cases.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    pub liveness: LivenessPolicy,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_retention_secs: i64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { liveness: LivenessPolicy::default(), idempotency_retention_secs: 24 * 3600 }
+    }
+}
+
+/// Whether a registration created the agent or replayed an earlier identical one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    Created,
+    Replayed,
+}
+
+/// Who is asking and under which idempotency key.
+#[derive(Clone, Debug, Default)]
+pub struct RegisterOptions {
+    pub idempotency_key: Option<String>,
+}
+
+pub struct Registry {
+    store: Arc<dyn AgentStore>,
+    liveness: Arc<dyn LivenessStore>,
+    clock: Arc<dyn Clock>,
+    config: RegistryConfig,
+    index: RwLock<Index>,
+    /// Serialises writes so the index applies changes in revision order.
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    /// Loads every stored agent into the index.
+    pub async fn open(
+        store: Arc<dyn AgentStore>,
+        liveness: Arc<dyn LivenessStore>,
+        clock: Arc<dyn Clock>,
+        config: RegistryConfig,
+    ) -> Result<Self> {
+        let stored = store.load_all().await?;
+        let ids: Vec<EndpointId> = stored.iter().flat_map(|s| s.agent.endpoints.iter().map(|e| e.id)).collect();
+        let from_liveness = liveness.last_seen(&ids).await?;
+        let mut fresher: std::collections::HashMap<EndpointId, Millis> =
+            ids.into_iter().zip(from_liveness).filter_map(|(id, t)| t.map(|t| (id, t))).collect();
+        let mut index = Index::default();
+        for s in stored {
+            // An endpoint with no record at all counts as seen when it was created: it can only
+            // look older than it is, never younger.
+            let mut seen = s.last_seen;
+            for (id, t) in &mut seen {
+                if let Some(newer) = fresher.remove(id) {
+                    *t = (*t).max(newer);
+                }
+            }
+            for e in &s.agent.endpoints {
+                if !seen.iter().any(|(id, _)| *id == e.id) {
+                    seen.push((e.id, fresher.remove(&e.id).unwrap_or(e.created_at.timestamp_millis())));
+                }
+            }
+            let created = s.agent.created_at.timestamp_millis();
+            index.upsert(Arc::new(s.agent), &seen, created);
+        }
+        Ok(Self { store, liveness, clock, config, index: RwLock::new(index), writer: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn policy(&self) -> &LivenessPolicy {
+        &self.config.liveness
+    }
+
+    pub fn now_millis(&self) -> Millis {
+        self.clock.now_millis()
+    }
+
+    pub fn agent_count(&self) -> usize {
+        self.index.read().len()
+    }
+
+    pub fn get(&self, id: AgentId) -> Result<Hit> {
+        self.index.read().agent(id).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+    }
+
+    pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
+        let now = self.clock.now_millis();
+        self.index.read().search(query, &self.config.liveness, now)
+    }
+
+    pub async fn register(&self, input: &AgentInput, options: &RegisterOptions) -> Result<(Hit, Registration)> {
+        let now = self.clock.now();
+        let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
+        let request_hash = hash_request(input);
+        let _write = self.writer.lock().await;
+
+        // A retry (same key or same client-chosen id, same body) gets the first result back.
+        let key = options
+            .idempotency_key
+            .clone()
+            .or_else(|| input.id.map(|id| format!("agent-id:{id}")));
+        if let Some(key) = &key {
+            if let Some(record) = self.store.find_idempotency(&owner, key).await? {
+                if record.request_hash != request_hash {
+                    return Err(match input.id {
+                        Some(id) if options.idempotency_key.is_none() => RegistryError::AgentExists(id.to_string()),
+                        _ => RegistryError::IdempotencyKeyReused,
+                    });
+                }
+                let hit = self.get(record.agent_id)?;
+                return Ok((hit, Registration::Replayed));
+            }
+        }
+        let id = input.id.unwrap_or_else(AgentId::new_random);
+        if self.index.read().agent(id).is_some() {
+            return Err(RegistryError::AgentExists(id.to_string()));
+        }
+        let now_ms = now.timestamp_millis();
+        let agent = Agent {
+            id,
+            name: spec.name,
+            description: spec.description,
+            version: spec.version,
+            owner_id: owner.clone(),
+            tags: spec.tags,
+            labels: spec.labels,
+            capabilities: spec.capabilities.unwrap_or_default(),
+            endpoints,
+            metadata: spec.metadata,
+            permanent: spec.permanent,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
+        let idempotency = key.map(|key| IdempotencyRecord {
+            owner_id: owner,
+            key,
+            request_hash,
+            agent_id: id,
+            created_at: now_ms,
+        });
+        let hit = self.commit(agent, ChangeKind::Registered, seen, idempotency).await?;
+        Ok((hit, Registration::Created))
+    }
+
+    /// Replaces the descriptive fields; capabilities are replaced when given and kept when
+    /// absent; endpoints are never touched.
+    pub async fn update(&self, id: AgentId, input: &AgentInput, if_match: Option<u64>) -> Result<Hit> {
+        if input.id.is_some_and(|given| given != id) {
+            return Err(RegistryError::field("/id", "does not match the agent id in the path"));
+        }
+        let _write = self.writer.lock().await;
+        let current = self.current(id, if_match)?;
+        let spec = input.to_spec(&current.capabilities)?;
+        let mut agent = (*current).clone();
+        agent.name = spec.name;
+        agent.description = spec.description;
+        agent.version = spec.version;
+        agent.tags = spec.tags;
+        agent.labels = spec.labels;
+        if let Some(caps) = spec.capabilities {
+            agent.capabilities = caps;
+        }
+        agent.metadata = spec.metadata;
+        agent.permanent = spec.permanent;
+        agent.updated_at = self.clock.now();
+        self.commit(agent, ChangeKind::Updated, Vec::new(), None).await
+    }
+
+    pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
+        let _write = self.writer.lock().await;
+        self.current(id, if_match)?;
+        self.store.apply(Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
+        self.drop_from_index(id).await;
+        Ok(())
+    }
+
+    pub async fn add_endpoint(&self, id: AgentId, input: &EndpointInput, if_match: Option<u64>) -> Result<(Hit, EndpointId)> {
+        let now = self.clock.now();
+        let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
+        let _write = self.writer.lock().await;
+        let current = self.current(id, if_match)?;
+        let mut agent = (*current).clone();
+        if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
+            return Err(RegistryError::field(
+                "/",
+                format!("the agent already has {} endpoints, the limit", crate::input::limits::ENDPOINTS),
+            ));
+        }
+        let endpoint_id = endpoint.id;
+        agent.endpoints.push(endpoint);
+        ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+        agent.updated_at = now;
+        let seen = vec![(endpoint_id, now.timestamp_millis())];
+        Ok((self.commit(agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
+    }
+
+    /// Replaces an endpoint's settings, keeping its id and when it was last seen.
+    pub async fn update_endpoint(
+        &self,
+        id: AgentId,
+        endpoint_id: EndpointId,
+        input: &EndpointInput,
+        if_match: Option<u64>,
+    ) -> Result<Hit> {
+        let _write = self.writer.lock().await;
+        let current = self.current(id, if_match)?;
+        let old = current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+        let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, old.created_at)?;
+        let mut agent = (*current).clone();
+        for e in &mut agent.endpoints {
+            if e.id == endpoint_id {
+                *e = endpoint.clone();
+            }
+        }
+        ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+        agent.updated_at = self.clock.now();
+        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
+    }
+
+    pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
+        let _write = self.writer.lock().await;
+        let current = self.current(id, if_match)?;
+        current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+        let mut agent = (*current).clone();
+        agent.endpoints.retain(|e| e.id != endpoint_id);
+        agent.updated_at = self.clock.now();
+        let hit = self.commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
+        self.forget_liveness(&[endpoint_id]).await;
+        Ok(hit)
+    }
+
+    /// Heartbeat of one Persistent endpoint.
+    pub async fn heartbeat(&self, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
+        self.touch(id, endpoint_id, LivenessModel::Persistent).await
+    }
+
+    /// Lease renewal of one Ephemeral endpoint.
+    pub async fn renew(&self, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
+        self.touch(id, endpoint_id, LivenessModel::Ephemeral).await
+    }
+
+    /// Heartbeat of every Persistent endpoint of an agent in one call.
+    pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
+        let hit = self.get(id)?;
+        let persistent: Vec<EndpointId> = hit
+            .agent
+            .endpoints
+            .iter()
+            .filter(|e| e.liveness_model == LivenessModel::Persistent)
+            .map(|e| e.id)
+            .collect();
+        if persistent.is_empty() {
+            return Err(RegistryError::LivenessModelMismatch(format!(
+                "agent {id} has no Persistent endpoints to heartbeat; renew its Ephemeral endpoints with \
+                 POST /agents/{id}/endpoints/{{endpointId}}/renew"
+            )));
+        }
+        let mut out = Vec::with_capacity(persistent.len());
+        for endpoint_id in persistent {
+            out.push(self.touch(id, endpoint_id, LivenessModel::Persistent).await?);
+        }
+        Ok(out)
+    }
+
+    async fn touch(&self, id: AgentId, endpoint_id: EndpointId, model: LivenessModel) -> Result<LivenessView> {
+        let (endpoint, lease) = {
+            let index = self.index.read();
+            let found = index.endpoint(id, endpoint_id).ok_or_else(|| self.missing(&index, id, endpoint_id))?;
+            let endpoint = found.agent.endpoints[found.index].clone();
+            let lease = self.config.liveness.lease_millis(&endpoint);
+            (endpoint, lease)
+        };
+        if endpoint.liveness_model != model {
+            return Err(RegistryError::LivenessModelMismatch(match endpoint.liveness_model {
+                LivenessModel::Ephemeral => format!(
+                    "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
+                     POST /agents/{id}/endpoints/{endpoint_id}/renew instead"
+                ),
+                LivenessModel::Persistent => format!(
+                    "endpoint {endpoint_id} uses Persistent liveness; send \
+                     POST /agents/{id}/endpoints/{endpoint_id}/heartbeat instead"
+                ),
+            }));
+        }
+        let now = self.clock.now_millis();
+        self.liveness.touch(endpoint_id, now, lease).await?;
+        if !self.index.read().touch(endpoint_id, now) {
+            // Evicted or removed while we were recording the touch.
+            return Err(endpoint_not_found(id, endpoint_id));
+        }
+        Ok(LivenessView {
+            endpoint_id,
+            liveness_model: endpoint.liveness_model,
+            is_live: true,
+            last_seen_at: crate::clock::to_datetime(now),
+            expires_at: crate::clock::to_datetime(now + lease),
+        })
+    }
+
+    /// Evicts endpoints that have been dead long enough, and agents left without endpoints
+    /// (unless permanent). Returns how many endpoints were evicted.
+    pub async fn evict_stale(&self) -> Result<usize> {
+        let now = self.clock.now_millis();
+        let candidates = self.index.read().evictable(&self.config.liveness, now);
+        let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> = Default::default();
+        for (agent, endpoint, seen) in candidates {
+            by_agent.entry(agent).or_default().push((endpoint, seen));
+        }
+        let mut evicted = 0;
+        for (agent_id, endpoints) in by_agent {
+            let _write = self.writer.lock().await;
+            // Claim each endpoint; a heartbeat that got in first keeps it.
+            let claimed: Vec<(EndpointId, Millis)> = {
+                let index = self.index.read();
+                endpoints.into_iter().filter(|(e, seen)| index.claim_for_eviction(*e, *seen)).collect()
+            };
+            if claimed.is_empty() {
+                continue;
+            }
+            let Ok(hit) = self.get(agent_id) else { continue };
+            let mut agent = (*hit.agent).clone();
+            agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
+            let result = if agent.endpoints.is_empty() && !agent.permanent {
+                self.store.apply(Change::Delete { agent_id, kind: ChangeKind::Evicted }).await.map(|_| None)
+            } else {
+                agent.updated_at = self.clock.now();
+                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None).await.map(Some)
+            };
+            match result {
+                Ok(updated) => {
+                    match updated {
+                        None => {
+                            self.index.write().remove(agent_id);
+                        }
+                        Some(agent) => {
+                            self.index.write().upsert(Arc::new(agent), &[], now);
+                        }
+                    }
+                    let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
+                    self.forget_liveness(&ids).await;
+                    evicted += claimed.len();
+                }
+                Err(e) => {
+                    let index = self.index.read();
+                    for (id, seen) in &claimed {
+                        index.release_claim(*id, *seen);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(evicted)
+    }
+
+    /// Periodic upkeep: eviction, durable liveness, forgetting old idempotency keys.
+    pub async fn maintain(&self) -> Result<usize> {
+        let evicted = self.evict_stale().await?;
+        self.liveness.flush().await?;
+        let before = self.clock.now_millis() - self.config.idempotency_retention_secs * 1000;
+        self.store.expire_idempotency(before).await?;
+        Ok(evicted)
+    }
+
+    /// Readiness of both backing stores.
+    pub async fn check(&self) -> (Result<()>, Result<()>) {
+        (self.store.ping().await, self.liveness.ping().await)
+    }
+
+    /// Makes pending liveness durable; called at shutdown.
+    pub async fn flush(&self) -> Result<()> {
+        self.liveness.flush().await
+    }
+
+    fn current(&self, id: AgentId, if_match: Option<u64>) -> Result<Arc<Agent>> {
+        let agent = self.get(id)?.agent;
+        match if_match {
+            Some(expected) if expected != agent.revision => {
+                Err(RegistryError::RevisionMismatch { expected, current: agent.revision })
+            }
+            _ => Ok(agent),
+        }
+    }
+
+    fn missing(&self, index: &Index, id: AgentId, endpoint_id: EndpointId) -> RegistryError {
+        if index.agent(id).is_none() {
+            RegistryError::AgentNotFound(id.to_string())
+        } else {
+            endpoint_not_found(id, endpoint_id)
+        }
+    }
+
+    async fn store_put(
+        &self,
+        mut agent: Agent,
+        kind: ChangeKind,
+        seen: Vec<(EndpointId, Millis)>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<Agent> {
+        let revision = self.store.apply(Change::Put { agent: agent.clone(), kind, seen, idempotency }).await?;
+        agent.revision = revision;
+        Ok(agent)
+    }
+
+    async fn commit(
+        &self,
+        agent: Agent,
+        kind: ChangeKind,
+        seen: Vec<(EndpointId, Millis)>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<Hit> {
+        let id = agent.id;
+        let now = self.clock.now_millis();
+        let agent = self.store_put(agent, kind, seen.clone(), idempotency).await?;
+        for (endpoint, at) in &seen {
+            let lease = agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e));
+            if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
+                tracing::warn!(error = %e, "liveness store update failed after a stored change");
+            }
+        }
+        let mut index = self.index.write();
+        index.upsert(Arc::new(agent), &seen, now);
+        index.agent(id).ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
+    }
+
+    async fn drop_from_index(&self, id: AgentId) {
+        let removed = self.index.write().remove(id);
+        if let Some(removed) = removed {
+            let ids: Vec<EndpointId> = removed.endpoints.iter().map(|(id, _)| *id).collect();
+            self.forget_liveness(&ids).await;
+        }
+    }
+
+    async fn forget_liveness(&self, ids: &[EndpointId]) {
+        // Leftover liveness records of removed endpoints are harmless (they expire or are
+        // ignored), so a failure here must not fail the change that was already stored.
+        if let Err(e) = self.liveness.forget(ids).await {
+            tracing::warn!(error = %e, "liveness store update failed after a stored change");
+        }
+    }
+}
+
+
+/// A single-endpoint request has one name to blame: the body's.
+fn point_at_body_name(e: RegistryError) -> RegistryError {
+    match e {
+        RegistryError::DuplicateEndpointName { name, .. } => RegistryError::DuplicateEndpointName { name, pointer: "/name".into() },
+        other => other,
+    }
+}
+
+fn endpoint_not_found(id: AgentId, endpoint_id: EndpointId) -> RegistryError {
+    RegistryError::EndpointNotFound { agent: id.to_string(), endpoint: endpoint_id.to_string() }
+}
+
+/// A stable hash of a registration request, to recognise retries.
+fn hash_request(input: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(input).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
