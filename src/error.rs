@@ -16,7 +16,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -65,7 +68,11 @@ pub enum RegistryError {
 }
 
 fn summarize(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.pointer, e.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl RegistryError {
@@ -111,7 +118,8 @@ impl RegistryError {
         match self {
             Self::Validation(errors) => errors.clone(),
             Self::InvalidQuery { detail, pointer } => vec![FieldError::new(pointer, detail)],
-            Self::DuplicateEndpointName { pointer, .. } | Self::DuplicateCapabilityName { pointer, .. } => {
+            Self::DuplicateEndpointName { pointer, .. }
+            | Self::DuplicateCapabilityName { pointer, .. } => {
                 vec![FieldError::new(pointer, self.to_string())]
             }
             _ => Vec::new(),
@@ -132,7 +140,10 @@ impl RegistryError {
     }
 
     pub fn query(pointer: &str, detail: impl Into<String>) -> Self {
-        Self::InvalidQuery { detail: detail.into(), pointer: format!("?{pointer}") }
+        Self::InvalidQuery {
+            detail: detail.into(),
+            pointer: format!("?{pointer}"),
+        }
     }
 
     pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {

@@ -107,7 +107,11 @@ impl Terms {
         for tag in &tags {
             text.extend(words(tag));
         }
-        let mut capabilities: Vec<String> = agent.capabilities.iter().map(|c| c.name.to_lowercase()).collect();
+        let mut capabilities: Vec<String> = agent
+            .capabilities
+            .iter()
+            .map(|c| c.name.to_lowercase())
+            .collect();
         let mut protocols: Vec<Protocol> = agent.endpoints.iter().map(|e| e.protocol).collect();
         let mut transports: Vec<Transport> = agent.endpoints.iter().map(|e| e.transport).collect();
         for v in [&mut capabilities, &mut tags, &mut text] {
@@ -121,7 +125,11 @@ impl Terms {
         Self {
             capabilities,
             tags,
-            labels: agent.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            labels: agent
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             words: text,
             protocols,
             transports,
@@ -157,7 +165,12 @@ impl Index {
         let entry = self.entry(*self.by_id.get(&id)?)?;
         Some(Hit {
             agent: entry.agent.clone(),
-            endpoints: entry.last_seen.iter().enumerate().map(|(i, t)| (i, t.load(Ordering::Acquire))).collect(),
+            endpoints: entry
+                .last_seen
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, t.load(Ordering::Acquire)))
+                .collect(),
         })
     }
 
@@ -171,23 +184,39 @@ impl Index {
         if entry.agent.id != agent {
             return None;
         }
-        let index = entry.agent.endpoints.iter().position(|e| e.id == endpoint)?;
-        Some(EndpointRef { agent: entry.agent.clone(), index, last_seen: entry.last_seen[index].load(Ordering::Acquire) })
+        let index = entry
+            .agent
+            .endpoints
+            .iter()
+            .position(|e| e.id == endpoint)?;
+        Some(EndpointRef {
+            agent: entry.agent.clone(),
+            index,
+            last_seen: entry.last_seen[index].load(Ordering::Acquire),
+        })
     }
 
     /// Records that an endpoint was seen at `at`. Returns false if it is gone or being evicted.
     pub fn touch(&self, endpoint: EndpointId, at: Millis) -> bool {
-        let Some(entry) = self.by_endpoint.get(&endpoint).and_then(|s| self.entry(*s)) else { return false };
-        let Some(i) = entry.agent.endpoints.iter().position(|e| e.id == endpoint) else { return false };
+        let Some(entry) = self.by_endpoint.get(&endpoint).and_then(|s| self.entry(*s)) else {
+            return false;
+        };
+        let Some(i) = entry.agent.endpoints.iter().position(|e| e.id == endpoint) else {
+            return false;
+        };
         entry.last_seen[i]
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                (t != EVICTING).then_some(t.max(at))
+            })
             .is_ok()
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.
     pub fn claim_for_eviction(&self, endpoint: EndpointId, observed: Millis) -> bool {
-        self.last_seen_cell(endpoint)
-            .is_some_and(|c| c.compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire).is_ok())
+        self.last_seen_cell(endpoint).is_some_and(|c| {
+            c.compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
     }
 
     /// Gives back a claim when the eviction could not be stored.
@@ -199,12 +228,20 @@ impl Index {
 
     fn last_seen_cell(&self, endpoint: EndpointId) -> Option<&AtomicI64> {
         let entry = self.entry(*self.by_endpoint.get(&endpoint)?)?;
-        let i = entry.agent.endpoints.iter().position(|e| e.id == endpoint)?;
+        let i = entry
+            .agent
+            .endpoints
+            .iter()
+            .position(|e| e.id == endpoint)?;
         Some(&entry.last_seen[i])
     }
 
     /// Endpoints that may be evicted at `now`: (agent, endpoint, last seen).
-    pub fn evictable(&self, policy: &LivenessPolicy, now: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
+    pub fn evictable(
+        &self,
+        policy: &LivenessPolicy,
+        now: Millis,
+    ) -> Vec<(AgentId, EndpointId, Millis)> {
         let mut out = Vec::new();
         for entry in self.entries.iter().flatten() {
             for (ep, t) in entry.agent.endpoints.iter().zip(entry.last_seen.iter()) {
@@ -219,13 +256,21 @@ impl Index {
 
     /// Inserts or replaces an agent. Endpoints that stay keep their last-seen time; new ones
     /// take it from `seen` (or `default_seen`).
-    pub fn upsert(&mut self, agent: Arc<Agent>, seen: &[(EndpointId, Millis)], default_seen: Millis) {
+    pub fn upsert(
+        &mut self,
+        agent: Arc<Agent>,
+        seen: &[(EndpointId, Millis)],
+        default_seen: Millis,
+    ) {
         let previous = self.remove(agent.id);
         let last_seen: Arc<[AtomicI64]> = agent
             .endpoints
             .iter()
             .map(|e| {
-                let kept = previous.as_ref().and_then(|p| p.endpoints.iter().find(|(id, _)| *id == e.id)).map(|x| x.1);
+                let kept = previous
+                    .as_ref()
+                    .and_then(|p| p.endpoints.iter().find(|(id, _)| *id == e.id))
+                    .map(|x| x.1);
                 let fresh = seen.iter().find(|(id, _)| *id == e.id).map(|x| x.1);
                 AtomicI64::new(kept.or(fresh).unwrap_or(default_seen))
             })
@@ -242,7 +287,11 @@ impl Index {
         for e in &agent.endpoints {
             self.by_endpoint.insert(e.id, slot);
         }
-        self.entries[slot as usize] = Some(Entry { agent, key, last_seen });
+        self.entries[slot as usize] = Some(Entry {
+            agent,
+            key,
+            last_seen,
+        });
     }
 
     /// Removes an agent; returns its endpoints' last-seen times.
@@ -332,16 +381,24 @@ impl Index {
             sets.push(prefix_union(&self.words, w));
         }
         if !q.protocols.is_empty() {
-            sets.push(union(q.protocols.iter().filter_map(|p| self.protocols.get(p))));
+            sets.push(union(
+                q.protocols.iter().filter_map(|p| self.protocols.get(p)),
+            ));
         }
         if !q.transports.is_empty() {
-            sets.push(union(q.transports.iter().filter_map(|t| self.transports.get(t))));
+            sets.push(union(
+                q.transports.iter().filter_map(|t| self.transports.get(t)),
+            ));
         }
         if nothing || sets.iter().any(|s| s.postings().0.is_empty()) {
             return self.paginate(Vec::new().into_iter(), q);
         }
         sets.sort_by_key(|s| s.postings().0.len());
-        let matches = |slot: Slot, skip_first: bool| sets.iter().skip(usize::from(skip_first)).all(|s| s.postings().contains(slot));
+        let matches = |slot: Slot, skip_first: bool| {
+            sets.iter()
+                .skip(usize::from(skip_first))
+                .all(|s| s.postings().contains(slot))
+        };
 
         // A small candidate set is sorted; a large one is read in the stored order instead.
         match sets.first() {
@@ -370,8 +427,19 @@ impl Index {
     }
 
     /// The endpoints of an agent that pass the endpoint filters, or `None` if the agent fails.
-    fn evaluate(&self, entry: &Entry, q: &DiscoveryQuery, policy: &LivenessPolicy, now: Millis) -> Option<Hit> {
-        let all = entry.agent.endpoints.iter().zip(entry.last_seen.iter()).enumerate();
+    fn evaluate(
+        &self,
+        entry: &Entry,
+        q: &DiscoveryQuery,
+        policy: &LivenessPolicy,
+        now: Millis,
+    ) -> Option<Hit> {
+        let all = entry
+            .agent
+            .endpoints
+            .iter()
+            .zip(entry.last_seen.iter())
+            .enumerate();
         let endpoints: Vec<(usize, Millis)> = if q.filters_endpoints() {
             all.filter(|(_, (e, t))| {
                 (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
@@ -384,16 +452,24 @@ impl Index {
             .map(|(i, (_, t))| (i, t.load(Ordering::Acquire)))
             .collect()
         } else {
-            all.map(|(i, (_, t))| (i, t.load(Ordering::Acquire))).collect()
+            all.map(|(i, (_, t))| (i, t.load(Ordering::Acquire)))
+                .collect()
         };
         if q.filters_endpoints() && endpoints.is_empty() {
             return None;
         }
-        Some(Hit { agent: entry.agent.clone(), endpoints })
+        Some(Hit {
+            agent: entry.agent.clone(),
+            endpoints,
+        })
     }
 
     /// Counts every hit and keeps only the requested page.
-    fn paginate<'k>(&self, hits: impl Iterator<Item = (&'k SortKey, Hit)>, q: &DiscoveryQuery) -> SearchPage {
+    fn paginate<'k>(
+        &self,
+        hits: impl Iterator<Item = (&'k SortKey, Hit)>,
+        q: &DiscoveryQuery,
+    ) -> SearchPage {
         let size = q.page_size;
         let mut total = 0;
         let mut before = 0;
@@ -431,7 +507,11 @@ impl Index {
             total,
             page: page_number,
             page_size: size,
-            next_cursor: if has_more { last_key.map(SortKey::to_cursor) } else { None },
+            next_cursor: if has_more {
+                last_key.map(SortKey::to_cursor)
+            } else {
+                None
+            },
         }
     }
 }
@@ -449,7 +529,10 @@ fn union<'a>(lists: impl Iterator<Item = &'a Postings>) -> Set<'a> {
 }
 
 fn prefix_union<'a>(map: &'a BTreeMap<String, Postings>, prefix: &str) -> Set<'a> {
-    let mut matching = map.range(prefix.to_owned()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, p)| p);
+    let mut matching = map
+        .range(prefix.to_owned()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(_, p)| p);
     match (matching.next(), matching.next()) {
         (None, _) => Set::Owned(Postings::default()),
         (Some(one), None) => Set::Borrowed(one),

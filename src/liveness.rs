@@ -48,7 +48,9 @@ impl LivenessPolicy {
                 i64::from(endpoint.ttl_seconds.unwrap_or(self.default_ttl_seconds)) * 1000
             }
             LivenessModel::Persistent => {
-                let interval = endpoint.heartbeat_interval_seconds.unwrap_or(self.default_heartbeat_interval_seconds);
+                let interval = endpoint
+                    .heartbeat_interval_seconds
+                    .unwrap_or(self.default_heartbeat_interval_seconds);
                 i64::from(interval) * 100 * PERSISTENT_LEASE_TENTHS
             }
         }
@@ -67,12 +69,17 @@ impl LivenessPolicy {
     pub fn evict_at(&self, endpoint: &Endpoint, last_seen: Millis) -> Millis {
         let expires = self.expires_at(endpoint, last_seen);
         let evict = match endpoint.liveness_model {
-            LivenessModel::Ephemeral => expires.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000),
+            LivenessModel::Ephemeral => {
+                expires.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000)
+            }
             LivenessModel::Persistent => {
                 let interval = i64::from(
-                    endpoint.heartbeat_interval_seconds.unwrap_or(self.default_heartbeat_interval_seconds),
+                    endpoint
+                        .heartbeat_interval_seconds
+                        .unwrap_or(self.default_heartbeat_interval_seconds),
                 );
-                last_seen.saturating_add(interval * 1000 * i64::from(self.evict_after_missed_heartbeats))
+                last_seen
+                    .saturating_add(interval * 1000 * i64::from(self.evict_after_missed_heartbeats))
             }
         };
         evict.max(expires)

@@ -28,7 +28,10 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { liveness: LivenessPolicy::default(), idempotency_retention_secs: 24 * 3600 }
+        Self {
+            liveness: LivenessPolicy::default(),
+            idempotency_retention_secs: 24 * 3600,
+        }
     }
 }
 
@@ -64,10 +67,16 @@ impl Registry {
         config: RegistryConfig,
     ) -> Result<Self> {
         let stored = store.load_all().await?;
-        let ids: Vec<EndpointId> = stored.iter().flat_map(|s| s.agent.endpoints.iter().map(|e| e.id)).collect();
+        let ids: Vec<EndpointId> = stored
+            .iter()
+            .flat_map(|s| s.agent.endpoints.iter().map(|e| e.id))
+            .collect();
         let from_liveness = liveness.last_seen(&ids).await?;
-        let mut fresher: std::collections::HashMap<EndpointId, Millis> =
-            ids.into_iter().zip(from_liveness).filter_map(|(id, t)| t.map(|t| (id, t))).collect();
+        let mut fresher: std::collections::HashMap<EndpointId, Millis> = ids
+            .into_iter()
+            .zip(from_liveness)
+            .filter_map(|(id, t)| t.map(|t| (id, t)))
+            .collect();
         let mut index = Index::default();
         for s in stored {
             // An endpoint with no record at all counts as seen when it was created: it can only
@@ -80,13 +89,25 @@ impl Registry {
             }
             for e in &s.agent.endpoints {
                 if !seen.iter().any(|(id, _)| *id == e.id) {
-                    seen.push((e.id, fresher.remove(&e.id).unwrap_or(e.created_at.timestamp_millis())));
+                    seen.push((
+                        e.id,
+                        fresher
+                            .remove(&e.id)
+                            .unwrap_or(e.created_at.timestamp_millis()),
+                    ));
                 }
             }
             let created = s.agent.created_at.timestamp_millis();
             index.upsert(Arc::new(s.agent), &seen, created);
         }
-        Ok(Self { store, liveness, clock, config, index: RwLock::new(index), writer: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            store,
+            liveness,
+            clock,
+            config,
+            index: RwLock::new(index),
+            writer: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn policy(&self) -> &LivenessPolicy {
@@ -102,7 +123,10 @@ impl Registry {
     }
 
     pub fn get(&self, id: AgentId) -> Result<Hit> {
-        self.index.read().agent(id).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+        self.index
+            .read()
+            .agent(id)
+            .ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
     pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
@@ -110,7 +134,11 @@ impl Registry {
         self.index.read().search(query, &self.config.liveness, now)
     }
 
-    pub async fn register(&self, input: &AgentInput, options: &RegisterOptions) -> Result<(Hit, Registration)> {
+    pub async fn register(
+        &self,
+        input: &AgentInput,
+        options: &RegisterOptions,
+    ) -> Result<(Hit, Registration)> {
         let now = self.clock.now();
         let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
         let request_hash = hash_request(input);
@@ -125,7 +153,9 @@ impl Registry {
             if let Some(record) = self.store.find_idempotency(&owner, key).await? {
                 if record.request_hash != request_hash {
                     return Err(match input.id {
-                        Some(id) if options.idempotency_key.is_none() => RegistryError::AgentExists(id.to_string()),
+                        Some(id) if options.idempotency_key.is_none() => {
+                            RegistryError::AgentExists(id.to_string())
+                        }
                         _ => RegistryError::IdempotencyKeyReused,
                     });
                 }
@@ -162,15 +192,25 @@ impl Registry {
             agent_id: id,
             created_at: now_ms,
         });
-        let hit = self.commit(agent, ChangeKind::Registered, seen, idempotency).await?;
+        let hit = self
+            .commit(agent, ChangeKind::Registered, seen, idempotency)
+            .await?;
         Ok((hit, Registration::Created))
     }
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
     /// absent; endpoints are never touched.
-    pub async fn update(&self, id: AgentId, input: &AgentInput, if_match: Option<u64>) -> Result<Hit> {
+    pub async fn update(
+        &self,
+        id: AgentId,
+        input: &AgentInput,
+        if_match: Option<u64>,
+    ) -> Result<Hit> {
         if input.id.is_some_and(|given| given != id) {
-            return Err(RegistryError::field("/id", "does not match the agent id in the path"));
+            return Err(RegistryError::field(
+                "/id",
+                "does not match the agent id in the path",
+            ));
         }
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
@@ -187,18 +227,29 @@ impl Registry {
         agent.metadata = spec.metadata;
         agent.permanent = spec.permanent;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::Updated, Vec::new(), None).await
+        self.commit(agent, ChangeKind::Updated, Vec::new(), None)
+            .await
     }
 
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let _write = self.writer.lock().await;
         self.current(id, if_match)?;
-        self.store.apply(Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
+        self.store
+            .apply(Change::Delete {
+                agent_id: id,
+                kind: ChangeKind::Deregistered,
+            })
+            .await?;
         self.drop_from_index(id).await;
         Ok(())
     }
 
-    pub async fn add_endpoint(&self, id: AgentId, input: &EndpointInput, if_match: Option<u64>) -> Result<(Hit, EndpointId)> {
+    pub async fn add_endpoint(
+        &self,
+        id: AgentId,
+        input: &EndpointInput,
+        if_match: Option<u64>,
+    ) -> Result<(Hit, EndpointId)> {
         let now = self.clock.now();
         let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
         let _write = self.writer.lock().await;
@@ -207,7 +258,10 @@ impl Registry {
         if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
             return Err(RegistryError::field(
                 "/",
-                format!("the agent already has {} endpoints, the limit", crate::input::limits::ENDPOINTS),
+                format!(
+                    "the agent already has {} endpoints, the limit",
+                    crate::input::limits::ENDPOINTS
+                ),
             ));
         }
         let endpoint_id = endpoint.id;
@@ -215,7 +269,11 @@ impl Registry {
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = now;
         let seen = vec![(endpoint_id, now.timestamp_millis())];
-        Ok((self.commit(agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
+        Ok((
+            self.commit(agent, ChangeKind::EndpointAdded, seen, None)
+                .await?,
+            endpoint_id,
+        ))
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
@@ -228,7 +286,9 @@ impl Registry {
     ) -> Result<Hit> {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        let old = current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+        let old = current
+            .endpoint(endpoint_id)
+            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
         let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, old.created_at)?;
         let mut agent = (*current).clone();
         for e in &mut agent.endpoints {
@@ -238,17 +298,27 @@ impl Registry {
         }
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
+        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None)
+            .await
     }
 
-    pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
+    pub async fn remove_endpoint(
+        &self,
+        id: AgentId,
+        endpoint_id: EndpointId,
+        if_match: Option<u64>,
+    ) -> Result<Hit> {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+        current
+            .endpoint(endpoint_id)
+            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
         let mut agent = (*current).clone();
         agent.endpoints.retain(|e| e.id != endpoint_id);
         agent.updated_at = self.clock.now();
-        let hit = self.commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
+        let hit = self
+            .commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None)
+            .await?;
         self.forget_liveness(&[endpoint_id]).await;
         Ok(hit)
     }
@@ -281,30 +351,42 @@ impl Registry {
         }
         let mut out = Vec::with_capacity(persistent.len());
         for endpoint_id in persistent {
-            out.push(self.touch(id, endpoint_id, LivenessModel::Persistent).await?);
+            out.push(
+                self.touch(id, endpoint_id, LivenessModel::Persistent)
+                    .await?,
+            );
         }
         Ok(out)
     }
 
-    async fn touch(&self, id: AgentId, endpoint_id: EndpointId, model: LivenessModel) -> Result<LivenessView> {
+    async fn touch(
+        &self,
+        id: AgentId,
+        endpoint_id: EndpointId,
+        model: LivenessModel,
+    ) -> Result<LivenessView> {
         let (endpoint, lease) = {
             let index = self.index.read();
-            let found = index.endpoint(id, endpoint_id).ok_or_else(|| self.missing(&index, id, endpoint_id))?;
+            let found = index
+                .endpoint(id, endpoint_id)
+                .ok_or_else(|| self.missing(&index, id, endpoint_id))?;
             let endpoint = found.agent.endpoints[found.index].clone();
             let lease = self.config.liveness.lease_millis(&endpoint);
             (endpoint, lease)
         };
         if endpoint.liveness_model != model {
-            return Err(RegistryError::LivenessModelMismatch(match endpoint.liveness_model {
-                LivenessModel::Ephemeral => format!(
-                    "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
+            return Err(RegistryError::LivenessModelMismatch(
+                match endpoint.liveness_model {
+                    LivenessModel::Ephemeral => format!(
+                        "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
                      POST /agents/{id}/endpoints/{endpoint_id}/renew instead"
-                ),
-                LivenessModel::Persistent => format!(
-                    "endpoint {endpoint_id} uses Persistent liveness; send \
+                    ),
+                    LivenessModel::Persistent => format!(
+                        "endpoint {endpoint_id} uses Persistent liveness; send \
                      POST /agents/{id}/endpoints/{endpoint_id}/heartbeat instead"
-                ),
-            }));
+                    ),
+                },
+            ));
         }
         let now = self.clock.now_millis();
         self.liveness.touch(endpoint_id, now, lease).await?;
@@ -326,7 +408,8 @@ impl Registry {
     pub async fn evict_stale(&self) -> Result<usize> {
         let now = self.clock.now_millis();
         let candidates = self.index.read().evictable(&self.config.liveness, now);
-        let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> = Default::default();
+        let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> =
+            Default::default();
         for (agent, endpoint, seen) in candidates {
             by_agent.entry(agent).or_default().push((endpoint, seen));
         }
@@ -336,19 +419,34 @@ impl Registry {
             // Claim each endpoint; a heartbeat that got in first keeps it.
             let claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.index.read();
-                endpoints.into_iter().filter(|(e, seen)| index.claim_for_eviction(*e, *seen)).collect()
+                endpoints
+                    .into_iter()
+                    .filter(|(e, seen)| index.claim_for_eviction(*e, *seen))
+                    .collect()
             };
             if claimed.is_empty() {
                 continue;
             }
-            let Ok(hit) = self.get(agent_id) else { continue };
+            let Ok(hit) = self.get(agent_id) else {
+                continue;
+            };
             let mut agent = (*hit.agent).clone();
-            agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
+            agent
+                .endpoints
+                .retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
             let result = if agent.endpoints.is_empty() && !agent.permanent {
-                self.store.apply(Change::Delete { agent_id, kind: ChangeKind::Evicted }).await.map(|_| None)
+                self.store
+                    .apply(Change::Delete {
+                        agent_id,
+                        kind: ChangeKind::Evicted,
+                    })
+                    .await
+                    .map(|_| None)
             } else {
                 agent.updated_at = self.clock.now();
-                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None).await.map(Some)
+                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None)
+                    .await
+                    .map(Some)
             };
             match result {
                 Ok(updated) => {
@@ -398,9 +496,10 @@ impl Registry {
     fn current(&self, id: AgentId, if_match: Option<u64>) -> Result<Arc<Agent>> {
         let agent = self.get(id)?.agent;
         match if_match {
-            Some(expected) if expected != agent.revision => {
-                Err(RegistryError::RevisionMismatch { expected, current: agent.revision })
-            }
+            Some(expected) if expected != agent.revision => Err(RegistryError::RevisionMismatch {
+                expected,
+                current: agent.revision,
+            }),
             _ => Ok(agent),
         }
     }
@@ -420,7 +519,15 @@ impl Registry {
         seen: Vec<(EndpointId, Millis)>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Agent> {
-        let revision = self.store.apply(Change::Put { agent: agent.clone(), kind, seen, idempotency }).await?;
+        let revision = self
+            .store
+            .apply(Change::Put {
+                agent: agent.clone(),
+                kind,
+                seen,
+                idempotency,
+            })
+            .await?;
         agent.revision = revision;
         Ok(agent)
     }
@@ -434,16 +541,22 @@ impl Registry {
     ) -> Result<Hit> {
         let id = agent.id;
         let now = self.clock.now_millis();
-        let agent = self.store_put(agent, kind, seen.clone(), idempotency).await?;
+        let agent = self
+            .store_put(agent, kind, seen.clone(), idempotency)
+            .await?;
         for (endpoint, at) in &seen {
-            let lease = agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e));
+            let lease = agent
+                .endpoint(*endpoint)
+                .map_or(0, |e| self.config.liveness.lease_millis(e));
             if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
                 tracing::warn!(error = %e, "liveness store update failed after a stored change");
             }
         }
         let mut index = self.index.write();
         index.upsert(Arc::new(agent), &seen, now);
-        index.agent(id).ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
+        index
+            .agent(id)
+            .ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
     }
 
     async fn drop_from_index(&self, id: AgentId) {
@@ -463,17 +576,22 @@ impl Registry {
     }
 }
 
-
 /// A single-endpoint request has one name to blame: the body's.
 fn point_at_body_name(e: RegistryError) -> RegistryError {
     match e {
-        RegistryError::DuplicateEndpointName { name, .. } => RegistryError::DuplicateEndpointName { name, pointer: "/name".into() },
+        RegistryError::DuplicateEndpointName { name, .. } => RegistryError::DuplicateEndpointName {
+            name,
+            pointer: "/name".into(),
+        },
         other => other,
     }
 }
 
 fn endpoint_not_found(id: AgentId, endpoint_id: EndpointId) -> RegistryError {
-    RegistryError::EndpointNotFound { agent: id.to_string(), endpoint: endpoint_id.to_string() }
+    RegistryError::EndpointNotFound {
+        agent: id.to_string(),
+        endpoint: endpoint_id.to_string(),
+    }
 }
 
 /// A stable hash of a registration request, to recognise retries.

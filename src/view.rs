@@ -44,9 +44,19 @@ pub struct EndpointView<'a> {
 }
 
 impl<'a> EndpointView<'a> {
-    pub fn new(endpoint: &'a Endpoint, last_seen: Millis, policy: &LivenessPolicy, now: Millis) -> Self {
+    pub fn new(
+        endpoint: &'a Endpoint,
+        last_seen: Millis,
+        policy: &LivenessPolicy,
+        now: Millis,
+    ) -> Self {
         let expires = policy.expires_at(endpoint, last_seen);
-        Self { endpoint, is_live: now < expires, last_seen_at: to_datetime(last_seen), expires_at: to_datetime(expires) }
+        Self {
+            endpoint,
+            is_live: now < expires,
+            last_seen_at: to_datetime(last_seen),
+            expires_at: to_datetime(expires),
+        }
     }
 }
 
@@ -62,7 +72,11 @@ impl<'a> AgentView<'a> {
             tags: &a.tags,
             labels: &a.labels,
             capabilities: &a.capabilities,
-            endpoints: hit.endpoints.iter().map(|(i, t)| EndpointView::new(&a.endpoints[*i], *t, policy, now)).collect(),
+            endpoints: hit
+                .endpoints
+                .iter()
+                .map(|(i, t)| EndpointView::new(&a.endpoints[*i], *t, policy, now))
+                .collect(),
             metadata: &a.metadata,
             permanent: a.permanent,
             created_at: a.created_at,
@@ -104,7 +118,11 @@ impl<'a> PageView<'a> {
     pub fn new(page: &'a SearchPage, policy: &LivenessPolicy, now: Millis) -> Self {
         let total_pages = page.total.div_ceil(page.page_size);
         Self {
-            items: page.hits.iter().map(|h| AgentView::new(h, policy, now)).collect(),
+            items: page
+                .hits
+                .iter()
+                .map(|h| AgentView::new(h, policy, now))
+                .collect(),
             total_count: page.total,
             page: page.page,
             page_size: page.page_size,

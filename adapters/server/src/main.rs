@@ -1,1 +1,33 @@
-fn main() {}
+//! `agent-registry`: `serve` (default) runs the service; `migrate` prepares the database.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use agent_registry::config::LogFormat;
+use agent_registry::{Cli, Command};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.config.log_format {
+        LogFormat::Json => subscriber.json().init(),
+        LogFormat::Text => subscriber.init(),
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => agent_registry::serve(cli.config).await,
+        Command::Migrate => agent_registry::migrate(&cli.config).await.map(|applied| {
+            tracing::info!(applied, "database is migrated");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "agent registry failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -11,7 +11,9 @@ use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAg
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -46,10 +48,11 @@ impl SqliteStore {
     /// Applies pending migrations and reports how many migrations the database now has.
     pub async fn migrate(url: &str) -> Result<usize> {
         let store = Self::open(url).await?;
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&store.pool)
-            .await
-            .map_err(unavailable)?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&store.pool)
+                .await
+                .map_err(unavailable)?;
         store.pool.close().await;
         Ok(usize::try_from(applied).unwrap_or_default())
     }
@@ -73,14 +76,21 @@ impl AgentStore for SqliteStore {
                 seen.entry(row.get(1)).or_default().push((id, row.get(2)));
             }
         }
-        let rows = sqlx::query("SELECT id, document FROM agents").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT id, document FROM agents")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.into_iter()
             .map(|row| {
                 let id: String = row.get(0);
                 let document: String = row.get(1);
-                let agent: Agent = serde_json::from_str(&document)
-                    .map_err(|e| RegistryError::Internal(format!("stored agent {id} is unreadable: {e}")))?;
-                Ok(StoredAgent { last_seen: seen.remove(&id).unwrap_or_default(), agent })
+                let agent: Agent = serde_json::from_str(&document).map_err(|e| {
+                    RegistryError::Internal(format!("stored agent {id} is unreadable: {e}"))
+                })?;
+                Ok(StoredAgent {
+                    last_seen: seen.remove(&id).unwrap_or_default(),
+                    agent,
+                })
             })
             .collect()
     }
@@ -100,9 +110,15 @@ impl AgentStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         match change {
-            Change::Put { mut agent, seen, idempotency, .. } => {
+            Change::Put {
+                mut agent,
+                seen,
+                idempotency,
+                ..
+            } => {
                 agent.revision = u64::try_from(revision).unwrap_or_default();
-                let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let document = serde_json::to_string(&agent)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
                 let id = agent.id.to_string();
                 sqlx::query(
                     "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
@@ -120,7 +136,8 @@ impl AgentStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-                let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
+                let current: Vec<String> =
+                    agent.endpoints.iter().map(|e| e.id.to_string()).collect();
                 sqlx::query(
                     "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",
                 )
@@ -168,7 +185,11 @@ impl AgentStore for SqliteStore {
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
     }
 
-    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+    async fn find_idempotency(
+        &self,
+        owner_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
         let row = sqlx::query(
             "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = ? AND key = ?",
         )
@@ -222,6 +243,10 @@ impl AgentStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 }

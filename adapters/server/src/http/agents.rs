@@ -1,0 +1,317 @@
+//! Agent management and discovery routes: extract, one `Registry` call, render.
+
+use agent_registry_core::index::Hit;
+use agent_registry_core::input::{AgentInput, EndpointInput};
+use agent_registry_core::model::{AgentId, EndpointId};
+use agent_registry_core::view::{AgentView, EndpointView, LivenessView, PageView};
+use agent_registry_core::{RegisterOptions, Registration};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::extract::{JsonBody, QueryPairs, idempotency_key, if_match};
+use super::problem::{ApiError, Problem};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The agent with its `ETag` (the revision).
+fn agent_response(state: &AppState, status: StatusCode, hit: &Hit) -> Response {
+    let now = state.registry.now_millis();
+    let view = AgentView::new(hit, state.registry.policy(), now);
+    let mut response = (status, Json(view)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hit.agent.revision)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+fn with_location(mut response: Response, location: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn page_response(
+    state: &AppState,
+    pairs: &QueryPairs,
+    live_only_default: bool,
+    allow_owner: bool,
+) -> ApiResult {
+    let query = pairs.discovery(live_only_default, allow_owner)?;
+    let page = state.registry.search(&query);
+    let now = state.registry.now_millis();
+    Ok(Json(PageView::new(&page, state.registry.policy(), now)).into_response())
+}
+
+fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
+    Ok((AgentId::parse(agent)?, EndpointId::parse(endpoint)?))
+}
+
+/// Register an agent with its capabilities and endpoints.
+///
+/// Returns the full agent with endpoint ids. A retry with the same `Idempotency-Key` (or the
+/// same client-chosen `id`) and the same body returns the first result instead of a duplicate.
+#[utoipa::path(post, path = "/agents", tag = "agents", request_body = AgentInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses(
+        (status = 201, description = "Registered (or an identical retry replayed)", body = AgentView),
+        (status = 400, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<AgentInput>,
+) -> ApiResult {
+    let options = RegisterOptions {
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let (hit, outcome) = state.registry.register(&input, &options).await?;
+    let mut response = with_location(
+        agent_response(&state, StatusCode::CREATED, &hit),
+        &format!("/agents/{}", hit.agent.id),
+    );
+    if outcome == Registration::Replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// List agents, with the discovery filters plus `owner`; `liveOnly` defaults to false here.
+#[utoipa::path(get, path = "/agents", tag = "agents",
+    params(DiscoveryParams, ("owner" = Option<String>, Query, description = "Only agents of this owner")),
+    responses((status = 200, body = PageView), (status = 400, body = Problem)))]
+pub async fn list(State(state): State<AppState>, pairs: QueryPairs) -> ApiResult {
+    page_response(&state, &pairs, false, true)
+}
+
+/// Discover live agents by capability, tag, label, protocol, transport or text.
+///
+/// Only matching (and, unless `liveOnly=false`, live) endpoints are returned, and agents with
+/// none are left out. Filters apply before paging, so counts and pages are exact.
+#[utoipa::path(get, path = "/discover/agents", tag = "discovery", params(DiscoveryParams),
+    responses((status = 200, body = PageView), (status = 400, body = Problem)))]
+pub async fn discover(State(state): State<AppState>, pairs: QueryPairs) -> ApiResult {
+    page_response(&state, &pairs, true, false)
+}
+
+/// Read one agent, with the live state of each endpoint.
+#[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let hit = state.registry.get(AgentId::parse(&id)?)?;
+    Ok(agent_response(&state, StatusCode::OK, &hit))
+}
+
+/// Replace an agent's descriptive fields.
+///
+/// `name`, `description`, `version`, `tags`, `labels`, `metadata` and `permanent` are replaced
+/// (absent means empty/false). `capabilities` are replaced when present and kept when absent.
+/// Endpoints are never changed by this route. `If-Match` with the revision guards against lost
+/// updates (412 on mismatch).
+#[utoipa::path(put, path = "/agents/{id}", tag = "agents", request_body = AgentInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<AgentInput>,
+) -> ApiResult {
+    let hit = state
+        .registry
+        .update(AgentId::parse(&id)?, &input, if_match(&headers)?)
+        .await?;
+    Ok(agent_response(&state, StatusCode::OK, &hit))
+}
+
+/// Deregister an agent and all its endpoints.
+#[utoipa::path(delete, path = "/agents/{id}", tag = "agents",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn deregister(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    state
+        .registry
+        .deregister(AgentId::parse(&id)?, if_match(&headers)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Add an endpoint to an agent.
+#[utoipa::path(post, path = "/agents/{id}/endpoints", tag = "endpoints", request_body = EndpointInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 201, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn add_endpoint(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> ApiResult {
+    let (hit, endpoint) = state
+        .registry
+        .add_endpoint(AgentId::parse(&id)?, &input, if_match(&headers)?)
+        .await?;
+    let location = format!("/agents/{}/endpoints/{endpoint}", hit.agent.id);
+    Ok(with_location(
+        endpoint_response(&state, StatusCode::CREATED, &hit, endpoint)?,
+        &location,
+    ))
+}
+
+fn endpoint_response(
+    state: &AppState,
+    status: StatusCode,
+    hit: &Hit,
+    endpoint: EndpointId,
+) -> ApiResult {
+    let (i, seen) = hit
+        .endpoints
+        .iter()
+        .find(|(i, _)| hit.agent.endpoints[*i].id == endpoint)
+        .copied()
+        .ok_or_else(|| {
+            agent_registry_core::RegistryError::Internal("endpoint missing after write".into())
+        })?;
+    let now = state.registry.now_millis();
+    let view = EndpointView::new(&hit.agent.endpoints[i], seen, state.registry.policy(), now);
+    let mut response = (status, Json(view)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hit.agent.revision)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// Read one endpoint with its live state.
+#[utoipa::path(get, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints",
+    params(("id" = String, Path), ("eid" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    Path((id, eid)): Path<(String, String)>,
+) -> ApiResult {
+    let (id, eid) = ids(&id, &eid)?;
+    let hit = state.registry.get(id)?;
+    if hit.agent.endpoint(eid).is_none() {
+        return Err(agent_registry_core::RegistryError::EndpointNotFound {
+            agent: id.to_string(),
+            endpoint: eid.to_string(),
+        }
+        .into());
+    }
+    endpoint_response(&state, StatusCode::OK, &hit, eid)
+}
+
+/// Replace an endpoint's settings; its id and last-seen time are kept.
+#[utoipa::path(put, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints", request_body = EndpointInput,
+    params(("id" = String, Path), ("eid" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 412, body = Problem)))]
+pub async fn update_endpoint(
+    State(state): State<AppState>,
+    Path((id, eid)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<EndpointInput>,
+) -> ApiResult {
+    let (id, eid) = ids(&id, &eid)?;
+    let hit = state
+        .registry
+        .update_endpoint(id, eid, &input, if_match(&headers)?)
+        .await?;
+    endpoint_response(&state, StatusCode::OK, &hit, eid)
+}
+
+/// Remove an endpoint. The agent stays, even without endpoints.
+#[utoipa::path(delete, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints",
+    params(("id" = String, Path), ("eid" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn remove_endpoint(
+    State(state): State<AppState>,
+    Path((id, eid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let (id, eid) = ids(&id, &eid)?;
+    state
+        .registry
+        .remove_endpoint(id, eid, if_match(&headers)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Heartbeat of a Persistent endpoint (409 for an Ephemeral one: renew it instead).
+#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/heartbeat", tag = "liveness",
+    params(("id" = String, Path), ("eid" = String, Path)),
+    responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Path((id, eid)): Path<(String, String)>,
+) -> ApiResult {
+    let (id, eid) = ids(&id, &eid)?;
+    Ok(Json(state.registry.heartbeat(id, eid).await?).into_response())
+}
+
+/// Renew the lease of an Ephemeral endpoint (409 for a Persistent one: heartbeat it instead).
+#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/renew", tag = "liveness",
+    params(("id" = String, Path), ("eid" = String, Path)),
+    responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn renew(
+    State(state): State<AppState>,
+    Path((id, eid)): Path<(String, String)>,
+) -> ApiResult {
+    let (id, eid) = ids(&id, &eid)?;
+    Ok(Json(state.registry.renew(id, eid).await?).into_response())
+}
+
+/// Heartbeat every Persistent endpoint of an agent in one call.
+#[utoipa::path(post, path = "/agents/{id}/heartbeat", tag = "liveness", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<LivenessView>), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn heartbeat_agent(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.registry.heartbeat_agent(AgentId::parse(&id)?).await?).into_response())
+}
+
+/// The discovery filters, for the OpenAPI document (parsed by `DiscoveryQuery::from_pairs`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "documents the query string; parsing is done by DiscoveryQuery"
+)]
+pub struct DiscoveryParams {
+    /// Exact capability name, case-insensitive.
+    capability: Option<String>,
+    /// Capability name prefix, case-insensitive.
+    #[param(rename = "capabilityPrefix")]
+    capability_prefix: Option<String>,
+    /// Comma-separated or repeated; every tag must be on the agent or on one of its capabilities (case-insensitive).
+    tags: Option<String>,
+    /// `key:value`, repeatable; every pair must be among the agent's labels (exact).
+    label: Option<String>,
+    /// `A2A`, `MCP`, `ACP`, `Custom` (comma-separated: any of them). An endpoint must match.
+    protocol: Option<String>,
+    /// `Http`, `Amqp`, `AzureServiceBus` (comma-separated: any of them). An endpoint must match.
+    transport: Option<String>,
+    /// Words; each must start a word of the name, description, tags, or a capability's name, description or tags.
+    q: Option<String>,
+    /// Only live endpoints count and are returned (default true on /discover/agents, false on /agents).
+    #[param(rename = "liveOnly")]
+    live_only: Option<bool>,
+    /// 1-based page number (default 1).
+    page: Option<usize>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(rename = "pageSize")]
+    page_size: Option<usize>,
+    /// Opaque cursor from `nextCursor`, for deep paging (instead of `page`).
+    cursor: Option<String>,
+}

@@ -1,0 +1,187 @@
+//! Request extractors. Validation of the HTTP envelope (content type, size, JSON syntax, header
+//! formats) happens here, so handlers only see well-formed input.
+
+use agent_registry_core::FieldError;
+use agent_registry_core::input::escape_pointer;
+use agent_registry_core::query::DiscoveryQuery;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+
+/// A JSON body, with `415` for other media types, `413` beyond the size limit, and `400` naming
+/// the exact field (as a JSON pointer) for syntax and type errors.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if is_json != Some(true) {
+            return Err(ApiError::http(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::http(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "the body is larger than {} bytes",
+                        agent_registry_core::input::limits::BODY_BYTES
+                    ),
+                )
+            } else {
+                ApiError::http(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    rejection.body_text(),
+                )
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON, reporting syntax errors with their position and type errors with their pointer.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::http(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the request body is empty",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        let inner = e.into_inner();
+        if inner.is_data() {
+            ApiError::Http {
+                status: StatusCode::BAD_REQUEST,
+                code: "validation_failed",
+                detail: format!("{pointer}: {inner}"),
+                errors: vec![FieldError::new(pointer, strip_position(&inner.to_string()))],
+            }
+        } else {
+            malformed(&inner)
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::http(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("the body is not valid JSON: {e}"),
+    )
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&escape_pointer(key))
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+/// The raw query string as `key=value` pairs (repeated keys allowed).
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or_default();
+        Ok(Self(
+            url::form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+impl QueryPairs {
+    pub fn discovery(
+        &self,
+        live_only_default: bool,
+        allow_owner: bool,
+    ) -> Result<DiscoveryQuery, ApiError> {
+        Ok(DiscoveryQuery::from_pairs(
+            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            live_only_default,
+            allow_owner,
+        )?)
+    }
+}
+
+/// `If-Match` as a revision: `"7"`, `W/"7"` and `7` name revision 7; `*` or no header match any.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_header("If-Match", "is not ASCII"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.trim_start_matches("W/").trim_matches('"');
+    tag.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_header(
+            "If-Match",
+            "must be an ETag this registry issued (the agent's revision)",
+        )
+    })
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_header("Idempotency-Key", "is not ASCII"))?
+        .trim();
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_header(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}

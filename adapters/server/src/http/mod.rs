@@ -1,0 +1,97 @@
+//! The HTTP API: one `router(state)` that builds every route, the OpenAPI document generated from
+//! the handlers, and the API explorer at `/docs`.
+
+pub mod agents;
+pub mod extract;
+pub mod problem;
+pub mod system;
+
+use std::sync::Arc;
+
+use agent_registry_core::Registry;
+use agent_registry_core::input::limits;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_scalar::{Scalar, Servable};
+
+use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub public_url: Arc<str>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agent Registry API", description = "Registry and discovery gateway for AI agents."),
+    tags(
+        (name = "agents", description = "Register and manage agents"),
+        (name = "endpoints", description = "Manage an agent's endpoints"),
+        (name = "liveness", description = "Heartbeats and lease renewals"),
+        (name = "discovery", description = "Find live agents"),
+        (name = "system", description = "Health and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// The whole service as one router.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(agents::register, agents::list))
+        .routes(routes!(agents::get, agents::update, agents::deregister))
+        .routes(routes!(agents::add_endpoint))
+        .routes(routes!(
+            agents::get_endpoint,
+            agents::update_endpoint,
+            agents::remove_endpoint
+        ))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::renew))
+        .routes(routes!(agents::heartbeat_agent))
+        .routes(routes!(agents::discover))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .with_state(state)
+        .split_for_parts();
+    let spec = api.clone();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(spec.clone()) }),
+        )
+        .merge(Scalar::with_url("/docs", api))
+        .fallback(|uri: Uri| async move {
+            ApiError::http(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("no route for {}", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::http(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::http(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "An internal error occurred; it has been logged.",
+            )
+            .into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+}
