@@ -457,10 +457,10 @@ impl EndpointInput {
             self.address.as_deref(),
             limits::ADDRESS_CHARS,
         );
-        if !address.is_empty() {
-            if let Err(detail) = validate_address(transport, &address) {
-                check.fail(format!("{p}/address"), detail);
-            }
+        if !address.is_empty()
+            && let Err(detail) = validate_address(transport, &address)
+        {
+            check.fail(format!("{p}/address"), detail);
         }
         let liveness_model = self.liveness_model.unwrap_or(LivenessModel::Ephemeral);
         let (ttl_seconds, heartbeat_interval_seconds) = match liveness_model {

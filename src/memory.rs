@@ -73,7 +73,7 @@ impl AgentStore for MemoryStore {
                         .idempotency
                         .insert((record.owner_id.clone(), record.key.clone()), record);
                 }
-                state.agents.insert(agent.id, agent);
+                state.agents.insert(agent.id, *agent);
             }
             Change::Delete { agent_id, .. } => {
                 if let Some(old) = state.agents.remove(&agent_id) {

@@ -48,7 +48,7 @@ pub struct IdempotencyRecord {
 pub enum Change {
     /// Insert or replace the agent (its `revision` is set by the store).
     Put {
-        agent: Agent,
+        agent: Box<Agent>,
         kind: ChangeKind,
         /// Endpoints first seen by this change, with the time they were seen.
         seen: Vec<(EndpointId, Millis)>,

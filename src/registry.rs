@@ -149,19 +149,19 @@ impl Registry {
             .idempotency_key
             .clone()
             .or_else(|| input.id.map(|id| format!("agent-id:{id}")));
-        if let Some(key) = &key {
-            if let Some(record) = self.store.find_idempotency(&owner, key).await? {
-                if record.request_hash != request_hash {
-                    return Err(match input.id {
-                        Some(id) if options.idempotency_key.is_none() => {
-                            RegistryError::AgentExists(id.to_string())
-                        }
-                        _ => RegistryError::IdempotencyKeyReused,
-                    });
-                }
-                let hit = self.get(record.agent_id)?;
-                return Ok((hit, Registration::Replayed));
+        if let Some(key) = &key
+            && let Some(record) = self.store.find_idempotency(&owner, key).await?
+        {
+            if record.request_hash != request_hash {
+                return Err(match input.id {
+                    Some(id) if options.idempotency_key.is_none() => {
+                        RegistryError::AgentExists(id.to_string())
+                    }
+                    _ => RegistryError::IdempotencyKeyReused,
+                });
             }
+            let hit = self.get(record.agent_id)?;
+            return Ok((hit, Registration::Replayed));
         }
         let id = input.id.unwrap_or_else(AgentId::new_random);
         if self.index.read().agent(id).is_some() {
@@ -522,7 +522,7 @@ impl Registry {
         let revision = self
             .store
             .apply(Change::Put {
-                agent: agent.clone(),
+                agent: Box::new(agent.clone()),
                 kind,
                 seen,
                 idempotency,

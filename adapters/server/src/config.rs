@@ -162,7 +162,11 @@ pub struct Config {
 
 impl Config {
     /// Parses flags from a list of arguments (the first is the program name); for tests.
-    pub fn from_args<I: IntoIterator<Item = &'static str>>(args: I) -> Result<Self, clap::Error> {
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
         Cli::try_parse_from(args).map(|cli| cli.config)
     }
 

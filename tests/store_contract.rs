@@ -1,0 +1,150 @@
+//! One contract for every `AgentStore`: run against the in-memory store and SQLite.
+
+use std::sync::Arc;
+
+use agent_registry_core::memory::MemoryStore;
+use agent_registry_core::model::{
+    Agent, AgentId, Endpoint, EndpointId, LivenessModel, Protocol, Transport,
+};
+use agent_registry_core::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord};
+use agent_registry_store_sqlite::SqliteStore;
+use chrono::Utc;
+
+fn sample(name: &str) -> Agent {
+    let now = Utc::now();
+    Agent {
+        id: AgentId::new_random(),
+        name: name.into(),
+        description: Some("d".into()),
+        version: None,
+        owner_id: "owner".into(),
+        tags: vec!["t".into()],
+        labels: [("k".to_owned(), "v".to_owned())].into(),
+        capabilities: Vec::new(),
+        endpoints: vec![Endpoint {
+            id: EndpointId::new_random(),
+            name: "e".into(),
+            transport: Transport::Http,
+            protocol: Protocol::A2A,
+            address: "https://x.example".into(),
+            liveness_model: LivenessModel::Ephemeral,
+            ttl_seconds: Some(30),
+            heartbeat_interval_seconds: None,
+            protocol_metadata: serde_json::json!({"keep": {"me": [1, null]}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            created_at: now,
+        }],
+        metadata: Default::default(),
+        permanent: false,
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    }
+}
+
+fn put(
+    agent: &Agent,
+    seen: Vec<(EndpointId, i64)>,
+    idempotency: Option<IdempotencyRecord>,
+) -> Change {
+    Change::Put {
+        agent: Box::new(agent.clone()),
+        kind: ChangeKind::Registered,
+        seen,
+        idempotency,
+    }
+}
+
+async fn contract(store: Arc<dyn AgentStore>) {
+    store.ping().await.unwrap();
+    assert_eq!(store.current_revision().await.unwrap(), 0);
+    let a = sample("a");
+    let b = sample("b");
+    let ea = a.endpoints[0].id;
+    let r1 = store.apply(put(&a, vec![(ea, 1_000)], None)).await.unwrap();
+    let record = IdempotencyRecord {
+        owner_id: "owner".into(),
+        key: "k".into(),
+        request_hash: "h".into(),
+        agent_id: b.id,
+        created_at: 5,
+    };
+    let r2 = store
+        .apply(put(&b, vec![], Some(record.clone())))
+        .await
+        .unwrap();
+    assert!(r1 < r2, "revisions increase");
+    assert_eq!(store.current_revision().await.unwrap(), r2);
+
+    let loaded = store.load_all().await.unwrap();
+    assert_eq!(loaded.len(), 2);
+    let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
+    assert_eq!(
+        la.agent.revision, r1,
+        "the stored agent carries its revision"
+    );
+    assert_eq!(
+        la.agent.endpoints, a.endpoints,
+        "endpoints, protocol metadata included, round-trip"
+    );
+    assert_eq!(la.last_seen, vec![(ea, 1_000)]);
+
+    // Last-seen times only move forward.
+    store.record_last_seen(&[(ea, 3_000)]).await.unwrap();
+    store
+        .record_last_seen(&[(ea, 2_000), (EndpointId::new_random(), 9)])
+        .await
+        .unwrap();
+    let loaded = store.load_all().await.unwrap();
+    assert_eq!(
+        loaded
+            .iter()
+            .find(|s| s.agent.id == a.id)
+            .unwrap()
+            .last_seen,
+        vec![(ea, 3_000)]
+    );
+
+    assert_eq!(
+        store.find_idempotency("owner", "k").await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(
+        store.find_idempotency("someone-else", "k").await.unwrap(),
+        None
+    );
+    assert_eq!(store.expire_idempotency(6).await.unwrap(), 1);
+    assert_eq!(store.find_idempotency("owner", "k").await.unwrap(), None);
+
+    // Replacing an agent without its endpoint forgets that endpoint's liveness.
+    let mut a2 = a.clone();
+    a2.endpoints.clear();
+    let r3 = store.apply(put(&a2, vec![], None)).await.unwrap();
+    let loaded = store.load_all().await.unwrap();
+    let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
+    assert!(la.last_seen.is_empty() && la.agent.endpoints.is_empty());
+
+    let r4 = store
+        .apply(Change::Delete {
+            agent_id: b.id,
+            kind: ChangeKind::Deregistered,
+        })
+        .await
+        .unwrap();
+    assert!(r2 < r3 && r3 < r4);
+    assert_eq!(store.load_all().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_store_contract() {
+    contract(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    contract(Arc::new(SqliteStore::open(&url).await.unwrap())).await;
+}

@@ -1,0 +1,247 @@
+//! A real server on a random port, with a test clock, and a small HTTP client for it.
+
+use std::sync::Arc;
+
+use agent_registry::{AppState, Config, build, router};
+use agent_registry_core::clock::ManualClock;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    client: reqwest::Client,
+    dir: Arc<TempDir>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A response as a user sees it.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json error with this status and code; returns the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        &self.body
+    }
+
+    /// The JSON pointers of the fields at fault.
+    pub fn pointers(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(
+            Arc::new(TempDir::new().expect("temp dir")),
+            Arc::new(ManualClock::starting_now()),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn spawn_with_args(args: &[&str]) -> Self {
+        Self::spawn_with(
+            Arc::new(TempDir::new().expect("temp dir")),
+            Arc::new(ManualClock::starting_now()),
+            args,
+        )
+        .await
+    }
+
+    async fn spawn_with(dir: Arc<TempDir>, clock: Arc<ManualClock>, args: &[&str]) -> Self {
+        let db = format!("sqlite://{}", dir.path().join("registry.db").display());
+        let mut argv = vec!["agent-registry".to_owned(), "--database-url".to_owned(), db];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let config = Config::from_args(argv).expect("test config");
+        let state = build(&config, clock.clone())
+            .await
+            .expect("registry starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = router(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("server runs");
+        });
+        Self {
+            base,
+            clock,
+            state,
+            client: reqwest::Client::new(),
+            dir,
+            server,
+        }
+    }
+
+    /// Stops this server (writing pending liveness as a graceful stop does) and starts a new
+    /// one on the same database and clock.
+    pub async fn restart(self) -> Self {
+        self.state.registry.flush().await.expect("flush");
+        self.server.abort();
+        let _ = self.server.await;
+        let (dir, clock) = (self.dir.clone(), self.clock.clone());
+        drop(self.state);
+        Self::spawn_with(dir, clock, &[]).await
+    }
+
+    /// Runs one round of upkeep (eviction, liveness persistence) now.
+    pub async fn maintain(&self) -> usize {
+        self.state.registry.maintain().await.expect("maintenance")
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Self::reply(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        Self::reply(request.send().await.expect("request sent")).await
+    }
+
+    async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Reply {
+        self.send(Method::POST, path, None, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Registers an agent and returns its JSON.
+    pub async fn register(&self, body: Value) -> Value {
+        self.post("/agents", body).await.ok(201).clone()
+    }
+
+    /// Ids of the agents a discovery URL returns (one page).
+    pub async fn discovered(&self, path_and_query: &str) -> Vec<String> {
+        let reply = self.get(path_and_query).await;
+        reply.ok(200)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| a["name"].as_str().expect("name").to_owned())
+            .collect()
+    }
+}
+
+/// An agent with one Http endpoint of the given liveness.
+pub fn agent(name: &str, capability: &str, liveness: Value) -> Value {
+    let mut endpoint = json!({
+        "name": "main", "transport": "Http", "protocol": "A2A",
+        "address": format!("https://{}.example/a2a", name.to_lowercase().replace(' ', "-")),
+    });
+    for (k, v) in liveness.as_object().expect("liveness object") {
+        endpoint[k] = v.clone();
+    }
+    json!({
+        "name": name,
+        "description": format!("{name} does {capability}"),
+        "capabilities": [{"name": capability, "tags": ["nlp"]}],
+        "endpoints": [endpoint],
+    })
+}
+
+pub fn ephemeral(ttl: u32) -> Value {
+    json!({"livenessModel": "Ephemeral", "ttlSeconds": ttl})
+}
+
+pub fn persistent(interval: u32) -> Value {
+    json!({"livenessModel": "Persistent", "heartbeatIntervalSeconds": interval})
+}

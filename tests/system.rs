@@ -1,0 +1,72 @@
+//! Health, readiness, the OpenAPI document and the API explorer.
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status, 200);
+    let ready = app.get("/readyz").await;
+    let body = ready.ok(200);
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["storage"]["status"], "up");
+    assert_eq!(body["checks"]["liveness"]["status"], "up");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = TestApp::spawn().await;
+    let spec = app.get("/openapi.json").await;
+    let paths = spec.ok(200)["paths"].as_object().unwrap();
+    let expected = [
+        ("/agents", vec!["get", "post"]),
+        ("/agents/{id}", vec!["delete", "get", "put"]),
+        ("/agents/{id}/endpoints", vec!["post"]),
+        ("/agents/{id}/endpoints/{eid}", vec!["delete", "get", "put"]),
+        ("/agents/{id}/endpoints/{eid}/heartbeat", vec!["post"]),
+        ("/agents/{id}/endpoints/{eid}/renew", vec!["post"]),
+        ("/agents/{id}/heartbeat", vec!["post"]),
+        ("/discover/agents", vec!["get"]),
+        ("/healthz", vec!["get"]),
+        ("/readyz", vec!["get"]),
+    ];
+    for (path, methods) in expected {
+        let mut found: Vec<&str> = paths[path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.retain(|m| ["get", "post", "put", "delete"].contains(m));
+        found.sort_unstable();
+        assert_eq!(found, methods, "{path}");
+    }
+    let schemas = spec.body["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "AgentInput",
+        "EndpointInput",
+        "Problem",
+        "Transport",
+        "Protocol",
+        "LivenessModel",
+    ] {
+        assert!(schemas.contains_key(schema), "{schema} is described");
+    }
+}
+
+#[tokio::test]
+async fn the_api_explorer_is_served_at_docs() {
+    let app = TestApp::spawn().await;
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status, 200);
+    assert!(
+        docs.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+    );
+    assert!(
+        docs.body
+            .as_str()
+            .is_some_and(|html| html.contains("openapi") || html.contains("Scalar"))
+    );
+}
