@@ -30,6 +30,14 @@ bench_finished = false
 
 local threads = {}
 
+-- wrk calls request() once on thread 0's state before the run starts, to check the script's
+-- requests (script_verify_request); that call's request is never sent. Scripts that must send
+-- each request exactly once answer it with bench_peek() instead of consuming a request.
+bench_probe_pending = false
+function bench_init()
+    bench_probe_pending = (tid == 0)
+end
+
 function setup(thread)
     thread:set("tid", #threads)
     table.insert(threads, thread)

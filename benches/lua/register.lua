@@ -27,9 +27,14 @@ function init(args)
     end
     if out_prefix then out = io.open(out_prefix .. "." .. tid, "w") end
     bench_filler = wrk.format("GET", "/healthz", {})
+    bench_init()
 end
 
 function request()
+    if bench_probe_pending then
+        bench_probe_pending = false
+        return reqs[1] or bench_filler
+    end
     if sent == 0 then bench_t0 = bench_now() end
     if quota then
         if sent < n then

@@ -27,12 +27,17 @@ function init(args)
     -- Spread the threads over the list so they do not hit the same keys in lock-step.
     if not once and n > 0 then i = math.floor(n * tid / bench_threads) end
     bench_filler = wrk.format("GET", "/healthz", {})
+    bench_init()
 end
 
 if once then
     bench_hooked = true
     local sent = 0
     function request()
+        if bench_probe_pending then
+            bench_probe_pending = false
+            return reqs[1] or bench_filler
+        end
         if sent < n then
             sent = sent + 1
             if sent == 1 then bench_t0 = bench_now() end
