@@ -365,28 +365,28 @@ impl Registry {
         endpoint_id: EndpointId,
         model: LivenessModel,
     ) -> Result<LivenessView> {
-        let (endpoint, lease) = {
+        let (actual, lease) = {
             let index = self.index.read();
             let found = index
                 .endpoint(id, endpoint_id)
                 .ok_or_else(|| self.missing(&index, id, endpoint_id))?;
-            let endpoint = found.agent.endpoints[found.index].clone();
-            let lease = self.config.liveness.lease_millis(&endpoint);
-            (endpoint, lease)
+            let endpoint = &found.agent.endpoints[found.index];
+            (
+                endpoint.liveness_model,
+                self.config.liveness.lease_millis(endpoint),
+            )
         };
-        if endpoint.liveness_model != model {
-            return Err(RegistryError::LivenessModelMismatch(
-                match endpoint.liveness_model {
-                    LivenessModel::Ephemeral => format!(
-                        "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
+        if actual != model {
+            return Err(RegistryError::LivenessModelMismatch(match actual {
+                LivenessModel::Ephemeral => format!(
+                    "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
                      POST /agents/{id}/endpoints/{endpoint_id}/renew instead"
-                    ),
-                    LivenessModel::Persistent => format!(
-                        "endpoint {endpoint_id} uses Persistent liveness; send \
+                ),
+                LivenessModel::Persistent => format!(
+                    "endpoint {endpoint_id} uses Persistent liveness; send \
                      POST /agents/{id}/endpoints/{endpoint_id}/heartbeat instead"
-                    ),
-                },
-            ));
+                ),
+            }));
         }
         let now = self.clock.now_millis();
         self.liveness.touch(endpoint_id, now, lease).await?;
@@ -396,7 +396,7 @@ impl Registry {
         }
         Ok(LivenessView {
             endpoint_id,
-            liveness_model: endpoint.liveness_model,
+            liveness_model: actual,
             is_live: true,
             last_seen_at: crate::clock::to_datetime(now),
             expires_at: crate::clock::to_datetime(now + lease),

@@ -53,3 +53,67 @@ proptest! {
         }
     }
 }
+
+/// Random JSON whose keys are mostly the API's own field names, so values reach deep paths.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let key = prop_oneof![
+        Just("name"),
+        Just("description"),
+        Just("endpoints"),
+        Just("capabilities"),
+        Just("tags"),
+        Just("labels"),
+        Just("transport"),
+        Just("protocol"),
+        Just("address"),
+        Just("livenessModel"),
+        Just("ttlSeconds"),
+        Just("heartbeatIntervalSeconds"),
+        Just("protocolMetadata"),
+        Just("metadata"),
+        Just("inputSchema"),
+        Just("id"),
+        Just("permanent"),
+        Just("x"),
+    ];
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        ".{0,20}".prop_map(serde_json::Value::from),
+        Just(serde_json::json!("https://a.example/x")),
+        Just(serde_json::json!("amqp://mq.example/v/q")),
+        Just(serde_json::json!("Persistent")),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(key.clone().prop_map(str::to_owned), inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn the_router_answers_any_registration_body_with_201_or_a_4xx_problem() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(crate::support::TestApp::spawn());
+    let router = agent_registry::router(app.state.clone());
+    proptest!(ProptestConfig::with_cases(200), |(body in json_value())| {
+        let request = axum::http::Request::post("/agents")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = runtime.block_on(router.clone().oneshot(request)).unwrap();
+        let status = response.status();
+        prop_assert!(status == StatusCode::CREATED || status.is_client_error(), "{status} for {body}");
+        if status.is_client_error() {
+            let ct = response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            prop_assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        }
+    });
+}
