@@ -16,7 +16,8 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
-    let app = TestApp::spawn().await;
+    let app =
+        TestApp::spawn_with_args(&["--public-url", "https://registry.example.com/base/"]).await;
     let spec = app.get("/openapi.json").await;
     let paths = spec.ok(200)["paths"].as_object().unwrap();
     let expected = [
@@ -42,6 +43,10 @@ async fn the_openapi_document_describes_every_route() {
         found.sort_unstable();
         assert_eq!(found, methods, "{path}");
     }
+    assert_eq!(
+        spec.body["servers"][0]["url"],
+        "https://registry.example.com/base"
+    );
     let schemas = spec.body["components"]["schemas"].as_object().unwrap();
     for schema in [
         "AgentInput",

@@ -45,7 +45,8 @@ struct ApiDoc;
 
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let public_url = state.public_url.to_string();
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
         .routes(routes!(agents::add_endpoint))
@@ -62,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::readyz))
         .with_state(state)
         .split_for_parts();
+    // Clients (and the explorer) call the registry where it is published, not where it listens.
+    api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let spec = api.clone();
     router
         .route(
