@@ -134,6 +134,7 @@ impl Registry {
         self.index.read().search(query, &self.config.liveness, now)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn register(
         &self,
         input: &AgentInput,
@@ -200,6 +201,7 @@ impl Registry {
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
     /// absent; endpoints are never touched.
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn update(
         &self,
         id: AgentId,
@@ -231,6 +233,7 @@ impl Registry {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let _write = self.writer.lock().await;
         self.current(id, if_match)?;
@@ -244,6 +247,7 @@ impl Registry {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn add_endpoint(
         &self,
         id: AgentId,
@@ -277,6 +281,7 @@ impl Registry {
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn update_endpoint(
         &self,
         id: AgentId,
@@ -302,6 +307,7 @@ impl Registry {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn remove_endpoint(
         &self,
         id: AgentId,
@@ -334,6 +340,7 @@ impl Registry {
     }
 
     /// Heartbeat of every Persistent endpoint of an agent in one call.
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
     pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
         let hit = self.get(id)?;
         let persistent: Vec<EndpointId> = hit

@@ -78,13 +78,15 @@ local function num(v)
 end
 
 function done(summary, latency, requests)
-    local counted, non2xx, t0, t1, hooked = 0, 0, nil, nil, false
+    local counted, non2xx, t0, t1, hooked, wraps = 0, 0, nil, nil, false, 0
     for _, t in ipairs(threads) do
         local c = t:get("bench_counted")
         if c then counted = counted + c end
         local n = t:get("bench_non2xx")
         if n then non2xx = non2xx + n end
         if t:get("bench_hooked") then hooked = true end
+        local w = t:get("bench_wraps")
+        if w then wraps = wraps + w end
         local a, b = t:get("bench_t0"), t:get("bench_t1")
         if a and (t0 == nil or a < t0) then t0 = a end
         if b and (t1 == nil or b > t1) then t1 = b end
@@ -104,6 +106,7 @@ function done(summary, latency, requests)
         { "p99_us", latency:percentile(99) }, { "p999_us", latency:percentile(99.9) },
         { "hooked", hooked and 1 or 0 },
         { "counted", counted }, { "non2xx_counted", non2xx }, { "span_s", span },
+        { "wraps", wraps },
     }
     local parts = {}
     for _, kv in ipairs(fields) do

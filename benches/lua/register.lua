@@ -49,6 +49,14 @@ function request()
     return reqs[(sent - 1) % n + 1]
 end
 
+if quota then
+    -- See rotate.lua: throttle the fillers once every body is out.
+    function delay()
+        if sent >= n then return 20 end
+        return 0
+    end
+end
+
 function response(status, headers, body)
     if bench_is_filler(status, body) then return end
     bench_count(status)
@@ -61,6 +69,7 @@ function response(status, headers, body)
         else
             out:write("RAW\t", (body:gsub("\n", " ")), "\n")
         end
+        if bench_counted % 1000 == 0 then out:flush() end
     end
     if quota and bench_counted >= n then
         if out then out:flush() end

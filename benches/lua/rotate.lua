@@ -47,6 +47,13 @@ if once then
         return bench_filler
     end
 
+    -- Throttle the fillers so a finished thread does not flood the server while the last
+    -- real answers are in flight (delay() only exists in this mode, so rotate mode is unaffected).
+    function delay()
+        if sent >= n then return 20 end
+        return 0
+    end
+
     function response(status, headers, rbody)
         if bench_is_filler(status, rbody) then return end
         bench_count(status)
