@@ -201,7 +201,7 @@ impl Registry {
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
     /// absent; endpoints are never touched.
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn update(
         &self,
         id: AgentId,
@@ -233,7 +233,7 @@ impl Registry {
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let _write = self.writer.lock().await;
         self.current(id, if_match)?;
@@ -247,7 +247,7 @@ impl Registry {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn add_endpoint(
         &self,
         id: AgentId,
@@ -281,7 +281,7 @@ impl Registry {
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn update_endpoint(
         &self,
         id: AgentId,
@@ -307,7 +307,7 @@ impl Registry {
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn remove_endpoint(
         &self,
         id: AgentId,
@@ -340,7 +340,7 @@ impl Registry {
     }
 
     /// Heartbeat of every Persistent endpoint of an agent in one call.
-    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %%id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
         let hit = self.get(id)?;
         let persistent: Vec<EndpointId> = hit
