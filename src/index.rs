@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::error::RegistryError;
 use crate::liveness::{LivenessPolicy, Millis};
-use crate::model::{Agent, AgentId, EndpointId, Protocol, Transport};
+use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transport};
 use crate::query::{DiscoveryQuery, Position, SortKey, words};
+use crate::render::{LiveState, RenderedAgent, parse_document};
 
 type Slot = u32;
 
@@ -35,19 +37,91 @@ impl Postings {
     }
 }
 
-struct Entry {
-    agent: Arc<Agent>,
-    key: SortKey,
-    /// Last-seen time per endpoint, parallel to `agent.endpoints`.
-    last_seen: Arc<[AtomicI64]>,
+/// What discovery needs to know about one endpoint, and when it was last seen.
+struct EndpointSlot {
+    id: EndpointId,
+    protocol: Protocol,
+    transport: Transport,
+    model: LivenessModel,
+    /// How long after `last_seen` the endpoint stays live.
+    lease: Millis,
+    /// How long after `last_seen` the endpoint may be evicted.
+    evict_after: Millis,
+    last_seen: AtomicI64,
 }
 
-/// One agent of a result, with the endpoints that matched and when each was last seen.
-#[derive(Clone, Debug)]
+impl EndpointSlot {
+    fn state(&self, now: Millis) -> Option<LiveState> {
+        let t = self.last_seen.load(Ordering::Acquire);
+        (t != EVICTING).then(|| {
+            let expires_at = t.saturating_add(self.lease);
+            LiveState {
+                is_live: now < expires_at,
+                last_seen: t,
+                expires_at,
+            }
+        })
+    }
+}
+
+/// One agent as the index holds it: its rendered JSON plus what filtering needs.
+pub struct Entry {
+    key: SortKey,
+    revision: u64,
+    rendered: RenderedAgent,
+    endpoints: Box<[EndpointSlot]>,
+}
+
+/// One agent of a result, with the endpoints that matched and their live state.
+#[derive(Clone)]
 pub struct Hit {
-    pub agent: Arc<Agent>,
-    /// Indexes into `agent.endpoints` with their last-seen times.
-    pub endpoints: Vec<(usize, Millis)>,
+    entry: Arc<Entry>,
+    pub endpoints: Vec<(usize, LiveState)>,
+}
+
+impl Hit {
+    pub fn id(&self) -> AgentId {
+        self.entry.key.id
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.entry.revision
+    }
+
+    /// The full agent, parsed from its rendered form (for writes and protocol documents).
+    pub fn agent(&self) -> Result<Agent, RegistryError> {
+        parse_document(&self.entry.rendered.document()).map_err(|e| {
+            RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id()))
+        })
+    }
+
+    /// Position of an endpoint among the agent's endpoints.
+    pub fn endpoint_index(&self, id: EndpointId) -> Option<usize> {
+        self.entry.endpoints.iter().position(|e| e.id == id)
+    }
+
+    /// Live state of one endpoint, whether or not it matched.
+    pub fn live_state(&self, index: usize, now: Millis) -> Option<LiveState> {
+        self.entry.endpoints.get(index)?.state(now)
+    }
+
+    /// Writes the agent JSON with the endpoints of this hit.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        self.entry.rendered.write(out, &self.endpoints);
+    }
+
+    pub fn write_endpoint(&self, out: &mut Vec<u8>, index: usize, live: &LiveState) {
+        self.entry.rendered.write_endpoint(out, index, live);
+    }
+}
+
+impl std::fmt::Debug for Hit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hit")
+            .field("id", &self.id())
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
 }
 
 /// One page of a discovery result, counted after every filter (liveness included).
@@ -63,14 +137,13 @@ pub struct SearchPage {
 
 /// Where an endpoint is, found by its id.
 pub struct EndpointRef {
-    pub agent: Arc<Agent>,
-    pub index: usize,
-    pub last_seen: Millis,
+    pub model: LivenessModel,
+    pub lease: Millis,
 }
 
-#[derive(Default)]
 pub struct Index {
-    entries: Vec<Option<Entry>>,
+    policy: LivenessPolicy,
+    entries: Vec<Option<Arc<Entry>>>,
     free: Vec<Slot>,
     by_id: HashMap<AgentId, Slot>,
     by_endpoint: HashMap<EndpointId, Slot>,
@@ -153,6 +226,24 @@ impl Set<'_> {
 }
 
 impl Index {
+    pub fn new(policy: LivenessPolicy) -> Self {
+        Self {
+            policy,
+            entries: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            by_endpoint: HashMap::new(),
+            order: BTreeMap::new(),
+            capabilities: BTreeMap::new(),
+            tags: HashMap::new(),
+            labels: HashMap::new(),
+            owners: HashMap::new(),
+            words: BTreeMap::new(),
+            protocols: HashMap::new(),
+            transports: HashMap::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -161,93 +252,82 @@ impl Index {
         self.by_id.is_empty()
     }
 
-    pub fn agent(&self, id: AgentId) -> Option<Hit> {
+    /// An agent with all its endpoints and their live state at `now`.
+    pub fn agent(&self, id: AgentId, now: Millis) -> Option<Hit> {
         let entry = self.entry(*self.by_id.get(&id)?)?;
         Some(Hit {
-            agent: entry.agent.clone(),
+            entry: entry.clone(),
             endpoints: entry
-                .last_seen
+                .endpoints
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (i, t.load(Ordering::Acquire)))
+                .filter_map(|(i, e)| Some((i, e.state(now)?)))
                 .collect(),
         })
     }
 
-    fn entry(&self, slot: Slot) -> Option<&Entry> {
+    fn entry(&self, slot: Slot) -> Option<&Arc<Entry>> {
         self.entries.get(slot as usize)?.as_ref()
     }
 
+    fn slot_of(&self, endpoint: EndpointId) -> Option<&EndpointSlot> {
+        let entry = self.entry(*self.by_endpoint.get(&endpoint)?)?;
+        entry.endpoints.iter().find(|e| e.id == endpoint)
+    }
+
+    /// The liveness rule of an endpoint of this agent.
     pub fn endpoint(&self, agent: AgentId, endpoint: EndpointId) -> Option<EndpointRef> {
-        let slot = *self.by_endpoint.get(&endpoint)?;
-        let entry = self.entry(slot)?;
-        if entry.agent.id != agent {
+        let entry = self.entry(*self.by_endpoint.get(&endpoint)?)?;
+        if entry.key.id != agent {
             return None;
         }
-        let index = entry
-            .agent
-            .endpoints
-            .iter()
-            .position(|e| e.id == endpoint)?;
+        let slot = entry.endpoints.iter().find(|e| e.id == endpoint)?;
         Some(EndpointRef {
-            agent: entry.agent.clone(),
-            index,
-            last_seen: entry.last_seen[index].load(Ordering::Acquire),
+            model: slot.model,
+            lease: slot.lease,
         })
     }
 
     /// Records that an endpoint was seen at `at`. Returns false if it is gone or being evicted.
     pub fn touch(&self, endpoint: EndpointId, at: Millis) -> bool {
-        let Some(entry) = self.by_endpoint.get(&endpoint).and_then(|s| self.entry(*s)) else {
-            return false;
-        };
-        let Some(i) = entry.agent.endpoints.iter().position(|e| e.id == endpoint) else {
-            return false;
-        };
-        entry.last_seen[i]
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                (t != EVICTING).then_some(t.max(at))
-            })
-            .is_ok()
+        self.slot_of(endpoint).is_some_and(|slot| {
+            slot.last_seen
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    (t != EVICTING).then_some(t.max(at))
+                })
+                .is_ok()
+        })
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.
     pub fn claim_for_eviction(&self, endpoint: EndpointId, observed: Millis) -> bool {
-        self.last_seen_cell(endpoint).is_some_and(|c| {
-            c.compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire)
+        self.slot_of(endpoint).is_some_and(|slot| {
+            slot.last_seen
+                .compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         })
     }
 
     /// Gives back a claim when the eviction could not be stored.
     pub fn release_claim(&self, endpoint: EndpointId, observed: Millis) {
-        if let Some(c) = self.last_seen_cell(endpoint) {
-            let _ = c.compare_exchange(EVICTING, observed, Ordering::AcqRel, Ordering::Acquire);
+        if let Some(slot) = self.slot_of(endpoint) {
+            let _ = slot.last_seen.compare_exchange(
+                EVICTING,
+                observed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 
-    fn last_seen_cell(&self, endpoint: EndpointId) -> Option<&AtomicI64> {
-        let entry = self.entry(*self.by_endpoint.get(&endpoint)?)?;
-        let i = entry
-            .agent
-            .endpoints
-            .iter()
-            .position(|e| e.id == endpoint)?;
-        Some(&entry.last_seen[i])
-    }
-
     /// Endpoints that may be evicted at `now`: (agent, endpoint, last seen).
-    pub fn evictable(
-        &self,
-        policy: &LivenessPolicy,
-        now: Millis,
-    ) -> Vec<(AgentId, EndpointId, Millis)> {
+    pub fn evictable(&self, now: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
         let mut out = Vec::new();
         for entry in self.entries.iter().flatten() {
-            for (ep, t) in entry.agent.endpoints.iter().zip(entry.last_seen.iter()) {
-                let t = t.load(Ordering::Acquire);
-                if t != EVICTING && now >= policy.evict_at(ep, t) {
-                    out.push((entry.agent.id, ep.id, t));
+            for slot in &entry.endpoints {
+                let t = slot.last_seen.load(Ordering::Acquire);
+                if t != EVICTING && now >= t.saturating_add(slot.evict_after) {
+                    out.push((entry.key.id, slot.id, t));
                 }
             }
         }
@@ -255,15 +335,10 @@ impl Index {
     }
 
     /// Inserts or replaces an agent. Endpoints that stay keep their last-seen time; new ones
-    /// take it from `seen` (or `default_seen`).
-    pub fn upsert(
-        &mut self,
-        agent: Arc<Agent>,
-        seen: &[(EndpointId, Millis)],
-        default_seen: Millis,
-    ) {
+    /// take it from `seen`, or else their creation time.
+    pub fn upsert(&mut self, agent: &Agent, seen: &[(EndpointId, Millis)]) {
         let previous = self.remove(agent.id);
-        let last_seen: Arc<[AtomicI64]> = agent
+        let endpoints = agent
             .endpoints
             .iter()
             .map(|e| {
@@ -272,14 +347,25 @@ impl Index {
                     .and_then(|p| p.endpoints.iter().find(|(id, _)| *id == e.id))
                     .map(|x| x.1);
                 let fresh = seen.iter().find(|(id, _)| *id == e.id).map(|x| x.1);
-                AtomicI64::new(kept.or(fresh).unwrap_or(default_seen))
+                let last_seen = kept
+                    .or(fresh)
+                    .unwrap_or_else(|| e.created_at.timestamp_millis());
+                EndpointSlot {
+                    id: e.id,
+                    protocol: e.protocol,
+                    transport: e.transport,
+                    model: e.liveness_model,
+                    lease: self.policy.lease_millis(e),
+                    evict_after: self.policy.evict_after_millis(e),
+                    last_seen: AtomicI64::new(last_seen),
+                }
             })
             .collect();
         let slot = self.free.pop().unwrap_or_else(|| {
             self.entries.push(None);
-            (self.entries.len() - 1) as Slot
+            Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
         });
-        let terms = Terms::of(&agent);
+        let terms = Terms::of(agent);
         self.each_posting(&terms, &agent.owner_id, |p| p.insert(slot));
         let key = SortKey::new(&agent.name, agent.id);
         self.order.insert(key.clone(), slot);
@@ -287,30 +373,33 @@ impl Index {
         for e in &agent.endpoints {
             self.by_endpoint.insert(e.id, slot);
         }
-        self.entries[slot as usize] = Some(Entry {
-            agent,
+        let entry = Entry {
             key,
-            last_seen,
-        });
+            revision: agent.revision,
+            rendered: RenderedAgent::of(agent),
+            endpoints,
+        };
+        self.entries[slot as usize] = Some(Arc::new(entry));
     }
 
     /// Removes an agent; returns its endpoints' last-seen times.
     pub fn remove(&mut self, id: AgentId) -> Option<Removed> {
         let slot = self.by_id.remove(&id)?;
         let entry = self.entries[slot as usize].take()?;
-        let terms = Terms::of(&entry.agent);
-        self.each_posting(&terms, &entry.agent.owner_id, |p| p.remove(slot));
+        // The index keeps agents only in rendered form; their terms are recomputed from it.
+        if let Ok(agent) = parse_document(&entry.rendered.document()) {
+            let terms = Terms::of(&agent);
+            self.each_posting(&terms, &agent.owner_id, |p| p.remove(slot));
+        }
         self.order.remove(&entry.key);
-        for e in &entry.agent.endpoints {
+        for e in &entry.endpoints {
             self.by_endpoint.remove(&e.id);
         }
         self.free.push(slot);
         let endpoints = entry
-            .agent
             .endpoints
             .iter()
-            .zip(entry.last_seen.iter())
-            .map(|(e, t)| (e.id, t.load(Ordering::Acquire)))
+            .map(|e| (e.id, e.last_seen.load(Ordering::Acquire)))
             .filter(|(_, t)| *t != EVICTING)
             .collect();
         Some(Removed { endpoints })
@@ -347,35 +436,26 @@ impl Index {
     }
 
     /// Answers a discovery query, exactly: filters (liveness included) first, then the page.
-    pub fn search(&self, q: &DiscoveryQuery, policy: &LivenessPolicy, now: Millis) -> SearchPage {
-        let mut sets: Vec<Set<'_>> = Vec::new();
-        let mut nothing = false;
+    pub fn search(&self, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+        // Exact filters name one posting list each; a missing list means no agent matches.
+        let mut required: Vec<Option<&Postings>> = Vec::new();
         if let Some(c) = &q.capability {
-            match self.capabilities.get(c) {
-                Some(p) => sets.push(Set::Borrowed(p)),
-                None => nothing = true,
-            }
+            required.push(self.capabilities.get(c));
         }
+        required.extend(q.tags.iter().map(|t| self.tags.get(t)));
+        required.extend(q.labels.iter().map(|l| self.labels.get(l)));
+        if let Some(o) = &q.owner {
+            required.push(self.owners.get(o));
+        }
+        let Some(mut sets) = required
+            .into_iter()
+            .map(|p| p.map(Set::Borrowed))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return paginate(std::iter::empty(), q);
+        };
         if let Some(prefix) = &q.capability_prefix {
             sets.push(prefix_union(&self.capabilities, prefix));
-        }
-        for t in &q.tags {
-            match self.tags.get(t) {
-                Some(p) => sets.push(Set::Borrowed(p)),
-                None => nothing = true,
-            }
-        }
-        for l in &q.labels {
-            match self.labels.get(l) {
-                Some(p) => sets.push(Set::Borrowed(p)),
-                None => nothing = true,
-            }
-        }
-        if let Some(o) = &q.owner {
-            match self.owners.get(o) {
-                Some(p) => sets.push(Set::Borrowed(p)),
-                None => nothing = true,
-            }
         }
         for w in &q.words {
             sets.push(prefix_union(&self.words, w));
@@ -390,8 +470,8 @@ impl Index {
                 q.transports.iter().filter_map(|t| self.transports.get(t)),
             ));
         }
-        if nothing || sets.iter().any(|s| s.postings().0.is_empty()) {
-            return self.paginate(Vec::new().into_iter(), q);
+        if sets.iter().any(|s| s.postings().0.is_empty()) {
+            return paginate(std::iter::empty(), q);
         }
         sets.sort_by_key(|s| s.postings().0.len());
         let matches = |slot: Slot, skip_first: bool| {
@@ -409,10 +489,10 @@ impl Index {
                     .iter()
                     .filter(|s| matches(**s, true))
                     .filter_map(|s| self.entry(*s))
-                    .filter_map(|e| self.evaluate(e, q, policy, now).map(|h| (&e.key, h)))
+                    .filter_map(|e| evaluate(e, q, now).map(|h| (&e.key, h)))
                     .collect();
                 hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                self.paginate(hits.into_iter(), q)
+                paginate(hits.into_iter(), q)
             }
             _ => {
                 let hits = self
@@ -420,99 +500,80 @@ impl Index {
                     .iter()
                     .filter(|(_, slot)| matches(**slot, false))
                     .filter_map(|(key, slot)| self.entry(*slot).map(|e| (key, e)))
-                    .filter_map(|(key, e)| self.evaluate(e, q, policy, now).map(|h| (key, h)));
-                self.paginate(hits, q)
+                    .filter_map(|(key, e)| evaluate(e, q, now).map(|h| (key, h)));
+                paginate(hits, q)
             }
         }
     }
+}
 
-    /// The endpoints of an agent that pass the endpoint filters, or `None` if the agent fails.
-    fn evaluate(
-        &self,
-        entry: &Entry,
-        q: &DiscoveryQuery,
-        policy: &LivenessPolicy,
-        now: Millis,
-    ) -> Option<Hit> {
-        let all = entry
-            .agent
-            .endpoints
-            .iter()
-            .zip(entry.last_seen.iter())
-            .enumerate();
-        let endpoints: Vec<(usize, Millis)> = if q.filters_endpoints() {
-            all.filter(|(_, (e, t))| {
-                (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
-                    && (q.transports.is_empty() || q.transports.contains(&e.transport))
-                    && (!q.live_only || {
-                        let t = t.load(Ordering::Acquire);
-                        t != EVICTING && policy.is_live(e, t, now)
-                    })
-            })
-            .map(|(i, (_, t))| (i, t.load(Ordering::Acquire)))
-            .collect()
-        } else {
-            all.map(|(i, (_, t))| (i, t.load(Ordering::Acquire)))
-                .collect()
-        };
-        if q.filters_endpoints() && endpoints.is_empty() {
-            return None;
-        }
-        Some(Hit {
-            agent: entry.agent.clone(),
-            endpoints,
+/// The endpoints of an agent that pass the endpoint filters, or `None` if the agent fails.
+fn evaluate(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Option<Hit> {
+    let filtering = q.filters_endpoints();
+    let endpoints: Vec<(usize, LiveState)> = entry
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
+                && (q.transports.is_empty() || q.transports.contains(&e.transport))
         })
+        .filter_map(|(i, e)| Some((i, e.state(now)?)))
+        .filter(|(_, live)| !q.live_only || live.is_live)
+        .collect();
+    if filtering && endpoints.is_empty() {
+        return None;
     }
+    Some(Hit {
+        entry: entry.clone(),
+        endpoints,
+    })
+}
 
-    /// Counts every hit and keeps only the requested page.
-    fn paginate<'k>(
-        &self,
-        hits: impl Iterator<Item = (&'k SortKey, Hit)>,
-        q: &DiscoveryQuery,
-    ) -> SearchPage {
-        let size = q.page_size;
-        let mut total = 0;
-        let mut before = 0;
-        let mut page = Vec::with_capacity(size);
-        let mut last_key = None;
-        let mut has_more = false;
-        for (key, hit) in hits {
-            total += 1;
-            let in_page = match &q.position {
-                Position::Page(n) => total > (n - 1) * size,
-                Position::After(after) => {
-                    if key <= after {
-                        before += 1;
-                        false
-                    } else {
-                        true
-                    }
-                }
-            };
-            if in_page {
-                if page.len() < size {
-                    page.push(hit);
-                    last_key = Some(key);
+/// Counts every hit and keeps only the requested page.
+fn paginate<'k>(hits: impl Iterator<Item = (&'k SortKey, Hit)>, q: &DiscoveryQuery) -> SearchPage {
+    let size = q.page_size;
+    let mut total = 0;
+    let mut before = 0;
+    let mut page = Vec::with_capacity(size);
+    let mut last_key = None;
+    let mut has_more = false;
+    for (key, hit) in hits {
+        total += 1;
+        let in_page = match &q.position {
+            Position::Page(n) => total > (n - 1) * size,
+            Position::After(after) => {
+                if key <= after {
+                    before += 1;
+                    false
                 } else {
-                    has_more = true;
+                    true
                 }
             }
-        }
-        let page_number = match &q.position {
-            Position::Page(n) => *n,
-            Position::After(_) => before / size + 1,
         };
-        SearchPage {
-            hits: page,
-            total,
-            page: page_number,
-            page_size: size,
-            next_cursor: if has_more {
-                last_key.map(SortKey::to_cursor)
+        if in_page {
+            if page.len() < size {
+                page.push(hit);
+                last_key = Some(key);
             } else {
-                None
-            },
+                has_more = true;
+            }
         }
+    }
+    let page_number = match &q.position {
+        Position::Page(n) => *n,
+        Position::After(_) => before / size + 1,
+    };
+    SearchPage {
+        hits: page,
+        total,
+        page: page_number,
+        page_size: size,
+        next_cursor: if has_more {
+            last_key.map(SortKey::to_cursor)
+        } else {
+            None
+        },
     }
 }
 

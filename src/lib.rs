@@ -13,6 +13,7 @@ pub mod model;
 pub mod ports;
 pub mod query;
 pub mod registry;
+pub mod render;
 pub mod view;
 
 pub use error::{ErrorKind, FieldError, RegistryError, Result};

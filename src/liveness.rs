@@ -56,21 +56,12 @@ impl LivenessPolicy {
         }
     }
 
-    /// First instant at which the endpoint is no longer live.
-    pub fn expires_at(&self, endpoint: &Endpoint, last_seen: Millis) -> Millis {
-        last_seen.saturating_add(self.lease_millis(endpoint))
-    }
-
-    pub fn is_live(&self, endpoint: &Endpoint, last_seen: Millis, now: Millis) -> bool {
-        now < self.expires_at(endpoint, last_seen)
-    }
-
-    /// First instant at which a dead endpoint may be evicted (never before it expires).
-    pub fn evict_at(&self, endpoint: &Endpoint, last_seen: Millis) -> Millis {
-        let expires = self.expires_at(endpoint, last_seen);
+    /// How long after it was last seen an endpoint may be evicted (never before it expires).
+    pub fn evict_after_millis(&self, endpoint: &Endpoint) -> Millis {
+        let lease = self.lease_millis(endpoint);
         let evict = match endpoint.liveness_model {
             LivenessModel::Ephemeral => {
-                expires.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000)
+                lease.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000)
             }
             LivenessModel::Persistent => {
                 let interval = i64::from(
@@ -78,10 +69,9 @@ impl LivenessPolicy {
                         .heartbeat_interval_seconds
                         .unwrap_or(self.default_heartbeat_interval_seconds),
                 );
-                last_seen
-                    .saturating_add(interval * 1000 * i64::from(self.evict_after_missed_heartbeats))
+                interval * 1000 * i64::from(self.evict_after_missed_heartbeats)
             }
         };
-        evict.max(expires)
+        evict.max(lease)
     }
 }

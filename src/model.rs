@@ -185,6 +185,7 @@ pub struct Endpoint {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub protocol_metadata: Map<String, Value>,
+    #[serde(with = "crate::render::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -212,7 +213,9 @@ pub struct Agent {
     /// A permanent agent stays registered when its last endpoint is evicted.
     #[serde(default)]
     pub permanent: bool,
+    #[serde(with = "crate::render::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::render::timestamp")]
     pub updated_at: DateTime<Utc>,
     /// Registry-wide revision of the last change to this agent.
     pub revision: u64,

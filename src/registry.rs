@@ -77,7 +77,7 @@ impl Registry {
             .zip(from_liveness)
             .filter_map(|(id, t)| t.map(|t| (id, t)))
             .collect();
-        let mut index = Index::default();
+        let mut index = Index::new(config.liveness.clone());
         for s in stored {
             // An endpoint with no record at all counts as seen when it was created: it can only
             // look older than it is, never younger.
@@ -97,8 +97,7 @@ impl Registry {
                     ));
                 }
             }
-            let created = s.agent.created_at.timestamp_millis();
-            index.upsert(Arc::new(s.agent), &seen, created);
+            index.upsert(&s.agent, &seen);
         }
         Ok(Self {
             store,
@@ -123,15 +122,16 @@ impl Registry {
     }
 
     pub fn get(&self, id: AgentId) -> Result<Hit> {
+        let now = self.clock.now_millis();
         self.index
             .read()
-            .agent(id)
+            .agent(id, now)
             .ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
     pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
         let now = self.clock.now_millis();
-        self.index.read().search(query, &self.config.liveness, now)
+        self.index.read().search(query, now)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -165,7 +165,7 @@ impl Registry {
             return Ok((hit, Registration::Replayed));
         }
         let id = input.id.unwrap_or_else(AgentId::new_random);
-        if self.index.read().agent(id).is_some() {
+        if self.index.read().agent(id, 0).is_some() {
             return Err(RegistryError::AgentExists(id.to_string()));
         }
         let now_ms = now.timestamp_millis();
@@ -217,7 +217,7 @@ impl Registry {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
         let spec = input.to_spec(&current.capabilities)?;
-        let mut agent = (*current).clone();
+        let mut agent = current;
         agent.name = spec.name;
         agent.description = spec.description;
         agent.version = spec.version;
@@ -258,7 +258,7 @@ impl Registry {
         let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        let mut agent = (*current).clone();
+        let mut agent = current;
         if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
             return Err(RegistryError::field(
                 "/",
@@ -291,11 +291,12 @@ impl Registry {
     ) -> Result<Hit> {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        let old = current
+        let created_at = current
             .endpoint(endpoint_id)
-            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
-        let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, old.created_at)?;
-        let mut agent = (*current).clone();
+            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?
+            .created_at;
+        let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, created_at)?;
+        let mut agent = current;
         for e in &mut agent.endpoints {
             if e.id == endpoint_id {
                 *e = endpoint.clone();
@@ -319,7 +320,7 @@ impl Registry {
         current
             .endpoint(endpoint_id)
             .ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
-        let mut agent = (*current).clone();
+        let mut agent = current;
         agent.endpoints.retain(|e| e.id != endpoint_id);
         agent.updated_at = self.clock.now();
         let hit = self
@@ -342,9 +343,8 @@ impl Registry {
     /// Heartbeat of every Persistent endpoint of an agent in one call.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
-        let hit = self.get(id)?;
-        let persistent: Vec<EndpointId> = hit
-            .agent
+        let agent = self.get(id)?.agent()?;
+        let persistent: Vec<EndpointId> = agent
             .endpoints
             .iter()
             .filter(|e| e.liveness_model == LivenessModel::Persistent)
@@ -377,11 +377,7 @@ impl Registry {
             let found = index
                 .endpoint(id, endpoint_id)
                 .ok_or_else(|| self.missing(&index, id, endpoint_id))?;
-            let endpoint = &found.agent.endpoints[found.index];
-            (
-                endpoint.liveness_model,
-                self.config.liveness.lease_millis(endpoint),
-            )
+            (found.model, found.lease)
         };
         if actual != model {
             return Err(RegistryError::LivenessModelMismatch(match actual {
@@ -414,7 +410,7 @@ impl Registry {
     /// (unless permanent). Returns how many endpoints were evicted.
     pub async fn evict_stale(&self) -> Result<usize> {
         let now = self.clock.now_millis();
-        let candidates = self.index.read().evictable(&self.config.liveness, now);
+        let candidates = self.index.read().evictable(now);
         let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> =
             Default::default();
         for (agent, endpoint, seen) in candidates {
@@ -437,7 +433,7 @@ impl Registry {
             let Ok(hit) = self.get(agent_id) else {
                 continue;
             };
-            let mut agent = (*hit.agent).clone();
+            let mut agent = hit.agent()?;
             agent
                 .endpoints
                 .retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
@@ -462,7 +458,7 @@ impl Registry {
                             self.index.write().remove(agent_id);
                         }
                         Some(agent) => {
-                            self.index.write().upsert(Arc::new(agent), &[], now);
+                            self.index.write().upsert(&agent, &[]);
                         }
                     }
                     let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
@@ -500,19 +496,20 @@ impl Registry {
         self.liveness.flush().await
     }
 
-    fn current(&self, id: AgentId, if_match: Option<u64>) -> Result<Arc<Agent>> {
-        let agent = self.get(id)?.agent;
+    /// The agent as it stands, if it is at the revision the caller expects.
+    fn current(&self, id: AgentId, if_match: Option<u64>) -> Result<Agent> {
+        let hit = self.get(id)?;
         match if_match {
-            Some(expected) if expected != agent.revision => Err(RegistryError::RevisionMismatch {
+            Some(expected) if expected != hit.revision() => Err(RegistryError::RevisionMismatch {
                 expected,
-                current: agent.revision,
+                current: hit.revision(),
             }),
-            _ => Ok(agent),
+            _ => hit.agent(),
         }
     }
 
     fn missing(&self, index: &Index, id: AgentId, endpoint_id: EndpointId) -> RegistryError {
-        if index.agent(id).is_none() {
+        if index.agent(id, 0).is_none() {
             RegistryError::AgentNotFound(id.to_string())
         } else {
             endpoint_not_found(id, endpoint_id)
@@ -560,9 +557,9 @@ impl Registry {
             }
         }
         let mut index = self.index.write();
-        index.upsert(Arc::new(agent), &seen, now);
+        index.upsert(&agent, &seen);
         index
-            .agent(id)
+            .agent(id, now)
             .ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
     }
 

@@ -1,107 +1,66 @@
-//! How agents are shown to consumers: the stored agent plus what only the registry knows at
-//! read time (whether each endpoint is live, when it was last seen, when it expires).
+//! What consumers see. Agent JSON is assembled from pre-rendered bytes (`crate::render`); the
+//! structs here describe those documents for the OpenAPI description, and tests check that the
+//! rendered bytes match them field for field.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::to_datetime;
 use crate::index::{Hit, SearchPage};
-use crate::liveness::{LivenessPolicy, Millis};
-use crate::model::{AgentId, Capability, Endpoint, EndpointId, LivenessModel};
+use crate::model::{AgentId, Capability, EndpointId, LivenessModel, Protocol, Transport};
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentView<'a> {
+/// An agent with the live state of its (matching) endpoints.
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentView {
     pub id: AgentId,
-    pub name: &'a str,
-    pub description: Option<&'a str>,
-    pub version: Option<&'a str>,
-    pub owner_id: &'a str,
-    pub tags: &'a [String],
-    pub labels: &'a BTreeMap<String, String>,
-    pub capabilities: &'a [Capability],
-    pub endpoints: Vec<EndpointView<'a>>,
+    pub name: String,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub owner_id: String,
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub capabilities: Vec<Capability>,
     #[schema(value_type = Object)]
-    pub metadata: &'a Map<String, Value>,
+    pub metadata: Map<String, Value>,
     pub permanent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Registry-wide revision of the last change to this agent; also its `ETag`.
     pub revision: u64,
+    pub endpoints: Vec<EndpointView>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointView<'a> {
-    #[serde(flatten)]
-    pub endpoint: &'a Endpoint,
-    pub is_live: bool,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-impl<'a> EndpointView<'a> {
-    pub fn new(
-        endpoint: &'a Endpoint,
-        last_seen: Millis,
-        policy: &LivenessPolicy,
-        now: Millis,
-    ) -> Self {
-        let expires = policy.expires_at(endpoint, last_seen);
-        Self {
-            endpoint,
-            is_live: now < expires,
-            last_seen_at: to_datetime(last_seen),
-            expires_at: to_datetime(expires),
-        }
-    }
-}
-
-impl<'a> AgentView<'a> {
-    pub fn new(hit: &'a Hit, policy: &LivenessPolicy, now: Millis) -> Self {
-        let a = &*hit.agent;
-        Self {
-            id: a.id,
-            name: &a.name,
-            description: a.description.as_deref(),
-            version: a.version.as_deref(),
-            owner_id: &a.owner_id,
-            tags: &a.tags,
-            labels: &a.labels,
-            capabilities: &a.capabilities,
-            endpoints: hit
-                .endpoints
-                .iter()
-                .map(|(i, t)| EndpointView::new(&a.endpoints[*i], *t, policy, now))
-                .collect(),
-            metadata: &a.metadata,
-            permanent: a.permanent,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
-            revision: a.revision,
-        }
-    }
-}
-
-/// Liveness of one endpoint after a heartbeat or renew.
-#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LivenessView {
-    pub endpoint_id: EndpointId,
+/// An endpoint with its live state.
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointView {
+    pub id: EndpointId,
+    pub name: String,
+    pub transport: Transport,
+    pub protocol: Protocol,
+    pub address: String,
     pub liveness_model: LivenessModel,
+    /// Lease of an `Ephemeral` endpoint.
+    pub ttl_seconds: Option<u32>,
+    /// Heartbeat period of a `Persistent` endpoint.
+    pub heartbeat_interval_seconds: Option<u32>,
+    #[schema(value_type = Object)]
+    pub protocol_metadata: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
     pub is_live: bool,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
 /// A page of agents, in the envelope the .NET registry's clients read, plus a cursor.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PageView<'a> {
-    pub items: Vec<AgentView<'a>>,
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageView {
+    pub items: Vec<AgentView>,
     /// Number of agents matching every filter, liveness included.
     pub total_count: usize,
     pub page: usize,
@@ -110,26 +69,62 @@ pub struct PageView<'a> {
     pub has_next_page: bool,
     pub has_previous_page: bool,
     /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
-impl<'a> PageView<'a> {
-    pub fn new(page: &'a SearchPage, policy: &LivenessPolicy, now: Millis) -> Self {
-        let total_pages = page.total.div_ceil(page.page_size);
-        Self {
-            items: page
-                .hits
-                .iter()
-                .map(|h| AgentView::new(h, policy, now))
-                .collect(),
-            total_count: page.total,
-            page: page.page,
-            page_size: page.page_size,
-            total_pages,
-            has_next_page: page.next_cursor.is_some(),
-            has_previous_page: page.page > 1,
-            next_cursor: page.next_cursor.clone(),
+/// Liveness of one endpoint after a heartbeat or renew.
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LivenessView {
+    pub endpoint_id: EndpointId,
+    pub liveness_model: LivenessModel,
+    pub is_live: bool,
+    #[serde(with = "crate::render::timestamp")]
+    pub last_seen_at: DateTime<Utc>,
+    #[serde(with = "crate::render::timestamp")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The JSON of one agent.
+pub fn agent_json(hit: &Hit) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    hit.write(&mut out);
+    out
+}
+
+/// The JSON of one endpoint of an agent, or `None` if it has none at `index`.
+pub fn endpoint_json(hit: &Hit, index: usize, now: crate::liveness::Millis) -> Option<Vec<u8>> {
+    let live = hit.live_state(index, now)?;
+    let mut out = Vec::with_capacity(512);
+    hit.write_endpoint(&mut out, index, &live);
+    Some(out)
+}
+
+/// The JSON of a page of agents.
+pub fn page_json(page: &SearchPage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + page.hits.len() * 1024);
+    out.extend_from_slice(b"{\"items\":[");
+    for (i, hit) in page.hits.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        hit.write(&mut out);
     }
+    let total_pages = page.total.div_ceil(page.page_size);
+    let _ = write!(
+        out,
+        "],\"totalCount\":{},\"page\":{},\"pageSize\":{},\"totalPages\":{},\"hasNextPage\":{},\"hasPreviousPage\":{}",
+        page.total,
+        page.page,
+        page.page_size,
+        total_pages,
+        page.next_cursor.is_some(),
+        page.page > 1
+    );
+    if let Some(cursor) = &page.next_cursor {
+        // Cursors are URL-safe base64: nothing to escape.
+        let _ = write!(out, ",\"nextCursor\":\"{cursor}\"");
+    }
+    out.push(b'}');
+    out
 }

@@ -11,7 +11,8 @@ use agent_registry_store_sqlite::SqliteStore;
 use chrono::Utc;
 
 fn sample(name: &str) -> Agent {
-    let now = Utc::now();
+    // The registry's clock has millisecond precision, and so do stored timestamps.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
     Agent {
         id: AgentId::new_random(),
         name: name.into(),

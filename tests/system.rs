@@ -75,3 +75,27 @@ async fn the_api_explorer_is_served_at_docs() {
             .is_some_and(|html| html.contains("openapi") || html.contains("Scalar"))
     );
 }
+
+#[tokio::test]
+async fn responses_match_the_documented_schemas_field_for_field() {
+    use agent_registry_core::view::{AgentView, EndpointView, PageView};
+    let app = TestApp::spawn().await;
+    let mut body = crate::support::agent("Schema", "check", crate::support::persistent(10));
+    body["endpoints"][0]["protocolMetadata"] = serde_json::json!({"b": 1, "a": [true]});
+    body["labels"] = serde_json::json!({"k": "v"});
+    body["metadata"] = serde_json::json!({"m": null});
+    let created = app.register(body).await;
+    let agent: AgentView =
+        serde_json::from_value(created.clone()).expect("POST /agents matches AgentView");
+    let path = format!("/agents/{}", agent.id);
+    serde_json::from_value::<AgentView>(app.get(&path).await.body).expect("GET matches AgentView");
+    let page = app
+        .get("/discover/agents?capability=check&pageSize=1")
+        .await;
+    let page: PageView = serde_json::from_value(page.body).expect("discovery matches PageView");
+    assert_eq!(page.items.len(), 1);
+    let eid = agent.endpoints[0].id;
+    let endpoint = app.get(&format!("{path}/endpoints/{eid}")).await;
+    serde_json::from_value::<EndpointView>(endpoint.body)
+        .expect("GET endpoint matches EndpointView");
+}

@@ -1,9 +1,12 @@
 //! Agent management and discovery routes: extract, one `Registry` call, render.
 
+use agent_registry_core::RegistryError;
 use agent_registry_core::index::Hit;
 use agent_registry_core::input::{AgentInput, EndpointInput};
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::view::{AgentView, EndpointView, LivenessView, PageView};
+use agent_registry_core::view::{
+    AgentView, EndpointView, LivenessView, PageView, agent_json, endpoint_json, page_json,
+};
 use agent_registry_core::{RegisterOptions, Registration};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,15 +19,29 @@ use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The agent with its `ETag` (the revision).
-fn agent_response(state: &AppState, status: StatusCode, hit: &Hit) -> Response {
-    let now = state.registry.now_millis();
-    let view = AgentView::new(hit, state.registry.policy(), now);
-    let mut response = (status, Json(view)).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hit.agent.revision)) {
+/// A JSON body that was rendered to bytes already.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn with_etag(mut response: Response, revision: u64) -> Response {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{revision}\"")) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
+}
+
+/// The agent with its `ETag` (the revision).
+fn agent_response(status: StatusCode, hit: &Hit) -> Response {
+    with_etag(json_bytes(status, agent_json(hit)), hit.revision())
 }
 
 fn with_location(mut response: Response, location: &str) -> Response {
@@ -41,9 +58,10 @@ fn page_response(
     allow_owner: bool,
 ) -> ApiResult {
     let query = pairs.discovery(live_only_default, allow_owner)?;
-    let page = state.registry.search(&query);
-    let now = state.registry.now_millis();
-    Ok(Json(PageView::new(&page, state.registry.policy(), now)).into_response())
+    Ok(json_bytes(
+        StatusCode::OK,
+        page_json(&state.registry.search(&query)),
+    ))
 }
 
 fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
@@ -70,8 +88,8 @@ pub async fn register(
     };
     let (hit, outcome) = state.registry.register(&input, &options).await?;
     let mut response = with_location(
-        agent_response(&state, StatusCode::CREATED, &hit),
-        &format!("/agents/{}", hit.agent.id),
+        agent_response(StatusCode::CREATED, &hit),
+        &format!("/agents/{}", hit.id()),
     );
     if outcome == Registration::Replayed {
         response
@@ -104,7 +122,7 @@ pub async fn discover(State(state): State<AppState>, pairs: QueryPairs) -> ApiRe
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let hit = state.registry.get(AgentId::parse(&id)?)?;
-    Ok(agent_response(&state, StatusCode::OK, &hit))
+    Ok(agent_response(StatusCode::OK, &hit))
 }
 
 /// Replace an agent's descriptive fields.
@@ -127,7 +145,7 @@ pub async fn update(
         .registry
         .update(AgentId::parse(&id)?, &input, if_match(&headers)?)
         .await?;
-    Ok(agent_response(&state, StatusCode::OK, &hit))
+    Ok(agent_response(StatusCode::OK, &hit))
 }
 
 /// Deregister an agent and all its endpoints.
@@ -161,7 +179,7 @@ pub async fn add_endpoint(
         .registry
         .add_endpoint(AgentId::parse(&id)?, &input, if_match(&headers)?)
         .await?;
-    let location = format!("/agents/{}/endpoints/{endpoint}", hit.agent.id);
+    let location = format!("/agents/{}/endpoints/{endpoint}", hit.id());
     Ok(with_location(
         endpoint_response(&state, StatusCode::CREATED, &hit, endpoint)?,
         &location,
@@ -174,21 +192,14 @@ fn endpoint_response(
     hit: &Hit,
     endpoint: EndpointId,
 ) -> ApiResult {
-    let (i, seen) = hit
-        .endpoints
-        .iter()
-        .find(|(i, _)| hit.agent.endpoints[*i].id == endpoint)
-        .copied()
-        .ok_or_else(|| {
-            agent_registry_core::RegistryError::Internal("endpoint missing after write".into())
+    let body = hit
+        .endpoint_index(endpoint)
+        .and_then(|i| endpoint_json(hit, i, state.registry.now_millis()))
+        .ok_or_else(|| RegistryError::EndpointNotFound {
+            agent: hit.id().to_string(),
+            endpoint: endpoint.to_string(),
         })?;
-    let now = state.registry.now_millis();
-    let view = EndpointView::new(&hit.agent.endpoints[i], seen, state.registry.policy(), now);
-    let mut response = (status, Json(view)).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hit.agent.revision)) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    Ok(response)
+    Ok(with_etag(json_bytes(status, body), hit.revision()))
 }
 
 /// Read one endpoint with its live state.
@@ -201,13 +212,6 @@ pub async fn get_endpoint(
 ) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
     let hit = state.registry.get(id)?;
-    if hit.agent.endpoint(eid).is_none() {
-        return Err(agent_registry_core::RegistryError::EndpointNotFound {
-            agent: id.to_string(),
-            endpoint: eid.to_string(),
-        }
-        .into());
-    }
     endpoint_response(&state, StatusCode::OK, &hit, eid)
 }
 
