@@ -2,7 +2,7 @@
 //! order, and each endpoint's last-seen time. Discovery is answered here without touching a
 //! store; heartbeats update a single atomic under a shared lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -67,6 +67,9 @@ impl EndpointSlot {
 /// One agent as the index holds it: its rendered JSON plus what filtering needs.
 pub struct Entry {
     key: SortKey,
+    /// The first bytes of the sort key's name, compared before the whole key: most comparisons
+    /// of a sort end here without following a pointer.
+    rank: u128,
     revision: u64,
     rendered: RenderedAgent,
     endpoints: Box<[EndpointSlot]>,
@@ -148,26 +151,92 @@ pub struct Index {
     by_id: HashMap<AgentId, Slot>,
     by_endpoint: HashMap<EndpointId, Slot>,
     order: BTreeMap<SortKey, Slot>,
-    capabilities: BTreeMap<String, Postings>,
-    tags: HashMap<String, Postings>,
-    labels: HashMap<(String, String), Postings>,
-    owners: HashMap<String, Postings>,
-    words: BTreeMap<String, Postings>,
+    capabilities: Terms,
+    words: Terms,
+    tags: HashMap<Box<str>, Postings>,
+    labels: HashMap<(Box<str>, Box<str>), Postings>,
+    owners: HashMap<Box<str>, Postings>,
     protocols: HashMap<Protocol, Postings>,
     transports: HashMap<Transport, Postings>,
 }
 
-/// The index terms of an agent; computed the same way on insert and on removal.
+/// Posting lists by term, with the terms also kept in order for prefix searches.
+#[derive(Default)]
 struct Terms {
+    lists: HashMap<Box<str>, Postings>,
+    sorted: BTreeSet<Box<str>>,
+}
+
+impl Terms {
+    fn insert(&mut self, term: &str, slot: Slot) {
+        if let Some(list) = self.lists.get_mut(term) {
+            list.insert(slot);
+        } else {
+            self.lists.insert(term.into(), Postings(vec![slot]));
+            self.sorted.insert(term.into());
+        }
+    }
+
+    fn remove(&mut self, term: &str, slot: Slot) {
+        if let Some(list) = self.lists.get_mut(term) {
+            list.remove(slot);
+            if list.0.is_empty() {
+                self.lists.remove(term);
+                self.sorted.remove(term);
+            }
+        }
+    }
+
+    /// Agents with a term starting with `prefix`.
+    fn with_prefix(&self, prefix: &str) -> Set<'_> {
+        let mut matching = self
+            .sorted
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|k| k.starts_with(prefix))
+            .filter_map(|k| self.lists.get(k));
+        match (matching.next(), matching.next()) {
+            (None, _) => Set::Owned(Postings::default()),
+            (Some(one), None) => Set::Borrowed(one),
+            (Some(a), Some(b)) => union([a, b].into_iter().chain(matching)),
+        }
+    }
+}
+
+fn insert_into<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Postings>, key: K, slot: Slot) {
+    map.entry(key).or_default().insert(slot);
+}
+
+fn remove_from<
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+>(
+    map: &mut HashMap<K, Postings>,
+    key: &Q,
+    slot: Slot,
+) {
+    if let Some(list) = map.get_mut(key) {
+        list.remove(slot);
+        if list.0.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// What an agent is indexed under; computed the same way on insert and on removal.
+pub struct AgentTerms {
     capabilities: Vec<String>,
     tags: Vec<String>,
     labels: Vec<(String, String)>,
     words: Vec<String>,
+    owner: String,
     protocols: Vec<Protocol>,
     transports: Vec<Transport>,
 }
 
-impl Terms {
+impl AgentTerms {
     fn of(agent: &Agent) -> Self {
         let mut tags: Vec<String> = agent.tags.iter().map(|t| t.to_lowercase()).collect();
         let mut text = words(&agent.name);
@@ -204,10 +273,61 @@ impl Terms {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             words: text,
+            owner: agent.owner_id.clone(),
             protocols,
             transports,
         }
     }
+}
+
+/// An agent made ready for the index (rendered, terms computed) without touching the index,
+/// so that many can be prepared in parallel at start-up.
+pub struct Prepared {
+    entry: Entry,
+    terms: AgentTerms,
+}
+
+impl Prepared {
+    /// `seen` gives last-seen times of endpoints; the first time listed for an endpoint wins.
+    /// Endpoints without one count as seen when they were created.
+    pub fn new(policy: &LivenessPolicy, agent: &Agent, seen: &[(EndpointId, Millis)]) -> Self {
+        let endpoints = agent
+            .endpoints
+            .iter()
+            .map(|e| EndpointSlot {
+                id: e.id,
+                protocol: e.protocol,
+                transport: e.transport,
+                model: e.liveness_model,
+                lease: policy.lease_millis(e),
+                evict_after: policy.evict_after_millis(e),
+                last_seen: AtomicI64::new(
+                    seen.iter()
+                        .find(|(id, _)| *id == e.id)
+                        .map_or_else(|| e.created_at.timestamp_millis(), |x| x.1),
+                ),
+            })
+            .collect();
+        let key = SortKey::new(&agent.name, agent.id);
+        let entry = Entry {
+            rank: rank_of(&key.name),
+            key,
+            revision: agent.revision,
+            rendered: RenderedAgent::of(agent),
+            endpoints,
+        };
+        Self {
+            entry,
+            terms: AgentTerms::of(agent),
+        }
+    }
+}
+
+fn rank_of(name: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = name.len().min(16);
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u128::from_be_bytes(bytes)
 }
 
 /// A candidate set: borrowed posting list or a merged one.
@@ -234,14 +354,18 @@ impl Index {
             by_id: HashMap::new(),
             by_endpoint: HashMap::new(),
             order: BTreeMap::new(),
-            capabilities: BTreeMap::new(),
+            capabilities: Terms::default(),
+            words: Terms::default(),
             tags: HashMap::new(),
             labels: HashMap::new(),
             owners: HashMap::new(),
-            words: BTreeMap::new(),
             protocols: HashMap::new(),
             transports: HashMap::new(),
         }
+    }
+
+    pub fn policy(&self) -> &LivenessPolicy {
+        &self.policy
     }
 
     pub fn len(&self) -> usize {
@@ -337,48 +461,31 @@ impl Index {
     /// Inserts or replaces an agent. Endpoints that stay keep their last-seen time; new ones
     /// take it from `seen`, or else their creation time.
     pub fn upsert(&mut self, agent: &Agent, seen: &[(EndpointId, Millis)]) {
-        let previous = self.remove(agent.id);
-        let endpoints = agent
-            .endpoints
-            .iter()
-            .map(|e| {
-                let kept = previous
-                    .as_ref()
-                    .and_then(|p| p.endpoints.iter().find(|(id, _)| *id == e.id))
-                    .map(|x| x.1);
-                let fresh = seen.iter().find(|(id, _)| *id == e.id).map(|x| x.1);
-                let last_seen = kept
-                    .or(fresh)
-                    .unwrap_or_else(|| e.created_at.timestamp_millis());
-                EndpointSlot {
-                    id: e.id,
-                    protocol: e.protocol,
-                    transport: e.transport,
-                    model: e.liveness_model,
-                    lease: self.policy.lease_millis(e),
-                    evict_after: self.policy.evict_after_millis(e),
-                    last_seen: AtomicI64::new(last_seen),
-                }
-            })
-            .collect();
+        let mut known = self
+            .remove(agent.id)
+            .map(|r| r.endpoints)
+            .unwrap_or_default();
+        known.extend_from_slice(seen);
+        let prepared = Prepared::new(&self.policy, agent, &known);
+        self.insert(prepared);
+    }
+
+    /// Inserts an agent that is not in the index yet.
+    pub fn insert(&mut self, prepared: Prepared) {
+        let Prepared { entry, terms } = prepared;
+        if self.by_id.contains_key(&entry.key.id) {
+            self.remove(entry.key.id);
+        }
         let slot = self.free.pop().unwrap_or_else(|| {
             self.entries.push(None);
             Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
         });
-        let terms = Terms::of(agent);
-        self.each_posting(&terms, &agent.owner_id, |p| p.insert(slot));
-        let key = SortKey::new(&agent.name, agent.id);
-        self.order.insert(key.clone(), slot);
-        self.by_id.insert(agent.id, slot);
-        for e in &agent.endpoints {
+        self.index_terms(&terms, slot, true);
+        self.order.insert(entry.key.clone(), slot);
+        self.by_id.insert(entry.key.id, slot);
+        for e in &entry.endpoints {
             self.by_endpoint.insert(e.id, slot);
         }
-        let entry = Entry {
-            key,
-            revision: agent.revision,
-            rendered: RenderedAgent::of(agent),
-            endpoints,
-        };
         self.entries[slot as usize] = Some(Arc::new(entry));
     }
 
@@ -388,8 +495,7 @@ impl Index {
         let entry = self.entries[slot as usize].take()?;
         // The index keeps agents only in rendered form; their terms are recomputed from it.
         if let Ok(agent) = parse_document(&entry.rendered.document()) {
-            let terms = Terms::of(&agent);
-            self.each_posting(&terms, &agent.owner_id, |p| p.remove(slot));
+            self.index_terms(&AgentTerms::of(&agent), slot, false);
         }
         self.order.remove(&entry.key);
         for e in &entry.endpoints {
@@ -405,33 +511,59 @@ impl Index {
         Some(Removed { endpoints })
     }
 
-    fn each_posting(&mut self, terms: &Terms, owner: &str, mut f: impl FnMut(&mut Postings)) {
-        for c in &terms.capabilities {
-            f(self.capabilities.entry(c.clone()).or_default());
-        }
-        for t in &terms.tags {
-            f(self.tags.entry(t.clone()).or_default());
-        }
-        for l in &terms.labels {
-            f(self.labels.entry(l.clone()).or_default());
-        }
-        for w in &terms.words {
-            f(self.words.entry(w.clone()).or_default());
-        }
-        for p in &terms.protocols {
-            f(self.protocols.entry(*p).or_default());
-        }
-        for t in &terms.transports {
-            f(self.transports.entry(*t).or_default());
-        }
-        f(self.owners.entry(owner.to_owned()).or_default());
-        // Drop emptied lists so the maps do not grow without bound.
-        prune(&mut self.capabilities, &terms.capabilities);
-        prune(&mut self.words, &terms.words);
-        prune_hash(&mut self.tags, &terms.tags);
-        prune_hash(&mut self.labels, &terms.labels);
-        if self.owners.get(owner).is_some_and(|p| p.0.is_empty()) {
-            self.owners.remove(owner);
+    fn index_terms(&mut self, terms: &AgentTerms, slot: Slot, insert: bool) {
+        if insert {
+            terms
+                .capabilities
+                .iter()
+                .for_each(|c| self.capabilities.insert(c, slot));
+            terms.words.iter().for_each(|w| self.words.insert(w, slot));
+            terms
+                .tags
+                .iter()
+                .for_each(|t| insert_into(&mut self.tags, t.as_str().into(), slot));
+            for (k, v) in &terms.labels {
+                insert_into(
+                    &mut self.labels,
+                    (k.as_str().into(), v.as_str().into()),
+                    slot,
+                );
+            }
+            insert_into(&mut self.owners, terms.owner.as_str().into(), slot);
+            terms
+                .protocols
+                .iter()
+                .for_each(|p| insert_into(&mut self.protocols, *p, slot));
+            terms
+                .transports
+                .iter()
+                .for_each(|t| insert_into(&mut self.transports, *t, slot));
+        } else {
+            terms
+                .capabilities
+                .iter()
+                .for_each(|c| self.capabilities.remove(c, slot));
+            terms.words.iter().for_each(|w| self.words.remove(w, slot));
+            terms
+                .tags
+                .iter()
+                .for_each(|t| remove_from(&mut self.tags, t.as_str(), slot));
+            for (k, v) in &terms.labels {
+                remove_from(
+                    &mut self.labels,
+                    &(Box::from(k.as_str()), Box::from(v.as_str())),
+                    slot,
+                );
+            }
+            remove_from(&mut self.owners, terms.owner.as_str(), slot);
+            terms
+                .protocols
+                .iter()
+                .for_each(|p| remove_from(&mut self.protocols, p, slot));
+            terms
+                .transports
+                .iter()
+                .for_each(|t| remove_from(&mut self.transports, t, slot));
         }
     }
 
@@ -440,25 +572,30 @@ impl Index {
         // Exact filters name one posting list each; a missing list means no agent matches.
         let mut required: Vec<Option<&Postings>> = Vec::new();
         if let Some(c) = &q.capability {
-            required.push(self.capabilities.get(c));
+            required.push(self.capabilities.lists.get(c.as_str()));
         }
-        required.extend(q.tags.iter().map(|t| self.tags.get(t)));
-        required.extend(q.labels.iter().map(|l| self.labels.get(l)));
+        required.extend(q.tags.iter().map(|t| self.tags.get(t.as_str())));
+        let labels: Vec<(Box<str>, Box<str>)> = q
+            .labels
+            .iter()
+            .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+            .collect();
+        required.extend(labels.iter().map(|l| self.labels.get(l)));
         if let Some(o) = &q.owner {
-            required.push(self.owners.get(o));
+            required.push(self.owners.get(o.as_str()));
         }
         let Some(mut sets) = required
             .into_iter()
             .map(|p| p.map(Set::Borrowed))
             .collect::<Option<Vec<_>>>()
         else {
-            return paginate(std::iter::empty(), q);
+            return paginate(std::iter::empty(), q, now);
         };
         if let Some(prefix) = &q.capability_prefix {
-            sets.push(prefix_union(&self.capabilities, prefix));
+            sets.push(self.capabilities.with_prefix(prefix));
         }
         for w in &q.words {
-            sets.push(prefix_union(&self.words, w));
+            sets.push(self.words.with_prefix(w));
         }
         if !q.protocols.is_empty() {
             sets.push(union(
@@ -471,90 +608,100 @@ impl Index {
             ));
         }
         if sets.iter().any(|s| s.postings().0.is_empty()) {
-            return paginate(std::iter::empty(), q);
+            return paginate(std::iter::empty(), q, now);
         }
         sets.sort_by_key(|s| s.postings().0.len());
-        let matches = |slot: Slot, skip_first: bool| {
+        let in_all = |slot: Slot, skip_first: bool| {
             sets.iter()
                 .skip(usize::from(skip_first))
                 .all(|s| s.postings().contains(slot))
         };
 
         // A small candidate set is sorted; a large one is read in the stored order instead.
+        // Either way only the agents of the page are turned into hits.
         match sets.first() {
             Some(first) if first.postings().0.len() * 8 < self.len().max(1) => {
-                let mut hits: Vec<(&SortKey, Hit)> = first
+                let mut found: Vec<&Arc<Entry>> = first
                     .postings()
                     .0
                     .iter()
-                    .filter(|s| matches(**s, true))
+                    .filter(|s| in_all(**s, true))
                     .filter_map(|s| self.entry(*s))
-                    .filter_map(|e| evaluate(e, q, now).map(|h| (&e.key, h)))
+                    .filter(|e| qualifies(e, q, now))
                     .collect();
-                hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                paginate(hits.into_iter(), q)
+                found.sort_unstable_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.key.cmp(&b.key)));
+                paginate(found.into_iter(), q, now)
             }
             _ => {
-                let hits = self
+                let found = self
                     .order
-                    .iter()
-                    .filter(|(_, slot)| matches(**slot, false))
-                    .filter_map(|(key, slot)| self.entry(*slot).map(|e| (key, e)))
-                    .filter_map(|(key, e)| evaluate(e, q, now).map(|h| (key, h)));
-                paginate(hits, q)
+                    .values()
+                    .filter(|slot| in_all(**slot, false))
+                    .filter_map(|slot| self.entry(*slot))
+                    .filter(|e| qualifies(e, q, now));
+                paginate(found, q, now)
             }
         }
     }
 }
 
-/// The endpoints of an agent that pass the endpoint filters, or `None` if the agent fails.
-fn evaluate(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Option<Hit> {
-    let filtering = q.filters_endpoints();
-    let endpoints: Vec<(usize, LiveState)> = entry
+fn endpoint_matches(e: &EndpointSlot, q: &DiscoveryQuery) -> bool {
+    (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
+        && (q.transports.is_empty() || q.transports.contains(&e.transport))
+}
+
+/// Whether an agent passes the endpoint filters (without building a hit).
+fn qualifies(entry: &Entry, q: &DiscoveryQuery, now: Millis) -> bool {
+    !q.filters_endpoints()
+        || entry.endpoints.iter().any(|e| {
+            endpoint_matches(e, q) && e.state(now).is_some_and(|s| s.is_live || !q.live_only)
+        })
+}
+
+/// The hit of an agent that qualifies: the endpoints that pass the filters, with their state.
+fn hit(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Hit {
+    let endpoints = entry
         .endpoints
         .iter()
         .enumerate()
-        .filter(|(_, e)| {
-            (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
-                && (q.transports.is_empty() || q.transports.contains(&e.transport))
-        })
+        .filter(|(_, e)| endpoint_matches(e, q))
         .filter_map(|(i, e)| Some((i, e.state(now)?)))
         .filter(|(_, live)| !q.live_only || live.is_live)
         .collect();
-    if filtering && endpoints.is_empty() {
-        return None;
-    }
-    Some(Hit {
+    Hit {
         entry: entry.clone(),
         endpoints,
-    })
+    }
 }
 
-/// Counts every hit and keeps only the requested page.
-fn paginate<'k>(hits: impl Iterator<Item = (&'k SortKey, Hit)>, q: &DiscoveryQuery) -> SearchPage {
+/// Counts every qualifying agent and turns only those of the requested page into hits.
+fn paginate<'e>(
+    found: impl Iterator<Item = &'e Arc<Entry>>,
+    q: &DiscoveryQuery,
+    now: Millis,
+) -> SearchPage {
     let size = q.page_size;
     let mut total = 0;
     let mut before = 0;
     let mut page = Vec::with_capacity(size);
     let mut last_key = None;
     let mut has_more = false;
-    for (key, hit) in hits {
+    for entry in found {
         total += 1;
         let in_page = match &q.position {
             Position::Page(n) => total > (n - 1) * size,
             Position::After(after) => {
-                if key <= after {
+                let past = &entry.key > after;
+                if !past {
                     before += 1;
-                    false
-                } else {
-                    true
                 }
+                past
             }
         };
         if in_page {
             if page.len() < size {
-                page.push(hit);
-                last_key = Some(key);
+                page.push(hit(entry, q, now));
+                last_key = Some(&entry.key);
             } else {
                 has_more = true;
             }
@@ -587,32 +734,4 @@ fn union<'a>(lists: impl Iterator<Item = &'a Postings>) -> Set<'a> {
     all.sort_unstable();
     all.dedup();
     Set::Owned(Postings(all))
-}
-
-fn prefix_union<'a>(map: &'a BTreeMap<String, Postings>, prefix: &str) -> Set<'a> {
-    let mut matching = map
-        .range(prefix.to_owned()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .map(|(_, p)| p);
-    match (matching.next(), matching.next()) {
-        (None, _) => Set::Owned(Postings::default()),
-        (Some(one), None) => Set::Borrowed(one),
-        (Some(a), Some(b)) => union([a, b].into_iter().chain(matching)),
-    }
-}
-
-fn prune(map: &mut BTreeMap<String, Postings>, keys: &[String]) {
-    for k in keys {
-        if map.get(k).is_some_and(|p| p.0.is_empty()) {
-            map.remove(k);
-        }
-    }
-}
-
-fn prune_hash<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Postings>, keys: &[K]) {
-    for k in keys {
-        if map.get(k).is_some_and(|p| p.0.is_empty()) {
-            map.remove(k);
-        }
-    }
 }

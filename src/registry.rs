@@ -10,11 +10,11 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
-use crate::index::{Hit, Index, SearchPage};
+use crate::index::{Hit, Index, Prepared, SearchPage};
 use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
-use crate::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore};
+use crate::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore, StoredAgent};
 use crate::query::DiscoveryQuery;
 use crate::view::LivenessView;
 
@@ -77,27 +77,26 @@ impl Registry {
             .zip(from_liveness)
             .filter_map(|(id, t)| t.map(|t| (id, t)))
             .collect();
-        let mut index = Index::new(config.liveness.clone());
-        for s in stored {
-            // An endpoint with no record at all counts as seen when it was created: it can only
-            // look older than it is, never younger.
-            let mut seen = s.last_seen;
-            for (id, t) in &mut seen {
+        // The last-seen times a store recorded, raised to what the liveness store knows. An
+        // endpoint with no record at all counts as seen when it was created (Prepared::new): it
+        // can only look older than it is, never younger.
+        let mut stored = stored;
+        for s in &mut stored {
+            for (id, t) in &mut s.last_seen {
                 if let Some(newer) = fresher.remove(id) {
                     *t = (*t).max(newer);
                 }
             }
-            for e in &s.agent.endpoints {
-                if !seen.iter().any(|(id, _)| *id == e.id) {
-                    seen.push((
-                        e.id,
-                        fresher
-                            .remove(&e.id)
-                            .unwrap_or(e.created_at.timestamp_millis()),
-                    ));
-                }
-            }
-            index.upsert(&s.agent, &seen);
+            s.last_seen.extend(
+                s.agent
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))),
+            );
+        }
+        let mut index = Index::new(config.liveness.clone());
+        for prepared in prepare_in_parallel(&config.liveness, stored) {
+            index.insert(prepared);
         }
         Ok(Self {
             store,
@@ -578,6 +577,31 @@ impl Registry {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
         }
     }
+}
+
+/// Renders and analyses stored agents on every core; start-up time is dominated by this.
+fn prepare_in_parallel(policy: &LivenessPolicy, stored: Vec<StoredAgent>) -> Vec<Prepared> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let chunk = stored.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = stored
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|s| Prepared::new(policy, &s.agent, &s.last_seen))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// A single-endpoint request has one name to blame: the body's.

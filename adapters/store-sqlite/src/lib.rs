@@ -15,6 +15,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+/// Endpoints whose last-seen time one statement records.
+const LAST_SEEN_CHUNK: usize = 2_000;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 pub struct SqliteStore {
@@ -76,19 +79,44 @@ impl AgentStore for SqliteStore {
                 seen.entry(row.get(1)).or_default().push((id, row.get(2)));
             }
         }
-        let rows = sqlx::query("SELECT id, document FROM agents")
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, document FROM agents")
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.get(0);
-                let document: String = row.get(1);
-                let agent: Agent = serde_json::from_str(&document).map_err(|e| {
-                    RegistryError::Internal(format!("stored agent {id} is unreadable: {e}"))
-                })?;
+        // Parsing 100,000 documents is most of a start-up: use every core.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let chunk = rows.len().div_ceil(threads).max(1);
+        let parsed: Vec<Result<Agent>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = rows
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(id, document)| {
+                                serde_json::from_str::<Agent>(document).map_err(|e| {
+                                    RegistryError::Internal(format!(
+                                        "stored agent {id} is unreadable: {e}"
+                                    ))
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| {
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        parsed
+            .into_iter()
+            .map(|agent| {
+                let agent = agent?;
                 Ok(StoredAgent {
-                    last_seen: seen.remove(&id).unwrap_or_default(),
+                    last_seen: seen.remove(&agent.id.to_string()).unwrap_or_default(),
                     agent,
                 })
             })
@@ -221,16 +249,25 @@ impl AgentStore for SqliteStore {
     }
 
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for (endpoint, at) in seen {
-            sqlx::query("UPDATE endpoint_liveness SET last_seen_at = max(last_seen_at, ?) WHERE endpoint_id = ?")
-                .bind(at)
-                .bind(endpoint.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+        // One statement per chunk, each its own short transaction, so a large batch never
+        // holds the write lock long enough to stall registrations.
+        for chunk in seen.chunks(LAST_SEEN_CHUNK) {
+            let pairs: Vec<(String, Millis)> =
+                chunk.iter().map(|(id, at)| (id.to_string(), *at)).collect();
+            sqlx::query(
+                "UPDATE endpoint_liveness SET last_seen_at = max(last_seen_at, v.at)
+                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS v
+                 WHERE endpoint_liveness.endpoint_id = v.id",
+            )
+            .bind(
+                serde_json::to_string(&pairs)
+                    .map_err(|e| RegistryError::Internal(e.to_string()))?,
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         }
-        tx.commit().await.map_err(unavailable)
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<u64> {
