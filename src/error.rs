@@ -16,10 +16,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            detail: detail.into(),
-        }
+        Self { pointer: pointer.into(), detail: detail.into() }
     }
 }
 
@@ -68,11 +65,7 @@ pub enum RegistryError {
 }
 
 fn summarize(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{}: {}", e.pointer, e.detail))
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(|e| format!("{}: {}", e.pointer, e.detail)).collect::<Vec<_>>().join("; ")
 }
 
 impl RegistryError {
@@ -98,9 +91,7 @@ impl RegistryError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Validation(_) | Self::InvalidQuery { .. } | Self::InvalidId { .. } => {
-                ErrorKind::InvalidInput
-            }
+            Self::Validation(_) | Self::InvalidQuery { .. } | Self::InvalidId { .. } => ErrorKind::InvalidInput,
             Self::AgentNotFound(_) | Self::EndpointNotFound { .. } => ErrorKind::NotFound,
             Self::AgentExists(_)
             | Self::DuplicateEndpointName { .. }
@@ -118,8 +109,7 @@ impl RegistryError {
         match self {
             Self::Validation(errors) => errors.clone(),
             Self::InvalidQuery { detail, pointer } => vec![FieldError::new(pointer, detail)],
-            Self::DuplicateEndpointName { pointer, .. }
-            | Self::DuplicateCapabilityName { pointer, .. } => {
+            Self::DuplicateEndpointName { pointer, .. } | Self::DuplicateCapabilityName { pointer, .. } => {
                 vec![FieldError::new(pointer, self.to_string())]
             }
             _ => Vec::new(),
@@ -140,10 +130,7 @@ impl RegistryError {
     }
 
     pub fn query(pointer: &str, detail: impl Into<String>) -> Self {
-        Self::InvalidQuery {
-            detail: detail.into(),
-            pointer: format!("?{pointer}"),
-        }
+        Self::InvalidQuery { detail: detail.into(), pointer: format!("?{pointer}") }
     }
 
     pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {

@@ -55,11 +55,7 @@ impl EndpointSlot {
         let t = self.last_seen.load(Ordering::Acquire);
         (t != EVICTING).then(|| {
             let expires_at = t.saturating_add(self.lease);
-            LiveState {
-                is_live: now < expires_at,
-                last_seen: t,
-                expires_at,
-            }
+            LiveState { is_live: now < expires_at, last_seen: t, expires_at }
         })
     }
 }
@@ -67,9 +63,6 @@ impl EndpointSlot {
 /// One agent as the index holds it: its rendered JSON plus what filtering needs.
 pub struct Entry {
     key: SortKey,
-    /// The first bytes of the sort key's name, compared before the whole key: most comparisons
-    /// of a sort end here without following a pointer.
-    rank: u128,
     revision: u64,
     rendered: RenderedAgent,
     endpoints: Box<[EndpointSlot]>,
@@ -93,9 +86,8 @@ impl Hit {
 
     /// The full agent, parsed from its rendered form (for writes and protocol documents).
     pub fn agent(&self) -> Result<Agent, RegistryError> {
-        parse_document(&self.entry.rendered.document()).map_err(|e| {
-            RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id()))
-        })
+        parse_document(&self.entry.rendered.document())
+            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id())))
     }
 
     /// Position of an endpoint among the agent's endpoints.
@@ -106,6 +98,11 @@ impl Hit {
     /// Live state of one endpoint, whether or not it matched.
     pub fn live_state(&self, index: usize, now: Millis) -> Option<LiveState> {
         self.entry.endpoints.get(index)?.state(now)
+    }
+
+    /// Bytes the agent's JSON needs at most.
+    pub fn size(&self) -> usize {
+        self.entry.rendered.size()
     }
 
     /// Writes the agent JSON with the endpoints of this hit.
@@ -120,10 +117,7 @@ impl Hit {
 
 impl std::fmt::Debug for Hit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hit")
-            .field("id", &self.id())
-            .field("endpoints", &self.endpoints)
-            .finish()
+        f.debug_struct("Hit").field("id", &self.id()).field("endpoints", &self.endpoints).finish()
     }
 }
 
@@ -147,6 +141,9 @@ pub struct EndpointRef {
 pub struct Index {
     policy: LivenessPolicy,
     entries: Vec<Option<Arc<Entry>>>,
+    /// Per slot, what filtering and sorting read for every candidate, kept contiguous so that
+    /// only the agents of a page are dereferenced.
+    meta: Vec<SlotMeta>,
     free: Vec<Slot>,
     by_id: HashMap<AgentId, Slot>,
     by_endpoint: HashMap<EndpointId, Slot>,
@@ -158,6 +155,21 @@ pub struct Index {
     owners: HashMap<Box<str>, Postings>,
     protocols: HashMap<Protocol, Postings>,
     transports: HashMap<Transport, Postings>,
+}
+
+/// The hot part of an entry.
+struct SlotMeta {
+    /// The first 16 bytes of the sort key's name, big-endian: ordering by it agrees with the
+    /// key's order, and most comparisons end here.
+    rank: u128,
+    /// The latest expiry of the agent's endpoints (raised by every touch).
+    live_until: AtomicI64,
+}
+
+impl SlotMeta {
+    fn vacant() -> Self {
+        Self { rank: 0, live_until: AtomicI64::new(Millis::MIN) }
+    }
 }
 
 /// Posting lists by term, with the terms also kept in order for prefix searches.
@@ -191,10 +203,7 @@ impl Terms {
     fn with_prefix(&self, prefix: &str) -> Set<'_> {
         let mut matching = self
             .sorted
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|k| k.starts_with(prefix))
             .filter_map(|k| self.lists.get(k));
         match (matching.next(), matching.next()) {
@@ -209,10 +218,7 @@ fn insert_into<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Postings>, key: K, 
     map.entry(key).or_default().insert(slot);
 }
 
-fn remove_from<
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    Q: std::hash::Hash + Eq + ?Sized,
->(
+fn remove_from<K: std::hash::Hash + Eq + std::borrow::Borrow<Q>, Q: std::hash::Hash + Eq + ?Sized>(
     map: &mut HashMap<K, Postings>,
     key: &Q,
     slot: Slot,
@@ -249,11 +255,7 @@ impl AgentTerms {
         for tag in &tags {
             text.extend(words(tag));
         }
-        let mut capabilities: Vec<String> = agent
-            .capabilities
-            .iter()
-            .map(|c| c.name.to_lowercase())
-            .collect();
+        let mut capabilities: Vec<String> = agent.capabilities.iter().map(|c| c.name.to_lowercase()).collect();
         let mut protocols: Vec<Protocol> = agent.endpoints.iter().map(|e| e.protocol).collect();
         let mut transports: Vec<Transport> = agent.endpoints.iter().map(|e| e.transport).collect();
         for v in [&mut capabilities, &mut tags, &mut text] {
@@ -267,11 +269,7 @@ impl AgentTerms {
         Self {
             capabilities,
             tags,
-            labels: agent
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            labels: agent.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             words: text,
             owner: agent.owner_id.clone(),
             protocols,
@@ -302,24 +300,13 @@ impl Prepared {
                 lease: policy.lease_millis(e),
                 evict_after: policy.evict_after_millis(e),
                 last_seen: AtomicI64::new(
-                    seen.iter()
-                        .find(|(id, _)| *id == e.id)
-                        .map_or_else(|| e.created_at.timestamp_millis(), |x| x.1),
+                    seen.iter().find(|(id, _)| *id == e.id).map_or_else(|| e.created_at.timestamp_millis(), |x| x.1),
                 ),
             })
             .collect();
         let key = SortKey::new(&agent.name, agent.id);
-        let entry = Entry {
-            rank: rank_of(&key.name),
-            key,
-            revision: agent.revision,
-            rendered: RenderedAgent::of(agent),
-            endpoints,
-        };
-        Self {
-            entry,
-            terms: AgentTerms::of(agent),
-        }
+        let entry = Entry { key, revision: agent.revision, rendered: RenderedAgent::of(agent), endpoints };
+        Self { entry, terms: AgentTerms::of(agent) }
     }
 }
 
@@ -350,6 +337,7 @@ impl Index {
         Self {
             policy,
             entries: Vec::new(),
+            meta: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
             by_endpoint: HashMap::new(),
@@ -381,12 +369,7 @@ impl Index {
         let entry = self.entry(*self.by_id.get(&id)?)?;
         Some(Hit {
             entry: entry.clone(),
-            endpoints: entry
-                .endpoints
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| Some((i, e.state(now)?)))
-                .collect(),
+            endpoints: entry.endpoints.iter().enumerate().filter_map(|(i, e)| Some((i, e.state(now)?))).collect(),
         })
     }
 
@@ -406,41 +389,36 @@ impl Index {
             return None;
         }
         let slot = entry.endpoints.iter().find(|e| e.id == endpoint)?;
-        Some(EndpointRef {
-            model: slot.model,
-            lease: slot.lease,
-        })
+        Some(EndpointRef { model: slot.model, lease: slot.lease })
     }
 
     /// Records that an endpoint was seen at `at`. Returns false if it is gone or being evicted.
     pub fn touch(&self, endpoint: EndpointId, at: Millis) -> bool {
-        self.slot_of(endpoint).is_some_and(|slot| {
-            slot.last_seen
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                    (t != EVICTING).then_some(t.max(at))
-                })
-                .is_ok()
-        })
+        let Some(&slot) = self.by_endpoint.get(&endpoint) else { return false };
+        let Some(e) = self.entry(slot).and_then(|entry| entry.endpoints.iter().find(|e| e.id == endpoint)) else {
+            return false;
+        };
+        let touched = e
+            .last_seen
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
+            .is_ok();
+        if touched {
+            self.meta[slot as usize].live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
+        }
+        touched
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.
     pub fn claim_for_eviction(&self, endpoint: EndpointId, observed: Millis) -> bool {
         self.slot_of(endpoint).is_some_and(|slot| {
-            slot.last_seen
-                .compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+            slot.last_seen.compare_exchange(observed, EVICTING, Ordering::AcqRel, Ordering::Acquire).is_ok()
         })
     }
 
     /// Gives back a claim when the eviction could not be stored.
     pub fn release_claim(&self, endpoint: EndpointId, observed: Millis) {
         if let Some(slot) = self.slot_of(endpoint) {
-            let _ = slot.last_seen.compare_exchange(
-                EVICTING,
-                observed,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = slot.last_seen.compare_exchange(EVICTING, observed, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
@@ -461,10 +439,7 @@ impl Index {
     /// Inserts or replaces an agent. Endpoints that stay keep their last-seen time; new ones
     /// take it from `seen`, or else their creation time.
     pub fn upsert(&mut self, agent: &Agent, seen: &[(EndpointId, Millis)]) {
-        let mut known = self
-            .remove(agent.id)
-            .map(|r| r.endpoints)
-            .unwrap_or_default();
+        let mut known = self.remove(agent.id).map(|r| r.endpoints).unwrap_or_default();
         known.extend_from_slice(seen);
         let prepared = Prepared::new(&self.policy, agent, &known);
         self.insert(prepared);
@@ -478,8 +453,16 @@ impl Index {
         }
         let slot = self.free.pop().unwrap_or_else(|| {
             self.entries.push(None);
+            self.meta.push(SlotMeta::vacant());
             Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
         });
+        let live_until = entry
+            .endpoints
+            .iter()
+            .map(|e| e.last_seen.load(Ordering::Acquire).saturating_add(e.lease))
+            .max()
+            .unwrap_or(Millis::MIN);
+        self.meta[slot as usize] = SlotMeta { rank: rank_of(&entry.key.name), live_until: AtomicI64::new(live_until) };
         self.index_terms(&terms, slot, true);
         self.order.insert(entry.key.clone(), slot);
         self.by_id.insert(entry.key.id, slot);
@@ -501,6 +484,7 @@ impl Index {
         for e in &entry.endpoints {
             self.by_endpoint.remove(&e.id);
         }
+        self.meta[slot as usize] = SlotMeta::vacant();
         self.free.push(slot);
         let endpoints = entry
             .endpoints
@@ -513,57 +497,25 @@ impl Index {
 
     fn index_terms(&mut self, terms: &AgentTerms, slot: Slot, insert: bool) {
         if insert {
-            terms
-                .capabilities
-                .iter()
-                .for_each(|c| self.capabilities.insert(c, slot));
+            terms.capabilities.iter().for_each(|c| self.capabilities.insert(c, slot));
             terms.words.iter().for_each(|w| self.words.insert(w, slot));
-            terms
-                .tags
-                .iter()
-                .for_each(|t| insert_into(&mut self.tags, t.as_str().into(), slot));
+            terms.tags.iter().for_each(|t| insert_into(&mut self.tags, t.as_str().into(), slot));
             for (k, v) in &terms.labels {
-                insert_into(
-                    &mut self.labels,
-                    (k.as_str().into(), v.as_str().into()),
-                    slot,
-                );
+                insert_into(&mut self.labels, (k.as_str().into(), v.as_str().into()), slot);
             }
             insert_into(&mut self.owners, terms.owner.as_str().into(), slot);
-            terms
-                .protocols
-                .iter()
-                .for_each(|p| insert_into(&mut self.protocols, *p, slot));
-            terms
-                .transports
-                .iter()
-                .for_each(|t| insert_into(&mut self.transports, *t, slot));
+            terms.protocols.iter().for_each(|p| insert_into(&mut self.protocols, *p, slot));
+            terms.transports.iter().for_each(|t| insert_into(&mut self.transports, *t, slot));
         } else {
-            terms
-                .capabilities
-                .iter()
-                .for_each(|c| self.capabilities.remove(c, slot));
+            terms.capabilities.iter().for_each(|c| self.capabilities.remove(c, slot));
             terms.words.iter().for_each(|w| self.words.remove(w, slot));
-            terms
-                .tags
-                .iter()
-                .for_each(|t| remove_from(&mut self.tags, t.as_str(), slot));
+            terms.tags.iter().for_each(|t| remove_from(&mut self.tags, t.as_str(), slot));
             for (k, v) in &terms.labels {
-                remove_from(
-                    &mut self.labels,
-                    &(Box::from(k.as_str()), Box::from(v.as_str())),
-                    slot,
-                );
+                remove_from(&mut self.labels, &(Box::from(k.as_str()), Box::from(v.as_str())), slot);
             }
             remove_from(&mut self.owners, terms.owner.as_str(), slot);
-            terms
-                .protocols
-                .iter()
-                .for_each(|p| remove_from(&mut self.protocols, p, slot));
-            terms
-                .transports
-                .iter()
-                .for_each(|t| remove_from(&mut self.transports, t, slot));
+            terms.protocols.iter().for_each(|p| remove_from(&mut self.protocols, p, slot));
+            terms.transports.iter().for_each(|t| remove_from(&mut self.transports, t, slot));
         }
     }
 
@@ -575,21 +527,14 @@ impl Index {
             required.push(self.capabilities.lists.get(c.as_str()));
         }
         required.extend(q.tags.iter().map(|t| self.tags.get(t.as_str())));
-        let labels: Vec<(Box<str>, Box<str>)> = q
-            .labels
-            .iter()
-            .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
-            .collect();
+        let labels: Vec<(Box<str>, Box<str>)> =
+            q.labels.iter().map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str()))).collect();
         required.extend(labels.iter().map(|l| self.labels.get(l)));
         if let Some(o) = &q.owner {
             required.push(self.owners.get(o.as_str()));
         }
-        let Some(mut sets) = required
-            .into_iter()
-            .map(|p| p.map(Set::Borrowed))
-            .collect::<Option<Vec<_>>>()
-        else {
-            return paginate(std::iter::empty(), q, now);
+        let Some(mut sets) = required.into_iter().map(|p| p.map(Set::Borrowed)).collect::<Option<Vec<_>>>() else {
+            return self.paginate(std::iter::empty(), q, now);
         };
         if let Some(prefix) = &q.capability_prefix {
             sets.push(self.capabilities.with_prefix(prefix));
@@ -598,49 +543,114 @@ impl Index {
             sets.push(self.words.with_prefix(w));
         }
         if !q.protocols.is_empty() {
-            sets.push(union(
-                q.protocols.iter().filter_map(|p| self.protocols.get(p)),
-            ));
+            sets.push(union(q.protocols.iter().filter_map(|p| self.protocols.get(p))));
         }
         if !q.transports.is_empty() {
-            sets.push(union(
-                q.transports.iter().filter_map(|t| self.transports.get(t)),
-            ));
+            sets.push(union(q.transports.iter().filter_map(|t| self.transports.get(t))));
         }
         if sets.iter().any(|s| s.postings().0.is_empty()) {
-            return paginate(std::iter::empty(), q, now);
+            return self.paginate(std::iter::empty(), q, now);
         }
         sets.sort_by_key(|s| s.postings().0.len());
         let in_all = |slot: Slot, skip_first: bool| {
-            sets.iter()
-                .skip(usize::from(skip_first))
-                .all(|s| s.postings().contains(slot))
+            sets.iter().skip(usize::from(skip_first)).all(|s| s.postings().contains(slot))
         };
 
         // A small candidate set is sorted; a large one is read in the stored order instead.
         // Either way only the agents of the page are turned into hits.
         match sets.first() {
             Some(first) if first.postings().0.len() * 8 < self.len().max(1) => {
-                let mut found: Vec<&Arc<Entry>> = first
+                let mut found: Vec<Slot> = first
                     .postings()
                     .0
                     .iter()
-                    .filter(|s| in_all(**s, true))
-                    .filter_map(|s| self.entry(*s))
-                    .filter(|e| qualifies(e, q, now))
+                    .copied()
+                    .filter(|s| in_all(*s, true) && self.qualifies(*s, q, now))
                     .collect();
-                found.sort_unstable_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.key.cmp(&b.key)));
-                paginate(found.into_iter(), q, now)
+                found.sort_unstable_by(|a, b| self.compare(*a, *b));
+                self.paginate(found.into_iter(), q, now)
             }
             _ => {
-                let found = self
-                    .order
-                    .values()
-                    .filter(|slot| in_all(**slot, false))
-                    .filter_map(|slot| self.entry(*slot))
-                    .filter(|e| qualifies(e, q, now));
-                paginate(found, q, now)
+                let found = self.order.values().copied().filter(|s| in_all(*s, false) && self.qualifies(*s, q, now));
+                self.paginate(found, q, now)
             }
+        }
+    }
+
+    /// Discovery order of two slots: by rank, then (rarely) by the whole key.
+    fn compare(&self, a: Slot, b: Slot) -> std::cmp::Ordering {
+        let (ma, mb) = (&self.meta[a as usize], &self.meta[b as usize]);
+        ma.rank.cmp(&mb.rank).then_with(|| match (self.entry(a), self.entry(b)) {
+            (Some(ea), Some(eb)) => ea.key.cmp(&eb.key),
+            _ => std::cmp::Ordering::Equal,
+        })
+    }
+
+    /// Whether an agent passes the endpoint filters, reading its entry only when a protocol or
+    /// transport filter asks about individual endpoints.
+    fn qualifies(&self, slot: Slot, q: &DiscoveryQuery, now: Millis) -> bool {
+        if !q.filters_endpoints() {
+            return self.entry(slot).is_some();
+        }
+        if q.protocols.is_empty() && q.transports.is_empty() {
+            return self.meta[slot as usize].live_until.load(Ordering::Acquire) > now;
+        }
+        self.entry(slot).is_some_and(|entry| {
+            entry
+                .endpoints
+                .iter()
+                .any(|e| endpoint_matches(e, q) && e.state(now).is_some_and(|s| s.is_live || !q.live_only))
+        })
+    }
+
+    /// Counts every qualifying agent and turns only those of the requested page into hits.
+    fn paginate(&self, found: impl Iterator<Item = Slot>, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+        let size = q.page_size;
+        let after = match &q.position {
+            Position::After(key) => Some((rank_of(&key.name), key)),
+            Position::Page(_) => None,
+        };
+        let mut total = 0;
+        let mut before = 0;
+        let mut page = Vec::with_capacity(size);
+        let mut last_key = None;
+        let mut has_more = false;
+        for slot in found {
+            total += 1;
+            let in_page = match (&q.position, after) {
+                (Position::Page(n), _) => total > (n - 1) * size,
+                (_, Some((rank, key))) => {
+                    let past = match self.meta[slot as usize].rank.cmp(&rank) {
+                        std::cmp::Ordering::Equal => self.entry(slot).is_some_and(|e| &e.key > key),
+                        other => other.is_gt(),
+                    };
+                    before += usize::from(!past);
+                    past
+                }
+                _ => true,
+            };
+            if !in_page {
+                continue;
+            }
+            if page.len() < size {
+                if let Some(entry) = self.entry(slot) {
+                    page.push(hit(entry, q, now));
+                    last_key = Some(&entry.key);
+                }
+            } else {
+                has_more = true;
+            }
+        }
+        let page_number = match &q.position {
+            Position::Page(n) => *n,
+            Position::After(_) => before / size + 1,
+        };
+        SearchPage {
+            hits: page,
+            total,
+            page: page_number,
+            page_size: size,
+            next_cursor: if has_more { last_key.map(SortKey::to_cursor) } else { None },
         }
     }
 }
@@ -648,14 +658,6 @@ impl Index {
 fn endpoint_matches(e: &EndpointSlot, q: &DiscoveryQuery) -> bool {
     (q.protocols.is_empty() || q.protocols.contains(&e.protocol))
         && (q.transports.is_empty() || q.transports.contains(&e.transport))
-}
-
-/// Whether an agent passes the endpoint filters (without building a hit).
-fn qualifies(entry: &Entry, q: &DiscoveryQuery, now: Millis) -> bool {
-    !q.filters_endpoints()
-        || entry.endpoints.iter().any(|e| {
-            endpoint_matches(e, q) && e.state(now).is_some_and(|s| s.is_live || !q.live_only)
-        })
 }
 
 /// The hit of an agent that qualifies: the endpoints that pass the filters, with their state.
@@ -668,60 +670,7 @@ fn hit(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Hit {
         .filter_map(|(i, e)| Some((i, e.state(now)?)))
         .filter(|(_, live)| !q.live_only || live.is_live)
         .collect();
-    Hit {
-        entry: entry.clone(),
-        endpoints,
-    }
-}
-
-/// Counts every qualifying agent and turns only those of the requested page into hits.
-fn paginate<'e>(
-    found: impl Iterator<Item = &'e Arc<Entry>>,
-    q: &DiscoveryQuery,
-    now: Millis,
-) -> SearchPage {
-    let size = q.page_size;
-    let mut total = 0;
-    let mut before = 0;
-    let mut page = Vec::with_capacity(size);
-    let mut last_key = None;
-    let mut has_more = false;
-    for entry in found {
-        total += 1;
-        let in_page = match &q.position {
-            Position::Page(n) => total > (n - 1) * size,
-            Position::After(after) => {
-                let past = &entry.key > after;
-                if !past {
-                    before += 1;
-                }
-                past
-            }
-        };
-        if in_page {
-            if page.len() < size {
-                page.push(hit(entry, q, now));
-                last_key = Some(&entry.key);
-            } else {
-                has_more = true;
-            }
-        }
-    }
-    let page_number = match &q.position {
-        Position::Page(n) => *n,
-        Position::After(_) => before / size + 1,
-    };
-    SearchPage {
-        hits: page,
-        total,
-        page: page_number,
-        page_size: size,
-        next_cursor: if has_more {
-            last_key.map(SortKey::to_cursor)
-        } else {
-            None
-        },
-    }
+    Hit { entry: entry.clone(), endpoints }
 }
 
 /// What remained of a removed agent.

@@ -10,9 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{FieldError, RegistryError};
 use crate::liveness::LivenessPolicy;
-use crate::model::{
-    AgentId, Capability, CapabilityId, Endpoint, EndpointId, LivenessModel, Protocol, Transport,
-};
+use crate::model::{AgentId, Capability, CapabilityId, Endpoint, EndpointId, LivenessModel, Protocol, Transport};
 
 /// Documented size limits. Requests beyond them are rejected with a 400 naming the field.
 pub mod limits {
@@ -115,11 +113,7 @@ impl Check {
     }
 
     fn finish<T>(self, value: T) -> Result<T, RegistryError> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(RegistryError::Validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(value) } else { Err(RegistryError::Validation(self.errors)) }
     }
 
     /// A required, trimmed, non-empty single-line string of at most `max` characters.
@@ -140,13 +134,7 @@ impl Check {
         }
     }
 
-    fn optional(
-        &mut self,
-        pointer: &str,
-        value: Option<&str>,
-        max: usize,
-        multiline: bool,
-    ) -> Option<String> {
+    fn optional(&mut self, pointer: &str, value: Option<&str>, max: usize, multiline: bool) -> Option<String> {
         let v = value?.trim();
         self.text(pointer, v, max, multiline);
         (!v.is_empty()).then(|| v.to_owned())
@@ -155,14 +143,9 @@ impl Check {
     fn text(&mut self, pointer: &str, v: &str, max: usize, multiline: bool) {
         let chars = v.chars().count();
         if chars > max {
-            self.fail(
-                pointer,
-                format!("is {chars} characters long; the limit is {max}"),
-            );
+            self.fail(pointer, format!("is {chars} characters long; the limit is {max}"));
         }
-        if v.chars()
-            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
-        {
+        if v.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
             self.fail(pointer, "must not contain control characters");
         }
     }
@@ -170,10 +153,7 @@ impl Check {
     fn tags(&mut self, pointer: &str, tags: Option<&[String]>) -> Vec<String> {
         let tags = tags.unwrap_or_default();
         if tags.len() > limits::TAGS {
-            self.fail(
-                pointer,
-                format!("has {} tags; the limit is {}", tags.len(), limits::TAGS),
-            );
+            self.fail(pointer, format!("has {} tags; the limit is {}", tags.len(), limits::TAGS));
             return Vec::new();
         }
         let mut seen = HashSet::new();
@@ -182,10 +162,7 @@ impl Check {
             let p = format!("{pointer}/{i}");
             let tag = self.required(&p, Some(tag), limits::TAG_CHARS);
             if tag.contains(',') {
-                self.fail(
-                    &p,
-                    "must not contain a comma (discovery splits tag lists on commas)",
-                );
+                self.fail(&p, "must not contain a comma (discovery splits tag lists on commas)");
             }
             if seen.insert(tag.to_lowercase()) {
                 out.push(tag);
@@ -197,28 +174,22 @@ impl Check {
     fn labels(&mut self, labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
         let labels = labels.cloned().unwrap_or_default();
         if labels.len() > limits::LABELS {
-            self.fail(
-                "/labels",
-                format!(
-                    "has {} labels; the limit is {}",
-                    labels.len(),
-                    limits::LABELS
-                ),
-            );
+            self.fail("/labels", format!("has {} labels; the limit is {}", labels.len(), limits::LABELS));
             return BTreeMap::new();
         }
         for (key, value) in &labels {
             let p = format!("/labels/{}", escape_pointer(key));
             let key_ok = !key.is_empty()
                 && key.len() <= limits::LABEL_KEY_CHARS
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
             if !key_ok {
-                self.fail(&p, format!(
-                    "label keys are 1 to {} characters of letters, digits, `.`, `_`, `-` and `/`",
-                    limits::LABEL_KEY_CHARS
-                ));
+                self.fail(
+                    &p,
+                    format!(
+                        "label keys are 1 to {} characters of letters, digits, `.`, `_`, `-` and `/`",
+                        limits::LABEL_KEY_CHARS
+                    ),
+                );
             }
             self.text(&p, value, limits::LABEL_VALUE_CHARS, false);
         }
@@ -226,17 +197,9 @@ impl Check {
     }
 
     fn json_size(&mut self, pointer: &str, value: &Value) {
-        let size = serde_json::to_vec(value)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > limits::JSON_OBJECT_BYTES {
-            self.fail(
-                pointer,
-                format!(
-                    "is {size} bytes of JSON; the limit is {}",
-                    limits::JSON_OBJECT_BYTES
-                ),
-            );
+            self.fail(pointer, format!("is {size} bytes of JSON; the limit is {}", limits::JSON_OBJECT_BYTES));
         }
     }
 
@@ -254,19 +217,11 @@ impl Check {
         }
     }
 
-    fn capabilities(
-        &mut self,
-        input: &[CapabilityInput],
-        previous: &[Capability],
-    ) -> Vec<Capability> {
+    fn capabilities(&mut self, input: &[CapabilityInput], previous: &[Capability]) -> Vec<Capability> {
         if input.len() > limits::CAPABILITIES {
             self.fail(
                 "/capabilities",
-                format!(
-                    "has {} capabilities; the limit is {}",
-                    input.len(),
-                    limits::CAPABILITIES
-                ),
+                format!("has {} capabilities; the limit is {}", input.len(), limits::CAPABILITIES),
             );
             return Vec::new();
         }
@@ -275,8 +230,7 @@ impl Check {
             .enumerate()
             .map(|(i, c)| {
                 let p = format!("/capabilities/{i}");
-                let name =
-                    self.required(&format!("{p}/name"), c.name.as_deref(), limits::NAME_CHARS);
+                let name = self.required(&format!("{p}/name"), c.name.as_deref(), limits::NAME_CHARS);
                 // Keep ids stable across updates: a capability keeps its id while its name does.
                 let id = previous
                     .iter()
@@ -292,8 +246,7 @@ impl Check {
                     ),
                     tags: self.tags(&format!("{p}/tags"), c.tags.as_deref()),
                     input_schema: self.schema(&format!("{p}/inputSchema"), c.input_schema.as_ref()),
-                    output_schema: self
-                        .schema(&format!("{p}/outputSchema"), c.output_schema.as_ref()),
+                    output_schema: self.schema(&format!("{p}/outputSchema"), c.output_schema.as_ref()),
                     name,
                 }
             })
@@ -351,24 +304,11 @@ impl AgentInput {
         check.json_size("/metadata", &Value::Object(metadata.clone()));
         AgentSpec {
             name: check.required("/name", self.name.as_deref(), limits::NAME_CHARS),
-            description: check.optional(
-                "/description",
-                self.description.as_deref(),
-                limits::DESCRIPTION_CHARS,
-                true,
-            ),
-            version: check.optional(
-                "/version",
-                self.version.as_deref(),
-                limits::VERSION_CHARS,
-                false,
-            ),
+            description: check.optional("/description", self.description.as_deref(), limits::DESCRIPTION_CHARS, true),
+            version: check.optional("/version", self.version.as_deref(), limits::VERSION_CHARS, false),
             tags: check.tags("/tags", self.tags.as_deref()),
             labels: check.labels(self.labels.as_ref()),
-            capabilities: self
-                .capabilities
-                .as_deref()
-                .map(|c| check.capabilities(c, previous)),
+            capabilities: self.capabilities.as_deref().map(|c| check.capabilities(c, previous)),
             metadata,
             permanent: self.permanent.unwrap_or(false),
         }
@@ -383,36 +323,18 @@ impl AgentInput {
         let mut check = Check::default();
         let spec = self.spec_into(&mut check, &[]);
         let owner = check
-            .optional(
-                "/ownerId",
-                self.owner_id.as_deref(),
-                limits::OWNER_CHARS,
-                false,
-            )
+            .optional("/ownerId", self.owner_id.as_deref(), limits::OWNER_CHARS, false)
             .unwrap_or_else(|| "anonymous".to_owned());
         let inputs = self.endpoints.as_deref().unwrap_or_default();
         let endpoints = if inputs.len() > limits::ENDPOINTS {
-            check.fail(
-                "/endpoints",
-                format!(
-                    "has {} endpoints; the limit is {}",
-                    inputs.len(),
-                    limits::ENDPOINTS
-                ),
-            );
+            check.fail("/endpoints", format!("has {} endpoints; the limit is {}", inputs.len(), limits::ENDPOINTS));
             Vec::new()
         } else {
             inputs
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    e.check_into(
-                        &mut check,
-                        &format!("/endpoints/{i}"),
-                        policy,
-                        EndpointId::new_random(),
-                        now,
-                    )
+                    e.check_into(&mut check, &format!("/endpoints/{i}"), policy, EndpointId::new_random(), now)
                 })
                 .collect()
         };
@@ -446,17 +368,9 @@ impl EndpointInput {
         id: EndpointId,
         created_at: DateTime<Utc>,
     ) -> Endpoint {
-        let name = check.required(
-            &format!("{p}/name"),
-            self.name.as_deref(),
-            limits::ENDPOINT_NAME_CHARS,
-        );
+        let name = check.required(&format!("{p}/name"), self.name.as_deref(), limits::ENDPOINT_NAME_CHARS);
         let transport = self.transport.unwrap_or(Transport::Http);
-        let address = check.required(
-            &format!("{p}/address"),
-            self.address.as_deref(),
-            limits::ADDRESS_CHARS,
-        );
+        let address = check.required(&format!("{p}/address"), self.address.as_deref(), limits::ADDRESS_CHARS);
         if !address.is_empty()
             && let Err(detail) = validate_address(transport, &address)
         {
@@ -495,25 +409,16 @@ impl EndpointInput {
             Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => map,
                 _ => {
-                    check.fail(
-                        format!("{p}/protocolMetadata"),
-                        "must be a JSON object or a string holding one",
-                    );
+                    check.fail(format!("{p}/protocolMetadata"), "must be a JSON object or a string holding one");
                     Map::new()
                 }
             },
             Some(_) => {
-                check.fail(
-                    format!("{p}/protocolMetadata"),
-                    "must be a JSON object or a string holding one",
-                );
+                check.fail(format!("{p}/protocolMetadata"), "must be a JSON object or a string holding one");
                 Map::new()
             }
         };
-        check.json_size(
-            &format!("{p}/protocolMetadata"),
-            &Value::Object(protocol_metadata.clone()),
-        );
+        check.json_size(&format!("{p}/protocolMetadata"), &Value::Object(protocol_metadata.clone()));
         Endpoint {
             id,
             name,
@@ -529,20 +434,10 @@ impl EndpointInput {
     }
 }
 
-fn in_range(
-    check: &mut Check,
-    pointer: &str,
-    value: Option<i64>,
-    default: u32,
-    min: u32,
-    max: u32,
-) -> u32 {
+fn in_range(check: &mut Check, pointer: &str, value: Option<i64>, default: u32, min: u32, max: u32) -> u32 {
     let Some(v) = value else { return default };
     if v < i64::from(min) || v > i64::from(max) {
-        check.fail(
-            pointer,
-            format!("must be between {min} and {max} seconds, got {v}"),
-        );
+        check.fail(pointer, format!("must be between {min} and {max} seconds, got {v}"));
         return default;
     }
     u32::try_from(v).unwrap_or(default)
@@ -558,10 +453,7 @@ pub fn validate_address(transport: Transport, address: &str) -> Result<(), Strin
         Transport::AzureServiceBus => &["sb", "amqps", "https"],
     };
     if !schemes.contains(&url.scheme()) {
-        return Err(format!(
-            "a {transport} address must use one of the schemes {}",
-            schemes.join(", ")
-        ));
+        return Err(format!("a {transport} address must use one of the schemes {}", schemes.join(", ")));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("must name a host".into());
@@ -570,9 +462,7 @@ pub fn validate_address(transport: Transport, address: &str) -> Result<(), Strin
         return Err("must not carry credentials: addresses are public".into());
     }
     if transport != Transport::Http && url.path().trim_matches('/').is_empty() {
-        return Err(format!(
-            "a {transport} address must name a queue or entity in its path"
-        ));
+        return Err(format!("a {transport} address must name a queue or entity in its path"));
     }
     Ok(())
 }
@@ -583,10 +473,8 @@ mod tests {
 
     #[test]
     fn enums_accept_names_in_any_case_and_dotnet_integer_codes() {
-        let e: EndpointInput = serde_json::from_str(
-            r#"{"transport":"amqp","protocol":2,"livenessModel":"PERSISTENT"}"#,
-        )
-        .unwrap();
+        let e: EndpointInput =
+            serde_json::from_str(r#"{"transport":"amqp","protocol":2,"livenessModel":"PERSISTENT"}"#).unwrap();
         assert_eq!(e.transport, Some(Transport::Amqp));
         assert_eq!(e.protocol, Some(Protocol::MCP));
         assert_eq!(e.liveness_model, Some(LivenessModel::Persistent));
@@ -601,16 +489,12 @@ mod tests {
             "endpoints": [{"name": "a", "address": "ftp://x", "ttlSeconds": 0}]
         }))
         .unwrap();
-        let Err(RegistryError::Validation(errors)) =
-            input.to_registration(&LivenessPolicy::default(), Utc::now())
+        let Err(RegistryError::Validation(errors)) = input.to_registration(&LivenessPolicy::default(), Utc::now())
         else {
             panic!("expected a validation error")
         };
         let mut pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
         pointers.sort_unstable();
-        assert_eq!(
-            pointers,
-            ["/endpoints/0/address", "/endpoints/0/ttlSeconds", "/name"]
-        );
+        assert_eq!(pointers, ["/endpoints/0/address", "/endpoints/0/ttlSeconds", "/name"]);
     }
 }

@@ -44,13 +44,9 @@ impl LivenessPolicy {
     /// How long after `last_seen` the endpoint stays live.
     pub fn lease_millis(&self, endpoint: &Endpoint) -> Millis {
         match endpoint.liveness_model {
-            LivenessModel::Ephemeral => {
-                i64::from(endpoint.ttl_seconds.unwrap_or(self.default_ttl_seconds)) * 1000
-            }
+            LivenessModel::Ephemeral => i64::from(endpoint.ttl_seconds.unwrap_or(self.default_ttl_seconds)) * 1000,
             LivenessModel::Persistent => {
-                let interval = endpoint
-                    .heartbeat_interval_seconds
-                    .unwrap_or(self.default_heartbeat_interval_seconds);
+                let interval = endpoint.heartbeat_interval_seconds.unwrap_or(self.default_heartbeat_interval_seconds);
                 i64::from(interval) * 100 * PERSISTENT_LEASE_TENTHS
             }
         }
@@ -60,15 +56,10 @@ impl LivenessPolicy {
     pub fn evict_after_millis(&self, endpoint: &Endpoint) -> Millis {
         let lease = self.lease_millis(endpoint);
         let evict = match endpoint.liveness_model {
-            LivenessModel::Ephemeral => {
-                lease.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000)
-            }
+            LivenessModel::Ephemeral => lease.saturating_add(i64::from(self.ephemeral_grace_seconds) * 1000),
             LivenessModel::Persistent => {
-                let interval = i64::from(
-                    endpoint
-                        .heartbeat_interval_seconds
-                        .unwrap_or(self.default_heartbeat_interval_seconds),
-                );
+                let interval =
+                    i64::from(endpoint.heartbeat_interval_seconds.unwrap_or(self.default_heartbeat_interval_seconds));
                 interval * 1000 * i64::from(self.evict_after_missed_heartbeats)
             }
         };

@@ -49,29 +49,18 @@ impl AgentStore for MemoryStore {
         state.revision += 1;
         let revision = state.revision;
         match change {
-            Change::Put {
-                mut agent,
-                seen,
-                idempotency,
-                ..
-            } => {
+            Change::Put { mut agent, seen, idempotency, .. } => {
                 agent.revision = revision;
                 if let Some(old) = state.agents.get(&agent.id) {
-                    let removed: Vec<_> = old
-                        .endpoints
-                        .iter()
-                        .filter(|e| agent.endpoint(e.id).is_none())
-                        .map(|e| e.id)
-                        .collect();
+                    let removed: Vec<_> =
+                        old.endpoints.iter().filter(|e| agent.endpoint(e.id).is_none()).map(|e| e.id).collect();
                     for id in removed {
                         state.last_seen.remove(&id);
                     }
                 }
                 state.last_seen.extend(seen);
                 if let Some(record) = idempotency {
-                    state
-                        .idempotency
-                        .insert((record.owner_id.clone(), record.key.clone()), record);
+                    state.idempotency.insert((record.owner_id.clone(), record.key.clone()), record);
                 }
                 state.agents.insert(agent.id, *agent);
             }
@@ -86,17 +75,8 @@ impl AgentStore for MemoryStore {
         Ok(revision)
     }
 
-    async fn find_idempotency(
-        &self,
-        owner_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>> {
-        Ok(self
-            .state
-            .lock()
-            .idempotency
-            .get(&(owner_id.to_owned(), key.to_owned()))
-            .cloned())
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        Ok(self.state.lock().idempotency.get(&(owner_id.to_owned(), key.to_owned())).cloned())
     }
 
     async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
@@ -136,10 +116,7 @@ pub struct InProcessLiveness {
 
 impl InProcessLiveness {
     pub fn new(sink: Arc<dyn AgentStore>) -> Self {
-        Self {
-            pending: Mutex::default(),
-            sink,
-        }
+        Self { pending: Mutex::default(), sink }
     }
 }
 
@@ -162,16 +139,11 @@ impl LivenessStore for InProcessLiveness {
 
     async fn last_seen(&self, endpoints: &[EndpointId]) -> Result<Vec<Option<Millis>>> {
         let pending = self.pending.lock();
-        Ok(endpoints
-            .iter()
-            .map(|id| pending.get(id).copied())
-            .collect())
+        Ok(endpoints.iter().map(|id| pending.get(id).copied()).collect())
     }
 
     async fn flush(&self) -> Result<()> {
-        let batch: Vec<_> = std::mem::take(&mut *self.pending.lock())
-            .into_iter()
-            .collect();
+        let batch: Vec<_> = std::mem::take(&mut *self.pending.lock()).into_iter().collect();
         if batch.is_empty() {
             return Ok(());
         }
@@ -179,10 +151,7 @@ impl LivenessStore for InProcessLiveness {
             // Put the batch back (keeping newer touches) so the next flush retries it.
             let mut pending = self.pending.lock();
             for (id, at) in batch {
-                pending
-                    .entry(id)
-                    .and_modify(|t| *t = (*t).max(at))
-                    .or_insert(at);
+                pending.entry(id).and_modify(|t| *t = (*t).max(at)).or_insert(at);
             }
             return Err(e);
         }

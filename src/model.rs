@@ -16,18 +16,7 @@ use crate::error::RegistryError;
 macro_rules! id_type {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Identifier of ", $what, " (a UUID, written lower-case and hyphenated).")]
-        #[derive(
-            Clone,
-            Copy,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            Serialize,
-            Deserialize,
-            utoipa::ToSchema,
-        )]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         #[schema(value_type = String, format = Uuid)]
         pub struct $name(pub Uuid);
@@ -40,10 +29,7 @@ macro_rules! id_type {
             pub fn parse(value: &str) -> Result<Self, RegistryError> {
                 Uuid::try_parse(value.trim())
                     .map(Self)
-                    .map_err(|_| RegistryError::InvalidId {
-                        what: $what,
-                        value: value.chars().take(64).collect(),
-                    })
+                    .map_err(|_| RegistryError::InvalidId { what: $what, value: value.chars().take(64).collect() })
             }
         }
         impl fmt::Display for $name {

@@ -75,11 +75,7 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Applies one change atomically and returns the revision it was given. Revisions are
     /// strictly increasing across the whole registry.
     async fn apply(&self, change: Change) -> Result<u64>;
-    async fn find_idempotency(
-        &self,
-        owner_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>>;
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
     /// Forgets idempotency records created before `before`.
     async fn expire_idempotency(&self, before: Millis) -> Result<u64>;
     /// Records when endpoints were last seen (batched, off the request path), so a restart

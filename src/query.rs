@@ -22,10 +22,7 @@ pub struct SortKey {
 
 impl SortKey {
     pub fn new(name: &str, id: AgentId) -> Self {
-        Self {
-            name: name.to_lowercase(),
-            id,
-        }
+        Self { name: name.to_lowercase(), id }
     }
 
     /// Opaque cursor text for "after this agent".
@@ -37,10 +34,7 @@ impl SortKey {
         let raw = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).ok()?;
         let text = String::from_utf8(raw).ok()?;
         let (id, name) = text.split_once('\n')?;
-        Some(Self {
-            name: name.to_owned(),
-            id: AgentId(uuid::Uuid::try_parse(id).ok()?),
-        })
+        Some(Self { name: name.to_owned(), id: AgentId(uuid::Uuid::try_parse(id).ok()?) })
     }
 }
 
@@ -112,42 +106,28 @@ impl DiscoveryQuery {
         let mut cursor = None;
         for (key, value) in pairs {
             if value.chars().count() > MAX_VALUE_CHARS {
-                return Err(RegistryError::query(
-                    key,
-                    format!("is longer than {MAX_VALUE_CHARS} characters"),
-                ));
+                return Err(RegistryError::query(key, format!("is longer than {MAX_VALUE_CHARS} characters")));
             }
             match key {
                 "capability" => q.capability = Some(single(key, value)?.to_lowercase()),
-                "capabilityPrefix" => {
-                    q.capability_prefix = Some(single(key, value)?.to_lowercase())
-                }
+                "capabilityPrefix" => q.capability_prefix = Some(single(key, value)?.to_lowercase()),
                 "tags" | "tag" => q.tags.extend(list(key, value)?.map(str::to_lowercase)),
                 "label" | "labels" => {
                     for pair in list(key, value)? {
                         let (k, v) = pair.split_once(':').ok_or_else(|| {
-                            RegistryError::query(
-                                key,
-                                format!("`{pair}` is not of the form key:value"),
-                            )
+                            RegistryError::query(key, format!("`{pair}` is not of the form key:value"))
                         })?;
                         q.labels.push((k.trim().to_owned(), v.trim().to_owned()));
                     }
                 }
                 "protocol" => {
                     for p in list(key, value)? {
-                        q.protocols.push(
-                            p.parse()
-                                .map_err(|e: String| RegistryError::query(key, e))?,
-                        );
+                        q.protocols.push(p.parse().map_err(|e: String| RegistryError::query(key, e))?);
                     }
                 }
                 "transport" => {
                     for t in list(key, value)? {
-                        q.transports.push(
-                            t.parse()
-                                .map_err(|e: String| RegistryError::query(key, e))?,
-                        );
+                        q.transports.push(t.parse().map_err(|e: String| RegistryError::query(key, e))?);
                     }
                 }
                 "q" => {
@@ -168,36 +148,24 @@ impl DiscoveryQuery {
                 "page" => page = Some(number(key, value, 1, MAX_PAGE)?),
                 "pageSize" => q.page_size = number(key, value, 1, MAX_PAGE_SIZE)?,
                 "cursor" => {
-                    cursor = Some(SortKey::from_cursor(value.trim()).ok_or_else(|| {
-                        RegistryError::query(key, "is not a cursor this registry issued")
-                    })?)
+                    cursor = Some(
+                        SortKey::from_cursor(value.trim())
+                            .ok_or_else(|| RegistryError::query(key, "is not a cursor this registry issued"))?,
+                    )
                 }
                 other => {
-                    return Err(RegistryError::query(
-                        other,
-                        format!("`{other}` is not a known parameter"),
-                    ));
+                    return Err(RegistryError::query(other, format!("`{other}` is not a known parameter")));
                 }
             }
         }
-        for (len, key) in [
-            (q.tags.len(), "tags"),
-            (q.labels.len(), "label"),
-            (q.words.len(), "q"),
-        ] {
+        for (len, key) in [(q.tags.len(), "tags"), (q.labels.len(), "label"), (q.words.len(), "q")] {
             if len > MAX_FILTER_VALUES {
-                return Err(RegistryError::query(
-                    key,
-                    format!("at most {MAX_FILTER_VALUES} values"),
-                ));
+                return Err(RegistryError::query(key, format!("at most {MAX_FILTER_VALUES} values")));
             }
         }
         q.position = match (page, cursor) {
             (Some(_), Some(_)) => {
-                return Err(RegistryError::query(
-                    "cursor",
-                    "use either page or cursor, not both",
-                ));
+                return Err(RegistryError::query("cursor", "use either page or cursor, not both"));
             }
             (_, Some(after)) => Position::After(after),
             (page, None) => Position::Page(page.unwrap_or(1)),
@@ -208,11 +176,7 @@ impl DiscoveryQuery {
 
 fn single<'a>(key: &str, value: &'a str) -> Result<&'a str, RegistryError> {
     let v = value.trim();
-    if v.is_empty() {
-        Err(RegistryError::query(key, "must not be empty"))
-    } else {
-        Ok(v)
-    }
+    if v.is_empty() { Err(RegistryError::query(key, "must not be empty")) } else { Ok(v) }
 }
 
 fn list<'a>(key: &str, value: &'a str) -> Result<impl Iterator<Item = &'a str>, RegistryError> {
@@ -223,10 +187,7 @@ fn list<'a>(key: &str, value: &'a str) -> Result<impl Iterator<Item = &'a str>, 
 fn number(key: &str, value: &str, min: usize, max: usize) -> Result<usize, RegistryError> {
     match value.trim().parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(RegistryError::query(
-            key,
-            format!("must be a whole number from {min} to {max}"),
-        )),
+        _ => Err(RegistryError::query(key, format!("must be a whole number from {min} to {max}"))),
     }
 }
 
@@ -244,13 +205,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_rejected_with_the_parameter_named() {
-        for (k, v) in [
-            ("protocol", "bogus"),
-            ("pageSize", "500"),
-            ("page", "0"),
-            ("liveOnly", "yes"),
-            ("x", "1"),
-        ] {
+        for (k, v) in [("protocol", "bogus"), ("pageSize", "500"), ("page", "0"), ("liveOnly", "yes"), ("x", "1")] {
             let err = DiscoveryQuery::from_pairs([(k, v)], true, false).unwrap_err();
             assert_eq!(err.fields()[0].pointer, format!("?{k}"), "{k}={v}");
         }

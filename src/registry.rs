@@ -28,10 +28,7 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self {
-            liveness: LivenessPolicy::default(),
-            idempotency_retention_secs: 24 * 3600,
-        }
+        Self { liveness: LivenessPolicy::default(), idempotency_retention_secs: 24 * 3600 }
     }
 }
 
@@ -67,16 +64,10 @@ impl Registry {
         config: RegistryConfig,
     ) -> Result<Self> {
         let stored = store.load_all().await?;
-        let ids: Vec<EndpointId> = stored
-            .iter()
-            .flat_map(|s| s.agent.endpoints.iter().map(|e| e.id))
-            .collect();
+        let ids: Vec<EndpointId> = stored.iter().flat_map(|s| s.agent.endpoints.iter().map(|e| e.id)).collect();
         let from_liveness = liveness.last_seen(&ids).await?;
-        let mut fresher: std::collections::HashMap<EndpointId, Millis> = ids
-            .into_iter()
-            .zip(from_liveness)
-            .filter_map(|(id, t)| t.map(|t| (id, t)))
-            .collect();
+        let mut fresher: std::collections::HashMap<EndpointId, Millis> =
+            ids.into_iter().zip(from_liveness).filter_map(|(id, t)| t.map(|t| (id, t))).collect();
         // The last-seen times a store recorded, raised to what the liveness store knows. An
         // endpoint with no record at all counts as seen when it was created (Prepared::new): it
         // can only look older than it is, never younger.
@@ -87,25 +78,13 @@ impl Registry {
                     *t = (*t).max(newer);
                 }
             }
-            s.last_seen.extend(
-                s.agent
-                    .endpoints
-                    .iter()
-                    .filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))),
-            );
+            s.last_seen.extend(s.agent.endpoints.iter().filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))));
         }
         let mut index = Index::new(config.liveness.clone());
         for prepared in prepare_in_parallel(&config.liveness, stored) {
             index.insert(prepared);
         }
-        Ok(Self {
-            store,
-            liveness,
-            clock,
-            config,
-            index: RwLock::new(index),
-            writer: tokio::sync::Mutex::new(()),
-        })
+        Ok(Self { store, liveness, clock, config, index: RwLock::new(index), writer: tokio::sync::Mutex::new(()) })
     }
 
     pub fn policy(&self) -> &LivenessPolicy {
@@ -122,10 +101,7 @@ impl Registry {
 
     pub fn get(&self, id: AgentId) -> Result<Hit> {
         let now = self.clock.now_millis();
-        self.index
-            .read()
-            .agent(id, now)
-            .ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+        self.index.read().agent(id, now).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
     pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
@@ -134,29 +110,20 @@ impl Registry {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn register(
-        &self,
-        input: &AgentInput,
-        options: &RegisterOptions,
-    ) -> Result<(Hit, Registration)> {
+    pub async fn register(&self, input: &AgentInput, options: &RegisterOptions) -> Result<(Hit, Registration)> {
         let now = self.clock.now();
         let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
         let request_hash = hash_request(input);
         let _write = self.writer.lock().await;
 
         // A retry (same key or same client-chosen id, same body) gets the first result back.
-        let key = options
-            .idempotency_key
-            .clone()
-            .or_else(|| input.id.map(|id| format!("agent-id:{id}")));
+        let key = options.idempotency_key.clone().or_else(|| input.id.map(|id| format!("agent-id:{id}")));
         if let Some(key) = &key
             && let Some(record) = self.store.find_idempotency(&owner, key).await?
         {
             if record.request_hash != request_hash {
                 return Err(match input.id {
-                    Some(id) if options.idempotency_key.is_none() => {
-                        RegistryError::AgentExists(id.to_string())
-                    }
+                    Some(id) if options.idempotency_key.is_none() => RegistryError::AgentExists(id.to_string()),
                     _ => RegistryError::IdempotencyKeyReused,
                 });
             }
@@ -185,33 +152,18 @@ impl Registry {
             revision: 0,
         };
         let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
-        let idempotency = key.map(|key| IdempotencyRecord {
-            owner_id: owner,
-            key,
-            request_hash,
-            agent_id: id,
-            created_at: now_ms,
-        });
-        let hit = self
-            .commit(agent, ChangeKind::Registered, seen, idempotency)
-            .await?;
+        let idempotency =
+            key.map(|key| IdempotencyRecord { owner_id: owner, key, request_hash, agent_id: id, created_at: now_ms });
+        let hit = self.commit(agent, ChangeKind::Registered, seen, idempotency).await?;
         Ok((hit, Registration::Created))
     }
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
     /// absent; endpoints are never touched.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn update(
-        &self,
-        id: AgentId,
-        input: &AgentInput,
-        if_match: Option<u64>,
-    ) -> Result<Hit> {
+    pub async fn update(&self, id: AgentId, input: &AgentInput, if_match: Option<u64>) -> Result<Hit> {
         if input.id.is_some_and(|given| given != id) {
-            return Err(RegistryError::field(
-                "/id",
-                "does not match the agent id in the path",
-            ));
+            return Err(RegistryError::field("/id", "does not match the agent id in the path"));
         }
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
@@ -228,20 +180,14 @@ impl Registry {
         agent.metadata = spec.metadata;
         agent.permanent = spec.permanent;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::Updated, Vec::new(), None)
-            .await
+        self.commit(agent, ChangeKind::Updated, Vec::new(), None).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let _write = self.writer.lock().await;
         self.current(id, if_match)?;
-        self.store
-            .apply(Change::Delete {
-                agent_id: id,
-                kind: ChangeKind::Deregistered,
-            })
-            .await?;
+        self.store.apply(Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
         self.drop_from_index(id).await;
         Ok(())
     }
@@ -261,10 +207,7 @@ impl Registry {
         if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
             return Err(RegistryError::field(
                 "/",
-                format!(
-                    "the agent already has {} endpoints, the limit",
-                    crate::input::limits::ENDPOINTS
-                ),
+                format!("the agent already has {} endpoints, the limit", crate::input::limits::ENDPOINTS),
             ));
         }
         let endpoint_id = endpoint.id;
@@ -272,11 +215,7 @@ impl Registry {
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = now;
         let seen = vec![(endpoint_id, now.timestamp_millis())];
-        Ok((
-            self.commit(agent, ChangeKind::EndpointAdded, seen, None)
-                .await?,
-            endpoint_id,
-        ))
+        Ok((self.commit(agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
@@ -290,10 +229,7 @@ impl Registry {
     ) -> Result<Hit> {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        let created_at = current
-            .endpoint(endpoint_id)
-            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?
-            .created_at;
+        let created_at = current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?.created_at;
         let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, created_at)?;
         let mut agent = current;
         for e in &mut agent.endpoints {
@@ -303,28 +239,18 @@ impl Registry {
         }
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None)
-            .await
+        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn remove_endpoint(
-        &self,
-        id: AgentId,
-        endpoint_id: EndpointId,
-        if_match: Option<u64>,
-    ) -> Result<Hit> {
+    pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
         let _write = self.writer.lock().await;
         let current = self.current(id, if_match)?;
-        current
-            .endpoint(endpoint_id)
-            .ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+        current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
         let mut agent = current;
         agent.endpoints.retain(|e| e.id != endpoint_id);
         agent.updated_at = self.clock.now();
-        let hit = self
-            .commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None)
-            .await?;
+        let hit = self.commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
         self.forget_liveness(&[endpoint_id]).await;
         Ok(hit)
     }
@@ -343,12 +269,8 @@ impl Registry {
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
         let agent = self.get(id)?.agent()?;
-        let persistent: Vec<EndpointId> = agent
-            .endpoints
-            .iter()
-            .filter(|e| e.liveness_model == LivenessModel::Persistent)
-            .map(|e| e.id)
-            .collect();
+        let persistent: Vec<EndpointId> =
+            agent.endpoints.iter().filter(|e| e.liveness_model == LivenessModel::Persistent).map(|e| e.id).collect();
         if persistent.is_empty() {
             return Err(RegistryError::LivenessModelMismatch(format!(
                 "agent {id} has no Persistent endpoints to heartbeat; renew its Ephemeral endpoints with \
@@ -357,25 +279,15 @@ impl Registry {
         }
         let mut out = Vec::with_capacity(persistent.len());
         for endpoint_id in persistent {
-            out.push(
-                self.touch(id, endpoint_id, LivenessModel::Persistent)
-                    .await?,
-            );
+            out.push(self.touch(id, endpoint_id, LivenessModel::Persistent).await?);
         }
         Ok(out)
     }
 
-    async fn touch(
-        &self,
-        id: AgentId,
-        endpoint_id: EndpointId,
-        model: LivenessModel,
-    ) -> Result<LivenessView> {
+    async fn touch(&self, id: AgentId, endpoint_id: EndpointId, model: LivenessModel) -> Result<LivenessView> {
         let (actual, lease) = {
             let index = self.index.read();
-            let found = index
-                .endpoint(id, endpoint_id)
-                .ok_or_else(|| self.missing(&index, id, endpoint_id))?;
+            let found = index.endpoint(id, endpoint_id).ok_or_else(|| self.missing(&index, id, endpoint_id))?;
             (found.model, found.lease)
         };
         if actual != model {
@@ -410,8 +322,7 @@ impl Registry {
     pub async fn evict_stale(&self) -> Result<usize> {
         let now = self.clock.now_millis();
         let candidates = self.index.read().evictable(now);
-        let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> =
-            Default::default();
+        let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> = Default::default();
         for (agent, endpoint, seen) in candidates {
             by_agent.entry(agent).or_default().push((endpoint, seen));
         }
@@ -421,10 +332,7 @@ impl Registry {
             // Claim each endpoint; a heartbeat that got in first keeps it.
             let claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.index.read();
-                endpoints
-                    .into_iter()
-                    .filter(|(e, seen)| index.claim_for_eviction(*e, *seen))
-                    .collect()
+                endpoints.into_iter().filter(|(e, seen)| index.claim_for_eviction(*e, *seen)).collect()
             };
             if claimed.is_empty() {
                 continue;
@@ -433,22 +341,12 @@ impl Registry {
                 continue;
             };
             let mut agent = hit.agent()?;
-            agent
-                .endpoints
-                .retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
+            agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
             let result = if agent.endpoints.is_empty() && !agent.permanent {
-                self.store
-                    .apply(Change::Delete {
-                        agent_id,
-                        kind: ChangeKind::Evicted,
-                    })
-                    .await
-                    .map(|_| None)
+                self.store.apply(Change::Delete { agent_id, kind: ChangeKind::Evicted }).await.map(|_| None)
             } else {
                 agent.updated_at = self.clock.now();
-                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None)
-                    .await
-                    .map(Some)
+                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None).await.map(Some)
             };
             match result {
                 Ok(updated) => {
@@ -499,10 +397,9 @@ impl Registry {
     fn current(&self, id: AgentId, if_match: Option<u64>) -> Result<Agent> {
         let hit = self.get(id)?;
         match if_match {
-            Some(expected) if expected != hit.revision() => Err(RegistryError::RevisionMismatch {
-                expected,
-                current: hit.revision(),
-            }),
+            Some(expected) if expected != hit.revision() => {
+                Err(RegistryError::RevisionMismatch { expected, current: hit.revision() })
+            }
             _ => hit.agent(),
         }
     }
@@ -522,15 +419,8 @@ impl Registry {
         seen: Vec<(EndpointId, Millis)>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Agent> {
-        let revision = self
-            .store
-            .apply(Change::Put {
-                agent: Box::new(agent.clone()),
-                kind,
-                seen,
-                idempotency,
-            })
-            .await?;
+        let revision =
+            self.store.apply(Change::Put { agent: Box::new(agent.clone()), kind, seen, idempotency }).await?;
         agent.revision = revision;
         Ok(agent)
     }
@@ -544,22 +434,16 @@ impl Registry {
     ) -> Result<Hit> {
         let id = agent.id;
         let now = self.clock.now_millis();
-        let agent = self
-            .store_put(agent, kind, seen.clone(), idempotency)
-            .await?;
+        let agent = self.store_put(agent, kind, seen.clone(), idempotency).await?;
         for (endpoint, at) in &seen {
-            let lease = agent
-                .endpoint(*endpoint)
-                .map_or(0, |e| self.config.liveness.lease_millis(e));
+            let lease = agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e));
             if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
                 tracing::warn!(error = %e, "liveness store update failed after a stored change");
             }
         }
         let mut index = self.index.write();
         index.upsert(&agent, &seen);
-        index
-            .agent(id, now)
-            .ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
+        index.agent(id, now).ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
     }
 
     async fn drop_from_index(&self, id: AgentId) {
@@ -588,38 +472,26 @@ fn prepare_in_parallel(policy: &LivenessPolicy, stored: Vec<StoredAgent>) -> Vec
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|s| Prepared::new(policy, &s.agent, &s.last_seen))
-                        .collect::<Vec<_>>()
+                    part.iter().map(|s| Prepared::new(policy, &s.agent, &s.last_seen)).collect::<Vec<_>>()
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
 
 /// A single-endpoint request has one name to blame: the body's.
 fn point_at_body_name(e: RegistryError) -> RegistryError {
     match e {
-        RegistryError::DuplicateEndpointName { name, .. } => RegistryError::DuplicateEndpointName {
-            name,
-            pointer: "/name".into(),
-        },
+        RegistryError::DuplicateEndpointName { name, .. } => {
+            RegistryError::DuplicateEndpointName { name, pointer: "/name".into() }
+        }
         other => other,
     }
 }
 
 fn endpoint_not_found(id: AgentId, endpoint_id: EndpointId) -> RegistryError {
-    RegistryError::EndpointNotFound {
-        agent: id.to_string(),
-        endpoint: endpoint_id.to_string(),
-    }
+    RegistryError::EndpointNotFound { agent: id.to_string(), endpoint: endpoint_id.to_string() }
 }
 
 /// A stable hash of a registration request, to recognise retries.

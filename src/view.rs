@@ -87,7 +87,7 @@ pub struct LivenessView {
 
 /// The JSON of one agent.
 pub fn agent_json(hit: &Hit) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(hit.size());
     hit.write(&mut out);
     out
 }
@@ -102,7 +102,7 @@ pub fn endpoint_json(hit: &Hit, index: usize, now: crate::liveness::Millis) -> O
 
 /// The JSON of a page of agents.
 pub fn page_json(page: &SearchPage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + page.hits.len() * 1024);
+    let mut out = Vec::with_capacity(256 + page.hits.iter().map(Hit::size).sum::<usize>());
     out.extend_from_slice(b"{\"items\":[");
     for (i, hit) in page.hits.iter().enumerate() {
         if i > 0 {

@@ -8,25 +8,13 @@ use crate::support::{TestApp, agent, ephemeral, persistent};
 #[tokio::test]
 async fn registration_returns_201_with_location_etag_and_endpoint_ids() {
     let app = TestApp::spawn().await;
-    let reply = app
-        .post("/agents", agent("Summariser", "summarize", persistent(30)))
-        .await;
+    let reply = app.post("/agents", agent("Summariser", "summarize", persistent(30))).await;
     let body = reply.ok(201);
     let id = body["id"].as_str().unwrap();
-    assert_eq!(
-        reply.header("location"),
-        Some(format!("/agents/{id}").as_str())
-    );
-    assert_eq!(
-        reply.header("etag"),
-        Some(format!("\"{}\"", body["revision"]).as_str())
-    );
+    assert_eq!(reply.header("location"), Some(format!("/agents/{id}").as_str()));
+    assert_eq!(reply.header("etag"), Some(format!("\"{}\"", body["revision"]).as_str()));
     let endpoint = &body["endpoints"][0];
-    assert!(
-        endpoint["id"]
-            .as_str()
-            .is_some_and(|e| uuid::Uuid::parse_str(e).is_ok())
-    );
+    assert!(endpoint["id"].as_str().is_some_and(|e| uuid::Uuid::parse_str(e).is_ok()));
     assert_eq!(endpoint["isLive"], true);
     assert_eq!(endpoint["livenessModel"], "Persistent");
     assert_eq!(endpoint["heartbeatIntervalSeconds"], 30);
@@ -52,22 +40,12 @@ async fn dotnet_clients_integer_enums_and_string_metadata_are_understood() {
         .await;
     let q = &body["endpoints"][0];
     assert_eq!(
-        (
-            q["transport"].as_str(),
-            q["protocol"].as_str(),
-            q["livenessModel"].as_str()
-        ),
+        (q["transport"].as_str(), q["protocol"].as_str(), q["livenessModel"].as_str()),
         (Some("Amqp"), Some("MCP"), Some("Persistent"))
     );
-    assert_eq!(
-        q["protocolMetadata"],
-        json!({"queue": "tasks", "nested": {"b": [1, 2]}})
-    );
+    assert_eq!(q["protocolMetadata"], json!({"queue": "tasks", "nested": {"b": [1, 2]}}));
     let web = &body["endpoints"][1];
-    assert_eq!(
-        (web["transport"].as_str(), web["protocol"].as_str()),
-        (Some("Http"), Some("A2A"))
-    );
+    assert_eq!((web["transport"].as_str(), web["protocol"].as_str()), (Some("Http"), Some("A2A")));
     assert_eq!(web["ttlSeconds"], 300, "the default TTL applies");
 }
 
@@ -78,18 +56,14 @@ async fn protocol_metadata_round_trips_verbatim() {
     let body = app
         .register(json!({"name": "M", "endpoints": [{"name": "e", "address": "https://m.example", "protocolMetadata": metadata}]}))
         .await;
-    let read = app
-        .get(&format!("/agents/{}", body["id"].as_str().unwrap()))
-        .await;
+    let read = app.get(&format!("/agents/{}", body["id"].as_str().unwrap())).await;
     assert_eq!(read.body["endpoints"][0]["protocolMetadata"], metadata);
 }
 
 #[tokio::test]
 async fn put_replaces_descriptive_fields_keeps_endpoints_and_capability_ids() {
     let app = TestApp::spawn().await;
-    let created = app
-        .register(agent("Before", "summarize", persistent(30)))
-        .await;
+    let created = app.register(agent("Before", "summarize", persistent(30))).await;
     let id = created["id"].as_str().unwrap();
     let cap_id = created["capabilities"][0]["id"].clone();
 
@@ -101,26 +75,14 @@ async fn put_replaces_descriptive_fields_keeps_endpoints_and_capability_ids() {
         .await;
     let body = updated.ok(200);
     assert_eq!(body["name"], "After");
-    assert_eq!(
-        body["description"],
-        json!(null),
-        "absent description is cleared"
-    );
+    assert_eq!(body["description"], json!(null), "absent description is cleared");
     assert_eq!(body["tags"], json!(["x"]));
-    assert_eq!(
-        body["capabilities"][0]["id"], cap_id,
-        "a capability keeps its id while its name does"
-    );
-    assert_eq!(
-        body["endpoints"], created["endpoints"],
-        "PUT never touches endpoints"
-    );
+    assert_eq!(body["capabilities"][0]["id"], cap_id, "a capability keeps its id while its name does");
+    assert_eq!(body["endpoints"], created["endpoints"], "PUT never touches endpoints");
     assert!(body["revision"].as_u64() > created["revision"].as_u64());
 
     // Capabilities absent from the body are kept (the .NET registry's PUT has none).
-    let kept = app
-        .put(&format!("/agents/{id}"), json!({"name": "Again"}))
-        .await;
+    let kept = app.put(&format!("/agents/{id}"), json!({"name": "Again"})).await;
     assert_eq!(kept.ok(200)["capabilities"].as_array().unwrap().len(), 2);
 }
 
@@ -130,41 +92,17 @@ async fn if_match_with_a_stale_revision_is_412_and_nothing_changes() {
     let created = app.register(agent("Guarded", "x", persistent(30))).await;
     let id = created["id"].as_str().unwrap();
     let etag = format!("\"{}\"", created["revision"]);
-    let first = app
-        .send(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": "One"})),
-            &[("if-match", &etag)],
-        )
-        .await;
+    let first =
+        app.send(Method::PUT, &format!("/agents/{id}"), Some(json!({"name": "One"})), &[("if-match", &etag)]).await;
     first.ok(200);
-    let second = app
-        .send(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": "Two"})),
-            &[("if-match", &etag)],
-        )
-        .await;
+    let second =
+        app.send(Method::PUT, &format!("/agents/{id}"), Some(json!({"name": "Two"})), &[("if-match", &etag)]).await;
     second.problem(412, "revision_mismatch");
-    let delete = app
-        .send(
-            Method::DELETE,
-            &format!("/agents/{id}"),
-            None,
-            &[("if-match", &etag)],
-        )
-        .await;
+    let delete = app.send(Method::DELETE, &format!("/agents/{id}"), None, &[("if-match", &etag)]).await;
     delete.problem(412, "revision_mismatch");
     assert_eq!(app.get(&format!("/agents/{id}")).await.body["name"], "One");
     let bad = app
-        .send(
-            Method::PUT,
-            &format!("/agents/{id}"),
-            Some(json!({"name": "Three"})),
-            &[("if-match", "nonsense")],
-        )
+        .send(Method::PUT, &format!("/agents/{id}"), Some(json!({"name": "Three"})), &[("if-match", "nonsense")])
         .await;
     bad.problem(400, "invalid_header");
 }
@@ -177,11 +115,7 @@ async fn deregistering_removes_the_agent_and_a_second_delete_is_404() {
     assert_eq!(app.delete(&path).await.status, 204);
     app.get(&path).await.problem(404, "agent_not_found");
     app.delete(&path).await.problem(404, "agent_not_found");
-    assert!(
-        app.discovered("/discover/agents?capability=x")
-            .await
-            .is_empty()
-    );
+    assert!(app.discovered("/discover/agents?capability=x").await.is_empty());
 }
 
 #[tokio::test]
@@ -197,28 +131,13 @@ async fn endpoints_are_added_read_replaced_and_removed() {
         )
         .await;
     let eid = added.ok(201)["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        added.header("location"),
-        Some(format!("/agents/{id}/endpoints/{eid}").as_str())
-    );
+    assert_eq!(added.header("location"), Some(format!("/agents/{id}/endpoints/{eid}").as_str()));
     assert_eq!(added.body["isLive"], true);
-    assert_eq!(
-        app.get(&format!("/agents/{id}/endpoints/{eid}"))
-            .await
-            .ok(200)["name"],
-        "mcp"
-    );
+    assert_eq!(app.get(&format!("/agents/{id}/endpoints/{eid}")).await.ok(200)["name"], "mcp");
 
-    let duplicate = app
-        .post(
-            &format!("/agents/{id}/endpoints"),
-            json!({"name": "MCP", "address": "https://other.example"}),
-        )
-        .await;
-    assert_eq!(
-        duplicate.problem(409, "duplicate_endpoint_name")["errors"][0]["pointer"],
-        "/name"
-    );
+    let duplicate =
+        app.post(&format!("/agents/{id}/endpoints"), json!({"name": "MCP", "address": "https://other.example"})).await;
+    assert_eq!(duplicate.problem(409, "duplicate_endpoint_name")["errors"][0]["pointer"], "/name");
 
     let replaced = app
         .put(
@@ -229,25 +148,13 @@ async fn endpoints_are_added_read_replaced_and_removed() {
     assert_eq!(replaced.ok(200)["id"], eid.as_str());
     assert_eq!(replaced.body["address"], "https://multi.example/v2");
     let clash = app
-        .put(
-            &format!("/agents/{id}/endpoints/{eid}"),
-            json!({"name": "main", "address": "https://multi.example"}),
-        )
+        .put(&format!("/agents/{id}/endpoints/{eid}"), json!({"name": "main", "address": "https://multi.example"}))
         .await;
     clash.problem(409, "duplicate_endpoint_name");
 
-    assert_eq!(
-        app.delete(&format!("/agents/{id}/endpoints/{eid}"))
-            .await
-            .status,
-        204
-    );
-    app.delete(&format!("/agents/{id}/endpoints/{eid}"))
-        .await
-        .problem(404, "endpoint_not_found");
-    app.get(&format!("/agents/{id}/endpoints/{eid}"))
-        .await
-        .problem(404, "endpoint_not_found");
+    assert_eq!(app.delete(&format!("/agents/{id}/endpoints/{eid}")).await.status, 204);
+    app.delete(&format!("/agents/{id}/endpoints/{eid}")).await.problem(404, "endpoint_not_found");
+    app.get(&format!("/agents/{id}/endpoints/{eid}")).await.problem(404, "endpoint_not_found");
     let agent = app.get(&format!("/agents/{id}")).await;
     assert_eq!(agent.body["endpoints"].as_array().unwrap().len(), 1);
 }
@@ -256,47 +163,21 @@ async fn endpoints_are_added_read_replaced_and_removed() {
 async fn a_retried_registration_with_an_idempotency_key_returns_the_first_result() {
     let app = TestApp::spawn().await;
     let body = agent("Once", "x", persistent(30));
-    let first = app
-        .send(
-            Method::POST,
-            "/agents",
-            Some(body.clone()),
-            &[("idempotency-key", "k-1")],
-        )
-        .await;
-    let retry = app
-        .send(
-            Method::POST,
-            "/agents",
-            Some(body.clone()),
-            &[("idempotency-key", "k-1")],
-        )
-        .await;
+    let first = app.send(Method::POST, "/agents", Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    let retry = app.send(Method::POST, "/agents", Some(body.clone()), &[("idempotency-key", "k-1")]).await;
     assert_eq!(retry.ok(201)["id"], first.ok(201)["id"]);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
     let list = app.get("/agents").await;
     assert_eq!(list.body["totalCount"], 1, "no duplicate was created");
 
     let other = app
-        .send(
-            Method::POST,
-            "/agents",
-            Some(agent("Different", "x", persistent(30))),
-            &[("idempotency-key", "k-1")],
-        )
+        .send(Method::POST, "/agents", Some(agent("Different", "x", persistent(30))), &[("idempotency-key", "k-1")])
         .await;
     other.problem(422, "idempotency_key_reused");
 
     // Survives a restart.
     let app = app.restart().await;
-    let again = app
-        .send(
-            Method::POST,
-            "/agents",
-            Some(body),
-            &[("idempotency-key", "k-1")],
-        )
-        .await;
+    let again = app.send(Method::POST, "/agents", Some(body), &[("idempotency-key", "k-1")]).await;
     assert_eq!(again.ok(201)["id"], first.body["id"]);
 }
 
@@ -306,14 +187,8 @@ async fn a_client_chosen_id_makes_registration_idempotent() {
     let id = uuid::Uuid::new_v4().to_string();
     let mut body = agent("Chosen", "x", persistent(30));
     body["id"] = json!(id);
-    assert_eq!(
-        app.post("/agents", body.clone()).await.ok(201)["id"],
-        id.as_str()
-    );
-    assert_eq!(
-        app.post("/agents", body.clone()).await.ok(201)["id"],
-        id.as_str()
-    );
+    assert_eq!(app.post("/agents", body.clone()).await.ok(201)["id"], id.as_str());
+    assert_eq!(app.post("/agents", body.clone()).await.ok(201)["id"], id.as_str());
     body["name"] = json!("Changed");
     app.post("/agents", body).await.problem(409, "agent_exists");
     assert_eq!(app.get("/agents").await.body["totalCount"], 1);
@@ -322,19 +197,16 @@ async fn a_client_chosen_id_makes_registration_idempotent() {
 #[tokio::test]
 async fn listing_agents_filters_by_owner_and_includes_agents_without_endpoints() {
     let app = TestApp::spawn().await;
-    app.register(json!({"name": "Bare", "ownerId": "team-a"}))
-        .await;
-    app.register(json!({"name": "Other", "ownerId": "team-b", "endpoints": [{"name": "e", "address": "https://o.example"}]})).await;
+    app.register(json!({"name": "Bare", "ownerId": "team-a"})).await;
+    app.register(
+        json!({"name": "Other", "ownerId": "team-b", "endpoints": [{"name": "e", "address": "https://o.example"}]}),
+    )
+    .await;
     let all = app.get("/agents").await;
     assert_eq!(all.ok(200)["totalCount"], 2);
     let mine = app.get("/agents?owner=team-a").await;
     assert_eq!(mine.body["items"][0]["name"], "Bare");
     assert_eq!(mine.body["totalCount"], 1);
-    assert!(
-        app.discovered("/discover/agents").await == ["Other"],
-        "discovery needs a live endpoint"
-    );
-    app.get("/discover/agents?owner=team-a")
-        .await
-        .problem(400, "invalid_query");
+    assert!(app.discovered("/discover/agents").await == ["Other"], "discovery needs a live endpoint");
+    app.get("/discover/agents?owner=team-a").await.problem(400, "invalid_query");
 }

@@ -19,18 +19,12 @@ async fn invalid_registrations_are_400_with_the_field_at_fault_and_nothing_is_st
         (json!({}), "/name"),
         (json!({"name": "  "}), "/name"),
         (json!({"name": long}), "/name"),
-        (
-            json!({"name": "ok", "description": "d".repeat(5000)}),
-            "/description",
-        ),
+        (json!({"name": "ok", "description": "d".repeat(5000)}), "/description"),
         (json!({"name": 5}), "/name"),
         (json!({"name": "ok", "tags": "not-a-list"}), "/tags"),
         (json!({"name": "ok", "tags": vec!["t"; 33]}), "/tags"),
         (json!({"name": "ok", "tags": ["a,b"]}), "/tags/0"),
-        (
-            json!({"name": "ok", "labels": {"bad key!": "v"}}),
-            "/labels/bad key!",
-        ),
+        (json!({"name": "ok", "labels": {"bad key!": "v"}}), "/labels/bad key!"),
         (
             json!({"name": "ok", "labels": (0..65).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>()}),
             "/labels",
@@ -39,10 +33,7 @@ async fn invalid_registrations_are_400_with_the_field_at_fault_and_nothing_is_st
             json!({"name": "ok", "capabilities": (0..129).map(|i| json!({"name": format!("c{i}")})).collect::<Vec<_>>()}),
             "/capabilities",
         ),
-        (
-            json!({"name": "ok", "capabilities": [{"description": "no name"}]}),
-            "/capabilities/0/name",
-        ),
+        (json!({"name": "ok", "capabilities": [{"description": "no name"}]}), "/capabilities/0/name"),
         (
             json!({"name": "ok", "capabilities": [{"name": "c", "inputSchema": "not a schema"}]}),
             "/capabilities/0/inputSchema",
@@ -52,63 +43,21 @@ async fn invalid_registrations_are_400_with_the_field_at_fault_and_nothing_is_st
             "/endpoints",
         ),
         (json!({"name": "ok", "metadata": "text"}), "/metadata"),
-        (
-            json!({"name": "ok", "metadata": {"big": "x".repeat(70_000)}}),
-            "/metadata",
-        ),
+        (json!({"name": "ok", "metadata": {"big": "x".repeat(70_000)}}), "/metadata"),
         (json!({"name": "ok", "id": "not-a-uuid"}), "/id"),
-        (
-            with_endpoint("transport", json!("Carrier")),
-            "/endpoints/0/transport",
-        ),
-        (
-            with_endpoint("transport", json!(9)),
-            "/endpoints/0/transport",
-        ),
-        (
-            with_endpoint("protocol", json!("SOAP")),
-            "/endpoints/0/protocol",
-        ),
-        (
-            with_endpoint("livenessModel", json!("Sometimes")),
-            "/endpoints/0/livenessModel",
-        ),
-        (
-            with_endpoint("address", json!("not a url")),
-            "/endpoints/0/address",
-        ),
-        (
-            with_endpoint("address", json!("ftp://files.example/x")),
-            "/endpoints/0/address",
-        ),
-        (
-            with_endpoint("address", json!("https://user:secret@x.example/")),
-            "/endpoints/0/address",
-        ),
-        (
-            with_endpoint("address", json!(null)),
-            "/endpoints/0/address",
-        ),
-        (
-            with_endpoint("heartbeatIntervalSeconds", json!(0)),
-            "/endpoints/0/heartbeatIntervalSeconds",
-        ),
-        (
-            with_endpoint("heartbeatIntervalSeconds", json!(3601)),
-            "/endpoints/0/heartbeatIntervalSeconds",
-        ),
-        (
-            with_endpoint("heartbeatIntervalSeconds", json!("ten")),
-            "/endpoints/0/heartbeatIntervalSeconds",
-        ),
-        (
-            with_endpoint("protocolMetadata", json!("{not json")),
-            "/endpoints/0/protocolMetadata",
-        ),
-        (
-            with_endpoint("protocolMetadata", json!([1, 2])),
-            "/endpoints/0/protocolMetadata",
-        ),
+        (with_endpoint("transport", json!("Carrier")), "/endpoints/0/transport"),
+        (with_endpoint("transport", json!(9)), "/endpoints/0/transport"),
+        (with_endpoint("protocol", json!("SOAP")), "/endpoints/0/protocol"),
+        (with_endpoint("livenessModel", json!("Sometimes")), "/endpoints/0/livenessModel"),
+        (with_endpoint("address", json!("not a url")), "/endpoints/0/address"),
+        (with_endpoint("address", json!("ftp://files.example/x")), "/endpoints/0/address"),
+        (with_endpoint("address", json!("https://user:secret@x.example/")), "/endpoints/0/address"),
+        (with_endpoint("address", json!(null)), "/endpoints/0/address"),
+        (with_endpoint("heartbeatIntervalSeconds", json!(0)), "/endpoints/0/heartbeatIntervalSeconds"),
+        (with_endpoint("heartbeatIntervalSeconds", json!(3601)), "/endpoints/0/heartbeatIntervalSeconds"),
+        (with_endpoint("heartbeatIntervalSeconds", json!("ten")), "/endpoints/0/heartbeatIntervalSeconds"),
+        (with_endpoint("protocolMetadata", json!("{not json")), "/endpoints/0/protocolMetadata"),
+        (with_endpoint("protocolMetadata", json!([1, 2])), "/endpoints/0/protocolMetadata"),
         (
             json!({"name": "ok", "endpoints": [{"name": "e", "address": "https://x.example", "ttlSeconds": 0}]}),
             "/endpoints/0/ttlSeconds",
@@ -134,34 +83,20 @@ async fn invalid_registrations_are_400_with_the_field_at_fault_and_nothing_is_st
         let reply = app.post("/agents", body.clone()).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.body);
         reply.problem(400, "validation_failed");
-        assert!(
-            reply.pointers().iter().any(|p| p == pointer),
-            "{body}: expected {pointer} in {}",
-            reply.body
-        );
+        assert!(reply.pointers().iter().any(|p| p == pointer), "{body}: expected {pointer} in {}", reply.body);
     }
-    assert_eq!(
-        app.get("/agents").await.body["totalCount"],
-        0,
-        "no invalid request wrote anything"
-    );
+    assert_eq!(app.get("/agents").await.body["totalCount"], 0, "no invalid request wrote anything");
 }
 
 #[tokio::test]
 async fn duplicate_names_in_one_registration_are_409() {
     let app = TestApp::spawn().await;
-    let endpoints = json!([{"name": "e", "address": "https://a.example"}, {"name": "E", "address": "https://b.example"}]);
-    let reply = app
-        .post("/agents", json!({"name": "dup", "endpoints": endpoints}))
-        .await;
-    assert_eq!(
-        reply.problem(409, "duplicate_endpoint_name")["errors"][0]["pointer"],
-        "/endpoints/1/name"
-    );
+    let endpoints =
+        json!([{"name": "e", "address": "https://a.example"}, {"name": "E", "address": "https://b.example"}]);
+    let reply = app.post("/agents", json!({"name": "dup", "endpoints": endpoints})).await;
+    assert_eq!(reply.problem(409, "duplicate_endpoint_name")["errors"][0]["pointer"], "/endpoints/1/name");
     let caps = json!([{"name": "c"}, {"name": "C"}]);
-    app.post("/agents", json!({"name": "dup", "capabilities": caps}))
-        .await
-        .problem(409, "duplicate_capability_name");
+    app.post("/agents", json!({"name": "dup", "capabilities": caps})).await.problem(409, "duplicate_capability_name");
     assert_eq!(app.get("/agents").await.body["totalCount"], 0);
 }
 
@@ -169,44 +104,19 @@ async fn duplicate_names_in_one_registration_are_409() {
 async fn malformed_bodies_are_rejected_by_kind() {
     let app = TestApp::spawn().await;
     let json_ct = Some("application/json");
-    app.raw(Method::POST, "/agents", json_ct, b"{\"name\": ".to_vec())
+    app.raw(Method::POST, "/agents", json_ct, b"{\"name\": ".to_vec()).await.problem(400, "malformed_json");
+    app.raw(Method::POST, "/agents", json_ct, b"{\"name\": \"a\"} trailing".to_vec())
         .await
         .problem(400, "malformed_json");
-    app.raw(
-        Method::POST,
-        "/agents",
-        json_ct,
-        b"{\"name\": \"a\"} trailing".to_vec(),
-    )
-    .await
-    .problem(400, "malformed_json");
-    app.raw(Method::POST, "/agents", json_ct, Vec::new())
-        .await
-        .problem(400, "malformed_json");
-    app.raw(Method::POST, "/agents", json_ct, b"[1,2]".to_vec())
-        .await
-        .problem(400, "validation_failed");
-    app.raw(Method::POST, "/agents", json_ct, vec![0xff, 0xfe, 0x00])
-        .await
-        .problem(400, "malformed_json");
-    app.raw(
-        Method::POST,
-        "/agents",
-        Some("text/plain"),
-        b"{\"name\":\"a\"}".to_vec(),
-    )
-    .await
-    .problem(415, "unsupported_media_type");
-    app.raw(Method::POST, "/agents", None, b"{\"name\":\"a\"}".to_vec())
+    app.raw(Method::POST, "/agents", json_ct, Vec::new()).await.problem(400, "malformed_json");
+    app.raw(Method::POST, "/agents", json_ct, b"[1,2]".to_vec()).await.problem(400, "validation_failed");
+    app.raw(Method::POST, "/agents", json_ct, vec![0xff, 0xfe, 0x00]).await.problem(400, "malformed_json");
+    app.raw(Method::POST, "/agents", Some("text/plain"), b"{\"name\":\"a\"}".to_vec())
         .await
         .problem(415, "unsupported_media_type");
-    let huge = format!(
-        "{{\"name\":\"a\",\"description\":\"{}\"}}",
-        "x".repeat(1_100_000)
-    );
-    app.raw(Method::POST, "/agents", json_ct, huge.into_bytes())
-        .await
-        .problem(413, "payload_too_large");
+    app.raw(Method::POST, "/agents", None, b"{\"name\":\"a\"}".to_vec()).await.problem(415, "unsupported_media_type");
+    let huge = format!("{{\"name\":\"a\",\"description\":\"{}\"}}", "x".repeat(1_100_000));
+    app.raw(Method::POST, "/agents", json_ct, huge.into_bytes()).await.problem(413, "payload_too_large");
     assert_eq!(app.get("/agents").await.body["totalCount"], 0);
 }
 
@@ -215,45 +125,27 @@ async fn malformed_and_unknown_ids_are_400_and_404() {
     let app = TestApp::spawn().await;
     let created = app.register(agent("Known", "x", persistent(30))).await;
     let id = created["id"].as_str().unwrap();
-    app.get("/agents/not-a-uuid")
+    app.get("/agents/not-a-uuid").await.problem(400, "invalid_id");
+    app.get(&format!("/agents/{}", uuid::Uuid::new_v4())).await.problem(404, "agent_not_found");
+    app.post_empty(&format!("/agents/{id}/endpoints/nope/heartbeat")).await.problem(400, "invalid_id");
+    app.post_empty(&format!("/agents/{id}/endpoints/{}/heartbeat", uuid::Uuid::new_v4()))
         .await
-        .problem(400, "invalid_id");
-    app.get(&format!("/agents/{}", uuid::Uuid::new_v4()))
-        .await
-        .problem(404, "agent_not_found");
-    app.post_empty(&format!("/agents/{id}/endpoints/nope/heartbeat"))
-        .await
-        .problem(400, "invalid_id");
-    app.post_empty(&format!(
-        "/agents/{id}/endpoints/{}/heartbeat",
-        uuid::Uuid::new_v4()
-    ))
-    .await
-    .problem(404, "endpoint_not_found");
-    app.post_empty(&format!("/agents/{}/heartbeat", uuid::Uuid::new_v4()))
-        .await
-        .problem(404, "agent_not_found");
+        .problem(404, "endpoint_not_found");
+    app.post_empty(&format!("/agents/{}/heartbeat", uuid::Uuid::new_v4())).await.problem(404, "agent_not_found");
     // An endpoint id of another agent is not found under this one.
     let other = app.register(agent("Other", "x", persistent(30))).await;
     let foreign = other["endpoints"][0]["id"].as_str().unwrap();
-    app.post_empty(&format!("/agents/{id}/endpoints/{foreign}/heartbeat"))
-        .await
-        .problem(404, "endpoint_not_found");
+    app.post_empty(&format!("/agents/{id}/endpoints/{foreign}/heartbeat")).await.problem(404, "endpoint_not_found");
     // Braced and upper-case ids are the same agent.
     let braced = format!("{{{}}}", id.to_uppercase());
-    assert_eq!(
-        app.get(&format!("/agents/{braced}")).await.ok(200)["id"],
-        id
-    );
+    assert_eq!(app.get(&format!("/agents/{braced}")).await.ok(200)["id"], id);
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_with_problems() {
     let app = TestApp::spawn().await;
     app.get("/nope").await.problem(404, "route_not_found");
-    app.send(Method::PATCH, "/agents", None, &[])
-        .await
-        .problem(405, "method_not_allowed");
+    app.send(Method::PATCH, "/agents", None, &[]).await.problem(405, "method_not_allowed");
 }
 
 #[tokio::test]
@@ -291,29 +183,14 @@ async fn error_codes_are_stable() {
     let codes: Vec<&str> = [
         E::Validation(vec![]),
         E::query("x", "y"),
-        E::InvalidId {
-            what: "agent",
-            value: String::new(),
-        },
+        E::InvalidId { what: "agent", value: String::new() },
         E::AgentNotFound(String::new()),
-        E::EndpointNotFound {
-            agent: String::new(),
-            endpoint: String::new(),
-        },
+        E::EndpointNotFound { agent: String::new(), endpoint: String::new() },
         E::AgentExists(String::new()),
-        E::DuplicateEndpointName {
-            name: String::new(),
-            pointer: String::new(),
-        },
-        E::DuplicateCapabilityName {
-            name: String::new(),
-            pointer: String::new(),
-        },
+        E::DuplicateEndpointName { name: String::new(), pointer: String::new() },
+        E::DuplicateCapabilityName { name: String::new(), pointer: String::new() },
         E::LivenessModelMismatch(String::new()),
-        E::RevisionMismatch {
-            expected: 1,
-            current: 2,
-        },
+        E::RevisionMismatch { expected: 1, current: 2 },
         E::IdempotencyKeyReused,
         E::StorageUnavailable(String::new()),
         E::LivenessUnavailable(String::new()),

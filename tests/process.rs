@@ -15,25 +15,13 @@ impl Drop for Running {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start(db: &str, port: u16) -> Running {
     let running = Running(
         Command::new(env!("CARGO_BIN_EXE_agent-registry"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                db,
-                "--log",
-                "warn",
-            ])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", db, "--log", "warn"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -41,10 +29,7 @@ async fn start(db: &str, port: u16) -> Running {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|r| r.status() == 200) {
             return running;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -54,10 +39,7 @@ async fn start(db: &str, port: u16) -> Running {
 
 fn terminate(mut running: Running) -> std::process::ExitStatus {
     let pid = running.0.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = running.0.try_wait().expect("wait") {
@@ -71,10 +53,7 @@ fn terminate(mut running: Running) -> std::process::ExitStatus {
 #[tokio::test]
 async fn the_binary_serves_stops_on_sigterm_and_keeps_registrations_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!(
-        "sqlite://{}",
-        dir.path().join("nested-registry.db").display()
-    );
+    let db = format!("sqlite://{}", dir.path().join("nested-registry.db").display());
     let port = free_port();
     let server = start(&db, port).await;
     let client = reqwest::Client::new();
@@ -92,14 +71,12 @@ async fn the_binary_serves_stops_on_sigterm_and_keeps_registrations_across_resta
 
     let port = free_port();
     let _server = start(&db, port).await;
-    let found: serde_json::Value = reqwest::get(format!(
-        "http://127.0.0.1:{port}/discover/agents?capability=keep"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let found: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/discover/agents?capability=keep"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(found["items"][0]["id"], created["id"]);
     assert_eq!(found["items"][0]["endpoints"][0]["isLive"], true);
 }

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use agent_registry_core::memory::MemoryStore;
-use agent_registry_core::model::{
-    Agent, AgentId, Endpoint, EndpointId, LivenessModel, Protocol, Transport,
-};
+use agent_registry_core::model::{Agent, AgentId, Endpoint, EndpointId, LivenessModel, Protocol, Transport};
 use agent_registry_core::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord};
 use agent_registry_store_sqlite::SqliteStore;
 use chrono::Utc;
@@ -31,10 +29,7 @@ fn sample(name: &str) -> Agent {
             liveness_model: LivenessModel::Ephemeral,
             ttl_seconds: Some(30),
             heartbeat_interval_seconds: None,
-            protocol_metadata: serde_json::json!({"keep": {"me": [1, null]}})
-                .as_object()
-                .unwrap()
-                .clone(),
+            protocol_metadata: serde_json::json!({"keep": {"me": [1, null]}}).as_object().unwrap().clone(),
             created_at: now,
         }],
         metadata: Default::default(),
@@ -45,17 +40,8 @@ fn sample(name: &str) -> Agent {
     }
 }
 
-fn put(
-    agent: &Agent,
-    seen: Vec<(EndpointId, i64)>,
-    idempotency: Option<IdempotencyRecord>,
-) -> Change {
-    Change::Put {
-        agent: Box::new(agent.clone()),
-        kind: ChangeKind::Registered,
-        seen,
-        idempotency,
-    }
+fn put(agent: &Agent, seen: Vec<(EndpointId, i64)>, idempotency: Option<IdempotencyRecord>) -> Change {
+    Change::Put { agent: Box::new(agent.clone()), kind: ChangeKind::Registered, seen, idempotency }
 }
 
 async fn contract(store: Arc<dyn AgentStore>) {
@@ -72,50 +58,25 @@ async fn contract(store: Arc<dyn AgentStore>) {
         agent_id: b.id,
         created_at: 5,
     };
-    let r2 = store
-        .apply(put(&b, vec![], Some(record.clone())))
-        .await
-        .unwrap();
+    let r2 = store.apply(put(&b, vec![], Some(record.clone()))).await.unwrap();
     assert!(r1 < r2, "revisions increase");
     assert_eq!(store.current_revision().await.unwrap(), r2);
 
     let loaded = store.load_all().await.unwrap();
     assert_eq!(loaded.len(), 2);
     let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
-    assert_eq!(
-        la.agent.revision, r1,
-        "the stored agent carries its revision"
-    );
-    assert_eq!(
-        la.agent.endpoints, a.endpoints,
-        "endpoints, protocol metadata included, round-trip"
-    );
+    assert_eq!(la.agent.revision, r1, "the stored agent carries its revision");
+    assert_eq!(la.agent.endpoints, a.endpoints, "endpoints, protocol metadata included, round-trip");
     assert_eq!(la.last_seen, vec![(ea, 1_000)]);
 
     // Last-seen times only move forward.
     store.record_last_seen(&[(ea, 3_000)]).await.unwrap();
-    store
-        .record_last_seen(&[(ea, 2_000), (EndpointId::new_random(), 9)])
-        .await
-        .unwrap();
+    store.record_last_seen(&[(ea, 2_000), (EndpointId::new_random(), 9)]).await.unwrap();
     let loaded = store.load_all().await.unwrap();
-    assert_eq!(
-        loaded
-            .iter()
-            .find(|s| s.agent.id == a.id)
-            .unwrap()
-            .last_seen,
-        vec![(ea, 3_000)]
-    );
+    assert_eq!(loaded.iter().find(|s| s.agent.id == a.id).unwrap().last_seen, vec![(ea, 3_000)]);
 
-    assert_eq!(
-        store.find_idempotency("owner", "k").await.unwrap(),
-        Some(record)
-    );
-    assert_eq!(
-        store.find_idempotency("someone-else", "k").await.unwrap(),
-        None
-    );
+    assert_eq!(store.find_idempotency("owner", "k").await.unwrap(), Some(record));
+    assert_eq!(store.find_idempotency("someone-else", "k").await.unwrap(), None);
     assert_eq!(store.expire_idempotency(6).await.unwrap(), 1);
     assert_eq!(store.find_idempotency("owner", "k").await.unwrap(), None);
 
@@ -127,13 +88,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
     let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
     assert!(la.last_seen.is_empty() && la.agent.endpoints.is_empty());
 
-    let r4 = store
-        .apply(Change::Delete {
-            agent_id: b.id,
-            kind: ChangeKind::Deregistered,
-        })
-        .await
-        .unwrap();
+    let r4 = store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered }).await.unwrap();
     assert!(r2 < r3 && r3 < r4);
     assert_eq!(store.load_all().await.unwrap().len(), 1);
 }

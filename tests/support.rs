@@ -33,18 +33,8 @@ impl Reply {
     /// Asserts a problem+json error with this status and code; returns the body.
     #[track_caller]
     pub fn problem(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.body
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
         assert_eq!(self.body["code"], code, "body: {}", self.body);
         assert_eq!(self.body["status"], status);
         assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
@@ -55,11 +45,7 @@ impl Reply {
     pub fn pointers(&self) -> Vec<String> {
         self.body["errors"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| e["pointer"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
+            .map(|a| a.iter().map(|e| e["pointer"].as_str().unwrap_or_default().to_owned()).collect())
             .unwrap_or_default()
     }
 
@@ -72,21 +58,11 @@ impl Reply {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(
-            Arc::new(TempDir::new().expect("temp dir")),
-            Arc::new(ManualClock::starting_now()),
-            &[],
-        )
-        .await
+        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), &[]).await
     }
 
     pub async fn spawn_with_args(args: &[&str]) -> Self {
-        Self::spawn_with(
-            Arc::new(TempDir::new().expect("temp dir")),
-            Arc::new(ManualClock::starting_now()),
-            args,
-        )
-        .await
+        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), args).await
     }
 
     async fn spawn_with(dir: Arc<TempDir>, clock: Arc<ManualClock>, args: &[&str]) -> Self {
@@ -94,25 +70,14 @@ impl TestApp {
         let mut argv = vec!["agent-registry".to_owned(), "--database-url".to_owned(), db];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         let config = Config::from_args(argv).expect("test config");
-        let state = build(&config, clock.clone())
-            .await
-            .expect("registry starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let state = build(&config, clock.clone()).await.expect("registry starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = router(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
-        Self {
-            base,
-            clock,
-            state,
-            client: reqwest::Client::new(),
-            dir,
-            server,
-        }
+        Self { base, clock, state, client: reqwest::Client::new(), dir, server }
     }
 
     /// Stops this server (writing pending liveness as a graceful stop does) and starts a new
@@ -131,18 +96,10 @@ impl TestApp {
         self.state.registry.maintain().await.expect("maintenance")
     }
 
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
+            request = request.header("content-type", "application/json").body(body.to_string());
         }
         for (k, v) in headers {
             request = request.header(*k, *v);
@@ -150,17 +107,8 @@ impl TestApp {
         Self::reply(request.send().await.expect("request sent")).await
     }
 
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Reply {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .body(body);
+    pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base)).body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }
@@ -174,14 +122,9 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -16,8 +16,7 @@ async fn health_and_readiness_answer() {
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
-    let app =
-        TestApp::spawn_with_args(&["--public-url", "https://registry.example.com/base/"]).await;
+    let app = TestApp::spawn_with_args(&["--public-url", "https://registry.example.com/base/"]).await;
     let spec = app.get("/openapi.json").await;
     let paths = spec.ok(200)["paths"].as_object().unwrap();
     let expected = [
@@ -33,29 +32,14 @@ async fn the_openapi_document_describes_every_route() {
         ("/readyz", vec!["get"]),
     ];
     for (path, methods) in expected {
-        let mut found: Vec<&str> = paths[path]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let mut found: Vec<&str> = paths[path].as_object().unwrap().keys().map(String::as_str).collect();
         found.retain(|m| ["get", "post", "put", "delete"].contains(m));
         found.sort_unstable();
         assert_eq!(found, methods, "{path}");
     }
-    assert_eq!(
-        spec.body["servers"][0]["url"],
-        "https://registry.example.com/base"
-    );
+    assert_eq!(spec.body["servers"][0]["url"], "https://registry.example.com/base");
     let schemas = spec.body["components"]["schemas"].as_object().unwrap();
-    for schema in [
-        "AgentInput",
-        "EndpointInput",
-        "Problem",
-        "Transport",
-        "Protocol",
-        "LivenessModel",
-    ] {
+    for schema in ["AgentInput", "EndpointInput", "Problem", "Transport", "Protocol", "LivenessModel"] {
         assert!(schemas.contains_key(schema), "{schema} is described");
     }
 }
@@ -65,15 +49,8 @@ async fn the_api_explorer_is_served_at_docs() {
     let app = TestApp::spawn().await;
     let docs = app.get("/docs").await;
     assert_eq!(docs.status, 200);
-    assert!(
-        docs.header("content-type")
-            .is_some_and(|c| c.starts_with("text/html"))
-    );
-    assert!(
-        docs.body
-            .as_str()
-            .is_some_and(|html| html.contains("openapi") || html.contains("Scalar"))
-    );
+    assert!(docs.header("content-type").is_some_and(|c| c.starts_with("text/html")));
+    assert!(docs.body.as_str().is_some_and(|html| html.contains("openapi") || html.contains("Scalar")));
 }
 
 #[tokio::test]
@@ -85,17 +62,13 @@ async fn responses_match_the_documented_schemas_field_for_field() {
     body["labels"] = serde_json::json!({"k": "v"});
     body["metadata"] = serde_json::json!({"m": null});
     let created = app.register(body).await;
-    let agent: AgentView =
-        serde_json::from_value(created.clone()).expect("POST /agents matches AgentView");
+    let agent: AgentView = serde_json::from_value(created.clone()).expect("POST /agents matches AgentView");
     let path = format!("/agents/{}", agent.id);
     serde_json::from_value::<AgentView>(app.get(&path).await.body).expect("GET matches AgentView");
-    let page = app
-        .get("/discover/agents?capability=check&pageSize=1")
-        .await;
+    let page = app.get("/discover/agents?capability=check&pageSize=1").await;
     let page: PageView = serde_json::from_value(page.body).expect("discovery matches PageView");
     assert_eq!(page.items.len(), 1);
     let eid = agent.endpoints[0].id;
     let endpoint = app.get(&format!("{path}/endpoints/{eid}")).await;
-    serde_json::from_value::<EndpointView>(endpoint.body)
-        .expect("GET endpoint matches EndpointView");
+    serde_json::from_value::<EndpointView>(endpoint.body).expect("GET endpoint matches EndpointView");
 }

@@ -8,11 +8,7 @@ use agent_registry_core::liveness::LivenessPolicy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "agent-registry",
-    version,
-    about = "Registry and discovery gateway for AI agents"
-)]
+#[command(name = "agent-registry", version, about = "Registry and discovery gateway for AI agents")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,21 +33,11 @@ pub enum LogFormat {
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// Address and port to listen on.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Database URL. `sqlite://PATH` (created if missing) is the embedded default.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_DATABASE_URL",
-        default_value = "sqlite://agent-registry.db"
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
     pub database_url: String,
 
     /// Public base URL of the registry (as clients reach it, e.g. behind a proxy); used for
@@ -60,103 +46,47 @@ pub struct Config {
     pub public_url: Option<url::Url>,
 
     /// Log output format.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// Log filter, in `tracing` env-filter syntax.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_LOG",
-        default_value = "info"
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_LOG", default_value = "info")]
     pub log: String,
 
     /// Lease of an Ephemeral endpoint when the registration gives no `ttlSeconds`.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_DEFAULT_TTL_SECONDS",
-        default_value_t = 300
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_DEFAULT_TTL_SECONDS", default_value_t = 300)]
     pub default_ttl_seconds: u32,
 
     /// Heartbeat interval of a Persistent endpoint when the registration gives none.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_DEFAULT_HEARTBEAT_INTERVAL_SECONDS",
-        default_value_t = 30
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_DEFAULT_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30)]
     pub default_heartbeat_interval_seconds: u32,
 
     /// Largest `ttlSeconds` accepted.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_MAX_TTL_SECONDS",
-        default_value_t = 86_400
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_TTL_SECONDS", default_value_t = 86_400)]
     pub max_ttl_seconds: u32,
 
     /// Largest `heartbeatIntervalSeconds` accepted.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_MAX_HEARTBEAT_INTERVAL_SECONDS",
-        default_value_t = 3_600
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 3_600)]
     pub max_heartbeat_interval_seconds: u32,
 
     /// How long an expired Ephemeral endpoint stays listed (as not live) before eviction.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_EPHEMERAL_GRACE_SECONDS",
-        default_value_t = 300
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_EPHEMERAL_GRACE_SECONDS", default_value_t = 300)]
     pub ephemeral_grace_seconds: u32,
 
     /// Evict a Persistent endpoint after this many heartbeat intervals without a heartbeat.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_EVICT_AFTER_MISSED_HEARTBEATS",
-        default_value_t = 3
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_EVICT_AFTER_MISSED_HEARTBEATS", default_value_t = 3)]
     pub evict_after_missed_heartbeats: u32,
 
     /// How often eviction runs and liveness is written to the database, in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_MAINTENANCE_INTERVAL_MS",
-        default_value_t = 1_000
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAINTENANCE_INTERVAL_MS", default_value_t = 1_000)]
     pub maintenance_interval_ms: u64,
 
     /// How long an `Idempotency-Key` is remembered, in hours.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS",
-        default_value_t = 24
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     pub idempotency_retention_hours: u32,
 
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS",
-        default_value_t = 10
-    )]
+    #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 }
 
@@ -181,15 +111,15 @@ impl Config {
             evict_after_missed_heartbeats: self.evict_after_missed_heartbeats,
             ..LivenessPolicy::default()
         };
-        if !(liveness.min_ttl_seconds..=liveness.max_ttl_seconds)
-            .contains(&liveness.default_ttl_seconds)
-        {
+        if !(liveness.min_ttl_seconds..=liveness.max_ttl_seconds).contains(&liveness.default_ttl_seconds) {
             return Err("--default-ttl-seconds must lie between 1 and --max-ttl-seconds".into());
         }
         if !(liveness.min_heartbeat_interval_seconds..=liveness.max_heartbeat_interval_seconds)
             .contains(&liveness.default_heartbeat_interval_seconds)
         {
-            return Err("--default-heartbeat-interval-seconds must lie between 1 and --max-heartbeat-interval-seconds".into());
+            return Err(
+                "--default-heartbeat-interval-seconds must lie between 1 and --max-heartbeat-interval-seconds".into()
+            );
         }
         if liveness.evict_after_missed_heartbeats == 0 {
             return Err("--evict-after-missed-heartbeats must be at least 1".into());
@@ -197,10 +127,7 @@ impl Config {
         if self.maintenance_interval_ms == 0 {
             return Err("--maintenance-interval-ms must be at least 1".into());
         }
-        Ok(RegistryConfig {
-            liveness,
-            idempotency_retention_secs: i64::from(self.idempotency_retention_hours) * 3600,
-        })
+        Ok(RegistryConfig { liveness, idempotency_retention_secs: i64::from(self.idempotency_retention_hours) * 3600 })
     }
 
     /// The base URL clients use to reach this registry.

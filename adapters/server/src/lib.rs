@@ -26,10 +26,7 @@ pub enum StartError {
     #[error(transparent)]
     Registry(#[from] agent_registry_core::RegistryError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// Opens the configured store, loads the registry and returns the app state.
@@ -38,10 +35,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let store: Arc<dyn AgentStore> = Arc::new(open_store(&config.database_url).await?);
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
-    Ok(AppState {
-        registry: Arc::new(registry),
-        public_url: config.public_url().into(),
-    })
+    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into() })
 }
 
 async fn open_store(url: &str) -> Result<SqliteStore, StartError> {
@@ -61,10 +55,7 @@ pub async fn migrate(config: &Config) -> Result<usize, StartError> {
 }
 
 /// Runs eviction and liveness persistence every `interval` until the task is dropped.
-pub fn spawn_maintenance(
-    registry: Arc<Registry>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_maintenance(registry: Arc<Registry>, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,21 +77,11 @@ pub fn spawn_maintenance(
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let started = std::time::Instant::now();
     let state = build(&config, Arc::new(SystemClock)).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
     let registry = state.registry.clone();
-    let maintenance = spawn_maintenance(
-        registry.clone(),
-        Duration::from_millis(config.maintenance_interval_ms),
-    );
+    let maintenance = spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms));
     tracing::info!(
         %addr,
         agents = registry.agent_count(),

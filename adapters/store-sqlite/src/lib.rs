@@ -11,9 +11,7 @@ use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAg
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// Endpoints whose last-seen time one statement records.
 const LAST_SEEN_CHUNK: usize = 2_000;
@@ -51,11 +49,10 @@ impl SqliteStore {
     /// Applies pending migrations and reports how many migrations the database now has.
     pub async fn migrate(url: &str) -> Result<usize> {
         let store = Self::open(url).await?;
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&store.pool)
-                .await
-                .map_err(unavailable)?;
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&store.pool)
+            .await
+            .map_err(unavailable)?;
         store.pool.close().await;
         Ok(usize::try_from(applied).unwrap_or_default())
     }
@@ -79,10 +76,8 @@ impl AgentStore for SqliteStore {
                 seen.entry(row.get(1)).or_default().push((id, row.get(2)));
             }
         }
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, document FROM agents")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, document FROM agents").fetch_all(&self.pool).await.map_err(unavailable)?;
         // Parsing 100,000 documents is most of a start-up: use every core.
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let chunk = rows.len().div_ceil(threads).max(1);
@@ -94,9 +89,7 @@ impl AgentStore for SqliteStore {
                         part.iter()
                             .map(|(id, document)| {
                                 serde_json::from_str::<Agent>(document).map_err(|e| {
-                                    RegistryError::Internal(format!(
-                                        "stored agent {id} is unreadable: {e}"
-                                    ))
+                                    RegistryError::Internal(format!("stored agent {id} is unreadable: {e}"))
                                 })
                             })
                             .collect::<Vec<_>>()
@@ -105,20 +98,14 @@ impl AgentStore for SqliteStore {
                 .collect();
             workers
                 .into_iter()
-                .flat_map(|w| {
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
+                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
                 .collect()
         });
         parsed
             .into_iter()
             .map(|agent| {
                 let agent = agent?;
-                Ok(StoredAgent {
-                    last_seen: seen.remove(&agent.id.to_string()).unwrap_or_default(),
-                    agent,
-                })
+                Ok(StoredAgent { last_seen: seen.remove(&agent.id.to_string()).unwrap_or_default(), agent })
             })
             .collect()
     }
@@ -138,15 +125,9 @@ impl AgentStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         match change {
-            Change::Put {
-                mut agent,
-                seen,
-                idempotency,
-                ..
-            } => {
+            Change::Put { mut agent, seen, idempotency, .. } => {
                 agent.revision = u64::try_from(revision).unwrap_or_default();
-                let document = serde_json::to_string(&agent)
-                    .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
                 let id = agent.id.to_string();
                 sqlx::query(
                     "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
@@ -164,8 +145,7 @@ impl AgentStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-                let current: Vec<String> =
-                    agent.endpoints.iter().map(|e| e.id.to_string()).collect();
+                let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
                 sqlx::query(
                     "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",
                 )
@@ -213,11 +193,7 @@ impl AgentStore for SqliteStore {
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
     }
 
-    async fn find_idempotency(
-        &self,
-        owner_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>> {
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
         let row = sqlx::query(
             "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = ? AND key = ?",
         )
@@ -252,17 +228,13 @@ impl AgentStore for SqliteStore {
         // One statement per chunk, each its own short transaction, so a large batch never
         // holds the write lock long enough to stall registrations.
         for chunk in seen.chunks(LAST_SEEN_CHUNK) {
-            let pairs: Vec<(String, Millis)> =
-                chunk.iter().map(|(id, at)| (id.to_string(), *at)).collect();
+            let pairs: Vec<(String, Millis)> = chunk.iter().map(|(id, at)| (id.to_string(), *at)).collect();
             sqlx::query(
                 "UPDATE endpoint_liveness SET last_seen_at = max(last_seen_at, v.at)
                  FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS v
                  WHERE endpoint_liveness.endpoint_id = v.id",
             )
-            .bind(
-                serde_json::to_string(&pairs)
-                    .map_err(|e| RegistryError::Internal(e.to_string()))?,
-            )
+            .bind(serde_json::to_string(&pairs).map_err(|e| RegistryError::Internal(e.to_string()))?)
             .execute(&self.pool)
             .await
             .map_err(unavailable)?;
@@ -271,19 +243,14 @@ impl AgentStore for SqliteStore {
     }
 
     async fn current_revision(&self) -> Result<u64> {
-        let revision: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
+        let revision: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
     }
 }

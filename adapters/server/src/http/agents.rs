@@ -21,15 +21,7 @@ type ApiResult = Result<Response, ApiError>;
 
 /// A JSON body that was rendered to bytes already.
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 fn with_etag(mut response: Response, revision: u64) -> Response {
@@ -51,17 +43,9 @@ fn with_location(mut response: Response, location: &str) -> Response {
     response
 }
 
-fn page_response(
-    state: &AppState,
-    pairs: &QueryPairs,
-    live_only_default: bool,
-    allow_owner: bool,
-) -> ApiResult {
+fn page_response(state: &AppState, pairs: &QueryPairs, live_only_default: bool, allow_owner: bool) -> ApiResult {
     let query = pairs.discovery(live_only_default, allow_owner)?;
-    Ok(json_bytes(
-        StatusCode::OK,
-        page_json(&state.registry.search(&query)),
-    ))
+    Ok(json_bytes(StatusCode::OK, page_json(&state.registry.search(&query))))
 }
 
 fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
@@ -83,18 +67,11 @@ pub async fn register(
     headers: HeaderMap,
     JsonBody(input): JsonBody<AgentInput>,
 ) -> ApiResult {
-    let options = RegisterOptions {
-        idempotency_key: idempotency_key(&headers)?,
-    };
+    let options = RegisterOptions { idempotency_key: idempotency_key(&headers)? };
     let (hit, outcome) = state.registry.register(&input, &options).await?;
-    let mut response = with_location(
-        agent_response(StatusCode::CREATED, &hit),
-        &format!("/agents/{}", hit.id()),
-    );
+    let mut response = with_location(agent_response(StatusCode::CREATED, &hit), &format!("/agents/{}", hit.id()));
     if outcome == Registration::Replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -141,10 +118,7 @@ pub async fn update(
     headers: HeaderMap,
     JsonBody(input): JsonBody<AgentInput>,
 ) -> ApiResult {
-    let hit = state
-        .registry
-        .update(AgentId::parse(&id)?, &input, if_match(&headers)?)
-        .await?;
+    let hit = state.registry.update(AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
     Ok(agent_response(StatusCode::OK, &hit))
 }
 
@@ -152,15 +126,8 @@ pub async fn update(
 #[utoipa::path(delete, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
-pub async fn deregister(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    state
-        .registry
-        .deregister(AgentId::parse(&id)?, if_match(&headers)?)
-        .await?;
+pub async fn deregister(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    state.registry.deregister(AgentId::parse(&id)?, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -175,30 +142,16 @@ pub async fn add_endpoint(
     headers: HeaderMap,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> ApiResult {
-    let (hit, endpoint) = state
-        .registry
-        .add_endpoint(AgentId::parse(&id)?, &input, if_match(&headers)?)
-        .await?;
+    let (hit, endpoint) = state.registry.add_endpoint(AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
     let location = format!("/agents/{}/endpoints/{endpoint}", hit.id());
-    Ok(with_location(
-        endpoint_response(&state, StatusCode::CREATED, &hit, endpoint)?,
-        &location,
-    ))
+    Ok(with_location(endpoint_response(&state, StatusCode::CREATED, &hit, endpoint)?, &location))
 }
 
-fn endpoint_response(
-    state: &AppState,
-    status: StatusCode,
-    hit: &Hit,
-    endpoint: EndpointId,
-) -> ApiResult {
-    let body = hit
-        .endpoint_index(endpoint)
-        .and_then(|i| endpoint_json(hit, i, state.registry.now_millis()))
-        .ok_or_else(|| RegistryError::EndpointNotFound {
-            agent: hit.id().to_string(),
-            endpoint: endpoint.to_string(),
-        })?;
+fn endpoint_response(state: &AppState, status: StatusCode, hit: &Hit, endpoint: EndpointId) -> ApiResult {
+    let body =
+        hit.endpoint_index(endpoint).and_then(|i| endpoint_json(hit, i, state.registry.now_millis())).ok_or_else(
+            || RegistryError::EndpointNotFound { agent: hit.id().to_string(), endpoint: endpoint.to_string() },
+        )?;
     Ok(with_etag(json_bytes(status, body), hit.revision()))
 }
 
@@ -206,10 +159,7 @@ fn endpoint_response(
 #[utoipa::path(get, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints",
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_endpoint(
-    State(state): State<AppState>,
-    Path((id, eid)): Path<(String, String)>,
-) -> ApiResult {
+pub async fn get_endpoint(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
     let hit = state.registry.get(id)?;
     endpoint_response(&state, StatusCode::OK, &hit, eid)
@@ -227,10 +177,7 @@ pub async fn update_endpoint(
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    let hit = state
-        .registry
-        .update_endpoint(id, eid, &input, if_match(&headers)?)
-        .await?;
+    let hit = state.registry.update_endpoint(id, eid, &input, if_match(&headers)?).await?;
     endpoint_response(&state, StatusCode::OK, &hit, eid)
 }
 
@@ -244,10 +191,7 @@ pub async fn remove_endpoint(
     headers: HeaderMap,
 ) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    state
-        .registry
-        .remove_endpoint(id, eid, if_match(&headers)?)
-        .await?;
+    state.registry.remove_endpoint(id, eid, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -256,10 +200,7 @@ pub async fn remove_endpoint(
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn heartbeat(
-    State(state): State<AppState>,
-    Path((id, eid)): Path<(String, String)>,
-) -> ApiResult {
+pub async fn heartbeat(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
     Ok(Json(state.registry.heartbeat(id, eid).await?).into_response())
 }
@@ -269,10 +210,7 @@ pub async fn heartbeat(
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn renew(
-    State(state): State<AppState>,
-    Path((id, eid)): Path<(String, String)>,
-) -> ApiResult {
+pub async fn renew(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
     Ok(Json(state.registry.renew(id, eid).await?).into_response())
 }
@@ -288,10 +226,7 @@ pub async fn heartbeat_agent(State(state): State<AppState>, Path(id): Path<Strin
 /// The discovery filters, for the OpenAPI document (parsed by `DiscoveryQuery::from_pairs`).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[expect(
-    dead_code,
-    reason = "documents the query string; parsing is done by DiscoveryQuery"
-)]
+#[expect(dead_code, reason = "documents the query string; parsing is done by DiscoveryQuery")]
 pub struct DiscoveryParams {
     /// Exact capability name, case-insensitive.
     capability: Option<String>,

@@ -41,17 +41,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::http(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!(
-                        "the body is larger than {} bytes",
-                        agent_registry_core::input::limits::BODY_BYTES
-                    ),
+                    format!("the body is larger than {} bytes", agent_registry_core::input::limits::BODY_BYTES),
                 )
             } else {
-                ApiError::http(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    rejection.body_text(),
-                )
+                ApiError::http(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -61,11 +54,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Parses JSON, reporting syntax errors with their position and type errors with their pointer.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::http(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "the request body is empty",
-        ));
+        return Err(ApiError::http(StatusCode::BAD_REQUEST, "malformed_json", "the request body is empty"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -87,11 +76,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::http(
-        StatusCode::BAD_REQUEST,
-        "malformed_json",
-        format!("the body is not valid JSON: {e}"),
-    )
+    ApiError::http(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
 }
 
 fn strip_position(message: &str) -> String {
@@ -108,9 +93,7 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
         pointer.push('/');
         match segment {
             Segment::Seq { index } => pointer.push_str(&index.to_string()),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                pointer.push_str(&escape_pointer(key))
-            }
+            Segment::Map { key } | Segment::Enum { variant: key } => pointer.push_str(&escape_pointer(key)),
             Segment::Unknown => pointer.push('?'),
         }
     }
@@ -125,20 +108,12 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let raw = parts.uri.query().unwrap_or_default();
-        Ok(Self(
-            url::form_urlencoded::parse(raw.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        Ok(Self(url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()))
     }
 }
 
 impl QueryPairs {
-    pub fn discovery(
-        &self,
-        live_only_default: bool,
-        allow_owner: bool,
-    ) -> Result<DiscoveryQuery, ApiError> {
+    pub fn discovery(&self, live_only_default: bool, allow_owner: bool) -> Result<DiscoveryQuery, ApiError> {
         Ok(DiscoveryQuery::from_pairs(
             self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             live_only_default,
@@ -152,20 +127,14 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::bad_header("If-Match", "is not ASCII"))?
-        .trim();
+    let text = value.to_str().map_err(|_| ApiError::bad_header("If-Match", "is not ASCII"))?.trim();
     if text == "*" {
         return Ok(None);
     }
     let tag = text.trim_start_matches("W/").trim_matches('"');
-    tag.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_header(
-            "If-Match",
-            "must be an ETag this registry issued (the agent's revision)",
-        )
-    })
+    tag.parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_header("If-Match", "must be an ETag this registry issued (the agent's revision)"))
 }
 
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
@@ -173,15 +142,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::bad_header("Idempotency-Key", "is not ASCII"))?
-        .trim();
+    let key = value.to_str().map_err(|_| ApiError::bad_header("Idempotency-Key", "is not ASCII"))?.trim();
     if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_header(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        ));
+        return Err(ApiError::bad_header("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
     }
     Ok(Some(key.to_owned()))
 }

@@ -50,11 +50,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
         .routes(routes!(agents::add_endpoint))
-        .routes(routes!(
-            agents::get_endpoint,
-            agents::update_endpoint,
-            agents::remove_endpoint
-        ))
+        .routes(routes!(agents::get_endpoint, agents::update_endpoint, agents::remove_endpoint))
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::renew))
         .routes(routes!(agents::heartbeat_agent))
@@ -67,17 +63,10 @@ pub fn router(state: AppState) -> Router {
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let spec = api.clone();
     router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || async move { axum::Json(spec.clone()) }),
-        )
+        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
         .merge(Scalar::with_url("/docs", api))
         .fallback(|uri: Uri| async move {
-            ApiError::http(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                format!("no route for {}", uri.path()),
-            )
+            ApiError::http(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {}", uri.path()))
         })
         .method_not_allowed_fallback(|| async {
             ApiError::http(

@@ -37,12 +37,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn http(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Http {
-            status,
-            code,
-            detail: detail.into(),
-            errors: Vec::new(),
-        }
+        Self::Http { status, code, detail: detail.into(), errors: Vec::new() }
     }
 
     pub fn bad_header(name: &str, detail: impl Into<String>) -> Self {
@@ -83,20 +78,13 @@ impl IntoResponse for ApiError {
                     tracing::error!(code = e.code(), error = %e, "request failed");
                 }
                 let detail = match e.kind() {
-                    ErrorKind::Internal => {
-                        "An internal error occurred; it has been logged.".to_owned()
-                    }
+                    ErrorKind::Internal => "An internal error occurred; it has been logged.".to_owned(),
                     ErrorKind::Unavailable => format!("{}; retry shortly.", e.title()),
                     _ => e.to_string(),
                 };
                 (status, e.code(), e.title().to_owned(), detail, e.fields())
             }
-            ApiError::Http {
-                status,
-                code,
-                detail,
-                errors,
-            } => {
+            ApiError::Http { status, code, detail, errors } => {
                 let title = status.canonical_reason().unwrap_or("Error").to_owned();
                 (status, code, title, detail, errors)
             }
@@ -111,14 +99,9 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut response = (status, axum::Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -29,10 +29,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "agents": state.registry.agent_count(),
         "checks": {"storage": describe(&storage), "liveness": describe(&liveness)},
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
