@@ -261,6 +261,7 @@ class Server:
             # crate; everything else stays at warn, as the brief's `--log warn`.
             "--log", self.log_filter, "--log-format", "json",
         ]
+        busy0, _, own0 = cpu_snapshot(-1)
         with open(self.log_path, "wb") as logf:
             t0 = time.monotonic()
             self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
@@ -278,9 +279,13 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.005)
+        busy1, server_cpu, own1 = cpu_snapshot(self.proc.pid)
         line = self._listening_line()
         return {
             "wall_s": wall,
+            # CPU the server used to start, and what other processes used meanwhile.
+            "cpu": {"server_s": round(server_cpu, 3),
+                    "other_s": round(max(busy1 - busy0 - server_cpu - (own1 - own0), 0.0), 3)},
             "startup_ms": line.get("startup_ms") if line else None,
             "agents_logged": line.get("agents") if line else None,
         }
@@ -893,14 +898,17 @@ def render_markdown(r: dict) -> str:
                 f"{fmt(med['ratio_to_healthz'])} | {fmt(med['p50_ms'])} | {fmt(med['p99_ms'])} | "
                 f"{errs} | {per_run} | {fmt(med.get('server_cpu_us_per_req'), 0)} |")
     out += ["", "## Seeding (count-limited wrk registration, each body once)", "",
-            "| agents | agents/s | p50 ms | p99 ms | wall s | errors |",
-            "|---|---:|---:|---:|---:|---|"]
+            "| agents | agents/s | p50 ms | p99 ms | wall s | errors | server CPU µs/agent "
+            "| other processes CPU-s |",
+            "|---|---:|---:|---:|---:|---|---:|---:|"]
     for s in r["sizes"]:
         sd = s.get("seed")
         if sd:
             errs = "none" if sd["ok"] else f"{sd['non2xx']} non-2xx, {sd['socket_errors']} socket"
+            other = (sd.get("cpu") or {}).get("other_s")
             out.append(f"| {sd['from']:,} → {sd['to']:,} | {sd['rps']:,.0f} | {fmt(sd['p50_ms'])} | "
-                       f"{fmt(sd['p99_ms'])} | {fmt(sd['wall_s'], 1)} | {errs} |")
+                       f"{fmt(sd['p99_ms'])} | {fmt(sd['wall_s'], 1)} | {errs} | "
+                       f"{fmt(sd.get('server_cpu_us_per_req'), 0)} | {fmt(other, 1)} |")
     out += ["", "## Server memory", "", "| agents | when | VmRSS MB | VmHWM MB |", "|---:|---|---:|---:|"]
     for s in r["sizes"]:
         for when in ("rss_after_seed", "rss_after_load"):
@@ -923,6 +931,11 @@ def render_markdown(r: dict) -> str:
                 f"(runs: {logged})",
                 f"- graceful shutdown after the load: {fmt(r.get('shutdown_s_after_load'))} s; "
                 f"every restart loaded all agents: {st['all_agents_loaded']}"]
+        if all(x.get("cpu") for x in st["runs"]):
+            out.append("- server CPU to start: " + ", ".join(
+                f"{x['cpu']['server_s']:.2f} s" for x in st["runs"])
+                + "; CPU used by other processes meanwhile: " + ", ".join(
+                f"{x['cpu']['other_s']:.2f} s" for x in st["runs"]))
     if r["targets"]:
         out += ["", "## Targets", "", "| target | value | limit | result |", "|---|---:|---:|---|"]
         for t in r["targets"]:

@@ -28,11 +28,14 @@ struct MemoryState {
 
 #[async_trait]
 impl AgentStore for MemoryStore {
-    async fn load_all(&self) -> Result<Vec<StoredAgent>> {
+    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
         let state = self.state.lock();
-        Ok(state
-            .agents
-            .values()
+        let mut agents: Vec<&Agent> =
+            state.agents.values().filter(|a| after.is_none_or(|after| a.id > after)).collect();
+        agents.sort_unstable_by_key(|a| a.id);
+        Ok(agents
+            .into_iter()
+            .take(limit)
             .map(|agent| StoredAgent {
                 last_seen: agent
                     .endpoints

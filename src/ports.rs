@@ -70,8 +70,21 @@ pub struct StoredAgent {
 /// Durable storage of agents and the change log.
 #[async_trait]
 pub trait AgentStore: Send + Sync + 'static {
-    /// Every agent, for building the in-memory index at start-up.
-    async fn load_all(&self) -> Result<Vec<StoredAgent>>;
+    /// Up to `limit` agents with ids above `after`, in id order: the index is built page by
+    /// page at start-up, so memory never holds every stored document at once.
+    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>>;
+
+    /// Every agent (for tests and tools; start-up reads pages).
+    async fn load_all(&self) -> Result<Vec<StoredAgent>> {
+        let mut all: Vec<StoredAgent> = Vec::new();
+        loop {
+            let page = self.load_page(all.last().map(|s| s.agent.id), 1_000).await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
     /// Applies one change atomically and returns the revision it was given. Revisions are
     /// strictly increasing across the whole registry.
     async fn apply(&self, change: Change) -> Result<u64>;

@@ -2,6 +2,7 @@
 //! next revision, and only then applied to the in-memory index, so a failed write leaves
 //! nothing behind. Reads and heartbeats never wait for a write to be stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -63,26 +64,30 @@ impl Registry {
         clock: Arc<dyn Clock>,
         config: RegistryConfig,
     ) -> Result<Self> {
-        let stored = store.load_all().await?;
-        let ids: Vec<EndpointId> = stored.iter().flat_map(|s| s.agent.endpoints.iter().map(|e| e.id)).collect();
-        let from_liveness = liveness.last_seen(&ids).await?;
-        let mut fresher: std::collections::HashMap<EndpointId, Millis> =
-            ids.into_iter().zip(from_liveness).filter_map(|(id, t)| t.map(|t| (id, t))).collect();
-        // The last-seen times a store recorded, raised to what the liveness store knows. An
-        // endpoint with no record at all counts as seen when it was created (Prepared::new): it
-        // can only look older than it is, never younger.
-        let mut stored = stored;
-        for s in &mut stored {
-            for (id, t) in &mut s.last_seen {
-                if let Some(newer) = fresher.remove(id) {
-                    *t = (*t).max(newer);
-                }
-            }
-            s.last_seen.extend(s.agent.endpoints.iter().filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))));
-        }
         let mut index = Index::new(config.liveness.clone());
-        for prepared in prepare_in_parallel(&config.liveness, stored) {
-            index.insert(prepared);
+        let mut after = None;
+        loop {
+            let mut page = store.load_page(after, LOAD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.agent.id);
+            // Stored last-seen times, raised to what the liveness store knows. An endpoint with
+            // no record at all counts as seen when it was created (Prepared::new): it can only
+            // look older than it is, never younger.
+            let ids: Vec<EndpointId> = page.iter().flat_map(|s| s.agent.endpoints.iter().map(|e| e.id)).collect();
+            let known = liveness.last_seen(&ids).await?;
+            let mut fresher: HashMap<EndpointId, Millis> =
+                ids.into_iter().zip(known).filter_map(|(id, t)| t.map(|t| (id, t))).collect();
+            for s in &mut page {
+                for (id, t) in &mut s.last_seen {
+                    if let Some(newer) = fresher.remove(id) {
+                        *t = (*t).max(newer);
+                    }
+                }
+                s.last_seen.extend(s.agent.endpoints.iter().filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))));
+            }
+            for prepared in prepare_in_parallel(&config.liveness, page) {
+                index.insert(prepared);
+            }
         }
         Ok(Self { store, liveness, clock, config, index: RwLock::new(index), writer: tokio::sync::Mutex::new(()) })
     }
@@ -462,6 +467,9 @@ impl Registry {
         }
     }
 }
+
+/// Stored agents read (and prepared) at a time at start-up.
+const LOAD_PAGE: usize = 5_000;
 
 /// Renders and analyses stored agents on every core; start-up time is dominated by this.
 fn prepare_in_parallel(policy: &LivenessPolicy, stored: Vec<StoredAgent>) -> Vec<Prepared> {

@@ -69,6 +69,13 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!(la.agent.endpoints, a.endpoints, "endpoints, protocol metadata included, round-trip");
     assert_eq!(la.last_seen, vec![(ea, 1_000)]);
 
+    // Pages come in id order and resume after the given id.
+    let first = store.load_page(None, 1).await.unwrap();
+    let second = store.load_page(Some(first[0].agent.id), 5).await.unwrap();
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert!(first[0].agent.id < second[0].agent.id);
+    assert!(store.load_page(Some(second[0].agent.id), 5).await.unwrap().is_empty());
+
     // Last-seen times only move forward.
     store.record_last_seen(&[(ea, 3_000)]).await.unwrap();
     store.record_last_seen(&[(ea, 2_000), (EndpointId::new_random(), 9)]).await.unwrap();

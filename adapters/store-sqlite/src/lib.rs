@@ -64,21 +64,31 @@ impl SqliteStore {
 
 #[async_trait]
 impl AgentStore for SqliteStore {
-    async fn load_all(&self) -> Result<Vec<StoredAgent>> {
+    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
+        // UUIDs are stored hyphenated and lower-case, so text order is id order.
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, document FROM agents WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after.map(|a| a.to_string()).unwrap_or_default())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
         let mut seen: HashMap<String, Vec<(EndpointId, Millis)>> = HashMap::new();
-        let rows = sqlx::query("SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        for row in rows {
-            let endpoint: String = row.get(0);
+        let liveness: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness
+             WHERE agent_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&ids).map_err(|e| RegistryError::Internal(e.to_string()))?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        for (endpoint, agent, at) in liveness {
             if let Ok(id) = EndpointId::parse(&endpoint) {
-                seen.entry(row.get(1)).or_default().push((id, row.get(2)));
+                seen.entry(agent).or_default().push((id, at));
             }
         }
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, document FROM agents").fetch_all(&self.pool).await.map_err(unavailable)?;
-        // Parsing 100,000 documents is most of a start-up: use every core.
+        // Parsing documents is most of a start-up: use every core.
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let chunk = rows.len().div_ceil(threads).max(1);
         let parsed: Vec<Result<Agent>> = std::thread::scope(|scope| {
