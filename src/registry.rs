@@ -51,9 +51,9 @@ pub struct Registry {
     liveness: Arc<dyn LivenessStore>,
     clock: Arc<dyn Clock>,
     config: RegistryConfig,
-    index: RwLock<Index>,
+    index: Arc<RwLock<Index>>,
     /// Serialises writes so the index applies changes in revision order.
-    writer: tokio::sync::Mutex<()>,
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Registry {
@@ -64,12 +64,23 @@ impl Registry {
         clock: Arc<dyn Clock>,
         config: RegistryConfig,
     ) -> Result<Self> {
+        // Reading the next page overlaps with indexing this one.
+        let (pages, mut incoming) = tokio::sync::mpsc::channel::<Result<Vec<StoredAgent>>>(2);
+        let reader = store.clone();
+        let reading = tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let page = reader.load_page(after, LOAD_PAGE).await;
+                let done = page.as_ref().map_or(true, Vec::is_empty);
+                after = page.as_ref().ok().and_then(|p| p.last()).map(|s| s.agent.id);
+                if pages.send(page).await.is_err() || done {
+                    break;
+                }
+            }
+        });
         let mut index = Index::new(config.liveness.clone());
-        let mut after = None;
-        loop {
-            let mut page = store.load_page(after, LOAD_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.agent.id);
+        while let Some(page) = incoming.recv().await {
+            let mut page = page?;
             // Stored last-seen times, raised to what the liveness store knows. An endpoint with
             // no record at all counts as seen when it was created (Prepared::new): it can only
             // look older than it is, never younger.
@@ -89,7 +100,8 @@ impl Registry {
                 index.insert(prepared);
             }
         }
-        Ok(Self { store, liveness, clock, config, index: RwLock::new(index), writer: tokio::sync::Mutex::new(()) })
+        reading.await.map_err(|e| RegistryError::Internal(format!("loading agents failed: {e}")))?;
+        Ok(Self { store, liveness, clock, config, index: Arc::new(RwLock::new(index)), writer: Arc::default() })
     }
 
     pub fn policy(&self) -> &LivenessPolicy {
@@ -119,7 +131,7 @@ impl Registry {
         let now = self.clock.now();
         let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
         let request_hash = hash_request(input);
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
 
         // A retry (same key or same client-chosen id, same body) gets the first result back.
         let key = options.idempotency_key.clone().or_else(|| input.id.map(|id| format!("agent-id:{id}")));
@@ -159,7 +171,7 @@ impl Registry {
         let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
         let idempotency =
             key.map(|key| IdempotencyRecord { owner_id: owner, key, request_hash, agent_id: id, created_at: now_ms });
-        let hit = self.commit(agent, ChangeKind::Registered, seen, idempotency).await?;
+        let hit = self.commit(write, agent, ChangeKind::Registered, seen, idempotency).await?;
         Ok((hit, Registration::Created))
     }
 
@@ -170,7 +182,7 @@ impl Registry {
         if input.id.is_some_and(|given| given != id) {
             return Err(RegistryError::field("/id", "does not match the agent id in the path"));
         }
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
         let current = self.current(id, if_match)?;
         let spec = input.to_spec(&current.capabilities)?;
         let mut agent = current;
@@ -185,15 +197,18 @@ impl Registry {
         agent.metadata = spec.metadata;
         agent.permanent = spec.permanent;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::Updated, Vec::new(), None).await
+        self.commit(write, agent, ChangeKind::Updated, Vec::new(), None).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
         self.current(id, if_match)?;
-        self.store.apply(Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
-        self.drop_from_index(id).await;
+        let applied = self.apply(write, Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
+        if let Applied::Removed(Some(removed)) = applied {
+            let ids: Vec<EndpointId> = removed.endpoints.iter().map(|(id, _)| *id).collect();
+            self.forget_liveness(&ids).await;
+        }
         Ok(())
     }
 
@@ -206,7 +221,7 @@ impl Registry {
     ) -> Result<(Hit, EndpointId)> {
         let now = self.clock.now();
         let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
         let current = self.current(id, if_match)?;
         let mut agent = current;
         if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
@@ -220,7 +235,7 @@ impl Registry {
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = now;
         let seen = vec![(endpoint_id, now.timestamp_millis())];
-        Ok((self.commit(agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
+        Ok((self.commit(write, agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
@@ -232,7 +247,7 @@ impl Registry {
         input: &EndpointInput,
         if_match: Option<u64>,
     ) -> Result<Hit> {
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
         let current = self.current(id, if_match)?;
         let created_at = current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?.created_at;
         let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, created_at)?;
@@ -244,18 +259,18 @@ impl Registry {
         }
         ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
         agent.updated_at = self.clock.now();
-        self.commit(agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
+        self.commit(write, agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
-        let _write = self.writer.lock().await;
+        let write = self.writer.clone().lock_owned().await;
         let current = self.current(id, if_match)?;
         current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
         let mut agent = current;
         agent.endpoints.retain(|e| e.id != endpoint_id);
         agent.updated_at = self.clock.now();
-        let hit = self.commit(agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
+        let hit = self.commit(write, agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
         self.forget_liveness(&[endpoint_id]).await;
         Ok(hit)
     }
@@ -333,7 +348,7 @@ impl Registry {
         }
         let mut evicted = 0;
         for (agent_id, endpoints) in by_agent {
-            let _write = self.writer.lock().await;
+            let write = self.writer.clone().lock_owned().await;
             // Claim each endpoint; a heartbeat that got in first keeps it.
             let claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.index.read();
@@ -347,22 +362,14 @@ impl Registry {
             };
             let mut agent = hit.agent()?;
             agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
-            let result = if agent.endpoints.is_empty() && !agent.permanent {
-                self.store.apply(Change::Delete { agent_id, kind: ChangeKind::Evicted }).await.map(|_| None)
+            let change = if agent.endpoints.is_empty() && !agent.permanent {
+                Change::Delete { agent_id, kind: ChangeKind::Evicted }
             } else {
                 agent.updated_at = self.clock.now();
-                self.store_put(agent, ChangeKind::Evicted, Vec::new(), None).await.map(Some)
+                Change::Put { agent: Box::new(agent), kind: ChangeKind::Evicted, seen: Vec::new(), idempotency: None }
             };
-            match result {
-                Ok(updated) => {
-                    match updated {
-                        None => {
-                            self.index.write().remove(agent_id);
-                        }
-                        Some(agent) => {
-                            self.index.write().upsert(&agent, &[]);
-                        }
-                    }
+            match self.apply(write, change).await {
+                Ok(_) => {
                     let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
                     self.forget_liveness(&ids).await;
                     evicted += claimed.len();
@@ -417,46 +424,51 @@ impl Registry {
         }
     }
 
-    async fn store_put(
-        &self,
-        mut agent: Agent,
-        kind: ChangeKind,
-        seen: Vec<(EndpointId, Millis)>,
-        idempotency: Option<IdempotencyRecord>,
-    ) -> Result<Agent> {
-        let revision =
-            self.store.apply(Change::Put { agent: Box::new(agent.clone()), kind, seen, idempotency }).await?;
-        agent.revision = revision;
-        Ok(agent)
+    /// Stores a change and applies it to the index as one step that runs to completion even if
+    /// the caller goes away: a client that disconnects mid-request must not leave the store and
+    /// the index apart. The write lock is held until the index has the change.
+    async fn apply(&self, write: tokio::sync::OwnedMutexGuard<()>, change: Change) -> Result<Applied> {
+        let store = self.store.clone();
+        let index = self.index.clone();
+        let task = tokio::spawn(async move {
+            let _write = write;
+            match change {
+                Change::Put { agent, kind, seen, idempotency } => {
+                    let mut stored = (*agent).clone();
+                    let change = Change::Put { agent, kind, seen: seen.clone(), idempotency };
+                    stored.revision = store.apply(change).await?;
+                    index.write().upsert(&stored, &seen);
+                    Ok(Applied::Put(Box::new(stored)))
+                }
+                delete @ Change::Delete { agent_id, .. } => {
+                    store.apply(delete).await?;
+                    Ok(Applied::Removed(index.write().remove(agent_id)))
+                }
+            }
+        });
+        task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))?
     }
 
     async fn commit(
         &self,
+        write: tokio::sync::OwnedMutexGuard<()>,
         agent: Agent,
         kind: ChangeKind,
         seen: Vec<(EndpointId, Millis)>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Hit> {
         let id = agent.id;
-        let now = self.clock.now_millis();
-        let agent = self.store_put(agent, kind, seen.clone(), idempotency).await?;
+        let change = Change::Put { agent: Box::new(agent), kind, seen: seen.clone(), idempotency };
+        let Applied::Put(agent) = self.apply(write, change).await? else {
+            return Err(RegistryError::Internal("a put was applied as a removal".into()));
+        };
         for (endpoint, at) in &seen {
             let lease = agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e));
             if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
                 tracing::warn!(error = %e, "liveness store update failed after a stored change");
             }
         }
-        let mut index = self.index.write();
-        index.upsert(&agent, &seen);
-        index.agent(id, now).ok_or_else(|| RegistryError::Internal("agent vanished from the index".into()))
-    }
-
-    async fn drop_from_index(&self, id: AgentId) {
-        let removed = self.index.write().remove(id);
-        if let Some(removed) = removed {
-            let ids: Vec<EndpointId> = removed.endpoints.iter().map(|(id, _)| *id).collect();
-            self.forget_liveness(&ids).await;
-        }
+        self.get(id)
     }
 
     async fn forget_liveness(&self, ids: &[EndpointId]) {
@@ -466,6 +478,12 @@ impl Registry {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
         }
     }
+}
+
+/// What a stored change did to the index.
+enum Applied {
+    Put(Box<Agent>),
+    Removed(Option<crate::index::Removed>),
 }
 
 /// Stored agents read (and prepared) at a time at start-up.

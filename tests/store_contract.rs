@@ -111,3 +111,62 @@ async fn the_sqlite_store_keeps_the_store_contract() {
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     contract(Arc::new(SqliteStore::open(&url).await.unwrap())).await;
 }
+
+/// A store whose writes take a while, to cut a request off in the middle of one.
+struct SlowStore(MemoryStore);
+
+#[async_trait::async_trait]
+impl AgentStore for SlowStore {
+    async fn load_page(
+        &self,
+        after: Option<AgentId>,
+        limit: usize,
+    ) -> agent_registry_core::Result<Vec<agent_registry_core::ports::StoredAgent>> {
+        self.0.load_page(after, limit).await
+    }
+    async fn apply(&self, change: Change) -> agent_registry_core::Result<u64> {
+        // The write lands, then the answer is slow to come back (as when SQLite's worker has
+        // committed but the request is cut off before the registry hears of it).
+        let revision = self.0.apply(change).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        revision
+    }
+    async fn find_idempotency(&self, owner: &str, key: &str) -> agent_registry_core::Result<Option<IdempotencyRecord>> {
+        self.0.find_idempotency(owner, key).await
+    }
+    async fn expire_idempotency(&self, before: i64) -> agent_registry_core::Result<u64> {
+        self.0.expire_idempotency(before).await
+    }
+    async fn record_last_seen(&self, seen: &[(EndpointId, i64)]) -> agent_registry_core::Result<()> {
+        self.0.record_last_seen(seen).await
+    }
+    async fn current_revision(&self) -> agent_registry_core::Result<u64> {
+        self.0.current_revision().await
+    }
+    async fn ping(&self) -> agent_registry_core::Result<()> {
+        self.0.ping().await
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_index() {
+    use agent_registry_core::clock::SystemClock;
+    use agent_registry_core::memory::InProcessLiveness;
+    use agent_registry_core::{RegisterOptions, Registry};
+
+    let store: Arc<dyn AgentStore> = Arc::new(SlowStore(MemoryStore::default()));
+    let liveness = Arc::new(InProcessLiveness::new(store.clone()));
+    let registry = Registry::open(store.clone(), liveness, Arc::new(SystemClock), Default::default()).await.unwrap();
+    let id = AgentId::new_random();
+    let input: agent_registry_core::input::AgentInput =
+        serde_json::from_value(serde_json::json!({"id": id, "name": "cut off"})).unwrap();
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        registry.register(&input, &RegisterOptions::default()),
+    )
+    .await;
+    assert!(cut.is_err(), "the caller gave up mid-write");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(store.load_all().await.unwrap().len(), 1, "stored");
+    assert!(registry.get(id).is_ok(), "and in the index");
+}
