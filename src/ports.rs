@@ -74,6 +74,9 @@ pub trait AgentStore: Send + Sync + 'static {
     /// page at start-up, so memory never holds every stored document at once.
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>>;
 
+    /// Start-up has read every page; a store may release what it kept for that.
+    async fn finished_loading(&self) {}
+
     /// Every agent (for tests and tools; start-up reads pages).
     async fn load_all(&self) -> Result<Vec<StoredAgent>> {
         let mut all: Vec<StoredAgent> = Vec::new();

@@ -101,6 +101,7 @@ impl Registry {
             }
         }
         reading.await.map_err(|e| RegistryError::Internal(format!("loading agents failed: {e}")))?;
+        store.finished_loading().await;
         Ok(Self { store, liveness, clock, config, index: Arc::new(RwLock::new(index)), writer: Arc::default() })
     }
 

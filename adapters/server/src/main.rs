@@ -8,11 +8,6 @@ use agent_registry::{Cli, Command};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: the index holds many small allocations and responses are built in large buffers;
-/// glibc's allocator was a fifth of start-up time and grows RSS under concurrent load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
