@@ -151,7 +151,7 @@ pub struct Index {
     capabilities: Terms,
     words: Terms,
     tags: HashMap<Box<str>, Postings>,
-    labels: HashMap<(Box<str>, Box<str>), Postings>,
+    labels: HashMap<Box<str>, Postings>,
     owners: HashMap<Box<str>, Postings>,
     protocols: HashMap<Protocol, Postings>,
     transports: HashMap<Transport, Postings>,
@@ -216,6 +216,21 @@ impl Terms {
 
 fn insert_into<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Postings>, key: K, slot: Slot) {
     map.entry(key).or_default().insert(slot);
+}
+
+/// Like `insert_into`, allocating the key only when it is new.
+fn insert_text(map: &mut HashMap<Box<str>, Postings>, key: &str, slot: Slot) {
+    match map.get_mut(key) {
+        Some(list) => list.insert(slot),
+        None => {
+            map.insert(key.into(), Postings(vec![slot]));
+        }
+    }
+}
+
+/// The single key a label is indexed under (label keys cannot contain `:`).
+fn label_key(key: &str, value: &str) -> String {
+    format!("{key}:{value}")
 }
 
 fn remove_from<K: std::hash::Hash + Eq + std::borrow::Borrow<Q>, Q: std::hash::Hash + Eq + ?Sized>(
@@ -499,11 +514,11 @@ impl Index {
         if insert {
             terms.capabilities.iter().for_each(|c| self.capabilities.insert(c, slot));
             terms.words.iter().for_each(|w| self.words.insert(w, slot));
-            terms.tags.iter().for_each(|t| insert_into(&mut self.tags, t.as_str().into(), slot));
+            terms.tags.iter().for_each(|t| insert_text(&mut self.tags, t, slot));
             for (k, v) in &terms.labels {
-                insert_into(&mut self.labels, (k.as_str().into(), v.as_str().into()), slot);
+                insert_text(&mut self.labels, &label_key(k, v), slot);
             }
-            insert_into(&mut self.owners, terms.owner.as_str().into(), slot);
+            insert_text(&mut self.owners, &terms.owner, slot);
             terms.protocols.iter().for_each(|p| insert_into(&mut self.protocols, *p, slot));
             terms.transports.iter().for_each(|t| insert_into(&mut self.transports, *t, slot));
         } else {
@@ -511,7 +526,7 @@ impl Index {
             terms.words.iter().for_each(|w| self.words.remove(w, slot));
             terms.tags.iter().for_each(|t| remove_from(&mut self.tags, t.as_str(), slot));
             for (k, v) in &terms.labels {
-                remove_from(&mut self.labels, &(Box::from(k.as_str()), Box::from(v.as_str())), slot);
+                remove_from(&mut self.labels, label_key(k, v).as_str(), slot);
             }
             remove_from(&mut self.owners, terms.owner.as_str(), slot);
             terms.protocols.iter().for_each(|p| remove_from(&mut self.protocols, p, slot));
@@ -527,9 +542,7 @@ impl Index {
             required.push(self.capabilities.lists.get(c.as_str()));
         }
         required.extend(q.tags.iter().map(|t| self.tags.get(t.as_str())));
-        let labels: Vec<(Box<str>, Box<str>)> =
-            q.labels.iter().map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str()))).collect();
-        required.extend(labels.iter().map(|l| self.labels.get(l)));
+        required.extend(q.labels.iter().map(|(k, v)| self.labels.get(label_key(k, v).as_str())));
         if let Some(o) = &q.owner {
             required.push(self.owners.get(o.as_str()));
         }
