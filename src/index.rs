@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::error::RegistryError;
 use crate::liveness::{LivenessPolicy, Millis};
@@ -144,6 +144,9 @@ pub struct Index {
     /// Per slot, what filtering and sorting read for every candidate, kept contiguous so that
     /// only the agents of a page are dereferenced.
     meta: Vec<SlotMeta>,
+    /// Moves on every change that can alter an answer other than by time passing: a write, or
+    /// a dead endpoint coming back to life.
+    generation: AtomicU64,
     free: Vec<Slot>,
     by_id: HashMap<AgentId, Slot>,
     by_endpoint: HashMap<EndpointId, Slot>,
@@ -353,6 +356,7 @@ impl Index {
             policy,
             entries: Vec::new(),
             meta: Vec::new(),
+            generation: AtomicU64::new(0),
             free: Vec::new(),
             by_id: HashMap::new(),
             by_endpoint: HashMap::new(),
@@ -413,14 +417,16 @@ impl Index {
         let Some(e) = self.entry(slot).and_then(|entry| entry.endpoints.iter().find(|e| e.id == endpoint)) else {
             return false;
         };
-        let touched = e
-            .last_seen
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
-            .is_ok();
-        if touched {
-            self.meta[slot as usize].live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
+        let Ok(before) =
+            e.last_seen.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
+        else {
+            return false;
+        };
+        self.meta[slot as usize].live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
+        if before.saturating_add(e.lease) <= at {
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        touched
+        true
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.
@@ -479,6 +485,7 @@ impl Index {
             .unwrap_or(Millis::MIN);
         self.meta[slot as usize] = SlotMeta { rank: rank_of(&entry.key.name), live_until: AtomicI64::new(live_until) };
         self.index_terms(&terms, slot, true);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.order.insert(entry.key.clone(), slot);
         self.by_id.insert(entry.key.id, slot);
         for e in &entry.endpoints {
@@ -501,6 +508,7 @@ impl Index {
         }
         self.meta[slot as usize] = SlotMeta::vacant();
         self.free.push(slot);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let endpoints = entry
             .endpoints
             .iter()
@@ -534,8 +542,11 @@ impl Index {
         }
     }
 
-    /// Answers a discovery query, exactly: filters (liveness included) first, then the page.
-    pub fn search(&self, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+    /// Every agent matching a query at `now`, in discovery order: filters (liveness included)
+    /// first, so counts and pages are exact.
+    pub fn matches(&self, q: &DiscoveryQuery, now: Millis) -> Matches {
+        let generation = self.generation.load(Ordering::Acquire);
+        let none = Matches { slots: Vec::new(), valid_until: Millis::MAX, generation };
         // Exact filters name one posting list each; a missing list means no agent matches.
         let mut required: Vec<Option<&Postings>> = Vec::new();
         if let Some(c) = &q.capability {
@@ -547,7 +558,7 @@ impl Index {
             required.push(self.owners.get(o.as_str()));
         }
         let Some(mut sets) = required.into_iter().map(|p| p.map(Set::Borrowed)).collect::<Option<Vec<_>>>() else {
-            return self.paginate(std::iter::empty(), q, now);
+            return none;
         };
         if let Some(prefix) = &q.capability_prefix {
             sets.push(self.capabilities.with_prefix(prefix));
@@ -562,32 +573,43 @@ impl Index {
             sets.push(union(q.transports.iter().filter_map(|t| self.transports.get(t))));
         }
         if sets.iter().any(|s| s.postings().0.is_empty()) {
-            return self.paginate(std::iter::empty(), q, now);
+            return none;
         }
         sets.sort_by_key(|s| s.postings().0.len());
         let in_all = |slot: Slot, skip_first: bool| {
             sets.iter().skip(usize::from(skip_first)).all(|s| s.postings().contains(slot))
         };
+        let mut valid_until = Millis::MAX;
+        let mut keep = |slot: Slot| match self.qualifies_until(slot, q, now) {
+            Some(until) => {
+                valid_until = valid_until.min(until);
+                true
+            }
+            None => false,
+        };
 
         // A small candidate set is sorted; a large one is read in the stored order instead.
-        // Either way only the agents of the page are turned into hits.
-        match sets.first() {
+        let slots = match sets.first() {
             Some(first) if first.postings().0.len() * 8 < self.len().max(1) => {
-                let mut found: Vec<Slot> = first
-                    .postings()
-                    .0
-                    .iter()
-                    .copied()
-                    .filter(|s| in_all(*s, true) && self.qualifies(*s, q, now))
-                    .collect();
+                let mut found: Vec<Slot> =
+                    first.postings().0.iter().copied().filter(|s| in_all(*s, true) && keep(*s)).collect();
                 found.sort_unstable_by(|a, b| self.compare(*a, *b));
-                self.paginate(found.into_iter(), q, now)
+                found
             }
-            _ => {
-                let found = self.order.values().copied().filter(|s| in_all(*s, false) && self.qualifies(*s, q, now));
-                self.paginate(found, q, now)
-            }
-        }
+            _ => self.order.values().copied().filter(|s| in_all(*s, false) && keep(*s)).collect(),
+        };
+        Matches { slots, valid_until, generation }
+    }
+
+    /// Whether an earlier answer still holds: nothing was written or revived since, and none
+    /// of its agents has expired.
+    pub fn still_valid(&self, matches: &Matches, now: Millis) -> bool {
+        now < matches.valid_until && matches.generation == self.generation.load(Ordering::Acquire)
+    }
+
+    /// Answers a discovery query.
+    pub fn search(&self, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+        self.page(&self.matches(q, now), q, now)
     }
 
     /// Discovery order of two slots: by rank, then (rarely) by the whole key.
@@ -599,72 +621,52 @@ impl Index {
         })
     }
 
-    /// Whether an agent passes the endpoint filters, reading its entry only when a protocol or
-    /// transport filter asks about individual endpoints.
-    fn qualifies(&self, slot: Slot, q: &DiscoveryQuery, now: Millis) -> bool {
-        if !q.filters_endpoints() {
-            return self.entry(slot).is_some();
+    /// Until when an agent passes the endpoint filters (`None`: it does not now). Its entry is
+    /// read only when a protocol or transport filter asks about individual endpoints.
+    fn qualifies_until(&self, slot: Slot, q: &DiscoveryQuery, now: Millis) -> Option<Millis> {
+        if !q.live_only {
+            let any = q.protocols.is_empty() && q.transports.is_empty();
+            let found = self.entry(slot)?.endpoints.iter().any(|e| endpoint_matches(e, q));
+            return (any || found).then_some(Millis::MAX);
         }
-        if q.protocols.is_empty() && q.transports.is_empty() {
-            return self.meta[slot as usize].live_until.load(Ordering::Acquire) > now;
-        }
-        self.entry(slot).is_some_and(|entry| {
-            entry
+        let until = if q.protocols.is_empty() && q.transports.is_empty() {
+            self.meta[slot as usize].live_until.load(Ordering::Acquire)
+        } else {
+            self.entry(slot)?
                 .endpoints
                 .iter()
-                .any(|e| endpoint_matches(e, q) && e.state(now).is_some_and(|s| s.is_live || !q.live_only))
-        })
+                .filter(|e| endpoint_matches(e, q))
+                .filter_map(|e| e.state(now))
+                .map(|s| s.expires_at)
+                .max()?
+        };
+        (until > now).then_some(until)
     }
 
-    /// Counts every qualifying agent and turns only those of the requested page into hits.
-    fn paginate(&self, found: impl Iterator<Item = Slot>, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+    /// One page of an answer; only the agents of the page become hits.
+    pub fn page(&self, matches: &Matches, q: &DiscoveryQuery, now: Millis) -> SearchPage {
         let size = q.page_size;
-        let after = match &q.position {
-            Position::After(key) => Some((rank_of(&key.name), key)),
-            Position::Page(_) => None,
-        };
-        let mut total = 0;
-        let mut before = 0;
-        let mut page = Vec::with_capacity(size);
-        let mut last_key = None;
-        let mut has_more = false;
-        for slot in found {
-            total += 1;
-            let in_page = match (&q.position, after) {
-                (Position::Page(n), _) => total > (n - 1) * size,
-                (_, Some((rank, key))) => {
-                    let past = match self.meta[slot as usize].rank.cmp(&rank) {
-                        std::cmp::Ordering::Equal => self.entry(slot).is_some_and(|e| &e.key > key),
-                        other => other.is_gt(),
-                    };
-                    before += usize::from(!past);
-                    past
-                }
-                _ => true,
-            };
-            if !in_page {
-                continue;
+        let total = matches.slots.len();
+        let (start, page_number) = match &q.position {
+            Position::Page(n) => ((n - 1).saturating_mul(size), *n),
+            Position::After(key) => {
+                let rank = rank_of(&key.name);
+                let before = matches.slots.partition_point(|slot| match self.meta[*slot as usize].rank.cmp(&rank) {
+                    std::cmp::Ordering::Equal => self.entry(*slot).is_some_and(|e| &e.key <= key),
+                    other => other.is_lt(),
+                });
+                (before, before / size + 1)
             }
-            if page.len() < size {
-                if let Some(entry) = self.entry(slot) {
-                    page.push(hit(entry, q, now));
-                    last_key = Some(&entry.key);
-                }
-            } else {
-                has_more = true;
-            }
-        }
-        let page_number = match &q.position {
-            Position::Page(n) => *n,
-            Position::After(_) => before / size + 1,
         };
-        SearchPage {
-            hits: page,
-            total,
-            page: page_number,
-            page_size: size,
-            next_cursor: if has_more { last_key.map(SortKey::to_cursor) } else { None },
-        }
+        let on_page = matches.slots.get(start.min(total)..).unwrap_or_default();
+        let hits: Vec<Hit> =
+            on_page.iter().take(size).filter_map(|slot| self.entry(*slot)).map(|entry| hit(entry, q, now)).collect();
+        let next_cursor = if on_page.len() > size {
+            on_page.get(size - 1).and_then(|slot| self.entry(*slot)).map(|e| e.key.to_cursor())
+        } else {
+            None
+        };
+        SearchPage { hits, total, page: page_number, page_size: size, next_cursor }
     }
 }
 
@@ -684,6 +686,24 @@ fn hit(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Hit {
         .filter(|(_, live)| !q.live_only || live.is_live)
         .collect();
     Hit { entry: entry.clone(), endpoints }
+}
+
+/// Every agent that matched a query, in discovery order, and how long that answer holds.
+#[derive(Debug)]
+pub struct Matches {
+    slots: Vec<Slot>,
+    valid_until: Millis,
+    generation: u64,
+}
+
+impl Matches {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
 }
 
 /// What remained of a removed agent.

@@ -39,7 +39,7 @@ impl SortKey {
 }
 
 /// Where a page starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Position {
     /// 1-based page number.
     Page(usize),
@@ -48,7 +48,7 @@ pub enum Position {
 }
 
 /// A validated discovery query. All filters combine with AND.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DiscoveryQuery {
     /// Exact capability name (stored lower-case; matching is case-insensitive).
     pub capability: Option<String>,
@@ -87,6 +87,11 @@ impl DiscoveryQuery {
             position: Position::Page(1),
             page_size: DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// The same query without its paging: every page of it shares one answer.
+    pub fn answer_key(&self) -> Self {
+        Self { position: Position::Page(1), page_size: 0, ..self.clone() }
     }
 
     /// Whether endpoints are filtered at all; when not, agents are returned whole, including

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
-use crate::index::{Hit, Index, Prepared, SearchPage};
+use crate::index::{Hit, Index, Matches, Prepared, SearchPage};
 use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
@@ -52,6 +52,8 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     config: RegistryConfig,
     index: Arc<RwLock<Index>>,
+    /// Recent discovery answers.
+    answers: parking_lot::Mutex<Answers>,
     /// Serialises writes so the index applies changes in revision order.
     writer: Arc<tokio::sync::Mutex<()>>,
 }
@@ -102,7 +104,15 @@ impl Registry {
         }
         reading.await.map_err(|e| RegistryError::Internal(format!("loading agents failed: {e}")))?;
         store.finished_loading().await;
-        Ok(Self { store, liveness, clock, config, index: Arc::new(RwLock::new(index)), writer: Arc::default() })
+        Ok(Self {
+            store,
+            liveness,
+            clock,
+            config,
+            index: Arc::new(RwLock::new(index)),
+            answers: Default::default(),
+            writer: Arc::default(),
+        })
     }
 
     pub fn policy(&self) -> &LivenessPolicy {
@@ -122,9 +132,22 @@ impl Registry {
         self.index.read().agent(id, now).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
+    /// Answers a discovery query. Answers are remembered per query (whatever the page) for as
+    /// long as they hold, so paging and popular queries do not re-evaluate every match.
     pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
         let now = self.clock.now_millis();
-        self.index.read().search(query, now)
+        let index = self.index.read();
+        let key = query.answer_key();
+        let remembered = self.answers.lock().get(&key);
+        let matches = match remembered {
+            Some(matches) if index.still_valid(&matches, now) => matches,
+            _ => {
+                let matches = Arc::new(index.matches(query, now));
+                self.answers.lock().remember(key, matches.clone());
+                matches
+            }
+        };
+        index.page(&matches, query, now)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -477,6 +500,33 @@ impl Registry {
         // ignored), so a failure here must not fail the change that was already stored.
         if let Err(e) = self.liveness.forget(ids).await {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
+        }
+    }
+}
+
+/// Remembered discovery answers, bounded by the number of agents they list in all.
+#[derive(Default)]
+struct Answers {
+    by_query: HashMap<DiscoveryQuery, Arc<Matches>>,
+    listed: usize,
+}
+
+impl Answers {
+    /// Agents all remembered answers may list together (about 4 bytes each).
+    const MAX_LISTED: usize = 4_000_000;
+
+    fn get(&self, key: &DiscoveryQuery) -> Option<Arc<Matches>> {
+        self.by_query.get(key).cloned()
+    }
+
+    fn remember(&mut self, key: DiscoveryQuery, matches: Arc<Matches>) {
+        if self.listed + matches.len() > Self::MAX_LISTED {
+            self.by_query.clear();
+            self.listed = 0;
+        }
+        self.listed += matches.len();
+        if let Some(old) = self.by_query.insert(key, matches) {
+            self.listed -= old.len();
         }
     }
 }
