@@ -2,7 +2,7 @@
 //! order, and each endpoint's last-seen time. Discovery is answered here without touching a
 //! store; heartbeats update a single atomic under a shared lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -150,7 +150,6 @@ pub struct Index {
     free: Vec<Slot>,
     by_id: HashMap<AgentId, Slot>,
     by_endpoint: HashMap<EndpointId, Slot>,
-    order: BTreeMap<SortKey, Slot>,
     capabilities: Terms,
     words: Terms,
     tags: HashMap<Box<str>, Postings>,
@@ -178,8 +177,9 @@ impl SlotMeta {
 /// Posting lists by term, with the terms also kept in order for prefix searches.
 #[derive(Default)]
 struct Terms {
-    lists: HashMap<Box<str>, Postings>,
-    sorted: BTreeSet<Box<str>>,
+    lists: HashMap<Arc<str>, Postings>,
+    /// The same terms (shared, not copied), in order.
+    sorted: BTreeSet<Arc<str>>,
 }
 
 impl Terms {
@@ -187,8 +187,9 @@ impl Terms {
         if let Some(list) = self.lists.get_mut(term) {
             list.insert(slot);
         } else {
-            self.lists.insert(term.into(), Postings(vec![slot]));
-            self.sorted.insert(term.into());
+            let term: Arc<str> = term.into();
+            self.lists.insert(term.clone(), Postings(vec![slot]));
+            self.sorted.insert(term);
         }
     }
 
@@ -360,7 +361,6 @@ impl Index {
             free: Vec::new(),
             by_id: HashMap::new(),
             by_endpoint: HashMap::new(),
-            order: BTreeMap::new(),
             capabilities: Terms::default(),
             words: Terms::default(),
             tags: HashMap::new(),
@@ -486,7 +486,6 @@ impl Index {
         self.meta[slot as usize] = SlotMeta { rank: rank_of(&entry.key.name), live_until: AtomicI64::new(live_until) };
         self.index_terms(&terms, slot, true);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.order.insert(entry.key.clone(), slot);
         self.by_id.insert(entry.key.id, slot);
         for e in &entry.endpoints {
             self.by_endpoint.insert(e.id, slot);
@@ -502,7 +501,6 @@ impl Index {
         if let Ok(agent) = parse_document(&entry.rendered.document()) {
             self.index_terms(&AgentTerms::of(&agent), slot, false);
         }
-        self.order.remove(&entry.key);
         for e in &entry.endpoints {
             self.by_endpoint.remove(&e.id);
         }
@@ -588,16 +586,16 @@ impl Index {
             None => false,
         };
 
-        // A small candidate set is sorted; a large one is read in the stored order instead.
-        let slots = match sets.first() {
-            Some(first) if first.postings().0.len() * 8 < self.len().max(1) => {
-                let mut found: Vec<Slot> =
-                    first.postings().0.iter().copied().filter(|s| in_all(*s, true) && keep(*s)).collect();
-                found.sort_unstable_by(|a, b| self.compare(*a, *b));
-                found
-            }
-            _ => self.order.values().copied().filter(|s| in_all(*s, false) && keep(*s)).collect(),
+        // Candidates come from the smallest posting list, or from every slot when no filter
+        // names one; either way they are sorted once, and the answer is remembered.
+        let mut slots: Vec<Slot> = match sets.first() {
+            Some(first) => first.postings().0.iter().copied().filter(|s| in_all(*s, true) && keep(*s)).collect(),
+            None => (0..self.entries.len())
+                .filter_map(|s| Slot::try_from(s).ok())
+                .filter(|s| self.entry(*s).is_some() && keep(*s))
+                .collect(),
         };
+        slots.sort_unstable_by(|a, b| self.compare(*a, *b));
         Matches { slots, valid_until, generation }
     }
 

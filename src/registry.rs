@@ -513,7 +513,7 @@ struct Answers {
 
 impl Answers {
     /// Agents all remembered answers may list together (about 4 bytes each).
-    const MAX_LISTED: usize = 4_000_000;
+    const MAX_LISTED: usize = 1_000_000;
 
     fn get(&self, key: &DiscoveryQuery) -> Option<Arc<Matches>> {
         self.by_query.get(key).cloned()
