@@ -544,7 +544,7 @@ impl Index {
     /// first, so counts and pages are exact.
     pub fn matches(&self, q: &DiscoveryQuery, now: Millis) -> Matches {
         let generation = self.generation.load(Ordering::Acquire);
-        let none = Matches { slots: Vec::new(), valid_until: Millis::MAX, generation };
+        let none = Matches { slots: Vec::new(), total: 0, valid_until: Millis::MAX, generation };
         // Exact filters name one posting list each; a missing list means no agent matches.
         let mut required: Vec<Option<&Postings>> = Vec::new();
         if let Some(c) = &q.capability {
@@ -596,7 +596,7 @@ impl Index {
                 .collect(),
         };
         slots.sort_unstable_by(|a, b| self.compare(*a, *b));
-        Matches { slots, valid_until, generation }
+        Matches { total: slots.len(), slots, valid_until, generation }
     }
 
     /// Whether an earlier answer still holds: nothing was written or revived since, and none
@@ -607,7 +607,12 @@ impl Index {
 
     /// Answers a discovery query.
     pub fn search(&self, q: &DiscoveryQuery, now: Millis) -> SearchPage {
-        self.page(&self.matches(q, now), q, now)
+        self.search_in(&self.matches(q, now), q, now)
+    }
+
+    /// A page of a complete answer.
+    pub fn search_in(&self, matches: &Matches, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+        self.page(matches, q, now).unwrap_or_else(|| unreachable_page(matches, q))
     }
 
     /// Discovery order of two slots: by rank, then (rarely) by the whole key.
@@ -642,9 +647,11 @@ impl Index {
     }
 
     /// One page of an answer; only the agents of the page become hits.
-    pub fn page(&self, matches: &Matches, q: &DiscoveryQuery, now: Millis) -> SearchPage {
+    /// One page of an answer; only the agents of the page become hits. `None` when the answer
+    /// was shortened (see `Matches::first`) and the page lies beyond what it kept.
+    pub fn page(&self, matches: &Matches, q: &DiscoveryQuery, now: Millis) -> Option<SearchPage> {
         let size = q.page_size;
-        let total = matches.slots.len();
+        let kept = matches.slots.len();
         let (start, page_number) = match &q.position {
             Position::Page(n) => ((n - 1).saturating_mul(size), *n),
             Position::After(key) => {
@@ -656,16 +663,23 @@ impl Index {
                 (before, before / size + 1)
             }
         };
-        let on_page = matches.slots.get(start.min(total)..).unwrap_or_default();
+        let end = start.saturating_add(size).min(matches.total);
+        if end > kept || (start >= kept && kept < matches.total) {
+            return None;
+        }
+        let on_page = matches.slots.get(start.min(end)..end).unwrap_or_default();
         let hits: Vec<Hit> =
-            on_page.iter().take(size).filter_map(|slot| self.entry(*slot)).map(|entry| hit(entry, q, now)).collect();
-        let next_cursor = if on_page.len() > size {
-            on_page.get(size - 1).and_then(|slot| self.entry(*slot)).map(|e| e.key.to_cursor())
-        } else {
-            None
-        };
-        SearchPage { hits, total, page: page_number, page_size: size, next_cursor }
+            on_page.iter().filter_map(|slot| self.entry(*slot)).map(|entry| hit(entry, q, now)).collect();
+        let next_cursor = (end < matches.total)
+            .then(|| on_page.last().and_then(|slot| self.entry(*slot)).map(|e| e.key.to_cursor()))
+            .flatten();
+        Some(SearchPage { hits, total: matches.total, page: page_number, page_size: size, next_cursor })
     }
+}
+
+/// A complete answer covers every page; this only guards the type.
+fn unreachable_page(matches: &Matches, q: &DiscoveryQuery) -> SearchPage {
+    SearchPage { hits: Vec::new(), total: matches.total, page: 1, page_size: q.page_size, next_cursor: None }
 }
 
 fn endpoint_matches(e: &EndpointSlot, q: &DiscoveryQuery) -> bool {
@@ -689,18 +703,24 @@ fn hit(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Hit {
 /// Every agent that matched a query, in discovery order, and how long that answer holds.
 #[derive(Debug)]
 pub struct Matches {
+    /// The matching agents in order: all of them, or the first ones of a shortened answer.
     slots: Vec<Slot>,
+    /// How many agents match.
+    total: usize,
     valid_until: Millis,
     generation: u64,
 }
 
 impl Matches {
-    pub fn len(&self) -> usize {
+    /// Agents this answer lists.
+    pub fn listed(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+    /// The same answer keeping only its first `n` agents: enough for the first pages, which is
+    /// what most requests ask for, at a bounded size.
+    pub fn first(&self, n: usize) -> Self {
+        Self { slots: self.slots[..n.min(self.slots.len())].to_vec(), ..*self }
     }
 }
 

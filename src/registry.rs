@@ -138,16 +138,14 @@ impl Registry {
         let now = self.clock.now_millis();
         let index = self.index.read();
         let key = query.answer_key();
-        let remembered = self.answers.lock().get(&key);
-        let matches = match remembered {
-            Some(matches) if index.still_valid(&matches, now) => matches,
-            _ => {
-                let matches = Arc::new(index.matches(query, now));
-                self.answers.lock().remember(key, matches.clone());
-                matches
-            }
-        };
-        index.page(&matches, query, now)
+        let remembered = self.answers.lock().get(&key).filter(|m| index.still_valid(m, now));
+        if let Some(page) = remembered.and_then(|m| index.page(&m, query, now)) {
+            return page;
+        }
+        let matches = index.matches(query, now);
+        let page = index.search_in(&matches, query, now);
+        self.answers.lock().remember(key, Arc::new(matches.first(Answers::KEPT_PER_ANSWER)));
+        page
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -514,19 +512,21 @@ struct Answers {
 impl Answers {
     /// Agents all remembered answers may list together (about 4 bytes each).
     const MAX_LISTED: usize = 1_000_000;
+    /// Agents one remembered answer lists: the first pages of default size.
+    const KEPT_PER_ANSWER: usize = 200;
 
     fn get(&self, key: &DiscoveryQuery) -> Option<Arc<Matches>> {
         self.by_query.get(key).cloned()
     }
 
     fn remember(&mut self, key: DiscoveryQuery, matches: Arc<Matches>) {
-        if self.listed + matches.len() > Self::MAX_LISTED {
+        if self.listed + matches.listed() > Self::MAX_LISTED {
             self.by_query.clear();
             self.listed = 0;
         }
-        self.listed += matches.len();
+        self.listed += matches.listed();
         if let Some(old) = self.by_query.insert(key, matches) {
-            self.listed -= old.len();
+            self.listed -= old.listed();
         }
     }
 }

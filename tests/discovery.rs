@@ -149,3 +149,28 @@ async fn updates_and_removals_are_reflected_in_discovery_at_once() {
     app.delete(&format!("/agents/{id}/endpoints/{eid}")).await;
     assert!(app.discovered("/discover/agents?capability=new-skill").await.is_empty());
 }
+
+#[tokio::test]
+async fn deep_pages_beyond_the_remembered_first_pages_are_exact() {
+    let app = TestApp::spawn().await;
+    for i in 0..250 {
+        app.register(agent(&format!("deep-{i:03}"), "deep", ephemeral(500))).await;
+    }
+    let expected: Vec<String> = (0..250).map(|i| format!("deep-{i:03}")).collect();
+    // The first request is answered in full and its first pages are remembered.
+    assert_eq!(app.discovered("/discover/agents?capability=deep&pageSize=100").await, expected[..100]);
+    assert_eq!(app.discovered("/discover/agents?capability=deep&pageSize=100&page=3").await, expected[200..]);
+    assert_eq!(app.discovered("/discover/agents?capability=deep&pageSize=100&page=2").await, expected[100..200]);
+    let mut walked = Vec::new();
+    let mut url = "/discover/agents?capability=deep&pageSize=100".to_owned();
+    loop {
+        let reply = app.get(&url).await;
+        assert_eq!(reply.body["totalCount"], 250);
+        walked.extend(reply.body["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_owned()));
+        match reply.body["nextCursor"].as_str() {
+            Some(cursor) => url = format!("/discover/agents?capability=deep&pageSize=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected);
+}
