@@ -371,10 +371,6 @@ impl Index {
         }
     }
 
-    pub fn policy(&self) -> &LivenessPolicy {
-        &self.policy
-    }
-
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

@@ -115,10 +115,6 @@ impl Registry {
         })
     }
 
-    pub fn policy(&self) -> &LivenessPolicy {
-        &self.config.liveness
-    }
-
     pub fn now_millis(&self) -> Millis {
         self.clock.now_millis()
     }

@@ -58,6 +58,9 @@ async fn protocol_metadata_round_trips_verbatim() {
         .await;
     let read = app.get(&format!("/agents/{}", body["id"].as_str().unwrap())).await;
     assert_eq!(read.body["endpoints"][0]["protocolMetadata"], metadata);
+    // Key order too, not only content.
+    let text = serde_json::to_string(&read.body["endpoints"][0]["protocolMetadata"]).unwrap();
+    assert_eq!(text, r#"{"z":null,"a":{"deep":[1.5,"x",false]},"unicode":"é✓"}"#);
 }
 
 #[tokio::test]

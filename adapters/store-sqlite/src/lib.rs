@@ -66,11 +66,6 @@ impl SqliteStore {
         Ok(usize::try_from(applied).unwrap_or_default())
     }
 
-    pub async fn close(&self) {
-        self.loader.close().await;
-        self.pool.close().await;
-    }
-
     fn reader(&self) -> &SqlitePool {
         if self.loader.is_closed() { &self.pool } else { &self.loader }
     }
