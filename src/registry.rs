@@ -507,9 +507,9 @@ struct Answers {
 
 impl Answers {
     /// Agents all remembered answers may list together (about 4 bytes each).
-    const MAX_LISTED: usize = 1_000_000;
+    const MAX_LISTED: usize = 500_000;
     /// Agents one remembered answer lists: the first pages of default size.
-    const KEPT_PER_ANSWER: usize = 200;
+    const KEPT_PER_ANSWER: usize = 100;
 
     fn get(&self, key: &DiscoveryQuery) -> Option<Arc<Matches>> {
         self.by_query.get(key).cloned()

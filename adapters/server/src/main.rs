@@ -23,6 +23,11 @@ async fn main() -> ExitCode {
         LogFormat::Json => subscriber.json().init(),
         LogFormat::Text => subscriber.init(),
     }
+    // Give memory freed after a burst back to the system in the background, not only when the
+    // allocator happens to be called again.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc background purging is unavailable");
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => agent_registry::serve(cli.config).await,
         Command::Migrate => agent_registry::migrate(&cli.config).await.map(|applied| {
