@@ -10,6 +10,7 @@ pub mod input;
 pub mod liveness;
 pub mod memory;
 pub mod model;
+pub mod parallel;
 pub mod ports;
 pub mod query;
 pub mod registry;

@@ -1,9 +1,11 @@
 //! The ports the registry's use-cases need from the outside world. Implementations: in-memory
 //! ones in `crate::memory`, SQLite in `adapters/store-sqlite`, PostgreSQL and Redis later.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
 
@@ -65,6 +67,29 @@ pub enum Change {
 pub struct StoredAgent {
     pub agent: Agent,
     pub last_seen: Vec<(EndpointId, Millis)>,
+}
+
+impl StoredAgent {
+    /// Parses a page of stored documents (`(agent id, JSON)`) on every core and attaches the
+    /// recorded last-seen times (`(endpoint id, agent id, millis)`).
+    pub fn parse_page(documents: &[(String, String)], last_seen: Vec<(String, String, Millis)>) -> Result<Vec<Self>> {
+        let mut seen: HashMap<String, Vec<(EndpointId, Millis)>> = HashMap::new();
+        for (endpoint, agent, at) in last_seen {
+            if let Ok(id) = EndpointId::parse(&endpoint) {
+                seen.entry(agent).or_default().push((id, at));
+            }
+        }
+        crate::parallel::map(documents, |(id, document)| {
+            serde_json::from_str::<Agent>(document)
+                .map_err(|e| RegistryError::Internal(format!("stored agent {id} is unreadable: {e}")))
+        })
+        .into_iter()
+        .map(|agent| {
+            let agent = agent?;
+            Ok(Self { last_seen: seen.remove(&agent.id.to_string()).unwrap_or_default(), agent })
+        })
+        .collect()
+    }
 }
 
 /// Durable storage of agents and the change log.

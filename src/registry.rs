@@ -538,19 +538,7 @@ const LOAD_PAGE: usize = 5_000;
 
 /// Renders and analyses stored agents on every core; start-up time is dominated by this.
 fn prepare_in_parallel(policy: &LivenessPolicy, stored: Vec<StoredAgent>) -> Vec<Prepared> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let chunk = stored.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = stored
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter().map(|s| Prepared::new(policy, &s.agent, &s.last_seen)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
+    crate::parallel::map(&stored, |s| Prepared::new(policy, &s.agent, &s.last_seen))
 }
 
 /// A single-endpoint request has one name to blame: the body's.

@@ -106,6 +106,14 @@ async fn the_memory_store_keeps_the_store_contract() {
 }
 
 #[tokio::test]
+async fn the_postgres_store_keeps_the_store_contract() {
+    let (url, _schema) = crate::support::postgres_schema().await;
+    let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
+    assert_eq!(store.migrate().await.unwrap(), 1);
+    contract(Arc::new(store)).await;
+}
+
+#[tokio::test]
 async fn the_sqlite_store_keeps_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());

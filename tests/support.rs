@@ -188,3 +188,40 @@ pub fn ephemeral(ttl: u32) -> Value {
 pub fn persistent(interval: u32) -> Value {
     json!({"livenessModel": "Persistent", "heartbeatIntervalSeconds": interval})
 }
+
+/// The PostgreSQL server every test run uses (see `.ci/run`); overridable for other machines.
+pub fn postgres_url() -> String {
+    std::env::var("AGENT_REGISTRY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A schema of its own for one test, dropped when the guard goes; returns a URL that uses it.
+pub async fn postgres_schema() -> (String, SchemaGuard) {
+    let base = postgres_url();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable ({e}); .ci/run starts it"));
+    // The name is ours (a UUID in hex), so formatting it into the statement is safe.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&admin).await.expect("create schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+    (url, SchemaGuard { admin, name })
+}
+
+pub struct SchemaGuard {
+    admin: sqlx::PgPool,
+    name: String,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Best effort: a leftover schema only costs disk space.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await;
+            });
+        }
+    }
+}

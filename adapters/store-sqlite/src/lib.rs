@@ -1,12 +1,11 @@
 //! The embedded default store: SQLite through sqlx, in WAL mode, created and migrated at start.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use agent_registry_core::liveness::Millis;
-use agent_registry_core::model::{Agent, AgentId, EndpointId};
+use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAgent};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
@@ -87,8 +86,7 @@ impl AgentStore for SqliteStore {
                 .await
                 .map_err(unavailable)?;
         let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
-        let mut seen: HashMap<String, Vec<(EndpointId, Millis)>> = HashMap::new();
-        let liveness: Vec<(String, String, i64)> = sqlx::query_as(
+        let last_seen: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness
              WHERE agent_id IN (SELECT value FROM json_each(?))",
         )
@@ -96,41 +94,7 @@ impl AgentStore for SqliteStore {
         .fetch_all(self.reader())
         .await
         .map_err(unavailable)?;
-        for (endpoint, agent, at) in liveness {
-            if let Ok(id) = EndpointId::parse(&endpoint) {
-                seen.entry(agent).or_default().push((id, at));
-            }
-        }
-        // Parsing documents is most of a start-up: use every core.
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let chunk = rows.len().div_ceil(threads).max(1);
-        let parsed: Vec<Result<Agent>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = rows
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(id, document)| {
-                                serde_json::from_str::<Agent>(document).map_err(|e| {
-                                    RegistryError::Internal(format!("stored agent {id} is unreadable: {e}"))
-                                })
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
-        parsed
-            .into_iter()
-            .map(|agent| {
-                let agent = agent?;
-                Ok(StoredAgent { last_seen: seen.remove(&agent.id.to_string()).unwrap_or_default(), agent })
-            })
-            .collect()
+        StoredAgent::parse_page(&rows, last_seen)
     }
 
     async fn apply(&self, change: Change) -> Result<u64> {
