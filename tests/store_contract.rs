@@ -107,10 +107,11 @@ async fn the_memory_store_keeps_the_store_contract() {
 
 #[tokio::test]
 async fn the_postgres_store_keeps_the_store_contract() {
-    let (url, _schema) = crate::support::postgres_schema().await;
+    let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
     assert_eq!(store.migrate().await.unwrap(), 1);
     contract(Arc::new(store)).await;
+    schema.drop_now().await;
 }
 
 #[tokio::test]

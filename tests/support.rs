@@ -214,6 +214,16 @@ pub struct SchemaGuard {
     name: String,
 }
 
+impl SchemaGuard {
+    /// Drops the schema now (a runtime that ends with the test may not run `Drop`'s cleanup).
+    pub async fn drop_now(self) {
+        let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)));
+        if let Err(e) = dropped.execute(&self.admin).await {
+            eprintln!("could not drop test schema {}: {e}", self.name);
+        }
+    }
+}
+
 impl Drop for SchemaGuard {
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());
