@@ -6,6 +6,7 @@ mod bad_input;
 mod discovery;
 mod liveness;
 mod parsing;
+mod postgres;
 mod process;
 mod store_contract;
 mod support;

@@ -15,6 +15,8 @@ pub struct TestApp {
     pub state: AppState,
     client: reqwest::Client,
     dir: Arc<TempDir>,
+    /// The arguments it was started with, to restart it the same way.
+    args: Vec<String>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -65,9 +67,19 @@ impl TestApp {
         Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), args).await
     }
 
+    /// A registry on PostgreSQL, in the schema `url` selects.
+    pub async fn spawn_postgres(url: &str) -> Self {
+        let args = ["--database-url", url, "--auto-migrate"];
+        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), &args)
+            .await
+    }
+
     async fn spawn_with(dir: Arc<TempDir>, clock: Arc<ManualClock>, args: &[&str]) -> Self {
-        let db = format!("sqlite://{}", dir.path().join("registry.db").display());
-        let mut argv = vec!["agent-registry".to_owned(), "--database-url".to_owned(), db];
+        let mut argv = vec!["agent-registry".to_owned()];
+        if !args.contains(&"--database-url") {
+            argv.push("--database-url".to_owned());
+            argv.push(format!("sqlite://{}", dir.path().join("registry.db").display()));
+        }
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         let config = Config::from_args(argv).expect("test config");
         let state = build(&config, clock.clone()).await.expect("registry starts");
@@ -77,7 +89,8 @@ impl TestApp {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
-        Self { base, clock, state, client: reqwest::Client::new(), dir, server }
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        Self { base, clock, state, client: reqwest::Client::new(), dir, args, server }
     }
 
     /// Stops this server (writing pending liveness as a graceful stop does) and starts a new
@@ -86,9 +99,10 @@ impl TestApp {
         self.state.registry.flush().await.expect("flush");
         self.server.abort();
         let _ = self.server.await;
-        let (dir, clock) = (self.dir.clone(), self.clock.clone());
+        let (dir, clock, args) = (self.dir.clone(), self.clock.clone(), self.args.clone());
         drop(self.state);
-        Self::spawn_with(dir, clock, &[]).await
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn_with(dir, clock, &args).await
     }
 
     /// Runs one round of upkeep (eviction, liveness persistence) now.

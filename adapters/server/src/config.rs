@@ -36,9 +36,14 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Database URL. `sqlite://PATH` (created if missing) is the embedded default.
+    /// Database URL: `sqlite://PATH` (the embedded default, created if missing) or
+    /// `postgres://USER@HOST/DB`.
     #[arg(long, global = true, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
     pub database_url: String,
+
+    /// Apply pending PostgreSQL migrations at start (SQLite is always migrated at start).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_AUTO_MIGRATE")]
+    pub auto_migrate: bool,
 
     /// Public base URL of the registry (as clients reach it, e.g. behind a proxy); used for
     /// absolute links. Defaults to `http://<listen>`.

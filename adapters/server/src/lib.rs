@@ -12,6 +12,7 @@ use agent_registry_core::Registry;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::AgentStore;
+use agent_registry_store_postgres::PostgresStore;
 use agent_registry_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -32,26 +33,44 @@ pub enum StartError {
 /// Opens the configured store, loads the registry and returns the app state.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let registry_config = config.registry().map_err(StartError::Config)?;
-    let store: Arc<dyn AgentStore> = Arc::new(open_store(&config.database_url).await?);
+    let store = open_store(&config.database_url, config.auto_migrate).await?;
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
     Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into() })
 }
 
-async fn open_store(url: &str) -> Result<SqliteStore, StartError> {
-    if !url.starts_with("sqlite:") {
-        return Err(StartError::Config(format!(
-            "unsupported --database-url scheme in `{}`: use sqlite://PATH",
-            url.split(':').next().unwrap_or_default()
-        )));
+/// The store a database URL names. SQLite is created and migrated at start (the embedded
+/// default needs no setup); PostgreSQL is migrated by `migrate` or `--auto-migrate`.
+async fn open_store(url: &str, auto_migrate: bool) -> Result<Arc<dyn AgentStore>, StartError> {
+    match url.split(':').next().unwrap_or_default() {
+        "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
+        "postgres" | "postgresql" => {
+            let store = PostgresStore::connect(url).await?;
+            if auto_migrate {
+                store.migrate().await?;
+            } else if store.pending_migrations().await? > 0 {
+                return Err(StartError::Config(
+                    "the PostgreSQL schema is not up to date: run `agent-registry migrate` or start with --auto-migrate"
+                        .into(),
+                ));
+            }
+            // Liveness lives in this process until Redis backs it: one replica only.
+            tracing::warn!("PostgreSQL without Redis: liveness is kept in this process; run a single replica");
+            Ok(Arc::new(store))
+        }
+        other => Err(StartError::Config(format!(
+            "unsupported --database-url scheme `{other}`: use sqlite://PATH or postgres://..."
+        ))),
     }
-    Ok(SqliteStore::open(url).await?)
 }
 
 /// Applies migrations and reports how many the database has.
 pub async fn migrate(config: &Config) -> Result<usize, StartError> {
-    open_store(&config.database_url).await?;
-    Ok(SqliteStore::migrate(&config.database_url).await?)
+    match config.database_url.split(':').next().unwrap_or_default() {
+        "postgres" | "postgresql" => Ok(PostgresStore::connect(&config.database_url).await?.migrate().await?),
+        "sqlite" => Ok(SqliteStore::migrate(&config.database_url).await?),
+        _ => open_store(&config.database_url, false).await.map(|_| 0),
+    }
 }
 
 /// Runs eviction and liveness persistence every `interval` until the task is dropped.

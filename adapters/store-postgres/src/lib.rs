@@ -49,6 +49,25 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Migrations this binary knows that the database has not applied.
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let applied: i64 = if exists {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?
+        } else {
+            0
+        };
+        Ok(MIGRATOR.iter().count().saturating_sub(usize::try_from(applied).unwrap_or_default()))
+    }
+}
+
 #[async_trait]
 impl AgentStore for PostgresStore {
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
