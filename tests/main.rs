@@ -8,6 +8,7 @@ mod liveness;
 mod parsing;
 mod postgres;
 mod process;
+mod redis;
 mod store_contract;
 mod support;
 mod system;

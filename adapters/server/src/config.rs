@@ -41,6 +41,15 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
     pub database_url: String,
 
+    /// Redis URL (`redis://HOST:PORT`) for liveness; without it, liveness is kept in the process
+    /// and written to the database in batches.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key the registry writes (several registries can share a Redis).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_KEY_PREFIX", default_value = "agent-registry")]
+    pub redis_key_prefix: String,
+
     /// Apply pending PostgreSQL migrations at start (SQLite is always migrated at start).
     #[arg(long, global = true, env = "AGENT_REGISTRY_AUTO_MIGRATE")]
     pub auto_migrate: bool,

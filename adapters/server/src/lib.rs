@@ -11,7 +11,8 @@ use std::time::Duration;
 use agent_registry_core::Registry;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
-use agent_registry_core::ports::AgentStore;
+use agent_registry_core::ports::{AgentStore, LivenessStore};
+use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_store_postgres::PostgresStore;
 use agent_registry_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -34,7 +35,15 @@ pub enum StartError {
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let registry_config = config.registry().map_err(StartError::Config)?;
     let store = open_store(&config.database_url, config.auto_migrate).await?;
-    let liveness = Arc::new(InProcessLiveness::new(store.clone()));
+    let liveness: Arc<dyn LivenessStore> = match &config.redis_url {
+        Some(url) => Arc::new(RedisLiveness::connect(url, &config.redis_key_prefix).await?),
+        None => {
+            if !config.database_url.starts_with("sqlite:") {
+                tracing::warn!("no --redis-url: liveness is kept in this process; run a single replica");
+            }
+            Arc::new(InProcessLiveness::new(store.clone()))
+        }
+    };
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
     Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into() })
 }
@@ -54,8 +63,6 @@ async fn open_store(url: &str, auto_migrate: bool) -> Result<Arc<dyn AgentStore>
                         .into(),
                 ));
             }
-            // Liveness lives in this process until Redis backs it: one replica only.
-            tracing::warn!("PostgreSQL without Redis: liveness is kept in this process; run a single replica");
             Ok(Arc::new(store))
         }
         other => Err(StartError::Config(format!(

@@ -1,0 +1,81 @@
+//! Liveness in Redis: one sorted set per registry, member = endpoint id, score = when it was last
+//! seen (milliseconds). A heartbeat is one `ZADD GT` round trip; start-up reads scores in batches.
+#![forbid(unsafe_code)]
+
+use agent_registry_core::liveness::Millis;
+use agent_registry_core::model::EndpointId;
+use agent_registry_core::ports::LivenessStore;
+use agent_registry_core::{RegistryError, Result};
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+pub struct RedisLiveness {
+    /// Reconnects by itself after Redis comes back.
+    connection: ConnectionManager,
+    key: String,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::LivenessUnavailable(e.to_string())
+}
+
+impl RedisLiveness {
+    /// Connects to `url`; every key this store writes starts with `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Ok(Self { connection, key: format!("{prefix}:last-seen") })
+    }
+}
+
+#[async_trait]
+impl LivenessStore for RedisLiveness {
+    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<()> {
+        // GT: a late or replayed touch never moves the time back.
+        redis::cmd("ZADD")
+            .arg(&self.key)
+            .arg("GT")
+            .arg(at)
+            .arg(endpoint.to_string())
+            .query_async::<()>(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn forget(&self, endpoints: &[EndpointId]) -> Result<()> {
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+        redis::cmd("ZREM")
+            .arg(&self.key)
+            .arg(&members)
+            .query_async::<()>(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn last_seen(&self, endpoints: &[EndpointId]) -> Result<Vec<Option<Millis>>> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+        let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            .arg(&self.key)
+            .arg(&members)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        // Milliseconds since 1970 stay far below 2^53: the scores are exact.
+        #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
+        Ok(scores.into_iter().map(|s| s.map(|s| s as Millis)).collect())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        redis::cmd("PING").query_async::<()>(&mut self.connection.clone()).await.map_err(unavailable)
+    }
+}
