@@ -60,6 +60,10 @@ pub enum RegistryError {
     StorageUnavailable(String),
     #[error("liveness store is unavailable: {0}")]
     LivenessUnavailable(String),
+    /// A change was made from an outdated view of the agent (another replica changed it
+    /// first); the registry catches up and retries, so clients rarely see it.
+    #[error("agent {0} was changed concurrently; retry the request")]
+    StaleWrite(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +89,7 @@ impl RegistryError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::StorageUnavailable(_) => "storage_unavailable",
             Self::LivenessUnavailable(_) => "liveness_unavailable",
+            Self::StaleWrite(_) => "concurrent_change",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -96,7 +101,8 @@ impl RegistryError {
             Self::AgentExists(_)
             | Self::DuplicateEndpointName { .. }
             | Self::DuplicateCapabilityName { .. }
-            | Self::LivenessModelMismatch(_) => ErrorKind::Conflict,
+            | Self::LivenessModelMismatch(_)
+            | Self::StaleWrite(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused => ErrorKind::Unprocessable,
             Self::StorageUnavailable(_) | Self::LivenessUnavailable(_) => ErrorKind::Unavailable,

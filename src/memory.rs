@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
-use crate::ports::{AgentStore, Change, IdempotencyRecord, LivenessStore, StoredAgent};
+use crate::ports::{AgentStore, Change, IdempotencyRecord, LivenessStore, LoggedChange, StoredAgent};
 
 /// An `AgentStore` that keeps everything in memory (lost on restart).
 #[derive(Default)]
@@ -24,6 +24,8 @@ struct MemoryState {
     agents: HashMap<AgentId, Agent>,
     last_seen: HashMap<EndpointId, Millis>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// The change log, with when each change was recorded.
+    log: std::collections::VecDeque<(Millis, LoggedChange)>,
 }
 
 #[async_trait]
@@ -49,11 +51,28 @@ impl AgentStore for MemoryStore {
 
     async fn apply(&self, change: Change) -> Result<u64> {
         let mut state = self.state.lock();
+        let (agent_id, kind) = (change.agent_id(), change.kind());
+        let stored = state.agents.get(&agent_id).map(|a| a.revision);
+        let expected = match &change {
+            Change::Put { expected, .. } => *expected,
+            Change::Delete { expected, .. } => Some(*expected),
+        };
+        let taken = match &change {
+            Change::Put { idempotency: Some(r), .. } => {
+                state.idempotency.contains_key(&(r.owner_id.clone(), r.key.clone()))
+            }
+            _ => false,
+        };
+        if stored != expected || taken {
+            return Err(RegistryError::StaleWrite(agent_id.to_string()));
+        }
         state.revision += 1;
         let revision = state.revision;
+        let mut logged = LoggedChange { revision, agent_id, kind, agent: None };
         match change {
             Change::Put { mut agent, seen, idempotency, .. } => {
                 agent.revision = revision;
+                logged.agent = Some((*agent).clone());
                 if let Some(old) = state.agents.get(&agent.id) {
                     let removed: Vec<_> =
                         old.endpoints.iter().filter(|e| agent.endpoint(e.id).is_none()).map(|e| e.id).collect();
@@ -75,6 +94,7 @@ impl AgentStore for MemoryStore {
                 }
             }
         }
+        state.log.push_back((chrono::Utc::now().timestamp_millis(), logged));
         Ok(revision)
     }
 
@@ -101,6 +121,20 @@ impl AgentStore for MemoryStore {
 
     async fn current_revision(&self) -> Result<u64> {
         Ok(self.state.lock().revision)
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
+        let state = self.state.lock();
+        Ok(state.log.iter().map(|(_, c)| c).filter(|c| c.revision > after).take(limit).cloned().collect())
+    }
+
+    async fn prune_changes(&self, before: Millis) -> Result<u64> {
+        let mut state = self.state.lock();
+        let n = state.log.len();
+        while state.log.len() > 1 && state.log.front().is_some_and(|(at, _)| *at < before) {
+            state.log.pop_front();
+        }
+        Ok((n - state.log.len()) as u64)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -2,6 +2,7 @@
 //! ones in `crate::memory`, SQLite in `adapters/store-sqlite`, PostgreSQL and Redis later.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -33,6 +34,20 @@ impl ChangeKind {
             Self::Deregistered => "deregistered",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Registered,
+            Self::Updated,
+            Self::EndpointAdded,
+            Self::EndpointUpdated,
+            Self::EndpointRemoved,
+            Self::Evicted,
+            Self::Deregistered,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
 }
 
 /// A retried registration is recognised by its owner, key and a hash of its body.
@@ -46,6 +61,10 @@ pub struct IdempotencyRecord {
 }
 
 /// One atomic change to the registry. The store assigns it the next registry-wide revision.
+///
+/// Each change names the revision the writer saw (`expected`): when several replicas write to
+/// one store, the store refuses a change made from an outdated view with
+/// [`RegistryError::StaleWrite`], and the writer catches up and tries again.
 #[derive(Clone, Debug)]
 pub enum Change {
     /// Insert or replace the agent (its `revision` is set by the store).
@@ -55,11 +74,52 @@ pub enum Change {
         /// Endpoints first seen by this change, with the time they were seen.
         seen: Vec<(EndpointId, Millis)>,
         idempotency: Option<IdempotencyRecord>,
+        /// The stored agent's revision, or `None` when it must not exist yet.
+        expected: Option<u64>,
     },
     Delete {
         agent_id: AgentId,
         kind: ChangeKind,
+        expected: u64,
     },
+}
+
+impl Change {
+    pub fn agent_id(&self) -> AgentId {
+        match self {
+            Self::Put { agent, .. } => agent.id,
+            Self::Delete { agent_id, .. } => *agent_id,
+        }
+    }
+
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Self::Put { kind, .. } | Self::Delete { kind, .. } => *kind,
+        }
+    }
+}
+
+/// A change as the change log keeps it: the agent as it stood after the change (`None` once
+/// it is gone). Replicas follow the log to keep their index in step; watches replay it.
+#[derive(Clone, Debug)]
+pub struct LoggedChange {
+    pub revision: u64,
+    pub agent_id: AgentId,
+    pub kind: ChangeKind,
+    pub agent: Option<Agent>,
+}
+
+impl LoggedChange {
+    /// Reads one change-log row (`document` is the agent's JSON, absent for removals).
+    pub fn parse(revision: i64, agent_id: &str, kind: &str, document: Option<&str>) -> Result<Self> {
+        let unreadable = |what: String| RegistryError::Internal(format!("change {revision} is unreadable: {what}"));
+        Ok(Self {
+            revision: u64::try_from(revision).map_err(|e| unreadable(e.to_string()))?,
+            agent_id: AgentId::parse(agent_id)?,
+            kind: ChangeKind::parse(kind).ok_or_else(|| unreadable(format!("unknown kind `{kind}`")))?,
+            agent: document.map(serde_json::from_str).transpose().map_err(|e| unreadable(e.to_string()))?,
+        })
+    }
 }
 
 /// An agent as loaded at start-up, with the last time each endpoint was seen (if recorded).
@@ -122,8 +182,19 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Records when endpoints were last seen (batched, off the request path), so a restart
     /// knows which endpoints are still live and never revives a dead one.
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()>;
-    /// The highest revision handed out so far.
+    /// The revision of the newest stored change: every change up to it is stored.
     async fn current_revision(&self) -> Result<u64>;
+    /// Up to `limit` changes with a revision above `after`, in revision order. Revisions may
+    /// have gaps, but a change is never listed before every lower revision has been stored.
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>>;
+    /// Forgets change-log entries recorded before `before`, except the newest (the agents
+    /// themselves stay).
+    async fn prune_changes(&self, before: Millis) -> Result<u64>;
+    /// Woken when another process may have stored a change; `None` for a store this process
+    /// alone writes to.
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
     /// Cheap reachability check for readiness.
     async fn ping(&self) -> Result<()>;
 }
@@ -138,4 +209,13 @@ pub trait LivenessStore: Send + Sync + 'static {
     /// Makes recent touches durable (no-op for stores that are durable already).
     async fn flush(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;
+    /// Whether other processes touch endpoints in this store too (then each replica reads
+    /// their touches back with `seen_since`).
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Endpoints seen at or after `since`, with when.
+    async fn seen_since(&self, _since: Millis) -> Result<Vec<(EndpointId, Millis)>> {
+        Ok(Vec::new())
+    }
 }

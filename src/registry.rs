@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -25,11 +26,31 @@ pub struct RegistryConfig {
     pub liveness: LivenessPolicy,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_retention_secs: i64,
+    /// How long the change log keeps a change (replicas and watches replay from it).
+    pub change_retention_secs: i64,
+    /// How often a replica reads back touches other replicas made in a shared liveness store.
+    pub liveness_sync: Duration,
+    /// How often a replica reads a shared store's change log even without a notification.
+    pub follow_interval: Duration,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { liveness: LivenessPolicy::default(), idempotency_retention_secs: 24 * 3600 }
+        Self {
+            liveness: LivenessPolicy::default(),
+            idempotency_retention_secs: 24 * 3600,
+            change_retention_secs: 7 * 24 * 3600,
+            liveness_sync: Duration::from_millis(250),
+            follow_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Without a successful read of a shared liveness store for this long, discovery refuses
+    /// to answer rather than answer wrongly.
+    fn liveness_stale_after(&self) -> Duration {
+        (self.liveness_sync * 4).max(Duration::from_secs(1))
     }
 }
 
@@ -46,6 +67,9 @@ pub struct RegisterOptions {
     pub idempotency_key: Option<String>,
 }
 
+/// Holds the write lock; derefs to the last revision the index has applied.
+type WriteGuard = tokio::sync::OwnedMutexGuard<u64>;
+
 pub struct Registry {
     store: Arc<dyn AgentStore>,
     liveness: Arc<dyn LivenessStore>,
@@ -54,9 +78,31 @@ pub struct Registry {
     index: Arc<RwLock<Index>>,
     /// Recent discovery answers.
     answers: parking_lot::Mutex<Answers>,
-    /// Serialises writes so the index applies changes in revision order.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Serialises this process's writes so the index applies changes in revision order; holds
+    /// the last revision applied.
+    writer: Arc<tokio::sync::Mutex<u64>>,
+    /// Other replicas write to the same store: follow its change log before each write.
+    shared_store: bool,
+    sync: parking_lot::Mutex<SyncState>,
 }
+
+/// How recently this replica caught up with what other replicas did.
+struct SyncState {
+    /// Last time the index caught up with the store's change log.
+    store: Instant,
+    /// Last successful read of a shared liveness store; `None` after a failed one.
+    liveness: Option<Instant>,
+    /// Touches from this time on (less a margin for in-flight ones) are read next time.
+    liveness_cursor: Millis,
+}
+
+/// Touches are read back from a little before the previous read, so a heartbeat stamped just
+/// before that read but stored just after it is not missed.
+const LIVENESS_MARGIN_MILLIS: Millis = 500;
+/// Changes read from the change log at a time.
+const FOLLOW_PAGE: usize = 1_000;
+/// Tries of a write that meets concurrent changes from other replicas.
+const WRITE_ATTEMPTS: usize = 4;
 
 impl Registry {
     /// Loads every stored agent into the index.
@@ -66,6 +112,9 @@ impl Registry {
         clock: Arc<dyn Clock>,
         config: RegistryConfig,
     ) -> Result<Self> {
+        // Changes stored while loading are replayed from here afterwards.
+        let applied = store.current_revision().await?;
+        let liveness_cursor = clock.now_millis();
         // Reading the next page overlaps with indexing this one.
         let (pages, mut incoming) = tokio::sync::mpsc::channel::<Result<Vec<StoredAgent>>>(2);
         let reader = store.clone();
@@ -104,15 +153,23 @@ impl Registry {
         }
         reading.await.map_err(|e| RegistryError::Internal(format!("loading agents failed: {e}")))?;
         store.finished_loading().await;
-        Ok(Self {
+        let registry = Self {
+            shared_store: store.change_signal().is_some(),
             store,
             liveness,
             clock,
             config,
             index: Arc::new(RwLock::new(index)),
             answers: Default::default(),
-            writer: Arc::default(),
-        })
+            writer: Arc::new(tokio::sync::Mutex::new(applied)),
+            sync: parking_lot::Mutex::new(SyncState {
+                store: Instant::now(),
+                liveness: Some(Instant::now()),
+                liveness_cursor,
+            }),
+        };
+        registry.follow().await?;
+        Ok(registry)
     }
 
     pub fn now_millis(&self) -> Millis {
@@ -130,18 +187,41 @@ impl Registry {
 
     /// Answers a discovery query. Answers are remembered per query (whatever the page) for as
     /// long as they hold, so paging and popular queries do not re-evaluate every match.
-    pub fn search(&self, query: &DiscoveryQuery) -> SearchPage {
+    pub fn search(&self, query: &DiscoveryQuery) -> Result<SearchPage> {
+        self.ensure_liveness_known()?;
         let now = self.clock.now_millis();
         let index = self.index.read();
         let key = query.answer_key();
         let remembered = self.answers.lock().get(&key).filter(|m| index.still_valid(m, now));
         if let Some(page) = remembered.and_then(|m| index.page(&m, query, now)) {
-            return page;
+            return Ok(page);
         }
         let matches = index.matches(query, now);
         let page = index.search_in(&matches, query, now);
         self.answers.lock().remember(key, Arc::new(matches.first(Answers::KEPT_PER_ANSWER)));
-        page
+        Ok(page)
+    }
+
+    /// How long since the index last caught up with a store other replicas write to, when
+    /// that is longer than following normally takes (the store is unreachable). `None` while
+    /// the index is current, and always when this process is the store's only writer.
+    pub fn staleness(&self) -> Option<Duration> {
+        let age = self.sync.lock().store.elapsed();
+        (self.shared_store && age > self.config.follow_interval * 2 + Duration::from_secs(1)).then_some(age)
+    }
+
+    /// Liveness answers must be exact: with a shared liveness store that could not be read
+    /// lately, other replicas' heartbeats are unknown.
+    fn ensure_liveness_known(&self) -> Result<()> {
+        if !self.liveness.is_shared() {
+            return Ok(());
+        }
+        match self.sync.lock().liveness {
+            Some(at) if at.elapsed() <= self.config.liveness_stale_after() => Ok(()),
+            _ => Err(RegistryError::LivenessUnavailable(
+                "heartbeats recorded by other replicas cannot be read right now".into(),
+            )),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -149,48 +229,57 @@ impl Registry {
         let now = self.clock.now();
         let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
         let request_hash = hash_request(input);
-        let write = self.writer.clone().lock_owned().await;
-
         // A retry (same key or same client-chosen id, same body) gets the first result back.
         let key = options.idempotency_key.clone().or_else(|| input.id.map(|id| format!("agent-id:{id}")));
-        if let Some(key) = &key
-            && let Some(record) = self.store.find_idempotency(&owner, key).await?
-        {
-            if record.request_hash != request_hash {
-                return Err(match input.id {
-                    Some(id) if options.idempotency_key.is_none() => RegistryError::AgentExists(id.to_string()),
-                    _ => RegistryError::IdempotencyKeyReused,
-                });
-            }
-            let hit = self.get(record.agent_id)?;
-            return Ok((hit, Registration::Replayed));
-        }
         let id = input.id.unwrap_or_else(AgentId::new_random);
-        if self.index.read().agent(id, 0).is_some() {
-            return Err(RegistryError::AgentExists(id.to_string()));
-        }
         let now_ms = now.timestamp_millis();
-        let agent = Agent {
-            id,
-            name: spec.name,
-            description: spec.description,
-            version: spec.version,
-            owner_id: owner.clone(),
-            tags: spec.tags,
-            labels: spec.labels,
-            capabilities: spec.capabilities.unwrap_or_default(),
-            endpoints,
-            metadata: spec.metadata,
-            permanent: spec.permanent,
-            created_at: now,
-            updated_at: now,
-            revision: 0,
-        };
-        let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
-        let idempotency =
-            key.map(|key| IdempotencyRecord { owner_id: owner, key, request_hash, agent_id: id, created_at: now_ms });
-        let hit = self.commit(write, agent, ChangeKind::Registered, seen, idempotency).await?;
-        Ok((hit, Registration::Created))
+        let mut attempt = 1;
+        loop {
+            let write = self.lock_writer().await?;
+            if let Some(key) = &key
+                && let Some(record) = self.store.find_idempotency(&owner, key).await?
+            {
+                if record.request_hash != request_hash {
+                    return Err(match input.id {
+                        Some(id) if options.idempotency_key.is_none() => RegistryError::AgentExists(id.to_string()),
+                        _ => RegistryError::IdempotencyKeyReused,
+                    });
+                }
+                let hit = self.get(record.agent_id)?;
+                return Ok((hit, Registration::Replayed));
+            }
+            if self.index.read().agent(id, 0).is_some() {
+                return Err(RegistryError::AgentExists(id.to_string()));
+            }
+            let agent = Agent {
+                id,
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                version: spec.version.clone(),
+                owner_id: owner.clone(),
+                tags: spec.tags.clone(),
+                labels: spec.labels.clone(),
+                capabilities: spec.capabilities.clone().unwrap_or_default(),
+                endpoints: endpoints.clone(),
+                metadata: spec.metadata.clone(),
+                permanent: spec.permanent,
+                created_at: now,
+                updated_at: now,
+                revision: 0,
+            };
+            let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
+            let idempotency = key.clone().map(|key| IdempotencyRecord {
+                owner_id: owner.clone(),
+                key,
+                request_hash: request_hash.clone(),
+                agent_id: id,
+                created_at: now_ms,
+            });
+            match self.commit(write, agent, ChangeKind::Registered, seen, idempotency, None).await {
+                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                result => return result.map(|hit| (hit, Registration::Created)),
+            }
+        }
     }
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
@@ -200,34 +289,42 @@ impl Registry {
         if input.id.is_some_and(|given| given != id) {
             return Err(RegistryError::field("/id", "does not match the agent id in the path"));
         }
-        let write = self.writer.clone().lock_owned().await;
-        let current = self.current(id, if_match)?;
-        let spec = input.to_spec(&current.capabilities)?;
-        let mut agent = current;
-        agent.name = spec.name;
-        agent.description = spec.description;
-        agent.version = spec.version;
-        agent.tags = spec.tags;
-        agent.labels = spec.labels;
-        if let Some(caps) = spec.capabilities {
-            agent.capabilities = caps;
-        }
-        agent.metadata = spec.metadata;
-        agent.permanent = spec.permanent;
-        agent.updated_at = self.clock.now();
-        self.commit(write, agent, ChangeKind::Updated, Vec::new(), None).await
+        let now = self.clock.now();
+        let edit = |agent: &mut Agent| {
+            let spec = input.to_spec(&agent.capabilities)?;
+            agent.name = spec.name;
+            agent.description = spec.description;
+            agent.version = spec.version;
+            agent.tags = spec.tags;
+            agent.labels = spec.labels;
+            if let Some(caps) = spec.capabilities {
+                agent.capabilities = caps;
+            }
+            agent.metadata = spec.metadata;
+            agent.permanent = spec.permanent;
+            agent.updated_at = now;
+            Ok(())
+        };
+        self.modify(id, if_match, ChangeKind::Updated, &[], edit).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
-        let write = self.writer.clone().lock_owned().await;
-        self.current(id, if_match)?;
-        let applied = self.apply(write, Change::Delete { agent_id: id, kind: ChangeKind::Deregistered }).await?;
-        if let Applied::Removed(Some(removed)) = applied {
-            let ids: Vec<EndpointId> = removed.endpoints.iter().map(|(id, _)| *id).collect();
-            self.forget_liveness(&ids).await;
+        let mut attempt = 1;
+        loop {
+            let write = self.lock_writer().await?;
+            let current = self.current(id, if_match)?;
+            let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
+            match self.apply(write, change).await {
+                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+                Ok(_) => {
+                    let ids: Vec<EndpointId> = current.endpoints.iter().map(|e| e.id).collect();
+                    self.forget_liveness(&ids).await;
+                    return Ok(());
+                }
+            }
         }
-        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
@@ -239,21 +336,21 @@ impl Registry {
     ) -> Result<(Hit, EndpointId)> {
         let now = self.clock.now();
         let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
-        let write = self.writer.clone().lock_owned().await;
-        let current = self.current(id, if_match)?;
-        let mut agent = current;
-        if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
-            return Err(RegistryError::field(
-                "/",
-                format!("the agent already has {} endpoints, the limit", crate::input::limits::ENDPOINTS),
-            ));
-        }
         let endpoint_id = endpoint.id;
-        agent.endpoints.push(endpoint);
-        ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
-        agent.updated_at = now;
-        let seen = vec![(endpoint_id, now.timestamp_millis())];
-        Ok((self.commit(write, agent, ChangeKind::EndpointAdded, seen, None).await?, endpoint_id))
+        let edit = |agent: &mut Agent| {
+            if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {
+                return Err(RegistryError::field(
+                    "/",
+                    format!("the agent already has {} endpoints, the limit", crate::input::limits::ENDPOINTS),
+                ));
+            }
+            agent.endpoints.push(endpoint.clone());
+            ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+            agent.updated_at = now;
+            Ok(())
+        };
+        let seen = [(endpoint_id, now.timestamp_millis())];
+        Ok((self.modify(id, if_match, ChangeKind::EndpointAdded, &seen, edit).await?, endpoint_id))
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
@@ -265,34 +362,35 @@ impl Registry {
         input: &EndpointInput,
         if_match: Option<u64>,
     ) -> Result<Hit> {
-        let write = self.writer.clone().lock_owned().await;
-        let current = self.current(id, if_match)?;
-        let created_at = current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?.created_at;
-        let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, created_at)?;
-        let mut agent = current;
-        for e in &mut agent.endpoints {
-            if e.id == endpoint_id {
-                *e = endpoint.clone();
+        let now = self.clock.now();
+        let edit = |agent: &mut Agent| {
+            let created_at = agent.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?.created_at;
+            let endpoint = input.to_endpoint(&self.config.liveness, endpoint_id, created_at)?;
+            for e in &mut agent.endpoints {
+                if e.id == endpoint_id {
+                    *e = endpoint.clone();
+                }
             }
-        }
-        ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
-        agent.updated_at = self.clock.now();
-        self.commit(write, agent, ChangeKind::EndpointUpdated, Vec::new(), None).await
+            ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+            agent.updated_at = now;
+            Ok(())
+        };
+        self.modify(id, if_match, ChangeKind::EndpointUpdated, &[], edit).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
-        let write = self.writer.clone().lock_owned().await;
-        let current = self.current(id, if_match)?;
-        current.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
-        let mut agent = current;
-        agent.endpoints.retain(|e| e.id != endpoint_id);
-        agent.updated_at = self.clock.now();
-        let hit = self.commit(write, agent, ChangeKind::EndpointRemoved, Vec::new(), None).await?;
+        let now = self.clock.now();
+        let edit = |agent: &mut Agent| {
+            agent.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
+            agent.endpoints.retain(|e| e.id != endpoint_id);
+            agent.updated_at = now;
+            Ok(())
+        };
+        let hit = self.modify(id, if_match, ChangeKind::EndpointRemoved, &[], edit).await?;
         self.forget_liveness(&[endpoint_id]).await;
         Ok(hit)
     }
-
     /// Heartbeat of one Persistent endpoint.
     pub async fn heartbeat(&self, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
         self.touch(id, endpoint_id, LivenessModel::Persistent).await
@@ -356,7 +454,9 @@ impl Registry {
     }
 
     /// Evicts endpoints that have been dead long enough, and agents left without endpoints
-    /// (unless permanent). Returns how many endpoints were evicted.
+    /// (unless permanent). Returns how many endpoints were evicted. Safe to run on every
+    /// replica at once: each eviction is conditional on the agent's revision, and on a shared
+    /// liveness store the endpoint's last touch is checked again first.
     pub async fn evict_stale(&self) -> Result<usize> {
         let now = self.clock.now_millis();
         let candidates = self.index.read().evictable(now);
@@ -366,12 +466,15 @@ impl Registry {
         }
         let mut evicted = 0;
         for (agent_id, endpoints) in by_agent {
-            let write = self.writer.clone().lock_owned().await;
+            let write = self.lock_writer().await?;
             // Claim each endpoint; a heartbeat that got in first keeps it.
-            let claimed: Vec<(EndpointId, Millis)> = {
+            let mut claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.index.read();
                 endpoints.into_iter().filter(|(e, seen)| index.claim_for_eviction(*e, *seen)).collect()
             };
+            if self.liveness.is_shared() && !claimed.is_empty() {
+                claimed = self.confirm_unseen(claimed).await?;
+            }
             if claimed.is_empty() {
                 continue;
             }
@@ -379,12 +482,19 @@ impl Registry {
                 continue;
             };
             let mut agent = hit.agent()?;
+            let expected = agent.revision;
             agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
             let change = if agent.endpoints.is_empty() && !agent.permanent {
-                Change::Delete { agent_id, kind: ChangeKind::Evicted }
+                Change::Delete { agent_id, kind: ChangeKind::Evicted, expected }
             } else {
                 agent.updated_at = self.clock.now();
-                Change::Put { agent: Box::new(agent), kind: ChangeKind::Evicted, seen: Vec::new(), idempotency: None }
+                Change::Put {
+                    agent: Box::new(agent),
+                    kind: ChangeKind::Evicted,
+                    seen: Vec::new(),
+                    idempotency: None,
+                    expected: Some(expected),
+                }
             };
             match self.apply(write, change).await {
                 Ok(_) => {
@@ -397,20 +507,110 @@ impl Registry {
                     for (id, seen) in &claimed {
                         index.release_claim(*id, *seen);
                     }
-                    return Err(e);
+                    // Another replica changed or evicted the agent first: its change arrives
+                    // through the change log.
+                    if !matches!(e, RegistryError::StaleWrite(_)) {
+                        return Err(e);
+                    }
                 }
             }
         }
         Ok(evicted)
     }
 
-    /// Periodic upkeep: eviction, durable liveness, forgetting old idempotency keys.
+    /// Of endpoints claimed for eviction, those the shared liveness store has not seen since
+    /// (a heartbeat through another replica may not have reached this index yet). The others
+    /// are released with their newer time.
+    async fn confirm_unseen(&self, claimed: Vec<(EndpointId, Millis)>) -> Result<Vec<(EndpointId, Millis)>> {
+        let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
+        let known = match self.liveness.last_seen(&ids).await {
+            Ok(known) => known,
+            Err(e) => {
+                let index = self.index.read();
+                claimed.iter().for_each(|(id, seen)| index.release_claim(*id, *seen));
+                return Err(e);
+            }
+        };
+        let index = self.index.read();
+        Ok(claimed
+            .into_iter()
+            .zip(known)
+            .filter_map(|((id, seen), newer)| match newer {
+                Some(t) if t > seen => {
+                    index.release_claim(id, seen);
+                    index.touch(id, t);
+                    None
+                }
+                _ => Some((id, seen)),
+            })
+            .collect())
+    }
+
+    /// Periodic upkeep: eviction, durable liveness, forgetting old idempotency keys and
+    /// change-log entries.
     pub async fn maintain(&self) -> Result<usize> {
         let evicted = self.evict_stale().await?;
         self.liveness.flush().await?;
-        let before = self.clock.now_millis() - self.config.idempotency_retention_secs * 1000;
-        self.store.expire_idempotency(before).await?;
+        let now = self.clock.now_millis();
+        self.store.expire_idempotency(now - self.config.idempotency_retention_secs * 1000).await?;
+        self.store.prune_changes(now - self.config.change_retention_secs * 1000).await?;
         Ok(evicted)
+    }
+
+    /// Brings the index up to date with changes other replicas stored. Returns how many
+    /// changes were applied.
+    pub async fn follow(&self) -> Result<usize> {
+        let mut write = self.writer.clone().lock_owned().await;
+        self.follow_locked(&mut write).await
+    }
+
+    /// Woken when another replica may have stored a change (`None`: no other writers).
+    pub fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.store.change_signal()
+    }
+
+    async fn follow_locked(&self, applied: &mut WriteGuard) -> Result<usize> {
+        let followed = follow_log(&*self.store, &self.index, applied).await?;
+        self.sync.lock().store = Instant::now();
+        Ok(followed)
+    }
+
+    /// Takes the write lock, first catching up with other replicas' changes so the write
+    /// starts from the current state.
+    async fn lock_writer(&self) -> Result<WriteGuard> {
+        let mut write = self.writer.clone().lock_owned().await;
+        if self.shared_store {
+            self.follow_locked(&mut write).await?;
+        }
+        Ok(write)
+    }
+
+    /// Reads back the touches other replicas made in a shared liveness store since the last
+    /// read. Until this succeeds again after a failure, discovery answers 503.
+    pub async fn sync_liveness(&self) -> Result<usize> {
+        if !self.liveness.is_shared() {
+            return Ok(0);
+        }
+        let started = self.clock.now_millis();
+        let since = self.sync.lock().liveness_cursor - LIVENESS_MARGIN_MILLIS;
+        match self.liveness.seen_since(since).await {
+            Ok(seen) => {
+                {
+                    let index = self.index.read();
+                    for (endpoint, at) in &seen {
+                        index.touch(*endpoint, *at);
+                    }
+                }
+                let mut sync = self.sync.lock();
+                sync.liveness_cursor = started;
+                sync.liveness = Some(Instant::now());
+                Ok(seen.len())
+            }
+            Err(e) => {
+                self.sync.lock().liveness = None;
+                Err(e)
+            }
+        }
     }
 
     /// Readiness of both backing stores.
@@ -442,46 +642,68 @@ impl Registry {
         }
     }
 
+    /// Edits an agent as it currently stands and stores the result; when another replica
+    /// changed the agent in the meantime, catches up and edits again.
+    async fn modify(
+        &self,
+        id: AgentId,
+        if_match: Option<u64>,
+        kind: ChangeKind,
+        seen: &[(EndpointId, Millis)],
+        edit: impl Fn(&mut Agent) -> Result<()>,
+    ) -> Result<Hit> {
+        let mut attempt = 1;
+        loop {
+            let write = self.lock_writer().await?;
+            let mut agent = self.current(id, if_match)?;
+            let expected = agent.revision;
+            edit(&mut agent)?;
+            match self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await {
+                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
     /// Stores a change and applies it to the index as one step that runs to completion even if
     /// the caller goes away: a client that disconnects mid-request must not leave the store and
     /// the index apart. The write lock is held until the index has the change.
-    async fn apply(&self, write: tokio::sync::OwnedMutexGuard<()>, change: Change) -> Result<Applied> {
+    async fn apply(&self, write: WriteGuard, change: Change) -> Result<u64> {
         let store = self.store.clone();
         let index = self.index.clone();
         let task = tokio::spawn(async move {
-            let _write = write;
-            match change {
-                Change::Put { agent, kind, seen, idempotency } => {
-                    let mut stored = (*agent).clone();
-                    let change = Change::Put { agent, kind, seen: seen.clone(), idempotency };
-                    stored.revision = store.apply(change).await?;
-                    index.write().upsert(&stored, &seen);
-                    Ok(Applied::Put(Box::new(stored)))
-                }
-                delete @ Change::Delete { agent_id, .. } => {
-                    store.apply(delete).await?;
-                    Ok(Applied::Removed(index.write().remove(agent_id)))
-                }
+            let mut applied = write;
+            let local = change.clone();
+            let revision = store.apply(change).await?;
+            if revision == *applied + 1 {
+                apply_to_index(&mut index.write(), local, revision);
+                *applied = revision;
+            } else {
+                // Other replicas stored changes before this one: take them in order.
+                follow_log(&*store, &index, &mut applied).await?;
             }
+            Ok(revision)
         });
         task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))?
     }
 
     async fn commit(
         &self,
-        write: tokio::sync::OwnedMutexGuard<()>,
+        write: WriteGuard,
         agent: Agent,
         kind: ChangeKind,
         seen: Vec<(EndpointId, Millis)>,
         idempotency: Option<IdempotencyRecord>,
+        expected: Option<u64>,
     ) -> Result<Hit> {
         let id = agent.id;
-        let change = Change::Put { agent: Box::new(agent), kind, seen: seen.clone(), idempotency };
-        let Applied::Put(agent) = self.apply(write, change).await? else {
-            return Err(RegistryError::Internal("a put was applied as a removal".into()));
-        };
-        for (endpoint, at) in &seen {
-            let lease = agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e));
+        let leases: Vec<Millis> = seen
+            .iter()
+            .map(|(endpoint, _)| agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e)))
+            .collect();
+        let change = Change::Put { agent: Box::new(agent), kind, seen: seen.clone(), idempotency, expected };
+        self.apply(write, change).await?;
+        for ((endpoint, at), lease) in seen.iter().zip(leases) {
             if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
                 tracing::warn!(error = %e, "liveness store update failed after a stored change");
             }
@@ -494,6 +716,44 @@ impl Registry {
         // ignored), so a failure here must not fail the change that was already stored.
         if let Err(e) = self.liveness.forget(ids).await {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
+        }
+    }
+}
+
+/// Applies the change log after `applied` to the index, in revision order.
+async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &mut u64) -> Result<usize> {
+    let mut followed = 0;
+    loop {
+        let changes = store.changes_since(*applied, FOLLOW_PAGE).await?;
+        let n = changes.len();
+        {
+            let mut index = index.write();
+            for change in changes {
+                *applied = change.revision;
+                match change.agent {
+                    Some(agent) => index.upsert(&agent, &[]),
+                    None => {
+                        index.remove(change.agent_id);
+                    }
+                }
+            }
+        }
+        followed += n;
+        if n < FOLLOW_PAGE {
+            return Ok(followed);
+        }
+    }
+}
+
+/// Applies a change this process stored, at the revision it was given.
+fn apply_to_index(index: &mut Index, change: Change, revision: u64) {
+    match change {
+        Change::Put { mut agent, seen, .. } => {
+            agent.revision = revision;
+            index.upsert(&agent, &seen);
+        }
+        Change::Delete { agent_id, .. } => {
+            index.remove(agent_id);
         }
     }
 }
@@ -525,12 +785,6 @@ impl Answers {
             self.listed -= old.listed();
         }
     }
-}
-
-/// What a stored change did to the index.
-enum Applied {
-    Put(Box<Agent>),
-    Removed(Option<crate::index::Removed>),
 }
 
 /// Stored agents read (and prepared) at a time at start-up.

@@ -41,7 +41,21 @@ fn sample(name: &str) -> Agent {
 }
 
 fn put(agent: &Agent, seen: Vec<(EndpointId, i64)>, idempotency: Option<IdempotencyRecord>) -> Change {
-    Change::Put { agent: Box::new(agent.clone()), kind: ChangeKind::Registered, seen, idempotency }
+    Change::Put { agent: Box::new(agent.clone()), kind: ChangeKind::Registered, seen, idempotency, expected: None }
+}
+
+fn replace(agent: &Agent, expected: u64) -> Change {
+    Change::Put {
+        agent: Box::new(agent.clone()),
+        kind: ChangeKind::Updated,
+        seen: Vec::new(),
+        idempotency: None,
+        expected: Some(expected),
+    }
+}
+
+fn is_stale(result: agent_registry_core::Result<u64>) -> bool {
+    matches!(result, Err(agent_registry_core::RegistryError::StaleWrite(_)))
 }
 
 async fn contract(store: Arc<dyn AgentStore>) {
@@ -60,6 +74,9 @@ async fn contract(store: Arc<dyn AgentStore>) {
     };
     let r2 = store.apply(put(&b, vec![], Some(record.clone()))).await.unwrap();
     assert!(r1 < r2, "revisions increase");
+    let c = sample("c");
+    let taken = IdempotencyRecord { agent_id: c.id, ..record.clone() };
+    assert!(is_stale(store.apply(put(&c, vec![], Some(taken))).await), "an idempotency key already taken");
     assert_eq!(store.current_revision().await.unwrap(), r2);
 
     let loaded = store.load_all().await.unwrap();
@@ -87,17 +104,54 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!(store.expire_idempotency(6).await.unwrap(), 1);
     assert_eq!(store.find_idempotency("owner", "k").await.unwrap(), None);
 
+    // A change made from an outdated view is refused, and leaves nothing behind.
+    assert!(is_stale(store.apply(put(&a, vec![], None)).await), "a second registration of the same id");
+    assert!(is_stale(store.apply(replace(&a, r1 + 100)).await), "a replacement from the wrong revision");
+    assert!(is_stale(store.apply(replace(&sample("never stored"), 1)).await), "a replacement of a missing agent");
+    assert_eq!(store.current_revision().await.unwrap(), r2, "refused changes take no revision");
+    assert_eq!(store.load_all().await.unwrap().len(), 2);
+
     // Replacing an agent without its endpoint forgets that endpoint's liveness.
     let mut a2 = a.clone();
     a2.endpoints.clear();
-    let r3 = store.apply(put(&a2, vec![], None)).await.unwrap();
+    let r3 = store.apply(replace(&a2, r1)).await.unwrap();
     let loaded = store.load_all().await.unwrap();
     let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
     assert!(la.last_seen.is_empty() && la.agent.endpoints.is_empty());
 
-    let r4 = store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered }).await.unwrap();
+    assert!(is_stale(
+        store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r1 }).await
+    ));
+    let r4 =
+        store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r2 }).await.unwrap();
     assert!(r2 < r3 && r3 < r4);
     assert_eq!(store.load_all().await.unwrap().len(), 1);
+    assert!(
+        is_stale(store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Evicted, expected: r2 }).await),
+        "deleting twice is refused, not an error of the store"
+    );
+
+    // The change log replays every change in order, with the agent as it stood after it.
+    let log = store.changes_since(0, 100).await.unwrap();
+    let summary: Vec<(u64, AgentId, ChangeKind, bool)> =
+        log.iter().map(|c| (c.revision, c.agent_id, c.kind, c.agent.is_some())).collect();
+    assert_eq!(
+        summary,
+        [
+            (r1, a.id, ChangeKind::Registered, true),
+            (r2, b.id, ChangeKind::Registered, true),
+            (r3, a.id, ChangeKind::Updated, true),
+            (r4, b.id, ChangeKind::Deregistered, false),
+        ]
+    );
+    let after_r3 = log[2].agent.as_ref().unwrap();
+    assert_eq!((after_r3.revision, after_r3.endpoints.len()), (r3, 0));
+    assert_eq!(store.changes_since(r2, 1).await.unwrap().iter().map(|c| c.revision).collect::<Vec<_>>(), [r3]);
+    assert!(store.changes_since(r4, 10).await.unwrap().is_empty());
+    assert_eq!(store.prune_changes(0).await.unwrap(), 0, "nothing is older than 1970");
+    assert_eq!(store.prune_changes(i64::MAX).await.unwrap(), 3, "the newest change stays");
+    assert_eq!(store.changes_since(0, 10).await.unwrap().iter().map(|c| c.revision).collect::<Vec<_>>(), [r4]);
+    assert_eq!(store.current_revision().await.unwrap(), r4, "pruning the log does not reuse revisions");
 }
 
 #[tokio::test]
@@ -109,7 +163,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 1);
+    assert_eq!(store.migrate().await.unwrap(), 2);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -151,6 +205,16 @@ impl AgentStore for SlowStore {
     }
     async fn current_revision(&self) -> agent_registry_core::Result<u64> {
         self.0.current_revision().await
+    }
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> agent_registry_core::Result<Vec<agent_registry_core::ports::LoggedChange>> {
+        self.0.changes_since(after, limit).await
+    }
+    async fn prune_changes(&self, before: i64) -> agent_registry_core::Result<u64> {
+        self.0.prune_changes(before).await
     }
     async fn ping(&self) -> agent_registry_core::Result<()> {
         self.0.ping().await

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use agent_registry::{AppState, Config, build, router};
+use agent_registry::{AbortOnDrop, AppState, Config, build, router, spawn_followers};
 use agent_registry_core::clock::ManualClock;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -18,6 +18,8 @@ pub struct TestApp {
     /// The arguments it was started with, to restart it the same way.
     args: Vec<String>,
     server: tokio::task::JoinHandle<()>,
+    /// Keep following other replicas (on shared backends) while the app lives.
+    _followers: Vec<AbortOnDrop>,
 }
 
 /// A response as a user sees it.
@@ -85,12 +87,14 @@ impl TestApp {
         let state = build(&config, clock.clone()).await.expect("registry starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let registry_config = config.registry().expect("test config");
+        let followers = spawn_followers(&state.registry, &registry_config);
         let app = router(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Self { base, clock, state, client: reqwest::Client::new(), dir, args, server }
+        Self { base, clock, state, client: reqwest::Client::new(), dir, args, server, _followers: followers }
     }
 
     /// Stops this server (writing pending liveness as a graceful stop does) and starts a new

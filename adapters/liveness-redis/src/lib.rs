@@ -7,7 +7,9 @@ use agent_registry_core::model::EndpointId;
 use agent_registry_core::ports::LivenessStore;
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub struct RedisLiveness {
     /// Reconnects by itself after Redis comes back.
@@ -23,7 +25,14 @@ impl RedisLiveness {
     /// Connects to `url`; every key this store writes starts with `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
+        // Fail fast while Redis is away (callers answer 503 and retry later) instead of queueing
+        // behind long reconnection back-offs.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
         Ok(Self { connection, key: format!("{prefix}:last-seen") })
     }
 }
@@ -77,5 +86,23 @@ impl LivenessStore for RedisLiveness {
 
     async fn ping(&self) -> Result<()> {
         redis::cmd("PING").query_async::<()>(&mut self.connection.clone()).await.map_err(unavailable)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn seen_since(&self, since: Millis) -> Result<Vec<(EndpointId, Millis)>> {
+        let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&self.key)
+            .arg(since)
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("WITHSCORES")
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(unavailable)?;
+        #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
+        Ok(pairs.into_iter().filter_map(|(id, at)| Some((EndpointId::parse(&id).ok()?, at as Millis))).collect())
     }
 }

@@ -2,6 +2,7 @@
 //! environment variable and a documented default. Parsed and validated once at start-up.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use agent_registry_core::RegistryConfig;
 use agent_registry_core::liveness::LivenessPolicy;
@@ -95,6 +96,20 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_MAINTENANCE_INTERVAL_MS", default_value_t = 1_000)]
     pub maintenance_interval_ms: u64,
 
+    /// With a shared store (PostgreSQL), how often the change log is read even without a
+    /// notification (a missed LISTEN/NOTIFY is repaired within this time), in milliseconds.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_FOLLOW_INTERVAL_MS", default_value_t = 1_000)]
+    pub follow_interval_ms: u64,
+
+    /// With Redis liveness, how often heartbeats received by other replicas are read back, in
+    /// milliseconds.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_LIVENESS_SYNC_INTERVAL_MS", default_value_t = 250)]
+    pub liveness_sync_interval_ms: u64,
+
+    /// How long the change log keeps a change, in hours.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_CHANGE_RETENTION_HOURS", default_value_t = 168)]
+    pub change_retention_hours: u32,
+
     /// How long an `Idempotency-Key` is remembered, in hours.
     #[arg(long, global = true, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     pub idempotency_retention_hours: u32,
@@ -138,10 +153,22 @@ impl Config {
         if liveness.evict_after_missed_heartbeats == 0 {
             return Err("--evict-after-missed-heartbeats must be at least 1".into());
         }
-        if self.maintenance_interval_ms == 0 {
-            return Err("--maintenance-interval-ms must be at least 1".into());
+        for (value, flag) in [
+            (self.maintenance_interval_ms, "--maintenance-interval-ms"),
+            (self.follow_interval_ms, "--follow-interval-ms"),
+            (self.liveness_sync_interval_ms, "--liveness-sync-interval-ms"),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
         }
-        Ok(RegistryConfig { liveness, idempotency_retention_secs: i64::from(self.idempotency_retention_hours) * 3600 })
+        Ok(RegistryConfig {
+            liveness,
+            idempotency_retention_secs: i64::from(self.idempotency_retention_hours) * 3600,
+            change_retention_secs: i64::from(self.change_retention_hours) * 3600,
+            liveness_sync: Duration::from_millis(self.liveness_sync_interval_ms),
+            follow_interval: Duration::from_millis(self.follow_interval_ms),
+        })
     }
 
     /// The base URL clients use to reach this registry.

@@ -8,10 +8,10 @@ pub mod http;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_registry_core::Registry;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
+use agent_registry_core::{Registry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_store_postgres::PostgresStore;
 use agent_registry_store_sqlite::SqliteStore;
@@ -98,16 +98,78 @@ pub fn spawn_maintenance(registry: Arc<Registry>, interval: Duration) -> tokio::
     })
 }
 
+/// Keeps this replica in step with the others on shared backends: follows the store's change
+/// log (woken by its notifications, and every `--follow-interval-ms` in case one was missed) and
+/// reads back heartbeats other replicas recorded in a shared liveness store. The tasks end when
+/// the returned handles are dropped.
+pub fn spawn_followers(registry: &Arc<Registry>, config: &RegistryConfig) -> Vec<AbortOnDrop> {
+    let mut tasks = Vec::new();
+    if let Some(signal) = registry.change_signal() {
+        let (registry, interval) = (registry.clone(), config.follow_interval);
+        tasks.push(AbortOnDrop(tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    () = signal.notified() => {},
+                    () = tokio::time::sleep(interval) => {},
+                }
+                failing = report(failing, registry.follow().await, "following the change log");
+            }
+        })));
+    }
+    let (registry, interval) = (registry.clone(), config.liveness_sync);
+    tasks.push(AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            failing = report(failing, registry.sync_liveness().await, "reading heartbeats from the liveness store");
+        }
+    })));
+    tasks
+}
+
+/// Logs when a recurring task starts or stops failing (not on every attempt); returns whether
+/// it is failing now.
+fn report<T>(was_failing: bool, result: agent_registry_core::Result<T>, what: &str) -> bool {
+    match (&result, was_failing) {
+        (Err(e), false) => tracing::warn!(error = %e, code = e.code(), "{what} failed; retrying"),
+        (Ok(_), true) => tracing::info!("{what} works again"),
+        _ => {}
+    }
+    result.is_err()
+}
+
+/// A background task that stops when its handle is dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves until SIGINT or SIGTERM, then drains requests (up to the grace period) and writes
-/// pending liveness to the database.
+/// pending liveness to the database. While a backend is unreachable at start, it keeps
+/// retrying and answers probes as not ready instead of exiting.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let started = std::time::Instant::now();
-    let state = build(&config, Arc::new(SystemClock)).await?;
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listen = |source| StartError::Listen { addr: config.listen, source };
+    let socket = std::net::TcpListener::bind(config.listen).map_err(listen)?;
+    socket.set_nonblocking(true).map_err(listen)?;
+    let addr = socket.local_addr().map_err(listen)?;
+    let stop = stop_on_signal();
+    let Some(state) = open_when_reachable(&config, &socket, stop.clone()).await? else {
+        tracing::info!("stopped before the backends became reachable");
+        return Ok(());
+    };
+    let listener = TcpListener::from_std(socket).map_err(listen)?;
     let registry = state.registry.clone();
-    let maintenance = spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms));
+    let registry_config = config.registry().map_err(StartError::Config)?;
+    let _followers = spawn_followers(&registry, &registry_config);
+    let maintenance =
+        AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
     tracing::info!(
         %addr,
         agents = registry.agent_count(),
@@ -115,25 +177,74 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         database = %redact(&config.database_url),
         "agent registry listening"
     );
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped(stop.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
         result = server.into_future() => result.map_err(|source| StartError::Listen { addr, source })?,
-        _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
+        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "grace period over; dropping remaining connections");
         }
     }
-    maintenance.abort();
+    drop(maintenance);
     if let Err(e) = registry.flush().await {
         tracing::warn!(error = %e, "could not write liveness at shutdown");
     }
     tracing::info!("agent registry stopped");
     Ok(())
+}
+
+/// Opens the registry, retrying while a backend is unreachable; meanwhile the listener answers
+/// `/healthz` and reports not-ready. `None` when asked to stop before it could open.
+async fn open_when_reachable(
+    config: &Config,
+    socket: &std::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<AppState>, StartError> {
+    let listen = |source| StartError::Listen { addr: config.listen, source };
+    let probes = TcpListener::from_std(socket.try_clone().map_err(listen)?).map_err(listen)?;
+    let waiting = http::system::Waiting::default();
+    let (opened, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    let answering = tokio::spawn(
+        axum::serve(probes, http::system::starting_router(waiting.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = opened_rx.await;
+            })
+            .into_future(),
+    );
+    let mut delay = Duration::from_millis(250);
+    let outcome = loop {
+        match build(config, Arc::new(SystemClock)).await {
+            Ok(state) => break Ok(Some(state)),
+            Err(StartError::Registry(e)) if e.kind() == agent_registry_core::ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, code = e.code(), retry_in = ?delay, "a backend is unreachable; not ready yet");
+                waiting.failed(&e);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {},
+                    _ = stop.wait_for(|s| *s) => break Ok(None),
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = opened.send(());
+    let _ = answering.await;
+    outcome
+}
+
+/// Becomes true on SIGINT or SIGTERM.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 async fn shutdown_signal() {

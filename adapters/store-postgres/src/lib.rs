@@ -2,14 +2,16 @@
 #![forbid(unsafe_code)]
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAgent};
+use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, LoggedChange, StoredAgent};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -17,8 +19,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/post
 /// Key of the advisory lock that orders writers across replicas.
 const WRITE_LOCK: i64 = 0x6167_656e_7472_6567; // "agentreg"
 
+/// The channel each stored change is announced on (its payload is the revision).
+const CHANGES_CHANNEL: &str = "agent_registry_changes";
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// Woken by LISTEN/NOTIFY; created with its listener on first use.
+    signal: OnceLock<Arc<Notify>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> RegistryError {
@@ -35,7 +42,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool })
+        Ok(Self { pool, signal: OnceLock::new() })
     }
 
     /// Applies pending migrations from `migrations/postgres`; returns how many the database has.
@@ -90,68 +97,25 @@ impl AgentStore for PostgresStore {
     }
 
     async fn apply(&self, change: Change) -> Result<u64> {
+        let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
+        let agent_id = change.agent_id().0;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        let (agent_id, kind) = match &change {
-            Change::Put { agent, kind, .. } => (agent.id, kind),
-            Change::Delete { agent_id, kind } => (*agent_id, kind),
-        };
-        let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (revision, agent_id, kind, at)
-             VALUES (nextval('registry_revision'), $1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
-             RETURNING revision",
-        )
-        .bind(agent_id.0)
-        .bind(kind.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        match change {
-            Change::Put { mut agent, seen, idempotency, .. } => {
+        // The lock is taken before the revision is drawn and held until commit, so revisions
+        // commit in order and a replica reading the log by revision never skips a late one.
+        let revision: i64 =
+            sqlx::query_scalar("SELECT nextval('registry_revision') FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(WRITE_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        let mut document = None;
+        match &change {
+            Change::Put { agent, seen, idempotency, expected, .. } => {
+                let mut agent = agent.clone();
                 agent.revision = u64::try_from(revision).unwrap_or_default();
-                let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
-                     VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7)
-                     ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, name = excluded.name,
-                       revision = excluded.revision, updated_at = excluded.updated_at, document = excluded.document",
-                )
-                .bind(agent.id.0)
-                .bind(&agent.owner_id)
-                .bind(&agent.name)
-                .bind(revision)
-                .bind(agent.created_at.to_rfc3339())
-                .bind(agent.updated_at.to_rfc3339())
-                .bind(&document)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                let current: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
-                sqlx::query("DELETE FROM endpoint_liveness WHERE agent_id = $1 AND NOT (endpoint_id = ANY($2))")
-                    .bind(agent.id.0)
-                    .bind(&current)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-                sqlx::query(
-                    "INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at)
-                     SELECT id, $1, at FROM UNNEST($2::uuid[], $3::bigint[]) AS v(id, at)
-                     ON CONFLICT (endpoint_id)
-                     DO UPDATE SET last_seen_at = GREATEST(endpoint_liveness.last_seen_at, excluded.last_seen_at)",
-                )
-                .bind(agent.id.0)
-                .bind(&ids)
-                .bind(&times)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+                let json = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
                 if let Some(r) = idempotency {
-                    sqlx::query(
+                    let recorded = sqlx::query(
                         "INSERT INTO idempotency_keys (owner_id, key, request_hash, agent_id, created_at)
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     )
@@ -163,21 +127,87 @@ impl AgentStore for PostgresStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                    if recorded.rows_affected() == 0 {
+                        return Err(stale());
+                    }
                 }
+                let stored = match expected {
+                    None => sqlx::query(
+                        "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
+                         VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(agent_id)
+                    .bind(&agent.owner_id)
+                    .bind(&agent.name)
+                    .bind(revision)
+                    .bind(agent.created_at.to_rfc3339())
+                    .bind(agent.updated_at.to_rfc3339())
+                    .bind(&json),
+                    Some(expected) => sqlx::query(
+                        "UPDATE agents SET owner_id = $2, name = $3, revision = $4, updated_at = $5::timestamptz,
+                           document = $6
+                         WHERE id = $1 AND revision = $7",
+                    )
+                    .bind(agent_id)
+                    .bind(&agent.owner_id)
+                    .bind(&agent.name)
+                    .bind(revision)
+                    .bind(agent.updated_at.to_rfc3339())
+                    .bind(&json)
+                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX)),
+                }
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                if stored.rows_affected() == 0 {
+                    return Err(stale());
+                }
+                let current: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
+                let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
+                sqlx::query(
+                    "WITH gone AS (
+                       DELETE FROM endpoint_liveness WHERE agent_id = $1 AND NOT (endpoint_id = ANY($2))
+                     )
+                     INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at)
+                     SELECT id, $1, at FROM UNNEST($3::uuid[], $4::bigint[]) AS v(id, at)
+                     ON CONFLICT (endpoint_id)
+                     DO UPDATE SET last_seen_at = GREATEST(endpoint_liveness.last_seen_at, excluded.last_seen_at)",
+                )
+                .bind(agent_id)
+                .bind(&current)
+                .bind(&ids)
+                .bind(&times)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                document = Some(json);
             }
-            Change::Delete { agent_id, .. } => {
-                sqlx::query("DELETE FROM agents WHERE id = $1")
-                    .bind(agent_id.0)
+            Change::Delete { expected, .. } => {
+                let deleted = sqlx::query("DELETE FROM agents WHERE id = $1 AND revision = $2")
+                    .bind(agent_id)
+                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(stale());
+                }
             }
         }
-        sqlx::query("SELECT pg_notify('agent_registry_changes', $1)")
-            .bind(revision.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "WITH logged AS (
+               INSERT INTO changes (revision, agent_id, kind, at, document)
+               VALUES ($1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $4)
+             )
+             SELECT pg_notify('agent_registry_changes', $1::text)",
+        )
+        .bind(revision)
+        .bind(agent_id)
+        .bind(change.kind().as_str())
+        .bind(document)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
     }
@@ -224,14 +254,74 @@ impl AgentStore for PostgresStore {
     }
 
     async fn current_revision(&self) -> Result<u64> {
-        let (last, called): (i64, bool) = sqlx::query_as("SELECT last_value, is_called FROM registry_revision")
+        // The newest committed change, not the sequence: a drawn revision may belong to a
+        // transaction still in flight (or one rolled back).
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(max(revision), 0) FROM changes")
             .fetch_one(&self.pool)
             .await
             .map_err(unavailable)?;
-        Ok(if called { u64::try_from(last).unwrap_or_default() } else { 0 })
+        Ok(u64::try_from(last).unwrap_or_default())
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
+        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT revision, agent_id::text, kind, document FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(|(r, a, k, d)| LoggedChange::parse(*r, a, k, d.as_deref())).collect()
+    }
+
+    async fn prune_changes(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM changes WHERE at < $1 AND revision < (SELECT max(revision) FROM changes)")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
+    fn change_signal(&self) -> Option<Arc<Notify>> {
+        Some(
+            self.signal
+                .get_or_init(|| {
+                    let signal = Arc::new(Notify::new());
+                    tokio::spawn(listen_for_changes(self.pool.clone(), Arc::downgrade(&signal)));
+                    signal
+                })
+                .clone(),
+        )
     }
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+    }
+}
+
+/// Wakes `signal` on every change notification, and whenever the listening connection was
+/// re-established (notifications may have been missed meanwhile). Ends with the store.
+async fn listen_for_changes(pool: PgPool, signal: Weak<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                Ok(()) => loop {
+                    let Some(signal) = signal.upgrade() else { return };
+                    signal.notify_one();
+                    // `Ok(None)`: the connection was lost and will be re-established.
+                    if listener.try_recv().await.is_err() {
+                        break;
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot listen for registry changes; retrying"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot connect to listen for registry changes; retrying"),
+        }
+        if signal.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, StoredAgent};
+use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, LoggedChange, StoredAgent};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::Row;
@@ -99,62 +99,24 @@ impl AgentStore for SqliteStore {
 
     async fn apply(&self, change: Change) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let (agent_id, kind) = match &change {
-            Change::Put { agent, kind, .. } => (agent.id, kind),
-            Change::Delete { agent_id, kind } => (*agent_id, kind),
-        };
+        let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
+        let agent_id = change.agent_id().to_string();
         let revision: i64 = sqlx::query_scalar(
-            "INSERT INTO changes (agent_id, kind, at) VALUES (?, ?, strftime('%s','now') * 1000) RETURNING revision",
+            "INSERT INTO changes (agent_id, kind, at) VALUES (?, ?, CAST(unixepoch('subsec') * 1000 AS INTEGER))
+             RETURNING revision",
         )
-        .bind(agent_id.to_string())
-        .bind(kind.as_str())
+        .bind(&agent_id)
+        .bind(change.kind().as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(unavailable)?;
-        match change {
-            Change::Put { mut agent, seen, idempotency, .. } => {
+        match &change {
+            Change::Put { agent, seen, idempotency, expected, .. } => {
+                let mut agent = agent.clone();
                 agent.revision = u64::try_from(revision).unwrap_or_default();
                 let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
-                let id = agent.id.to_string();
-                sqlx::query(
-                    "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, name = excluded.name,
-                       revision = excluded.revision, updated_at = excluded.updated_at, document = excluded.document",
-                )
-                .bind(&id)
-                .bind(&agent.owner_id)
-                .bind(&agent.name)
-                .bind(revision)
-                .bind(agent.created_at.to_rfc3339())
-                .bind(agent.updated_at.to_rfc3339())
-                .bind(&document)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
-                sqlx::query(
-                    "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",
-                )
-                .bind(&id)
-                .bind(serde_json::to_string(&current).unwrap_or_default())
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                for (endpoint, at) in seen {
-                    sqlx::query(
-                        "INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at) VALUES (?, ?, ?)
-                         ON CONFLICT (endpoint_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)",
-                    )
-                    .bind(endpoint.to_string())
-                    .bind(&id)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                }
                 if let Some(r) = idempotency {
-                    sqlx::query(
+                    let recorded = sqlx::query(
                         "INSERT INTO idempotency_keys (owner_id, key, request_hash, agent_id, created_at)
                          VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     )
@@ -166,14 +128,78 @@ impl AgentStore for SqliteStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                    if recorded.rows_affected() == 0 {
+                        return Err(stale());
+                    }
                 }
-            }
-            Change::Delete { agent_id, .. } => {
-                sqlx::query("DELETE FROM agents WHERE id = ?")
-                    .bind(agent_id.to_string())
+                let stored = match expected {
+                    None => sqlx::query(
+                        "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&agent_id)
+                    .bind(&agent.owner_id)
+                    .bind(&agent.name)
+                    .bind(revision)
+                    .bind(agent.created_at.to_rfc3339())
+                    .bind(agent.updated_at.to_rfc3339())
+                    .bind(&document),
+                    Some(expected) => sqlx::query(
+                        "UPDATE agents SET owner_id = ?, name = ?, revision = ?, updated_at = ?, document = ?
+                         WHERE id = ? AND revision = ?",
+                    )
+                    .bind(&agent.owner_id)
+                    .bind(&agent.name)
+                    .bind(revision)
+                    .bind(agent.updated_at.to_rfc3339())
+                    .bind(&document)
+                    .bind(&agent_id)
+                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX)),
+                }
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                if stored.rows_affected() == 0 {
+                    return Err(stale());
+                }
+                let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
+                sqlx::query(
+                    "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",
+                )
+                .bind(&agent_id)
+                .bind(serde_json::to_string(&current).unwrap_or_default())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                for (endpoint, at) in seen {
+                    sqlx::query(
+                        "INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at) VALUES (?, ?, ?)
+                         ON CONFLICT (endpoint_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)",
+                    )
+                    .bind(endpoint.to_string())
+                    .bind(&agent_id)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
+                }
+                sqlx::query("UPDATE changes SET document = ? WHERE revision = ?")
+                    .bind(&document)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Change::Delete { expected, .. } => {
+                let deleted = sqlx::query("DELETE FROM agents WHERE id = ? AND revision = ?")
+                    .bind(&agent_id)
+                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if deleted.rows_affected() == 0 {
+                    return Err(stale());
+                }
             }
         }
         tx.commit().await.map_err(unavailable)?;
@@ -235,6 +261,27 @@ impl AgentStore for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
+        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT revision, agent_id, kind, document FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(|(r, a, k, d)| LoggedChange::parse(*r, a, k, d.as_deref())).collect()
+    }
+
+    async fn prune_changes(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM changes WHERE at < ? AND revision < (SELECT max(revision) FROM changes)")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<()> {

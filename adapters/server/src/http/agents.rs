@@ -45,8 +45,16 @@ fn with_location(mut response: Response, location: &str) -> Response {
 
 fn page_response(state: &AppState, pairs: &QueryPairs, live_only_default: bool, allow_owner: bool) -> ApiResult {
     let query = pairs.discovery(live_only_default, allow_owner)?;
-    Ok(json_bytes(StatusCode::OK, page_json(&state.registry.search(&query))))
+    let mut response = json_bytes(StatusCode::OK, page_json(&state.registry.search(&query)?));
+    // The store is unreachable: the last known index still answers, and says how old it is.
+    if let Some(age) = state.registry.staleness() {
+        response.headers_mut().insert(STALE_SECONDS, age.as_secs().into());
+    }
+    Ok(response)
 }
+
+/// Header on discovery answers served from an index that could not catch up lately.
+pub const STALE_SECONDS: &str = "x-registry-stale-seconds";
 
 fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
     Ok((AgentId::parse(agent)?, EndpointId::parse(endpoint)?))
