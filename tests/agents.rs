@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestApp, agent, ephemeral, persistent};
+use super::support::{TestApp, agent, ephemeral, persistent};
 
 #[tokio::test]
 async fn registration_returns_201_with_location_etag_and_endpoint_ids() {

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, agent, persistent};
+use super::support::{TestApp, agent, persistent};
 
 fn with_endpoint(field: &str, value: Value) -> Value {
     let mut body = agent("Bad", "x", persistent(30));

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestApp, agent, ephemeral};
+use super::support::{TestApp, agent, ephemeral};
 
 #[tokio::test]
 async fn pages_are_exact_when_dead_agents_are_mixed_in() {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestApp, agent, ephemeral, persistent};
+use super::support::{TestApp, agent, ephemeral, persistent};
 
 fn ids(body: &serde_json::Value) -> (String, String) {
     (body["id"].as_str().unwrap().to_owned(), body["endpoints"][0]["id"].as_str().unwrap().to_owned())

@@ -1,14 +1,12 @@
 //! Black-box tests of the assembled service: one test binary, a real server per test on a
-//! random port, each on its own database.
+//! random port, each on its own database. The API suite runs twice: on the embedded default
+//! (`embedded::`) and on PostgreSQL + Redis (`shared::`).
 
-mod agents;
-mod bad_input;
-mod discovery;
-mod liveness;
+mod embedded;
 mod parsing;
 mod postgres;
 mod process;
 mod redis;
+mod shared;
 mod store_contract;
 mod support;
-mod system;

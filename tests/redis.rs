@@ -4,21 +4,12 @@ use agent_registry_core::model::EndpointId;
 use agent_registry_core::ports::LivenessStore;
 use agent_registry_liveness_redis::RedisLiveness;
 
-use crate::support::{TestApp, agent, persistent};
-
-/// The Redis server every test run uses (see `.ci/run`); overridable for other machines.
-fn redis_url() -> String {
-    std::env::var("AGENT_REGISTRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A key prefix of its own for one test.
-fn prefix() -> String {
-    format!("test-{}", uuid::Uuid::new_v4().simple())
-}
+use crate::support::{TestApp, agent, persistent, redis_prefix, redis_url};
 
 #[tokio::test]
 async fn redis_liveness_keeps_the_latest_time_and_forgets_on_request() {
-    let store = RedisLiveness::connect(&redis_url(), &prefix()).await.expect("Redis is reachable; .ci/run starts it");
+    let store =
+        RedisLiveness::connect(&redis_url(), &redis_prefix()).await.expect("Redis is reachable; .ci/run starts it");
     store.ping().await.unwrap();
     let (a, b) = (EndpointId::new_random(), EndpointId::new_random());
     store.touch(a, 2_000, 10).await.unwrap();
@@ -35,7 +26,7 @@ async fn redis_liveness_keeps_the_latest_time_and_forgets_on_request() {
 
 #[tokio::test]
 async fn with_redis_a_heartbeat_survives_a_restart_without_touching_the_database() {
-    let prefix = prefix();
+    let prefix = redis_prefix();
     let app = TestApp::spawn_with_args(&["--redis-url", &redis_url(), "--redis-key-prefix", &prefix]).await;
     let created = app.register(agent("Redis Beat", "redis-skill", persistent(10))).await;
     let (id, eid) = (created["id"].as_str().unwrap(), created["endpoints"][0]["id"].as_str().unwrap());

@@ -1,5 +1,6 @@
 //! A real server on a random port, with a test clock, and a small HTTP client for it.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use agent_registry::{AbortOnDrop, AppState, Config, build, router, spawn_followers};
@@ -9,17 +10,64 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub struct TestApp {
-    pub base: String,
+/// Which backends a test app runs on.
+pub trait Backend: Send + Sync + 'static {
+    /// Arguments that select the backends, and the PostgreSQL schema to drop afterwards.
+    fn arguments(dir: &TempDir) -> impl Future<Output = (Vec<String>, Option<SchemaGuard>)> + Send;
+}
+
+/// The embedded default: SQLite in a temporary directory, liveness in the process.
+pub struct Embedded;
+
+impl Backend for Embedded {
+    async fn arguments(dir: &TempDir) -> (Vec<String>, Option<SchemaGuard>) {
+        let url = format!("sqlite://{}", dir.path().join("registry.db").display());
+        (vec!["--database-url".into(), url], None)
+    }
+}
+
+/// The production backends: a PostgreSQL schema and a Redis key prefix of the test's own.
+pub struct Shared;
+
+impl Backend for Shared {
+    async fn arguments(_dir: &TempDir) -> (Vec<String>, Option<SchemaGuard>) {
+        let (url, schema) = postgres_schema().await;
+        let args = ["--database-url", &url, "--auto-migrate", "--redis-url", &redis_url()];
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.extend(["--redis-key-prefix".into(), redis_prefix()]);
+        (args, Some(schema))
+    }
+}
+
+/// The app most tests use; the API suite also runs with `App<Shared>` (see `shared.rs`).
+pub type TestApp = App<Embedded>;
+
+pub struct App<B> {
+    http: Http,
     pub clock: Arc<ManualClock>,
     pub state: AppState,
-    client: reqwest::Client,
     dir: Arc<TempDir>,
     /// The arguments it was started with, to restart it the same way.
     args: Vec<String>,
+    schema: Option<Arc<SchemaGuard>>,
     server: tokio::task::JoinHandle<()>,
     /// Keep following other replicas (on shared backends) while the app lives.
     _followers: Vec<AbortOnDrop>,
+    backend: PhantomData<B>,
+}
+
+impl<B> std::ops::Deref for App<B> {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// A small HTTP client for one registry.
+pub struct Http {
+    pub base: String,
+    client: reqwest::Client,
 }
 
 /// A response as a user sees it.
@@ -60,29 +108,25 @@ impl Reply {
     }
 }
 
-impl TestApp {
+impl<B: Backend> App<B> {
     pub async fn spawn() -> Self {
-        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), &[]).await
+        Self::spawn_with_args(&[]).await
     }
 
     pub async fn spawn_with_args(args: &[&str]) -> Self {
-        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), args).await
-    }
-
-    /// A registry on PostgreSQL, in the schema `url` selects.
-    pub async fn spawn_postgres(url: &str) -> Self {
-        let args = ["--database-url", url, "--auto-migrate"];
-        Self::spawn_with(Arc::new(TempDir::new().expect("temp dir")), Arc::new(ManualClock::starting_now()), &args)
-            .await
-    }
-
-    async fn spawn_with(dir: Arc<TempDir>, clock: Arc<ManualClock>, args: &[&str]) -> Self {
-        let mut argv = vec!["agent-registry".to_owned()];
-        if !args.contains(&"--database-url") {
-            argv.push("--database-url".to_owned());
-            argv.push(format!("sqlite://{}", dir.path().join("registry.db").display()));
-        }
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let (mut argv, schema) = B::arguments(&dir).await;
         argv.extend(args.iter().map(|a| (*a).to_owned()));
+        Self::start(dir, Arc::new(ManualClock::starting_now()), argv, schema.map(Arc::new)).await
+    }
+
+    async fn start(
+        dir: Arc<TempDir>,
+        clock: Arc<ManualClock>,
+        args: Vec<String>,
+        schema: Option<Arc<SchemaGuard>>,
+    ) -> Self {
+        let argv = std::iter::once("agent-registry".to_owned()).chain(args.iter().cloned());
         let config = Config::from_args(argv).expect("test config");
         let state = build(&config, clock.clone()).await.expect("registry starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -93,8 +137,17 @@ impl TestApp {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
-        let args = args.iter().map(|a| (*a).to_owned()).collect();
-        Self { base, clock, state, client: reqwest::Client::new(), dir, args, server, _followers: followers }
+        Self {
+            http: Http { base, client: reqwest::Client::new() },
+            clock,
+            state,
+            dir,
+            args,
+            schema,
+            server,
+            _followers: followers,
+            backend: PhantomData,
+        }
     }
 
     /// Stops this server (writing pending liveness as a graceful stop does) and starts a new
@@ -103,17 +156,27 @@ impl TestApp {
         self.state.registry.flush().await.expect("flush");
         self.server.abort();
         let _ = self.server.await;
-        let (dir, clock, args) = (self.dir.clone(), self.clock.clone(), self.args.clone());
+        let (dir, clock, args, schema) = (self.dir.clone(), self.clock.clone(), self.args.clone(), self.schema.clone());
         drop(self.state);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::spawn_with(dir, clock, &args).await
+        Self::start(dir, clock, args, schema).await
     }
 
     /// Runs one round of upkeep (eviction, liveness persistence) now.
     pub async fn maintain(&self) -> usize {
         self.state.registry.maintain().await.expect("maintenance")
     }
+}
 
+impl TestApp {
+    /// A registry on PostgreSQL, in the schema `url` selects.
+    pub async fn spawn_postgres(url: &str) -> Self {
+        let args = vec!["--database-url".to_owned(), url.to_owned(), "--auto-migrate".to_owned()];
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        Self::start(dir, Arc::new(ManualClock::starting_now()), args, None).await
+    }
+}
+
+impl Http {
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
@@ -205,6 +268,16 @@ pub fn ephemeral(ttl: u32) -> Value {
 
 pub fn persistent(interval: u32) -> Value {
     json!({"livenessModel": "Persistent", "heartbeatIntervalSeconds": interval})
+}
+
+/// The Redis server every test run uses (see `.ci/run`); overridable for other machines.
+pub fn redis_url() -> String {
+    std::env::var("AGENT_REGISTRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis key prefix of its own for one test.
+pub fn redis_prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The PostgreSQL server every test run uses (see `.ci/run`); overridable for other machines.

@@ -1,6 +1,6 @@
 //! Health, readiness, the OpenAPI document and the API explorer.
 
-use crate::support::TestApp;
+use super::support::TestApp;
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
@@ -57,7 +57,7 @@ async fn the_api_explorer_is_served_at_docs() {
 async fn responses_match_the_documented_schemas_field_for_field() {
     use agent_registry_core::view::{AgentView, EndpointView, PageView};
     let app = TestApp::spawn().await;
-    let mut body = crate::support::agent("Schema", "check", crate::support::persistent(10));
+    let mut body = super::support::agent("Schema", "check", super::support::persistent(10));
     body["endpoints"][0]["protocolMetadata"] = serde_json::json!({"b": 1, "a": [true]});
     body["labels"] = serde_json::json!({"k": "v"});
     body["metadata"] = serde_json::json!({"m": null});

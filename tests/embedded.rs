@@ -1,0 +1,17 @@
+//! The API suite on the embedded default: SQLite and liveness kept in the process.
+
+mod support {
+    pub use crate::support::*;
+    pub type TestApp = crate::support::App<crate::support::Embedded>;
+}
+
+#[path = "agents.rs"]
+mod agents;
+#[path = "bad_input.rs"]
+mod bad_input;
+#[path = "discovery.rs"]
+mod discovery;
+#[path = "liveness.rs"]
+mod liveness;
+#[path = "system.rs"]
+mod system;

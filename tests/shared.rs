@@ -1,0 +1,18 @@
+//! The API suite on the production backends: PostgreSQL (a schema per test) and Redis (a key
+//! prefix per test), exactly as on the embedded default.
+
+mod support {
+    pub use crate::support::*;
+    pub type TestApp = crate::support::App<crate::support::Shared>;
+}
+
+#[path = "agents.rs"]
+mod agents;
+#[path = "bad_input.rs"]
+mod bad_input;
+#[path = "discovery.rs"]
+mod discovery;
+#[path = "liveness.rs"]
+mod liveness;
+#[path = "system.rs"]
+mod system;
