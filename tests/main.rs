@@ -2,6 +2,9 @@
 //! random port, each on its own database. The API suite runs twice: on the embedded default
 //! (`embedded::`) and on PostgreSQL + Redis (`shared::`).
 
+// The API suite's files are compiled once per configuration, on purpose.
+#![allow(clippy::duplicate_mod)]
+
 mod embedded;
 mod parsing;
 mod postgres;
