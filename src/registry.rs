@@ -102,7 +102,7 @@ const LIVENESS_MARGIN_MILLIS: Millis = 500;
 /// Changes read from the change log at a time.
 const FOLLOW_PAGE: usize = 1_000;
 /// Tries of a write that meets concurrent changes from other replicas.
-const WRITE_ATTEMPTS: usize = 4;
+const WRITE_ATTEMPTS: u32 = 10;
 
 impl Registry {
     /// Loads every stored agent into the index.
@@ -275,9 +275,9 @@ impl Registry {
                 agent_id: id,
                 created_at: now_ms,
             });
-            match self.commit(write, agent, ChangeKind::Registered, seen, idempotency, None).await {
-                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
-                result => return result.map(|hit| (hit, Registration::Created)),
+            let result = self.commit(write, agent, ChangeKind::Registered, seen, idempotency, None).await;
+            if !try_again(&result, &mut attempt).await {
+                return result.map(|hit| (hit, Registration::Created));
             }
         }
     }
@@ -315,14 +315,12 @@ impl Registry {
             let write = self.lock_writer().await?;
             let current = self.current(id, if_match)?;
             let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
-            match self.apply(write, change).await {
-                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
-                Err(e) => return Err(e),
-                Ok(_) => {
-                    let ids: Vec<EndpointId> = current.endpoints.iter().map(|e| e.id).collect();
-                    self.forget_liveness(&ids).await;
-                    return Ok(());
-                }
+            let result = self.apply(write, change).await;
+            if !try_again(&result, &mut attempt).await {
+                result?;
+                let ids: Vec<EndpointId> = current.endpoints.iter().map(|e| e.id).collect();
+                self.forget_liveness(&ids).await;
+                return Ok(());
             }
         }
     }
@@ -658,9 +656,9 @@ impl Registry {
             let mut agent = self.current(id, if_match)?;
             let expected = agent.revision;
             edit(&mut agent)?;
-            match self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await {
-                Err(RegistryError::StaleWrite(_)) if attempt < WRITE_ATTEMPTS => attempt += 1,
-                result => return result,
+            let result = self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await;
+            if !try_again(&result, &mut attempt).await {
+                return result;
             }
         }
     }
@@ -718,6 +716,19 @@ impl Registry {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
         }
     }
+}
+
+/// Whether a write that met another replica's concurrent change should be made again from the
+/// new state. A short pause, random and growing, lets replicas contending for one agent take
+/// turns instead of colliding again.
+async fn try_again<T>(result: &Result<T>, attempt: &mut u32) -> bool {
+    if !matches!(result, Err(RegistryError::StaleWrite(_))) || *attempt >= WRITE_ATTEMPTS {
+        return false;
+    }
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+    tokio::time::sleep(Duration::from_millis(jitter * u64::from(*attempt))).await;
+    *attempt += 1;
+    true
 }
 
 /// Applies the change log after `applied` to the index, in revision order.

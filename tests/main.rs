@@ -5,11 +5,14 @@
 // The API suite's files are compiled once per configuration, on purpose.
 #![allow(clippy::duplicate_mod)]
 
+mod cluster;
 mod embedded;
+mod faults;
 mod parsing;
 mod postgres;
 mod process;
 mod redis;
+mod replicas;
 mod shared;
 mod store_contract;
 mod support;

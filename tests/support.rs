@@ -177,6 +177,15 @@ impl TestApp {
 }
 
 impl Http {
+    pub fn new(base: String) -> Self {
+        Self { base, client: reqwest::Client::new() }
+    }
+
+    /// The status of a GET, or `None` if the server cannot be reached.
+    pub async fn try_get(&self, path: &str) -> Option<StatusCode> {
+        self.client.get(format!("{}{path}", self.base)).send().await.ok().map(|r| r.status())
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {

@@ -1,0 +1,182 @@
+//! Real `agent-registry` processes, and a TCP proxy that cuts a process off from a backend.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tempfile::NamedTempFile;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::Http;
+
+/// A running `agent-registry` binary, killed when dropped.
+pub struct Replica {
+    child: Child,
+    http: Http,
+    log: NamedTempFile,
+}
+
+impl std::ops::Deref for Replica {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
+}
+
+impl Replica {
+    /// Starts the binary with `args` on a free port; returns once it answers `/healthz` (it
+    /// may not be ready yet: see `wait_ready`).
+    pub async fn launch(args: &[&str]) -> Self {
+        let port = free_port();
+        let log = NamedTempFile::new().expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_agent-registry"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log file"))
+            .spawn()
+            .expect("binary starts");
+        let replica = Self { child, http: Http::new(format!("http://127.0.0.1:{port}")), log };
+        replica.wait_for("/healthz", Duration::from_secs(20)).await;
+        replica
+    }
+
+    /// Starts the binary and waits until it is ready.
+    pub async fn start(args: &[&str]) -> Self {
+        let replica = Self::launch(args).await;
+        replica.wait_ready().await;
+        replica
+    }
+
+    pub async fn wait_ready(&self) {
+        self.wait_for("/readyz", Duration::from_secs(20)).await;
+    }
+
+    async fn wait_for(&self, path: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.http.try_get(path).await.is_some_and(|status| status == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{path} did not answer 200 within {within:?}; log:\n{}", self.log());
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Arguments for a replica of the registry on the PostgreSQL schema `database` and Redis.
+pub fn shared_backends(database: &str, redis: &str, prefix: &str) -> Vec<String> {
+    ["--database-url", database, "--auto-migrate", "--redis-url", redis, "--redis-key-prefix", prefix]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+}
+
+/// Forwards TCP connections to a backend until cut: then every open connection is dropped and
+/// new ones are closed at once, as when the backend stops.
+pub struct Proxy {
+    pub port: u16,
+    open: Arc<AtomicBool>,
+    links: Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.links.lock().iter().for_each(tokio::task::AbortHandle::abort);
+    }
+}
+
+impl Proxy {
+    /// A proxy to the host and port of `url`.
+    pub async fn to(url: &str) -> Self {
+        let parsed = url::Url::parse(url).expect("backend URL");
+        let target = format!("{}:{}", parsed.host_str().expect("host"), parsed.port().expect("port"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(parking_lot::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let (accept_open, accept_links) = (open.clone(), links.clone());
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::Acquire) {
+                    continue; // dropped: closed at once
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_links.lock().push(link.abort_handle());
+            }
+        });
+        Self { port, open, links, accepting }
+    }
+
+    /// `url` with its host and port replaced by this proxy's.
+    pub fn url(&self, url: &str) -> String {
+        let mut parsed = url::Url::parse(url).expect("backend URL");
+        parsed.set_host(Some("127.0.0.1")).expect("host");
+        parsed.set_port(Some(self.port)).expect("port");
+        parsed.to_string()
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::Release);
+        self.links.lock().drain(..).for_each(|link| link.abort());
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::Release);
+    }
+}
+
+/// Polls `check` until it holds, for at most `within`; returns how long it took.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -1,0 +1,110 @@
+//! A replica cut off from Redis or PostgreSQL (through a proxy), and started while they are
+//! away: it answers what it can, refuses what it cannot with 503, and recovers by itself.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cluster::{Proxy, Replica, eventually, shared_backends};
+use crate::support::{agent, ephemeral, persistent, postgres_schema, redis_prefix, redis_url};
+
+fn heartbeat_path(agent: &Value) -> String {
+    format!(
+        "/agents/{}/endpoints/{}/heartbeat",
+        agent["id"].as_str().unwrap(),
+        agent["endpoints"][0]["id"].as_str().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_redis_reads_work_discovery_and_heartbeats_answer_503_and_all_resumes() {
+    let (url, schema) = postgres_schema().await;
+    let redis = Proxy::to(&redis_url()).await;
+    let args = shared_backends(&url, &redis.url(&redis_url()), &redis_prefix());
+    let replica = Replica::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let beating = replica.register(agent("Beating", "fault-skill", persistent(30))).await;
+    let path = format!("/agents/{}", beating["id"].as_str().unwrap());
+
+    redis.cut();
+    eventually(Duration::from_secs(5), "discovery refuses", || async {
+        replica.get("/discover/agents?capability=fault-skill").await.status == 503
+    })
+    .await;
+    replica.get("/discover/agents?capability=fault-skill").await.problem(503, "liveness_unavailable");
+    replica.post_empty(&heartbeat_path(&beating)).await.problem(503, "liveness_unavailable");
+    assert_eq!(replica.get(&path).await.ok(200)["name"], "Beating", "reads of agents keep working");
+    let ready = replica.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["checks"]["liveness"]["status"], "down");
+    assert_eq!(ready.body["checks"]["storage"]["status"], "up");
+
+    redis.restore();
+    eventually(Duration::from_secs(10), "discovery resumes", || async {
+        replica.get("/discover/agents?capability=fault-skill").await.status == 200
+    })
+    .await;
+    assert_eq!(replica.discovered("/discover/agents?capability=fault-skill").await, ["Beating"]);
+    replica.post_empty(&heartbeat_path(&beating)).await.ok(200);
+    replica.get("/readyz").await.ok(200);
+    drop(replica);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_postgres_writes_answer_503_discovery_says_how_stale_and_all_resumes() {
+    let (url, schema) = postgres_schema().await;
+    let postgres = Proxy::to(&url).await;
+    let args = shared_backends(&postgres.url(&url), &redis_url(), &redis_prefix());
+    let replica = Replica::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let kept = replica.register(agent("Kept", "pg-fault", persistent(30))).await;
+
+    postgres.cut();
+    let refused = replica.post("/agents", agent("Refused", "pg-fault", ephemeral(60))).await;
+    refused.problem(503, "storage_unavailable");
+    // Heartbeats need only Redis.
+    replica.post_empty(&heartbeat_path(&kept)).await.ok(200);
+    // Discovery keeps answering from the last known index, and says how old it is.
+    eventually(Duration::from_secs(10), "a staleness header", || async {
+        replica.get("/discover/agents?capability=pg-fault").await.header("x-registry-stale-seconds").is_some()
+    })
+    .await;
+    assert_eq!(replica.discovered("/discover/agents?capability=pg-fault").await, ["Kept"]);
+    assert_eq!(replica.get("/readyz").await.body["checks"]["storage"]["status"], "down");
+
+    postgres.restore();
+    eventually(Duration::from_secs(10), "writes work again", || async {
+        replica.post("/agents", agent("After", "pg-fault", ephemeral(60))).await.status == 201
+    })
+    .await;
+    let found = replica.get("/discover/agents?capability=pg-fault").await;
+    assert!(found.header("x-registry-stale-seconds").is_none());
+    let names: Vec<&str> =
+        found.body["items"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["After", "Kept"], "the refused registration left nothing behind");
+    drop(replica);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_and_then_serves() {
+    let (url, schema) = postgres_schema().await;
+    let (postgres, redis) = (Proxy::to(&url).await, Proxy::to(&redis_url()).await);
+    postgres.cut();
+    redis.cut();
+    let args = shared_backends(&postgres.url(&url), &redis.url(&redis_url()), &redis_prefix());
+    let replica = Replica::launch(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let ready = replica.get("/readyz").await;
+    assert_eq!(ready.status, 503, "not ready while the backends are away: {}", ready.body);
+    assert_eq!(ready.body["status"], "starting");
+    replica.get("/agents").await.problem(503, "not_ready");
+    replica.get("/healthz").await.ok(200);
+
+    postgres.restore();
+    redis.restore();
+    replica.wait_ready().await;
+    replica.register(agent("Late", "late-start", ephemeral(60))).await;
+    assert_eq!(replica.discovered("/discover/agents?capability=late-start").await, ["Late"]);
+    drop(replica);
+    schema.drop_now().await;
+}

@@ -1,0 +1,154 @@
+//! Several `agent-registry` processes on one PostgreSQL schema and one Redis key prefix.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::cluster::{Replica, eventually, shared_backends};
+use crate::support::{agent, ephemeral, persistent, postgres_schema, redis_prefix, redis_url};
+
+/// `n` replicas of one registry; `extra` arguments go to each.
+async fn replicas(n: usize, database: &str, prefix: &str, extra: &[&str]) -> Vec<Replica> {
+    let mut args = shared_backends(database, &redis_url(), prefix);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut started = Vec::new();
+    for _ in 0..n {
+        started.push(Replica::start(&args).await);
+    }
+    started
+}
+
+fn id(agent: &Value) -> &str {
+    agent["id"].as_str().expect("id")
+}
+
+/// The bound README.md promises for a change to reach every replica.
+const PROPAGATION_BOUND: Duration = Duration::from_millis(100);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_through_one_replica_is_discoverable_through_every_other_within_100_ms() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(3, &url, &redis_prefix(), &[]).await;
+    let mut worst = Duration::ZERO;
+    for i in 0..12 {
+        let writer = i % cluster.len();
+        let skill = format!("propagation-{i}");
+        let created = cluster[writer].register(agent(&format!("Agent {i}"), &skill, ephemeral(60))).await;
+        let registered = std::time::Instant::now();
+        for (r, reader) in cluster.iter().enumerate().filter(|(r, _)| *r != writer) {
+            eventually(Duration::from_secs(5), &format!("agent {i} on replica {r}"), || async {
+                reader.discovered(&format!("/discover/agents?capability={skill}")).await.len() == 1
+            })
+            .await;
+            assert_eq!(reader.get(&format!("/agents/{}", id(&created))).await.ok(200)["revision"], created["revision"]);
+        }
+        worst = worst.max(registered.elapsed());
+    }
+    assert!(worst < PROPAGATION_BOUND, "slowest propagation to every other replica: {worst:?}");
+    drop(cluster);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_through_every_replica_get_strictly_increasing_revisions_and_none_is_lost() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(3, &url, &redis_prefix(), &[]).await;
+    let shared = cluster[0].register(agent("Shared", "contended", ephemeral(600))).await;
+    eventually(Duration::from_secs(5), "the shared agent on replica 2", || async {
+        cluster[2].get(&format!("/agents/{}", id(&shared))).await.status == 200
+    })
+    .await;
+
+    // Registrations through every replica at once, and updates of one agent from all three.
+    let registrations = (0..30).map(|i| {
+        let replica = &cluster[i % 3];
+        async move { replica.register(agent(&format!("Parallel {i}"), "parallel", ephemeral(600))).await }
+    });
+    let updates = (0..15).map(|i| {
+        let replica = &cluster[i % 3];
+        let path = format!("/agents/{}", id(&shared));
+        async move {
+            let body = json!({"name": "Shared", "description": format!("update {i}")});
+            replica.put(&path, body).await.ok(200).clone()
+        }
+    });
+    let (registered, updated) = tokio::join!(join_all(registrations), join_all(updates));
+    let mut revisions: Vec<u64> =
+        registered.iter().chain(&updated).map(|a| a["revision"].as_u64().expect("revision")).collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 45, "every write got a revision of its own");
+
+    // Every replica ends with the same state: all 31 agents, the shared one at its last update.
+    let last = updated.iter().max_by_key(|a| a["revision"].as_u64()).expect("updates");
+    for replica in &cluster {
+        eventually(Duration::from_secs(5), "the same state everywhere", || async {
+            let listed = replica.get("/agents?pageSize=100").await;
+            let shared_now = replica.get(&format!("/agents/{}", id(&shared))).await;
+            listed.body["totalCount"] == 31 && shared_now.body["revision"] == last["revision"]
+        })
+        .await;
+        assert_eq!(replica.get(&format!("/agents/{}", id(&shared))).await.body["description"], last["description"]);
+    }
+    drop(cluster);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_through_one_replica_keeps_the_endpoint_live_on_every_replica() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(3, &url, &redis_prefix(), &[]).await;
+    // Live for 2.5 s after each heartbeat.
+    let beating = cluster[0].register(agent("Beating", "beat-everywhere", persistent(1))).await;
+    let path =
+        format!("/agents/{}/endpoints/{}/heartbeat", id(&beating), beating["endpoints"][0]["id"].as_str().unwrap());
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster[1].post_empty(&path).await.ok(200);
+    }
+    // 4 s after registration: live only thanks to heartbeats received by replica 1.
+    for replica in &cluster {
+        assert_eq!(replica.discovered("/discover/agents?capability=beat-everywhere").await, ["Beating"]);
+    }
+    // Once the heartbeats stop, every replica sees the lease end.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    for replica in &cluster {
+        assert!(replica.discovered("/discover/agents?capability=beat-everywhere").await.is_empty());
+    }
+    drop(cluster);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eviction_runs_on_every_replica_at_once_and_spares_an_agent_that_renews_in_time() {
+    let (url, schema) = postgres_schema().await;
+    let upkeep = ["--maintenance-interval-ms", "50", "--ephemeral-grace-seconds", "0"];
+    let cluster = replicas(3, &url, &redis_prefix(), &upkeep).await;
+    let mut lapsing = Vec::new();
+    for i in 0..30 {
+        lapsing.push(cluster[i % 3].register(agent(&format!("Lapsing {i}"), "lapse", ephemeral(1))).await);
+    }
+    let keeper = cluster[0].register(agent("Keeper", "keep", ephemeral(1))).await;
+    let renew = format!("/agents/{}/endpoints/{}/renew", id(&keeper), keeper["endpoints"][0]["id"].as_str().unwrap());
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Renewed through a replica that does not run the eviction that would remove it first.
+        cluster[2].post_empty(&renew).await.ok(200);
+    }
+    for replica in &cluster {
+        for gone in &lapsing {
+            replica.get(&format!("/agents/{}", id(gone))).await.problem(404, "agent_not_found");
+        }
+        assert_eq!(replica.discovered("/discover/agents?capability=keep").await, ["Keeper"]);
+        let log = replica.log();
+        assert!(!log.contains("failed"), "no replica reports a failure:\n{log}");
+    }
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let evicted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM changes WHERE kind = 'evicted'").fetch_one(&admin).await.unwrap();
+    assert_eq!(evicted, 30, "each lapsed agent was evicted exactly once");
+    drop(cluster);
+    schema.drop_now().await;
+}
