@@ -43,3 +43,35 @@ async fn an_unmigrated_postgres_schema_is_refused_until_migrate_runs() {
     assert_eq!(store.pending_migrations().await.unwrap(), 0);
     schema.drop_now().await;
 }
+
+/// The plan of each statement the store looks rows up with, generic over its parameters.
+pub async fn lookup_plans(url: &str) -> Vec<(&'static str, String)> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.expect("PostgreSQL is reachable");
+    // Without sequential scans, a plan still using one means no index can answer the query.
+    sqlx::raw_sql("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan").execute(&mut db).await.unwrap();
+    let mut plans = Vec::new();
+    for (i, (name, statement)) in agent_registry_store_postgres::sql::LOOKUPS.iter().enumerate() {
+        let params = (1..=9).filter(|n| statement.contains(&format!("${n}"))).count();
+        let prepare = format!("PREPARE lookup_{i} AS {statement}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut db).await.unwrap();
+        let arguments = if params == 0 { String::new() } else { format!("({})", vec!["NULL"; params].join(", ")) };
+        let explain = format!("EXPLAIN EXECUTE lookup_{i}{arguments}");
+        let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain)).fetch_all(&mut db).await.unwrap();
+        plans.push((*name, lines.join("\n")));
+    }
+    plans
+}
+
+#[tokio::test]
+async fn every_lookup_the_store_makes_is_answered_through_an_index() {
+    let (url, schema) = postgres_schema().await;
+    let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    for (name, plan) in lookup_plans(&url).await {
+        assert!(!plan.contains("Seq Scan"), "{name} scans a whole table:\n{plan}");
+        assert!(plan.contains("Index"), "{name} uses no index:\n{plan}");
+        assert!(!plan.contains("Sort"), "{name} sorts rows instead of reading them in index order:\n{plan}");
+    }
+    schema.drop_now().await;
+}

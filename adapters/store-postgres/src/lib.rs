@@ -78,21 +78,15 @@ impl PostgresStore {
 #[async_trait]
 impl AgentStore for PostgresStore {
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id::text, document FROM agents WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after.map_or(Uuid::nil(), |a| a.0))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::LOAD_PAGE)
+            .bind(after.map_or(Uuid::nil(), |a| a.0))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         let ids: Vec<Uuid> = rows.iter().filter_map(|(id, _)| Uuid::try_parse(id).ok()).collect();
-        let last_seen: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT endpoint_id::text, agent_id::text, last_seen_at FROM endpoint_liveness WHERE agent_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let last_seen: Vec<(String, String, i64)> =
+            sqlx::query_as(sql::LOAD_LAST_SEEN).bind(&ids).fetch_all(&self.pool).await.map_err(unavailable)?;
         StoredAgent::parse_page(&rows, last_seen)
     }
 
@@ -143,18 +137,14 @@ impl AgentStore for PostgresStore {
                     .bind(agent.created_at.to_rfc3339())
                     .bind(agent.updated_at.to_rfc3339())
                     .bind(&json),
-                    Some(expected) => sqlx::query(
-                        "UPDATE agents SET owner_id = $2, name = $3, revision = $4, updated_at = $5::timestamptz,
-                           document = $6
-                         WHERE id = $1 AND revision = $7",
-                    )
-                    .bind(agent_id)
-                    .bind(&agent.owner_id)
-                    .bind(&agent.name)
-                    .bind(revision)
-                    .bind(agent.updated_at.to_rfc3339())
-                    .bind(&json)
-                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX)),
+                    Some(expected) => sqlx::query(sql::UPDATE_AGENT)
+                        .bind(agent_id)
+                        .bind(&agent.owner_id)
+                        .bind(&agent.name)
+                        .bind(revision)
+                        .bind(agent.updated_at.to_rfc3339())
+                        .bind(&json)
+                        .bind(i64::try_from(*expected).unwrap_or(i64::MAX)),
                 }
                 .execute(&mut *tx)
                 .await
@@ -164,26 +154,18 @@ impl AgentStore for PostgresStore {
                 }
                 let current: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
                 let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-                sqlx::query(
-                    "WITH gone AS (
-                       DELETE FROM endpoint_liveness WHERE agent_id = $1 AND NOT (endpoint_id = ANY($2))
-                     )
-                     INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at)
-                     SELECT id, $1, at FROM UNNEST($3::uuid[], $4::bigint[]) AS v(id, at)
-                     ON CONFLICT (endpoint_id)
-                     DO UPDATE SET last_seen_at = GREATEST(endpoint_liveness.last_seen_at, excluded.last_seen_at)",
-                )
-                .bind(agent_id)
-                .bind(&current)
-                .bind(&ids)
-                .bind(&times)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
+                sqlx::query(sql::REPLACE_LIVENESS)
+                    .bind(agent_id)
+                    .bind(&current)
+                    .bind(&ids)
+                    .bind(&times)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
                 document = Some(json);
             }
             Change::Delete { expected, .. } => {
-                let deleted = sqlx::query("DELETE FROM agents WHERE id = $1 AND revision = $2")
+                let deleted = sqlx::query(sql::DELETE_AGENT)
                     .bind(agent_id)
                     .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
                     .execute(&mut *tx)
@@ -213,14 +195,12 @@ impl AgentStore for PostgresStore {
     }
 
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
-        let row: Option<(String, Uuid, i64)> = sqlx::query_as(
-            "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = $1 AND key = $2",
-        )
-        .bind(owner_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let row: Option<(String, Uuid, i64)> = sqlx::query_as(sql::FIND_IDEMPOTENCY)
+            .bind(owner_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(row.map(|(request_hash, agent, created_at)| IdempotencyRecord {
             owner_id: owner_id.to_owned(),
             key: key.to_owned(),
@@ -231,56 +211,35 @@ impl AgentStore for PostgresStore {
     }
 
     async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let done = sqlx::query(sql::EXPIRE_IDEMPOTENCY).bind(before).execute(&self.pool).await.map_err(unavailable)?;
         Ok(done.rows_affected())
     }
 
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
         let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-        sqlx::query(
-            "UPDATE endpoint_liveness AS e SET last_seen_at = GREATEST(e.last_seen_at, v.at)
-             FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, at) WHERE e.endpoint_id = v.id",
-        )
-        .bind(&ids)
-        .bind(&times)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        sqlx::query(sql::RECORD_LAST_SEEN).bind(&ids).bind(&times).execute(&self.pool).await.map_err(unavailable)?;
         Ok(())
     }
 
     async fn current_revision(&self) -> Result<u64> {
         // The newest committed change, not the sequence: a drawn revision may belong to a
         // transaction still in flight (or one rolled back).
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(max(revision), 0) FROM changes")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let last: i64 = sqlx::query_scalar(sql::CURRENT_REVISION).fetch_one(&self.pool).await.map_err(unavailable)?;
         Ok(u64::try_from(last).unwrap_or_default())
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
-        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT revision, agent_id::text, kind, document FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(sql::CHANGES_SINCE)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(|(r, a, k, d)| LoggedChange::parse(*r, a, k, d.as_deref())).collect()
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM changes WHERE at < $1 AND revision < (SELECT max(revision) FROM changes)")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let done = sqlx::query(sql::PRUNE_CHANGES).bind(before).execute(&self.pool).await.map_err(unavailable)?;
         Ok(done.rows_affected())
     }
 
@@ -324,4 +283,49 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<Notify>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The statements that look rows up, each answered through an index (see `LOOKUPS`).
+pub mod sql {
+    pub const LOAD_PAGE: &str = "SELECT id::text, document FROM agents WHERE id > $1 ORDER BY agents.id LIMIT $2";
+    pub const LOAD_LAST_SEEN: &str =
+        "SELECT endpoint_id::text, agent_id::text, last_seen_at FROM endpoint_liveness WHERE agent_id = ANY($1)";
+    pub const DELETE_AGENT: &str = "DELETE FROM agents WHERE id = $1 AND revision = $2";
+    pub const FIND_IDEMPOTENCY: &str =
+        "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = $1 AND key = $2";
+    pub const EXPIRE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+    pub const CURRENT_REVISION: &str = "SELECT COALESCE(max(revision), 0) FROM changes";
+    pub const CHANGES_SINCE: &str =
+        "SELECT revision, agent_id::text, kind, document FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2";
+    pub const PRUNE_CHANGES: &str =
+        "DELETE FROM changes WHERE at < $1 AND revision < (SELECT max(revision) FROM changes)";
+    pub const UPDATE_AGENT: &str = "UPDATE agents
+        SET owner_id = $2, name = $3, revision = $4, updated_at = $5::timestamptz, document = $6
+        WHERE id = $1 AND revision = $7";
+    /// Forgets removed endpoints and records newly seen ones, in one statement.
+    pub const REPLACE_LIVENESS: &str = "WITH gone AS (
+            DELETE FROM endpoint_liveness WHERE agent_id = $1 AND NOT (endpoint_id = ANY($2))
+        )
+        INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at)
+        SELECT id, $1, at FROM UNNEST($3::uuid[], $4::bigint[]) AS v(id, at)
+        ON CONFLICT (endpoint_id)
+        DO UPDATE SET last_seen_at = GREATEST(endpoint_liveness.last_seen_at, excluded.last_seen_at)";
+    pub const RECORD_LAST_SEEN: &str = "UPDATE endpoint_liveness AS e SET last_seen_at = GREATEST(e.last_seen_at, v.at)
+        FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, at) WHERE e.endpoint_id = v.id";
+
+    /// Every lookup with a name, for the check that each one uses an index (tests and
+    /// docs/postgres.md show the plans).
+    pub const LOOKUPS: &[(&str, &str)] = &[
+        ("start-up: a page of agents", LOAD_PAGE),
+        ("start-up: last-seen times of a page", LOAD_LAST_SEEN),
+        ("write: replace an agent at a revision", UPDATE_AGENT),
+        ("write: delete an agent at a revision", DELETE_AGENT),
+        ("write: endpoints' liveness rows", REPLACE_LIVENESS),
+        ("write: find an idempotency key", FIND_IDEMPOTENCY),
+        ("upkeep: expire idempotency keys", EXPIRE_IDEMPOTENCY),
+        ("upkeep: record last-seen times", RECORD_LAST_SEEN),
+        ("start-up: newest revision", CURRENT_REVISION),
+        ("follow: changes after a revision", CHANGES_SINCE),
+        ("upkeep: prune the change log", PRUNE_CHANGES),
+    ];
 }
