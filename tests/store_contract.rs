@@ -1,10 +1,11 @@
-//! One contract for every `AgentStore`: run against the in-memory store and SQLite.
+//! One contract for every `AgentStore` (memory, SQLite, PostgreSQL) and every `LivenessStore`
+//! (in the process, Redis).
 
 use std::sync::Arc;
 
-use agent_registry_core::memory::MemoryStore;
+use agent_registry_core::memory::{InProcessLiveness, MemoryStore};
 use agent_registry_core::model::{Agent, AgentId, Endpoint, EndpointId, LivenessModel, Protocol, Transport};
-use agent_registry_core::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord};
+use agent_registry_core::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore};
 use agent_registry_store_sqlite::SqliteStore;
 use chrono::Utc;
 
@@ -224,7 +225,6 @@ impl AgentStore for SlowStore {
 #[tokio::test]
 async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_index() {
     use agent_registry_core::clock::SystemClock;
-    use agent_registry_core::memory::InProcessLiveness;
     use agent_registry_core::{RegisterOptions, Registry};
 
     let store: Arc<dyn AgentStore> = Arc::new(SlowStore(MemoryStore::default()));
@@ -242,4 +242,45 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(store.load_all().await.unwrap().len(), 1, "stored");
     assert!(registry.get(id).is_ok(), "and in the index");
+}
+
+/// What every liveness store must do; a shared one also lists recent touches for the other
+/// replicas.
+async fn liveness_contract(store: &dyn LivenessStore) {
+    store.ping().await.unwrap();
+    let (a, b) = (EndpointId::new_random(), EndpointId::new_random());
+    store.touch(a, 2_000, 10).await.unwrap();
+    store.touch(a, 1_000, 10).await.unwrap();
+    store.touch(b, 1_795_000_000_123, 10).await.unwrap();
+    assert_eq!(
+        store.last_seen(&[a, b, EndpointId::new_random()]).await.unwrap(),
+        [Some(2_000), Some(1_795_000_000_123), None],
+        "the latest time is kept, a late touch never moves it back"
+    );
+    if store.is_shared() {
+        assert_eq!(store.seen_since(1_500).await.unwrap(), [(a, 2_000), (b, 1_795_000_000_123)]);
+        assert_eq!(store.seen_since(1_795_000_000_124).await.unwrap(), []);
+    } else {
+        assert_eq!(store.seen_since(0).await.unwrap(), [], "a store of one process has no one to tell");
+    }
+    store.forget(&[a]).await.unwrap();
+    assert_eq!(store.last_seen(&[a, b]).await.unwrap(), [None, Some(1_795_000_000_123)]);
+    store.forget(&[b]).await.unwrap();
+    assert_eq!(store.last_seen(&[b]).await.unwrap(), [None]);
+    store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_process_liveness_keeps_the_liveness_contract() {
+    liveness_contract(&InProcessLiveness::new(Arc::new(MemoryStore::default()))).await;
+}
+
+#[tokio::test]
+async fn redis_liveness_keeps_the_liveness_contract() {
+    let prefix = crate::support::redis_prefix();
+    let store = agent_registry_liveness_redis::RedisLiveness::connect(&crate::support::redis_url(), &prefix)
+        .await
+        .expect("Redis is reachable; .ci/run starts it");
+    assert!(store.is_shared());
+    liveness_contract(&store).await;
 }
