@@ -206,8 +206,11 @@ impl Registry {
     /// that is longer than following normally takes (the store is unreachable). `None` while
     /// the index is current, and always when this process is the store's only writer.
     pub fn staleness(&self) -> Option<Duration> {
+        if !self.shared_store {
+            return None;
+        }
         let age = self.sync.lock().store.elapsed();
-        (self.shared_store && age > self.config.follow_interval * 2 + Duration::from_secs(1)).then_some(age)
+        (age > self.config.follow_interval * 2 + Duration::from_secs(1)).then_some(age)
     }
 
     /// Liveness answers must be exact: with a shared liveness store that could not be read
