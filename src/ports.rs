@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -152,6 +153,32 @@ impl StoredAgent {
     }
 }
 
+/// How a shared store tells a replica that changes were stored (by any process, this one
+/// included). Announcements may be lost, so followers also catch up on a timer.
+#[derive(Default)]
+pub struct ChangeSignal {
+    wake: tokio::sync::Notify,
+    latest: AtomicU64,
+}
+
+impl ChangeSignal {
+    /// A change with this revision was stored.
+    pub fn announce(&self, revision: u64) {
+        self.latest.fetch_max(revision, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// The highest revision announced so far.
+    pub fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    /// Waits for the next announcement (returns at once if one came since the last wait).
+    pub async fn announced(&self) {
+        self.wake.notified().await;
+    }
+}
+
 /// Durable storage of agents and the change log.
 #[async_trait]
 pub trait AgentStore: Send + Sync + 'static {
@@ -190,9 +217,9 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Forgets change-log entries recorded before `before`, except the newest (the agents
     /// themselves stay).
     async fn prune_changes(&self, before: Millis) -> Result<u64>;
-    /// Woken when another process may have stored a change; `None` for a store this process
-    /// alone writes to.
-    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+    /// Announces changes other processes stored; `None` for a store this process alone
+    /// writes to.
+    fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
         None
     }
     /// Cheap reachability check for readiness.

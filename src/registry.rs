@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -16,7 +17,7 @@ use crate::index::{Hit, Index, Matches, Prepared, SearchPage};
 use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
-use crate::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore, StoredAgent};
+use crate::ports::{AgentStore, Change, ChangeKind, ChangeSignal, IdempotencyRecord, LivenessStore, StoredAgent};
 use crate::query::DiscoveryQuery;
 use crate::view::LivenessView;
 
@@ -67,8 +68,8 @@ pub struct RegisterOptions {
     pub idempotency_key: Option<String>,
 }
 
-/// Holds the write lock; derefs to the last revision the index has applied.
-type WriteGuard = tokio::sync::OwnedMutexGuard<u64>;
+/// Holds the write lock.
+type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
 
 pub struct Registry {
     store: Arc<dyn AgentStore>,
@@ -78,9 +79,10 @@ pub struct Registry {
     index: Arc<RwLock<Index>>,
     /// Recent discovery answers.
     answers: parking_lot::Mutex<Answers>,
-    /// Serialises this process's writes so the index applies changes in revision order; holds
-    /// the last revision applied.
-    writer: Arc<tokio::sync::Mutex<u64>>,
+    /// Serialises this process's writes so the index applies changes in revision order.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// The last revision the index has applied (changed only under the write lock).
+    applied: Arc<AtomicU64>,
     /// Other replicas write to the same store: follow its change log before each write.
     shared_store: bool,
     sync: parking_lot::Mutex<SyncState>,
@@ -161,7 +163,8 @@ impl Registry {
             config,
             index: Arc::new(RwLock::new(index)),
             answers: Default::default(),
-            writer: Arc::new(tokio::sync::Mutex::new(applied)),
+            writer: Arc::default(),
+            applied: Arc::new(AtomicU64::new(applied)),
             sync: parking_lot::Mutex::new(SyncState {
                 store: Instant::now(),
                 liveness: Some(Instant::now()),
@@ -238,7 +241,7 @@ impl Registry {
         let now_ms = now.timestamp_millis();
         let mut attempt = 1;
         loop {
-            let write = self.lock_writer().await?;
+            let mut write = self.lock_writer(attempt > 1).await?;
             if let Some(key) = &key
                 && let Some(record) = self.store.find_idempotency(&owner, key).await?
             {
@@ -248,10 +251,14 @@ impl Registry {
                         _ => RegistryError::IdempotencyKeyReused,
                     });
                 }
-                let hit = self.get(record.agent_id)?;
-                return Ok((hit, Registration::Replayed));
+                // Registered through another replica moments ago, perhaps.
+                self.catch_up_if(&mut write, self.get(record.agent_id).is_err()).await?;
+                return Ok((self.get(record.agent_id)?, Registration::Replayed));
             }
-            if self.index.read().agent(id, 0).is_some() {
+            let exists = || self.index.read().agent(id, 0).is_some();
+            // Perhaps removed through another replica moments ago.
+            self.catch_up_if(&mut write, exists()).await?;
+            if exists() {
                 return Err(RegistryError::AgentExists(id.to_string()));
             }
             let agent = Agent {
@@ -315,8 +322,8 @@ impl Registry {
     pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let mut attempt = 1;
         loop {
-            let write = self.lock_writer().await?;
-            let current = self.current(id, if_match)?;
+            let mut write = self.lock_writer(attempt > 1).await?;
+            let current = self.current_for_write(&mut write, id, if_match).await?;
             let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
             let result = self.apply(write, change).await;
             if !try_again(&result, &mut attempt).await {
@@ -467,7 +474,7 @@ impl Registry {
         }
         let mut evicted = 0;
         for (agent_id, endpoints) in by_agent {
-            let write = self.lock_writer().await?;
+            let write = self.lock_writer(false).await?;
             // Claim each endpoint; a heartbeat that got in first keeps it.
             let mut claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.index.read();
@@ -565,25 +572,52 @@ impl Registry {
         self.follow_locked(&mut write).await
     }
 
-    /// Woken when another replica may have stored a change (`None`: no other writers).
-    pub fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+    /// Announces changes stored by any replica (`None`: this process is the only writer).
+    pub fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
         self.store.change_signal()
     }
 
-    async fn follow_locked(&self, applied: &mut WriteGuard) -> Result<usize> {
-        let followed = follow_log(&*self.store, &self.index, applied).await?;
+    /// The last revision the index has applied.
+    pub fn applied_revision(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    async fn follow_locked(&self, _write: &mut WriteGuard) -> Result<usize> {
+        let followed = follow_log(&*self.store, &self.index, &self.applied).await?;
         self.sync.lock().store = Instant::now();
         Ok(followed)
     }
 
-    /// Takes the write lock, first catching up with other replicas' changes so the write
-    /// starts from the current state.
-    async fn lock_writer(&self) -> Result<WriteGuard> {
+    /// Takes the write lock; with `catch_up`, first applies other replicas' changes. A write
+    /// does not need to: the store refuses one made from an outdated view, and the retry
+    /// catches up (as do the checks below when the index may be behind).
+    async fn lock_writer(&self, catch_up: bool) -> Result<WriteGuard> {
         let mut write = self.writer.clone().lock_owned().await;
-        if self.shared_store {
+        if catch_up && self.shared_store {
             self.follow_locked(&mut write).await?;
         }
         Ok(write)
+    }
+
+    /// Catches up with other replicas when `doubt` says the index may be behind them.
+    async fn catch_up_if(&self, write: &mut WriteGuard, doubt: bool) -> Result<()> {
+        if doubt && self.shared_store {
+            self.follow_locked(write).await?;
+        }
+        Ok(())
+    }
+
+    /// The agent a write starts from. An unknown agent, or a client that knows a newer
+    /// revision, may mean a change through another replica has not reached this index yet.
+    async fn current_for_write(&self, write: &mut WriteGuard, id: AgentId, if_match: Option<u64>) -> Result<Agent> {
+        let current = self.current(id, if_match);
+        let behind = matches!(current, Err(RegistryError::AgentNotFound(_)))
+            || matches!(current, Err(RegistryError::RevisionMismatch { expected, current }) if expected > current);
+        if !behind {
+            return current;
+        }
+        self.catch_up_if(write, true).await?;
+        self.current(id, if_match)
     }
 
     /// Reads back the touches other replicas made in a shared liveness store since the last
@@ -655,8 +689,8 @@ impl Registry {
     ) -> Result<Hit> {
         let mut attempt = 1;
         loop {
-            let write = self.lock_writer().await?;
-            let mut agent = self.current(id, if_match)?;
+            let mut write = self.lock_writer(attempt > 1).await?;
+            let mut agent = self.current_for_write(&mut write, id, if_match).await?;
             let expected = agent.revision;
             edit(&mut agent)?;
             let result = self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await;
@@ -670,22 +704,24 @@ impl Registry {
     /// the caller goes away: a client that disconnects mid-request must not leave the store and
     /// the index apart. The write lock is held until the index has the change.
     async fn apply(&self, write: WriteGuard, change: Change) -> Result<u64> {
-        let store = self.store.clone();
-        let index = self.index.clone();
+        let (store, index, applied) = (self.store.clone(), self.index.clone(), self.applied.clone());
         let task = tokio::spawn(async move {
-            let mut applied = write;
+            let _write = write;
             let local = change.clone();
             let revision = store.apply(change).await?;
-            if revision == *applied + 1 {
+            if revision == applied.load(Ordering::Acquire) + 1 {
                 apply_to_index(&mut index.write(), local, revision);
-                *applied = revision;
+                applied.store(revision, Ordering::Release);
             } else {
                 // Other replicas stored changes before this one: take them in order.
-                follow_log(&*store, &index, &mut applied).await?;
+                follow_log(&*store, &index, &applied).await?;
             }
             Ok(revision)
         });
-        task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))?
+        let revision = task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))??;
+        // The index holds every change up to this one.
+        self.sync.lock().store = Instant::now();
+        Ok(revision)
     }
 
     async fn commit(
@@ -734,16 +770,17 @@ async fn try_again<T>(result: &Result<T>, attempt: &mut u32) -> bool {
     true
 }
 
-/// Applies the change log after `applied` to the index, in revision order.
-async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &mut u64) -> Result<usize> {
+/// Applies the change log after `applied` to the index, in revision order. Runs under the
+/// write lock.
+async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &AtomicU64) -> Result<usize> {
     let mut followed = 0;
     loop {
-        let changes = store.changes_since(*applied, FOLLOW_PAGE).await?;
+        let changes = store.changes_since(applied.load(Ordering::Acquire), FOLLOW_PAGE).await?;
         let n = changes.len();
         {
             let mut index = index.write();
             for change in changes {
-                *applied = change.revision;
+                applied.store(change.revision, Ordering::Release);
                 match change.agent {
                     Some(agent) => index.upsert(&agent, &[]),
                     None => {

@@ -107,11 +107,18 @@ pub fn spawn_followers(registry: &Arc<Registry>, config: &RegistryConfig) -> Vec
     if let Some(signal) = registry.change_signal() {
         let (registry, interval) = (registry.clone(), config.follow_interval);
         tasks.push(AbortOnDrop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
                 tokio::select! {
-                    () = signal.notified() => {},
-                    () = tokio::time::sleep(interval) => {},
+                    () = signal.announced() => {
+                        // This replica's own writes are announced too; they are applied already.
+                        if signal.latest() <= registry.applied_revision() {
+                            continue;
+                        }
+                    },
+                    _ = tick.tick() => {},
                 }
                 failing = report(failing, registry.follow().await, "following the change log");
             }

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, LoggedChange, StoredAgent};
+use agent_registry_core::ports::{AgentStore, Change, ChangeSignal, IdempotencyRecord, LoggedChange, StoredAgent};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -25,7 +24,7 @@ const CHANGES_CHANNEL: &str = "agent_registry_changes";
 pub struct PostgresStore {
     pool: PgPool,
     /// Woken by LISTEN/NOTIFY; created with its listener on first use.
-    signal: OnceLock<Arc<Notify>>,
+    signal: OnceLock<Arc<ChangeSignal>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> RegistryError {
@@ -243,11 +242,11 @@ impl AgentStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    fn change_signal(&self) -> Option<Arc<Notify>> {
+    fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
         Some(
             self.signal
                 .get_or_init(|| {
-                    let signal = Arc::new(Notify::new());
+                    let signal = Arc::new(ChangeSignal::default());
                     tokio::spawn(listen_for_changes(self.pool.clone(), Arc::downgrade(&signal)));
                     signal
                 })
@@ -260,18 +259,19 @@ impl AgentStore for PostgresStore {
     }
 }
 
-/// Wakes `signal` on every change notification, and whenever the listening connection was
-/// re-established (notifications may have been missed meanwhile). Ends with the store.
-async fn listen_for_changes(pool: PgPool, signal: Weak<Notify>) {
+/// Announces every change notification on `signal` until the store is dropped. Notifications
+/// sent while the connection is being re-established are lost; followers' periodic catch-up
+/// repairs that.
+async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
                 Ok(()) => loop {
+                    // `Ok(None)`: the connection was lost and is re-established on the next call.
+                    let Ok(notification) = listener.try_recv().await else { break };
                     let Some(signal) = signal.upgrade() else { return };
-                    signal.notify_one();
-                    // `Ok(None)`: the connection was lost and will be re-established.
-                    if listener.try_recv().await.is_err() {
-                        break;
+                    if let Some(revision) = notification.and_then(|n| n.payload().parse().ok()) {
+                        signal.announce(revision);
                     }
                 },
                 Err(e) => tracing::warn!(error = %e, "cannot listen for registry changes; retrying"),
