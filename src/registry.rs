@@ -583,7 +583,7 @@ impl Registry {
     }
 
     async fn follow_locked(&self, _write: &mut WriteGuard) -> Result<usize> {
-        let followed = follow_log(&*self.store, &self.index, &self.applied).await?;
+        let followed = follow_log(&*self.store, &self.index, &self.applied, u64::MAX).await?;
         self.sync.lock().store = Instant::now();
         Ok(followed)
     }
@@ -702,26 +702,28 @@ impl Registry {
 
     /// Stores a change and applies it to the index as one step that runs to completion even if
     /// the caller goes away: a client that disconnects mid-request must not leave the store and
-    /// the index apart. The write lock is held until the index has the change.
-    async fn apply(&self, write: WriteGuard, change: Change) -> Result<u64> {
+    /// the index apart. The write lock is held until the index has the change. Returns the agent
+    /// as this change left it (`None` once removed), whatever other replicas did next.
+    async fn apply(&self, write: WriteGuard, change: Change) -> Result<Option<Hit>> {
         let (store, index, applied) = (self.store.clone(), self.index.clone(), self.applied.clone());
+        let clock = self.clock.clone();
         let task = tokio::spawn(async move {
             let _write = write;
-            let local = change.clone();
+            let (id, local) = (change.agent_id(), change.clone());
             let revision = store.apply(change).await?;
             if revision == applied.load(Ordering::Acquire) + 1 {
                 apply_to_index(&mut index.write(), local, revision);
                 applied.store(revision, Ordering::Release);
             } else {
-                // Other replicas stored changes before this one: take them in order.
-                follow_log(&*store, &index, &applied).await?;
+                // Other replicas stored changes before this one: take them in order, up to it.
+                follow_log(&*store, &index, &applied, revision).await?;
             }
-            Ok(revision)
+            Ok(index.read().agent(id, clock.now_millis()))
         });
-        let revision = task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))??;
+        let hit = task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))??;
         // The index holds every change up to this one.
         self.sync.lock().store = Instant::now();
-        Ok(revision)
+        Ok(hit)
     }
 
     async fn commit(
@@ -733,19 +735,12 @@ impl Registry {
         idempotency: Option<IdempotencyRecord>,
         expected: Option<u64>,
     ) -> Result<Hit> {
+        // New endpoints' first sighting is stored with the change itself (and is their
+        // creation time, which every replica falls back to), so the liveness store is not
+        // touched here.
         let id = agent.id;
-        let leases: Vec<Millis> = seen
-            .iter()
-            .map(|(endpoint, _)| agent.endpoint(*endpoint).map_or(0, |e| self.config.liveness.lease_millis(e)))
-            .collect();
-        let change = Change::Put { agent: Box::new(agent), kind, seen: seen.clone(), idempotency, expected };
-        self.apply(write, change).await?;
-        for ((endpoint, at), lease) in seen.iter().zip(leases) {
-            if let Err(e) = self.liveness.touch(*endpoint, *at, lease).await {
-                tracing::warn!(error = %e, "liveness store update failed after a stored change");
-            }
-        }
-        self.get(id)
+        let change = Change::Put { agent: Box::new(agent), kind, seen, idempotency, expected };
+        self.apply(write, change).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
     async fn forget_liveness(&self, ids: &[EndpointId]) {
@@ -770,13 +765,16 @@ async fn try_again<T>(result: &Result<T>, attempt: &mut u32) -> bool {
     true
 }
 
-/// Applies the change log after `applied` to the index, in revision order. Runs under the
-/// write lock.
-async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &AtomicU64) -> Result<usize> {
+/// Applies the change log after `applied` and up to `until` to the index, in revision order.
+/// Runs under the write lock.
+async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &AtomicU64, until: u64) -> Result<usize> {
     let mut followed = 0;
     loop {
-        let changes = store.changes_since(applied.load(Ordering::Acquire), FOLLOW_PAGE).await?;
+        let mut changes = store.changes_since(applied.load(Ordering::Acquire), FOLLOW_PAGE).await?;
         let n = changes.len();
+        changes.retain(|c| c.revision <= until);
+        let done = n < FOLLOW_PAGE || changes.len() < n;
+        followed += changes.len();
         {
             let mut index = index.write();
             for change in changes {
@@ -789,8 +787,7 @@ async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &Ato
                 }
             }
         }
-        followed += n;
-        if n < FOLLOW_PAGE {
+        if done {
             return Ok(followed);
         }
     }
