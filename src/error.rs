@@ -24,6 +24,8 @@ impl FieldError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidInput,
+    Unauthenticated,
+    Forbidden,
     NotFound,
     Conflict,
     PreconditionFailed,
@@ -60,6 +62,16 @@ pub enum RegistryError {
     StorageUnavailable(String),
     #[error("liveness store is unavailable: {0}")]
     LivenessUnavailable(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("API key {0} does not exist")]
+    KeyNotFound(String),
+    #[error("{0}")]
+    BootstrapRefused(String),
+    #[error("API key {0} is revoked already")]
+    KeyRevoked(String),
     /// A change was made from an outdated view of the agent (another replica changed it
     /// first); the registry catches up and retries, so clients rarely see it.
     #[error("agent {0} was changed concurrently; retry the request")]
@@ -90,6 +102,11 @@ impl RegistryError {
             Self::StorageUnavailable(_) => "storage_unavailable",
             Self::LivenessUnavailable(_) => "liveness_unavailable",
             Self::StaleWrite(_) => "concurrent_change",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
+            Self::KeyNotFound(_) => "api_key_not_found",
+            Self::BootstrapRefused(_) => "bootstrap_refused",
+            Self::KeyRevoked(_) => "api_key_revoked",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -97,12 +114,16 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Validation(_) | Self::InvalidQuery { .. } | Self::InvalidId { .. } => ErrorKind::InvalidInput,
-            Self::AgentNotFound(_) | Self::EndpointNotFound { .. } => ErrorKind::NotFound,
+            Self::AgentNotFound(_) | Self::EndpointNotFound { .. } | Self::KeyNotFound(_) => ErrorKind::NotFound,
+            Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::AgentExists(_)
             | Self::DuplicateEndpointName { .. }
             | Self::DuplicateCapabilityName { .. }
             | Self::LivenessModelMismatch(_)
-            | Self::StaleWrite(_) => ErrorKind::Conflict,
+            | Self::StaleWrite(_)
+            | Self::BootstrapRefused(_)
+            | Self::KeyRevoked(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused => ErrorKind::Unprocessable,
             Self::StorageUnavailable(_) | Self::LivenessUnavailable(_) => ErrorKind::Unavailable,
@@ -127,6 +148,8 @@ impl RegistryError {
         match self.kind() {
             ErrorKind::InvalidInput => "The request is invalid",
             ErrorKind::NotFound => "Not found",
+            ErrorKind::Unauthenticated => "Credentials are missing or invalid",
+            ErrorKind::Forbidden => "Not allowed",
             ErrorKind::Conflict => "Conflict with the current state",
             ErrorKind::PreconditionFailed => "Precondition failed",
             ErrorKind::Unprocessable => "Request cannot be processed",

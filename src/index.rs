@@ -407,6 +407,14 @@ impl Index {
         Some(EndpointRef { model: slot.model, lease: slot.lease })
     }
 
+    /// Whether the agent is in the index and belongs to `owner`.
+    pub fn owned_by(&self, agent: AgentId, owner: &str) -> bool {
+        match (self.by_id.get(&agent), self.owners.get(owner)) {
+            (Some(slot), Some(list)) => list.0.binary_search(slot).is_ok(),
+            _ => false,
+        }
+    }
+
     /// Records that an endpoint was seen at `at`. Returns false if it is gone or being evicted.
     pub fn touch(&self, endpoint: EndpointId, at: Millis) -> bool {
         let Some(&slot) = self.by_endpoint.get(&endpoint) else { return false };

@@ -319,12 +319,10 @@ impl AgentInput {
         &self,
         policy: &LivenessPolicy,
         now: DateTime<Utc>,
-    ) -> Result<(AgentSpec, String, Vec<Endpoint>), RegistryError> {
+    ) -> Result<(AgentSpec, Option<String>, Vec<Endpoint>), RegistryError> {
         let mut check = Check::default();
         let spec = self.spec_into(&mut check, &[]);
-        let owner = check
-            .optional("/ownerId", self.owner_id.as_deref(), limits::OWNER_CHARS, false)
-            .unwrap_or_else(|| "anonymous".to_owned());
+        let owner = check.optional("/ownerId", self.owner_id.as_deref(), limits::OWNER_CHARS, false);
         let inputs = self.endpoints.as_deref().unwrap_or_default();
         let endpoints = if inputs.len() > limits::ENDPOINTS {
             check.fail("/endpoints", format!("has {} endpoints; the limit is {}", inputs.len(), limits::ENDPOINTS));
@@ -345,6 +343,13 @@ impl AgentInput {
         ensure_unique_endpoints(&endpoints, "/endpoints")?;
         Ok((spec, owner, endpoints))
     }
+}
+
+/// Validates an owner id given on its own (`/ownerId` of a request body).
+pub fn check_owner(owner: &str) -> Result<String, RegistryError> {
+    let mut check = Check::default();
+    let owner = check.optional("/ownerId", Some(owner), limits::OWNER_CHARS, false);
+    check.finish(owner)?.ok_or_else(|| RegistryError::field("/ownerId", "must not be empty"))
 }
 
 impl EndpointInput {

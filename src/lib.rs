@@ -3,6 +3,7 @@
 //! use-cases. No web, database or cache crate is used here; adapters implement the ports.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod index;
@@ -18,4 +19,4 @@ pub mod render;
 pub mod view;
 
 pub use error::{ErrorKind, FieldError, RegistryError, Result};
-pub use registry::{RegisterOptions, Registration, Registry, RegistryConfig};
+pub use registry::{KeyRequest, RegisterOptions, Registration, Registry, RegistryConfig};

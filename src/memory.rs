@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
@@ -24,6 +25,7 @@ struct MemoryState {
     agents: HashMap<AgentId, Agent>,
     last_seen: HashMap<EndpointId, Millis>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    api_keys: Vec<ApiKey>,
     /// The change log, with when each change was recorded.
     log: std::collections::VecDeque<(Millis, LoggedChange)>,
 }
@@ -139,6 +141,22 @@ impl AgentStore for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
+        let mut state = self.state.lock();
+        let revision = state.api_keys.iter().map(|k| k.revision).max().unwrap_or(0) + 1;
+        state.api_keys.retain(|k| k.id != key.id);
+        state.api_keys.push(ApiKey { revision, ..key.clone() });
+        Ok(revision)
+    }
+
+    async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
+        let state = self.state.lock();
+        let mut keys: Vec<ApiKey> = state.api_keys.iter().filter(|k| k.revision > after).cloned().collect();
+        keys.sort_by_key(|k| k.revision);
+        keys.truncate(limit);
+        Ok(keys)
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
@@ -19,6 +20,7 @@ pub enum ChangeKind {
     EndpointAdded,
     EndpointUpdated,
     EndpointRemoved,
+    OwnerTransferred,
     Evicted,
     Deregistered,
 }
@@ -31,6 +33,7 @@ impl ChangeKind {
             Self::EndpointAdded => "endpoint_added",
             Self::EndpointUpdated => "endpoint_updated",
             Self::EndpointRemoved => "endpoint_removed",
+            Self::OwnerTransferred => "owner_transferred",
             Self::Evicted => "evicted",
             Self::Deregistered => "deregistered",
         }
@@ -43,6 +46,7 @@ impl ChangeKind {
             Self::EndpointAdded,
             Self::EndpointUpdated,
             Self::EndpointRemoved,
+            Self::OwnerTransferred,
             Self::Evicted,
             Self::Deregistered,
         ]
@@ -224,6 +228,11 @@ pub trait AgentStore: Send + Sync + 'static {
     }
     /// Cheap reachability check for readiness.
     async fn ping(&self) -> Result<()>;
+    /// Stores a new or changed API key (never its secret) with the next key revision, which it
+    /// returns. Key revisions commit in order, like the change log's.
+    async fn save_api_key(&self, key: &ApiKey) -> Result<u64>;
+    /// Up to `limit` keys changed after key revision `after`, in revision order.
+    async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>>;
 }
 
 /// Where "endpoint X was last seen at T" lives. A heartbeat touches only this store.

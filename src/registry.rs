@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::auth::{Caller, KeyRing};
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
 use crate::index::{Hit, Index, Matches, Prepared, SearchPage};
@@ -86,6 +87,8 @@ pub struct Registry {
     /// Other replicas write to the same store: follow its change log before each write.
     shared_store: bool,
     sync: parking_lot::Mutex<SyncState>,
+    /// Every API key, for authentication without a database call.
+    keys: RwLock<KeyRing>,
 }
 
 /// How recently this replica caught up with what other replicas did.
@@ -162,6 +165,7 @@ impl Registry {
             clock,
             config,
             index: Arc::new(RwLock::new(index)),
+            keys: RwLock::default(),
             answers: Default::default(),
             writer: Arc::default(),
             applied: Arc::new(AtomicU64::new(applied)),
@@ -171,6 +175,7 @@ impl Registry {
                 liveness_cursor,
             }),
         };
+        // Changes stored while loading, and every API key.
         registry.follow().await?;
         Ok(registry)
     }
@@ -231,9 +236,23 @@ impl Registry {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn register(&self, input: &AgentInput, options: &RegisterOptions) -> Result<(Hit, Registration)> {
+    pub async fn register(
+        &self,
+        caller: &Caller,
+        input: &AgentInput,
+        options: &RegisterOptions,
+    ) -> Result<(Hit, Registration)> {
         let now = self.clock.now();
-        let (spec, owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
+        let (spec, requested_owner, endpoints) = input.to_registration(&self.config.liveness, now)?;
+        let owner = match requested_owner {
+            Some(owner) if owner != caller.owner => {
+                caller.require_admin().map_err(|_| {
+                    RegistryError::Forbidden("an Agent credential registers agents for its own owner id only".into())
+                })?;
+                owner
+            }
+            _ => caller.owner.clone(),
+        };
         let request_hash = hash_request(input);
         // A retry (same key or same client-chosen id, same body) gets the first result back.
         let key = options.idempotency_key.clone().or_else(|| input.id.map(|id| format!("agent-id:{id}")));
@@ -295,7 +314,7 @@ impl Registry {
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when
     /// absent; endpoints are never touched.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn update(&self, id: AgentId, input: &AgentInput, if_match: Option<u64>) -> Result<Hit> {
+    pub async fn update(&self, caller: &Caller, id: AgentId, input: &AgentInput, if_match: Option<u64>) -> Result<Hit> {
         if input.id.is_some_and(|given| given != id) {
             return Err(RegistryError::field("/id", "does not match the agent id in the path"));
         }
@@ -315,15 +334,15 @@ impl Registry {
             agent.updated_at = now;
             Ok(())
         };
-        self.modify(id, if_match, ChangeKind::Updated, &[], edit).await
+        self.modify(caller, id, if_match, ChangeKind::Updated, &[], edit).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn deregister(&self, id: AgentId, if_match: Option<u64>) -> Result<()> {
+    pub async fn deregister(&self, caller: &Caller, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let mut attempt = 1;
         loop {
             let mut write = self.lock_writer(attempt > 1).await?;
-            let current = self.current_for_write(&mut write, id, if_match).await?;
+            let current = self.current_for_write(&mut write, caller, id, if_match).await?;
             let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
             let result = self.apply(write, change).await;
             if !try_again(&result, &mut attempt).await {
@@ -338,6 +357,7 @@ impl Registry {
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn add_endpoint(
         &self,
+        caller: &Caller,
         id: AgentId,
         input: &EndpointInput,
         if_match: Option<u64>,
@@ -358,13 +378,14 @@ impl Registry {
             Ok(())
         };
         let seen = [(endpoint_id, now.timestamp_millis())];
-        Ok((self.modify(id, if_match, ChangeKind::EndpointAdded, &seen, edit).await?, endpoint_id))
+        Ok((self.modify(caller, id, if_match, ChangeKind::EndpointAdded, &seen, edit).await?, endpoint_id))
     }
 
     /// Replaces an endpoint's settings, keeping its id and when it was last seen.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn update_endpoint(
         &self,
+        caller: &Caller,
         id: AgentId,
         endpoint_id: EndpointId,
         input: &EndpointInput,
@@ -383,11 +404,17 @@ impl Registry {
             agent.updated_at = now;
             Ok(())
         };
-        self.modify(id, if_match, ChangeKind::EndpointUpdated, &[], edit).await
+        self.modify(caller, id, if_match, ChangeKind::EndpointUpdated, &[], edit).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn remove_endpoint(&self, id: AgentId, endpoint_id: EndpointId, if_match: Option<u64>) -> Result<Hit> {
+    pub async fn remove_endpoint(
+        &self,
+        caller: &Caller,
+        id: AgentId,
+        endpoint_id: EndpointId,
+        if_match: Option<u64>,
+    ) -> Result<Hit> {
         let now = self.clock.now();
         let edit = |agent: &mut Agent| {
             agent.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
@@ -395,23 +422,44 @@ impl Registry {
             agent.updated_at = now;
             Ok(())
         };
-        let hit = self.modify(id, if_match, ChangeKind::EndpointRemoved, &[], edit).await?;
+        let hit = self.modify(caller, id, if_match, ChangeKind::EndpointRemoved, &[], edit).await?;
         self.forget_liveness(&[endpoint_id]).await;
         Ok(hit)
     }
+    /// Gives an agent to another owner (Admin only).
+    #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
+    pub async fn transfer_owner(
+        &self,
+        caller: &Caller,
+        id: AgentId,
+        owner: &str,
+        if_match: Option<u64>,
+    ) -> Result<Hit> {
+        caller.require_admin()?;
+        let owner = crate::input::check_owner(owner)?;
+        let now = self.clock.now();
+        let edit = |agent: &mut Agent| {
+            agent.owner_id.clone_from(&owner);
+            agent.updated_at = now;
+            Ok(())
+        };
+        self.modify(caller, id, if_match, ChangeKind::OwnerTransferred, &[], edit).await
+    }
+
     /// Heartbeat of one Persistent endpoint.
-    pub async fn heartbeat(&self, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
-        self.touch(id, endpoint_id, LivenessModel::Persistent).await
+    pub async fn heartbeat(&self, caller: &Caller, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
+        self.touch(caller, id, endpoint_id, LivenessModel::Persistent).await
     }
 
     /// Lease renewal of one Ephemeral endpoint.
-    pub async fn renew(&self, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
-        self.touch(id, endpoint_id, LivenessModel::Ephemeral).await
+    pub async fn renew(&self, caller: &Caller, id: AgentId, endpoint_id: EndpointId) -> Result<LivenessView> {
+        self.touch(caller, id, endpoint_id, LivenessModel::Ephemeral).await
     }
 
     /// Heartbeat of every Persistent endpoint of an agent in one call.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
-    pub async fn heartbeat_agent(&self, id: AgentId) -> Result<Vec<LivenessView>> {
+    pub async fn heartbeat_agent(&self, caller: &Caller, id: AgentId) -> Result<Vec<LivenessView>> {
+        self.authorize(caller, id)?;
         let agent = self.get(id)?.agent()?;
         let persistent: Vec<EndpointId> =
             agent.endpoints.iter().filter(|e| e.liveness_model == LivenessModel::Persistent).map(|e| e.id).collect();
@@ -423,12 +471,19 @@ impl Registry {
         }
         let mut out = Vec::with_capacity(persistent.len());
         for endpoint_id in persistent {
-            out.push(self.touch(id, endpoint_id, LivenessModel::Persistent).await?);
+            out.push(self.touch(caller, id, endpoint_id, LivenessModel::Persistent).await?);
         }
         Ok(out)
     }
 
-    async fn touch(&self, id: AgentId, endpoint_id: EndpointId, model: LivenessModel) -> Result<LivenessView> {
+    async fn touch(
+        &self,
+        caller: &Caller,
+        id: AgentId,
+        endpoint_id: EndpointId,
+        model: LivenessModel,
+    ) -> Result<LivenessView> {
+        self.authorize(caller, id)?;
         let (actual, lease) = {
             let index = self.index.read();
             let found = index.endpoint(id, endpoint_id).ok_or_else(|| self.missing(&index, id, endpoint_id))?;
@@ -569,7 +624,10 @@ impl Registry {
     /// changes were applied.
     pub async fn follow(&self) -> Result<usize> {
         let mut write = self.writer.clone().lock_owned().await;
-        self.follow_locked(&mut write).await
+        let followed = self.follow_locked(&mut write).await?;
+        drop(write);
+        self.follow_keys().await?;
+        Ok(followed)
     }
 
     /// Announces changes stored by any replica (`None`: this process is the only writer).
@@ -609,15 +667,32 @@ impl Registry {
 
     /// The agent a write starts from. An unknown agent, or a client that knows a newer
     /// revision, may mean a change through another replica has not reached this index yet.
-    async fn current_for_write(&self, write: &mut WriteGuard, id: AgentId, if_match: Option<u64>) -> Result<Agent> {
-        let current = self.current(id, if_match);
-        let behind = matches!(current, Err(RegistryError::AgentNotFound(_)))
+    async fn current_for_write(
+        &self,
+        write: &mut WriteGuard,
+        caller: &Caller,
+        id: AgentId,
+        if_match: Option<u64>,
+    ) -> Result<Agent> {
+        let current = self.authorize(caller, id).and_then(|()| self.current(id, if_match));
+        let behind = matches!(current, Err(RegistryError::AgentNotFound(_) | RegistryError::Forbidden(_)))
             || matches!(current, Err(RegistryError::RevisionMismatch { expected, current }) if expected > current);
         if !behind {
             return current;
         }
         self.catch_up_if(write, true).await?;
+        self.authorize(caller, id)?;
         self.current(id, if_match)
+    }
+
+    /// Whether the caller may manage the agent. To an Agent-scoped caller, someone else's agent
+    /// and one that does not exist look the same.
+    fn authorize(&self, caller: &Caller, id: AgentId) -> Result<()> {
+        if caller.is_admin() || self.index.read().owned_by(id, &caller.owner) {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!("agent {id} does not exist or belongs to another owner")))
+        }
     }
 
     /// Reads back the touches other replicas made in a shared liveness store since the last
@@ -681,6 +756,7 @@ impl Registry {
     /// changed the agent in the meantime, catches up and edits again.
     async fn modify(
         &self,
+        caller: &Caller,
         id: AgentId,
         if_match: Option<u64>,
         kind: ChangeKind,
@@ -690,7 +766,7 @@ impl Registry {
         let mut attempt = 1;
         loop {
             let mut write = self.lock_writer(attempt > 1).await?;
-            let mut agent = self.current_for_write(&mut write, id, if_match).await?;
+            let mut agent = self.current_for_write(&mut write, caller, id, if_match).await?;
             let expected = agent.revision;
             edit(&mut agent)?;
             let result = self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await;
@@ -805,6 +881,10 @@ fn apply_to_index(index: &mut Index, change: Change, revision: u64) {
         }
     }
 }
+
+mod keys;
+
+pub use keys::KeyRequest;
 
 /// Remembered discovery answers, bounded by the number of agents they list in all.
 #[derive(Default)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tempfile::NamedTempFile;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::Http;
+use crate::support::{Http, bootstrap_args};
 
 /// A running `agent-registry` binary, killed when dropped.
 pub struct Replica {
@@ -22,6 +22,12 @@ impl std::ops::Deref for Replica {
 
     fn deref(&self) -> &Http {
         &self.http
+    }
+}
+
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut Http {
+        &mut self.http
     }
 }
 
@@ -44,6 +50,7 @@ impl Replica {
         let log = NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_agent-registry"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+            .args(bootstrap_args())
             .args(args)
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("log file"))
@@ -54,10 +61,11 @@ impl Replica {
         replica
     }
 
-    /// Starts the binary and waits until it is ready.
+    /// Starts the binary, waits until it is ready and gives it an Admin key of its own.
     pub async fn start(args: &[&str]) -> Self {
-        let replica = Self::launch(args).await;
+        let mut replica = Self::launch(args).await;
         replica.wait_ready().await;
+        replica.http.bootstrap().await;
         replica
     }
 

@@ -13,5 +13,7 @@ mod bad_input;
 mod discovery;
 #[path = "liveness.rs"]
 mod liveness;
+#[path = "security.rs"]
+mod security;
 #[path = "system.rs"]
 mod system;

@@ -92,7 +92,7 @@ async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_a
     postgres.cut();
     redis.cut();
     let args = shared_backends(&postgres.url(&url), &redis.url(&redis_url()), &redis_prefix());
-    let replica = Replica::launch(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let mut replica = Replica::launch(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let ready = replica.get("/readyz").await;
     assert_eq!(ready.status, 503, "not ready while the backends are away: {}", ready.body);
@@ -103,6 +103,7 @@ async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_a
     postgres.restore();
     redis.restore();
     replica.wait_ready().await;
+    replica.bootstrap().await;
     replica.register(agent("Late", "late-start", ephemeral(60))).await;
     assert_eq!(replica.discovered("/discover/agents?capability=late-start").await, ["Late"]);
     drop(replica);

@@ -14,5 +14,7 @@ mod bad_input;
 mod discovery;
 #[path = "liveness.rs"]
 mod liveness;
+#[path = "security.rs"]
+mod security;
 #[path = "system.rs"]
 mod system;

@@ -164,7 +164,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(store.migrate().await.unwrap(), 3);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -217,6 +217,16 @@ impl AgentStore for SlowStore {
     async fn prune_changes(&self, before: i64) -> agent_registry_core::Result<u64> {
         self.0.prune_changes(before).await
     }
+    async fn save_api_key(&self, key: &agent_registry_core::auth::ApiKey) -> agent_registry_core::Result<u64> {
+        self.0.save_api_key(key).await
+    }
+    async fn api_keys_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> agent_registry_core::Result<Vec<agent_registry_core::auth::ApiKey>> {
+        self.0.api_keys_since(after, limit).await
+    }
     async fn ping(&self) -> agent_registry_core::Result<()> {
         self.0.ping().await
     }
@@ -231,11 +241,16 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
     let registry = Registry::open(store.clone(), liveness, Arc::new(SystemClock), Default::default()).await.unwrap();
     let id = AgentId::new_random();
+    let admin = agent_registry_core::auth::Caller {
+        actor: "test".into(),
+        owner: "admin".into(),
+        scope: agent_registry_core::auth::Scope::Admin,
+    };
     let input: agent_registry_core::input::AgentInput =
         serde_json::from_value(serde_json::json!({"id": id, "name": "cut off"})).unwrap();
     let cut = tokio::time::timeout(
         std::time::Duration::from_millis(50),
-        registry.register(&input, &RegisterOptions::default()),
+        registry.register(&admin, &input, &RegisterOptions::default()),
     )
     .await;
     assert!(cut.is_err(), "the caller gave up mid-write");

@@ -65,9 +65,20 @@ impl<B> std::ops::Deref for App<B> {
 }
 
 /// A small HTTP client for one registry.
+#[derive(Clone)]
 pub struct Http {
     pub base: String,
     client: reqwest::Client,
+    /// Sent as `X-Api-Key` with every request, when set.
+    key: Option<String>,
+}
+
+/// The bootstrap token every test registry is started with.
+pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-token-0123456789";
+
+/// Arguments that let a test registry issue Admin keys with `BOOTSTRAP_TOKEN`.
+pub fn bootstrap_args() -> Vec<String> {
+    vec!["--bootstrap-token".into(), BOOTSTRAP_TOKEN.into(), "--allow-repeated-bootstrap".into()]
 }
 
 /// A response as a user sees it.
@@ -117,7 +128,14 @@ impl<B: Backend> App<B> {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let (mut argv, schema) = B::arguments(&dir).await;
         argv.extend(args.iter().map(|a| (*a).to_owned()));
-        Self::start(dir, Arc::new(ManualClock::starting_now()), argv, schema.map(Arc::new)).await
+        Self::start(dir, Arc::new(ManualClock::starting_now()), argv, schema.map(Arc::new), true).await
+    }
+
+    /// A registry started without a bootstrap token, so without any API key.
+    pub async fn spawn_without_keys() -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let (argv, schema) = B::arguments(&dir).await;
+        Self::start(dir, Arc::new(ManualClock::starting_now()), argv, schema.map(Arc::new), false).await
     }
 
     async fn start(
@@ -125,8 +143,12 @@ impl<B: Backend> App<B> {
         clock: Arc<ManualClock>,
         args: Vec<String>,
         schema: Option<Arc<SchemaGuard>>,
+        with_admin: bool,
     ) -> Self {
-        let argv = std::iter::once("agent-registry".to_owned()).chain(args.iter().cloned());
+        // Unless the test sets up bootstrap itself, every start may issue an Admin key.
+        let own_bootstrap =
+            if !with_admin || args.iter().any(|a| a == "--bootstrap-token") { Vec::new() } else { bootstrap_args() };
+        let argv = std::iter::once("agent-registry".to_owned()).chain(args.iter().cloned()).chain(own_bootstrap);
         let config = Config::from_args(argv).expect("test config");
         let state = build(&config, clock.clone()).await.expect("registry starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -137,17 +159,11 @@ impl<B: Backend> App<B> {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server runs");
         });
-        Self {
-            http: Http { base, client: reqwest::Client::new() },
-            clock,
-            state,
-            dir,
-            args,
-            schema,
-            server,
-            _followers: followers,
-            backend: PhantomData,
+        let mut http = Http::new(base);
+        if with_admin {
+            http.bootstrap().await;
         }
+        Self { http, clock, state, dir, args, schema, server, _followers: followers, backend: PhantomData }
     }
 
     /// Stops this server (writing pending liveness as a graceful stop does) and starts a new
@@ -158,7 +174,8 @@ impl<B: Backend> App<B> {
         let _ = self.server.await;
         let (dir, clock, args, schema) = (self.dir.clone(), self.clock.clone(), self.args.clone(), self.schema.clone());
         drop(self.state);
-        Self::start(dir, clock, args, schema).await
+        let with_admin = self.http.key.is_some();
+        Self::start(dir, clock, args, schema, with_admin).await
     }
 
     /// Runs one round of upkeep (eviction, liveness persistence) now.
@@ -172,13 +189,31 @@ impl TestApp {
     pub async fn spawn_postgres(url: &str) -> Self {
         let args = vec!["--database-url".to_owned(), url.to_owned(), "--auto-migrate".to_owned()];
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        Self::start(dir, Arc::new(ManualClock::starting_now()), args, None).await
+        Self::start(dir, Arc::new(ManualClock::starting_now()), args, None, true).await
     }
 }
 
 impl Http {
     pub fn new(base: String) -> Self {
-        Self { base, client: reqwest::Client::new() }
+        Self { base, client: reqwest::Client::new(), key: None }
+    }
+
+    /// The same server, called with `key` (or without credentials for `None`).
+    pub fn with_key(&self, key: Option<&str>) -> Self {
+        Self { key: key.map(str::to_owned), ..self.clone() }
+    }
+
+    /// Issues an Admin key with the bootstrap token and uses it from now on.
+    pub async fn bootstrap(&mut self) {
+        let reply =
+            self.send(Method::POST, "/api-keys/bootstrap", None, &[("x-bootstrap-token", BOOTSTRAP_TOKEN)]).await;
+        self.key = Some(reply.ok(201)["key"].as_str().expect("the key").to_owned());
+    }
+
+    /// Issues a key of `scope` for `owner` with the current (Admin) key; returns the secret.
+    pub async fn issue_key(&self, owner: &str, scope: &str) -> String {
+        let reply = self.post("/api-keys", json!({"ownerId": owner, "scope": scope, "description": "test"})).await;
+        reply.ok(201)["key"].as_str().expect("the key").to_owned()
     }
 
     /// The status of a GET, or `None` if the server cannot be reached.
@@ -188,6 +223,9 @@ impl Http {
 
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.header("x-api-key", key);
+        }
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_string());
         }
@@ -199,6 +237,9 @@ impl Http {
 
     pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base)).body(body);
+        if let Some(key) = &self.key {
+            request = request.header("x-api-key", key);
+        }
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }

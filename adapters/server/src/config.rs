@@ -114,6 +114,15 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     pub idempotency_retention_hours: u32,
 
+    /// Secret that lets `POST /api-keys/bootstrap` issue the first Admin key (off when unset).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<Secret>,
+
+    /// Let the bootstrap token issue another Admin key even when one exists (to recover from
+    /// lost keys).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_ALLOW_REPEATED_BOOTSTRAP")]
+    pub allow_repeated_bootstrap: bool,
+
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -177,5 +186,26 @@ impl Config {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.listen),
         }
+    }
+}
+
+/// A secret setting: never shown by `Debug`, so it cannot reach a log.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() < 16 {
+            return Err("must be at least 16 characters".into());
+        }
+        Ok(Self(s.to_owned()))
     }
 }

@@ -45,7 +45,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         }
     };
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
-    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into() })
+    let bootstrap =
+        config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
+    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap })
 }
 
 /// The store a database URL names. SQLite is created and migrated at start (the embedded

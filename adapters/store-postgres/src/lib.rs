@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{AgentStore, Change, ChangeSignal, IdempotencyRecord, LoggedChange, StoredAgent};
@@ -257,6 +258,50 @@ impl AgentStore for PostgresStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
     }
+
+    async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Ordered like the change log, so a replica reading keys by revision misses none.
+        let revision: i64 =
+            sqlx::query_scalar("SELECT nextval('api_key_revision') FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(WRITE_LOCK)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO api_keys
+               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, expires_at = excluded.expires_at,
+               description = excluded.description, owner_id = excluded.owner_id, scope = excluded.scope,
+               revision = excluded.revision",
+        )
+        .bind(key.id)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.owner_id)
+        .bind(key.scope.as_str())
+        .bind(&key.description)
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+
+    async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
+        let rows: Vec<KeyRow> = sqlx::query_as(sql::KEYS_SINCE)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(ApiKey::from_row).collect()
+    }
 }
 
 /// Announces every change notification on `signal` until the store is dropped. Notifications
@@ -313,6 +358,10 @@ pub mod sql {
     pub const RECORD_LAST_SEEN: &str = "UPDATE endpoint_liveness AS e SET last_seen_at = GREATEST(e.last_seen_at, v.at)
         FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, at) WHERE e.endpoint_id = v.id";
 
+    pub const KEYS_SINCE: &str = "SELECT id::text, prefix, hash, owner_id, scope, description, created_at, expires_at,
+          revoked_at, revision
+        FROM api_keys WHERE revision > $1 ORDER BY revision LIMIT $2";
+
     /// Every lookup with a name, for the check that each one uses an index (tests and
     /// docs/postgres.md show the plans).
     pub const LOOKUPS: &[(&str, &str)] = &[
@@ -327,5 +376,6 @@ pub mod sql {
         ("start-up: newest revision", CURRENT_REVISION),
         ("follow: changes after a revision", CHANGES_SINCE),
         ("upkeep: prune the change log", PRUNE_CHANGES),
+        ("follow: API keys changed after a revision", KEYS_SINCE),
     ];
 }

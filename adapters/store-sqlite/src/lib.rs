@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, LoggedChange, StoredAgent};
@@ -286,5 +287,43 @@ impl AgentStore for SqliteStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+    }
+
+    async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
+        let revision: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys
+               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(max(revision), 0) + 1 FROM api_keys))
+             ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, expires_at = excluded.expires_at,
+               description = excluded.description, owner_id = excluded.owner_id, scope = excluded.scope,
+               revision = excluded.revision
+             RETURNING revision",
+        )
+        .bind(key.id.to_string())
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.owner_id)
+        .bind(key.scope.as_str())
+        .bind(&key.description)
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+
+    async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision
+             FROM api_keys WHERE revision > ? ORDER BY revision LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter().map(ApiKey::from_row).collect()
     }
 }

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::extract::{JsonBody, QueryPairs, idempotency_key, if_match};
+use super::extract::{Auth, JsonBody, QueryPairs, idempotency_key, if_match};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -72,11 +72,12 @@ fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
         (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
     State(state): State<AppState>,
+    Auth(caller): Auth,
     headers: HeaderMap,
     JsonBody(input): JsonBody<AgentInput>,
 ) -> ApiResult {
     let options = RegisterOptions { idempotency_key: idempotency_key(&headers)? };
-    let (hit, outcome) = state.registry.register(&input, &options).await?;
+    let (hit, outcome) = state.registry.register(&caller, &input, &options).await?;
     let mut response = with_location(agent_response(StatusCode::CREATED, &hit), &format!("/agents/{}", hit.id()));
     if outcome == Registration::Replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -122,11 +123,12 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         (status = 409, body = Problem), (status = 412, body = Problem)))]
 pub async fn update(
     State(state): State<AppState>,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<AgentInput>,
 ) -> ApiResult {
-    let hit = state.registry.update(AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
+    let hit = state.registry.update(&caller, AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
     Ok(agent_response(StatusCode::OK, &hit))
 }
 
@@ -134,8 +136,13 @@ pub async fn update(
 #[utoipa::path(delete, path = "/agents/{id}", tag = "agents",
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
-pub async fn deregister(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    state.registry.deregister(AgentId::parse(&id)?, if_match(&headers)?).await?;
+pub async fn deregister(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    state.registry.deregister(&caller, AgentId::parse(&id)?, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -146,11 +153,13 @@ pub async fn deregister(State(state): State<AppState>, Path(id): Path<String>, h
         (status = 409, body = Problem)))]
 pub async fn add_endpoint(
     State(state): State<AppState>,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> ApiResult {
-    let (hit, endpoint) = state.registry.add_endpoint(AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
+    let (hit, endpoint) =
+        state.registry.add_endpoint(&caller, AgentId::parse(&id)?, &input, if_match(&headers)?).await?;
     let location = format!("/agents/{}/endpoints/{endpoint}", hit.id());
     Ok(with_location(endpoint_response(&state, StatusCode::CREATED, &hit, endpoint)?, &location))
 }
@@ -180,12 +189,13 @@ pub async fn get_endpoint(State(state): State<AppState>, Path((id, eid)): Path<(
         (status = 409, body = Problem), (status = 412, body = Problem)))]
 pub async fn update_endpoint(
     State(state): State<AppState>,
+    Auth(caller): Auth,
     Path((id, eid)): Path<(String, String)>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<EndpointInput>,
 ) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    let hit = state.registry.update_endpoint(id, eid, &input, if_match(&headers)?).await?;
+    let hit = state.registry.update_endpoint(&caller, id, eid, &input, if_match(&headers)?).await?;
     endpoint_response(&state, StatusCode::OK, &hit, eid)
 }
 
@@ -195,11 +205,12 @@ pub async fn update_endpoint(
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn remove_endpoint(
     State(state): State<AppState>,
+    Auth(caller): Auth,
     Path((id, eid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    state.registry.remove_endpoint(id, eid, if_match(&headers)?).await?;
+    state.registry.remove_endpoint(&caller, id, eid, if_match(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -208,9 +219,13 @@ pub async fn remove_endpoint(
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn heartbeat(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, eid)): Path<(String, String)>,
+) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    Ok(Json(state.registry.heartbeat(id, eid).await?).into_response())
+    Ok(Json(state.registry.heartbeat(&caller, id, eid).await?).into_response())
 }
 
 /// Renew the lease of an Ephemeral endpoint (409 for a Persistent one: heartbeat it instead).
@@ -218,17 +233,21 @@ pub async fn heartbeat(State(state): State<AppState>, Path((id, eid)): Path<(Str
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn renew(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
+pub async fn renew(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, eid)): Path<(String, String)>,
+) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    Ok(Json(state.registry.renew(id, eid).await?).into_response())
+    Ok(Json(state.registry.renew(&caller, id, eid).await?).into_response())
 }
 
 /// Heartbeat every Persistent endpoint of an agent in one call.
 #[utoipa::path(post, path = "/agents/{id}/heartbeat", tag = "liveness", params(("id" = String, Path)),
     responses((status = 200, body = Vec<LivenessView>), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn heartbeat_agent(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(state.registry.heartbeat_agent(AgentId::parse(&id)?).await?).into_response())
+pub async fn heartbeat_agent(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.registry.heartbeat_agent(&caller, AgentId::parse(&id)?).await?).into_response())
 }
 
 /// The discovery filters, for the OpenAPI document (parsed by `DiscoveryQuery::from_pairs`).
@@ -261,4 +280,28 @@ pub struct DiscoveryParams {
     page_size: Option<usize>,
     /// Opaque cursor from `nextCursor`, for deep paging (instead of `page`).
     cursor: Option<String>,
+}
+
+/// The new owner of an agent.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OwnerInput {
+    owner_id: String,
+}
+
+/// Give an agent to another owner (Admin).
+#[utoipa::path(post, path = "/agents/{id}/owner", tag = "agents", request_body = OwnerInput,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = AgentView), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn transfer_owner(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<OwnerInput>,
+) -> ApiResult {
+    let hit =
+        state.registry.transfer_owner(&caller, AgentId::parse(&id)?, &input.owner_id, if_match(&headers)?).await?;
+    Ok(agent_response(StatusCode::OK, &hit))
 }

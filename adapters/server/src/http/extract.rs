@@ -1,15 +1,17 @@
 //! Request extractors. Validation of the HTTP envelope (content type, size, JSON syntax, header
 //! formats) happens here, so handlers only see well-formed input.
 
-use agent_registry_core::FieldError;
+use agent_registry_core::auth::Caller;
 use agent_registry_core::input::escape_pointer;
 use agent_registry_core::query::DiscoveryQuery;
+use agent_registry_core::{FieldError, RegistryError};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::problem::ApiError;
 
 /// A JSON body, with `415` for other media types, `413` beyond the size limit, and `400` naming
@@ -147,4 +149,25 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         return Err(ApiError::bad_header("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
     }
     Ok(Some(key.to_owned()))
+}
+
+/// The authenticated caller of a management route, from `X-Api-Key`.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthenticated = |detail: &str| ApiError::from(RegistryError::Unauthenticated(detail.into()));
+        match parts.headers.get("x-api-key") {
+            Some(key) => {
+                let key = key.to_str().map_err(|_| unauthenticated("X-Api-Key must be visible ASCII"))?;
+                Ok(Self(state.registry.authenticate(key.trim())?))
+            }
+            None if parts.headers.contains_key(header::AUTHORIZATION) => {
+                Err(unauthenticated("bearer tokens are not accepted by this registry; send an API key in X-Api-Key"))
+            }
+            None => Err(unauthenticated("this route needs credentials: send an API key in X-Api-Key")),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod extract;
+pub mod keys;
 pub mod problem;
 pub mod system;
 
@@ -28,6 +29,8 @@ use problem::ApiError;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub public_url: Arc<str>,
+    /// How the first Admin key may be issued (`None`: bootstrap is off).
+    pub bootstrap: Option<Arc<keys::Bootstrap>>,
 }
 
 #[derive(OpenApi)]
@@ -38,6 +41,7 @@ pub struct AppState {
         (name = "endpoints", description = "Manage an agent's endpoints"),
         (name = "liveness", description = "Heartbeats and lease renewals"),
         (name = "discovery", description = "Find live agents"),
+        (name = "api-keys", description = "API keys for management routes"),
         (name = "system", description = "Health and readiness"),
     )
 )]
@@ -54,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::renew))
         .routes(routes!(agents::heartbeat_agent))
+        .routes(routes!(agents::transfer_owner))
+        .routes(routes!(keys::issue, keys::list))
+        .routes(routes!(keys::get, keys::revoke))
+        .routes(routes!(keys::bootstrap))
         .routes(routes!(agents::discover))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))

@@ -1,0 +1,213 @@
+//! API keys: issue (Admin), list, read, revoke, and the bootstrap of the first Admin key.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_registry_core::auth::{ApiKey, Scope, constant_time_eq, hash_secret, to_datetime};
+use agent_registry_core::{KeyRequest, RegistryError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::{Auth, JsonBody};
+use super::problem::{ApiError, Problem};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// A key to issue.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyInput {
+    /// Whose agents the key manages (an Agent key), or who holds it (an Admin key).
+    owner_id: String,
+    scope: Scope,
+    #[serde(default)]
+    description: String,
+    /// When the key stops working (RFC 3339); never when absent.
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as listed: never its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    id: Uuid,
+    /// The key's first characters after `ar_`, to recognise it.
+    prefix: String,
+    owner_id: String,
+    scope: Scope,
+    description: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    active: bool,
+    /// The secret, only in the answer that issued the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    items: Vec<KeyView>,
+}
+
+fn view(state: &AppState, key: &ApiKey, secret: Option<String>) -> KeyView {
+    KeyView {
+        id: key.id,
+        prefix: format!("ar_{}", key.prefix),
+        owner_id: key.owner_id.clone(),
+        scope: key.scope,
+        description: key.description.clone(),
+        created_at: to_datetime(key.created_at),
+        expires_at: key.expires_at.map(to_datetime),
+        revoked_at: key.revoked_at.map(to_datetime),
+        active: key.is_active(state.registry.now_millis()),
+        key: secret,
+    }
+}
+
+fn issued(state: &AppState, key: &ApiKey, secret: String) -> Response {
+    let mut response = (StatusCode::CREATED, Json(view(state, key, Some(secret)))).into_response();
+    if let Ok(location) = format!("/api-keys/{}", key.id).parse() {
+        response.headers_mut().insert(axum::http::header::LOCATION, location);
+    }
+    // The secret is in this body only: no cache may keep it.
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Issue an API key (Admin). The answer is the only place the secret (`key`) ever appears.
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = KeyInput,
+    responses((status = 201, body = KeyView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn issue(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(input): JsonBody<KeyInput>,
+) -> ApiResult {
+    let request = KeyRequest {
+        owner_id: input.owner_id,
+        scope: input.scope,
+        description: input.description,
+        expires_at: input.expires_at.map(|t| t.timestamp_millis()),
+    };
+    let (key, secret) = state.registry.issue_key(&caller, request).await?;
+    Ok(issued(&state, &key, secret))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFilter {
+    /// Only keys of this owner.
+    owner: Option<String>,
+    /// Only active (true) or only revoked and expired (false) keys.
+    active: Option<bool>,
+}
+
+/// List API keys, newest first, without their secrets (Admin).
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(KeyFilter),
+    responses((status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    filter: Result<Query<KeyFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(filter) = filter.map_err(|e| RegistryError::query("owner", e.body_text()))?;
+    let keys = state.registry.list_keys(&caller, filter.owner.as_deref(), filter.active)?;
+    Ok(Json(KeyList { items: keys.iter().map(|k| view(&state, k, None)).collect() }).into_response())
+}
+
+fn key_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| RegistryError::InvalidId { what: "API key", value: id.to_owned() }.into())
+}
+
+/// Read one API key (Admin, or the key itself).
+#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
+    let key = state.registry.get_key(&caller, key_id(&id)?)?;
+    Ok(Json(view(&state, &key, None)).into_response())
+}
+
+/// Revoke an API key (Admin, or the key itself); it stops working on every replica within the
+/// follow interval. Revoking a revoked key is `409 api_key_revoked`.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn revoke(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
+    state.registry.revoke_key(&caller, key_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// How the first Admin key may be issued: configured by `--bootstrap-token`.
+pub struct Bootstrap {
+    token_hash: String,
+    /// Issue another Admin key even when one exists (`--allow-repeated-bootstrap`).
+    again: bool,
+    /// Times of recent wrong tokens, to slow down guessing.
+    failures: parking_lot::Mutex<VecDeque<Instant>>,
+}
+
+/// Wrong tokens allowed per window before every attempt is refused until the window passes.
+const BOOTSTRAP_FAILURES: usize = 5;
+const BOOTSTRAP_WINDOW: Duration = Duration::from_secs(60);
+
+impl Bootstrap {
+    pub fn new(token: &str, again: bool) -> Arc<Self> {
+        Arc::new(Self { token_hash: hash_secret(token), again, failures: Default::default() })
+    }
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapInput {
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Issue the first Admin key with the `X-Bootstrap-Token` configured at start. `404` when no
+/// token is configured; `409` once an Admin key exists; wrong tokens are `401` and, after five a
+/// minute, `429`.
+#[utoipa::path(post, path = "/api-keys/bootstrap", tag = "api-keys",
+    params(("X-Bootstrap-Token" = String, Header, description = "The --bootstrap-token")),
+    responses((status = 201, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 429, body = Problem)))]
+pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    let Some(config) = state.bootstrap.clone() else {
+        return Err(ApiError::http(StatusCode::NOT_FOUND, "route_not_found", "no route for /api-keys/bootstrap"));
+    };
+    {
+        let mut failures = config.failures.lock();
+        while failures.front().is_some_and(|t| t.elapsed() > BOOTSTRAP_WINDOW) {
+            failures.pop_front();
+        }
+        if failures.len() >= BOOTSTRAP_FAILURES {
+            return Err(ApiError::http(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many wrong bootstrap tokens; try again in a minute",
+            ));
+        }
+    }
+    let given = headers.get("x-bootstrap-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // Hashes have one length, so the comparison takes the same time whatever was sent.
+    if !constant_time_eq(hash_secret(given).as_bytes(), config.token_hash.as_bytes()) {
+        config.failures.lock().push_back(Instant::now());
+        tracing::warn!("a wrong bootstrap token was sent");
+        return Err(RegistryError::Unauthenticated("wrong or missing X-Bootstrap-Token".into()).into());
+    }
+    let input: BootstrapInput = if body.iter().all(u8::is_ascii_whitespace) {
+        BootstrapInput::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let description = input.description.unwrap_or_else(|| "bootstrap".into());
+    let (key, secret) = state.registry.bootstrap_key(description, config.again).await?;
+    Ok(issued(&state, &key, secret))
+}

@@ -1,0 +1,224 @@
+//! Who is calling, and what they may do. API keys are random 256-bit secrets shown once; the
+//! registry keeps only their SHA-256 (a secret that random needs no slow hash) and finds a key
+//! by its short visible prefix before comparing hashes in constant time.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{RegistryError, Result};
+use crate::liveness::Millis;
+
+/// Every key starts with this, so leaked keys are easy to recognise (and to scan for).
+pub const KEY_PREFIX: &str = "ar_";
+/// Characters of a key after `ar_` shown when listing keys.
+pub const VISIBLE_CHARS: usize = 8;
+
+/// What a caller may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Scope {
+    /// Everything: every agent, API keys, ownership transfers.
+    Admin,
+    /// Register agents, and manage only the agents it owns.
+    Agent,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "Admin",
+            Self::Agent => "Agent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Admin, Self::Agent].into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Who acted, for the audit trail: `key:<id>` or `jwt:<subject>`.
+    pub actor: String,
+    /// The owner id its agents get.
+    pub owner: String,
+    pub scope: Scope,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.scope == Scope::Admin
+    }
+
+    /// Admin only.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin() { Ok(()) } else { Err(RegistryError::Forbidden("this needs an Admin credential".into())) }
+    }
+
+    /// Whether the caller may change an agent with this owner.
+    pub fn may_manage(&self, owner: &str) -> bool {
+        self.is_admin() || self.owner == owner
+    }
+}
+
+/// A stored key's columns, in the order `ApiKey::from_row` reads them.
+pub type KeyRow = (String, String, String, String, String, String, Millis, Option<Millis>, Option<Millis>, i64);
+
+/// An API key as stored: everything but the secret, of which only the hash is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    /// The first characters of the key after `ar_`, to tell keys apart in listings.
+    pub prefix: String,
+    /// Hex SHA-256 of the whole key.
+    pub hash: String,
+    pub owner_id: String,
+    pub scope: Scope,
+    pub description: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    /// Orders changes to keys, so replicas can read the ones they have not seen.
+    pub revision: u64,
+}
+
+impl ApiKey {
+    /// A new key and its secret (to be shown once).
+    pub fn issue(
+        owner_id: String,
+        scope: Scope,
+        description: String,
+        now: Millis,
+        expires_at: Option<Millis>,
+    ) -> (Self, String) {
+        let secret = format!("{KEY_PREFIX}{}", random_token());
+        let key = Self {
+            id: Uuid::new_v4(),
+            prefix: secret[KEY_PREFIX.len()..KEY_PREFIX.len() + VISIBLE_CHARS].to_owned(),
+            hash: hash_secret(&secret),
+            owner_id,
+            scope,
+            description,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            revision: 0,
+        };
+        (key, secret)
+    }
+
+    /// Reads a stored row: (id, prefix, hash, owner, scope, description, created, expires,
+    /// revoked, revision).
+    pub fn from_row(row: KeyRow) -> Result<Self> {
+        let (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision) = row;
+        let unreadable = |what: &str| RegistryError::Internal(format!("stored API key {id} is unreadable: {what}"));
+        Ok(Self {
+            id: Uuid::try_parse(&id).map_err(|_| unreadable("id"))?,
+            prefix,
+            hash,
+            owner_id,
+            scope: Scope::parse(&scope).ok_or_else(|| unreadable("scope"))?,
+            description,
+            created_at,
+            expires_at,
+            revoked_at,
+            revision: u64::try_from(revision).map_err(|_| unreadable("revision"))?,
+        })
+    }
+
+    pub fn is_active(&self, now: Millis) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| now < t)
+    }
+
+    pub fn caller(&self) -> Caller {
+        Caller { actor: format!("key:{}", self.id), owner: self.owner_id.clone(), scope: self.scope }
+    }
+}
+
+/// 256 random bits from the operating system, URL-safe base64 without padding (43 characters).
+fn random_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    // The OS generator failing is not a state the service can run in.
+    #[expect(clippy::expect_used, reason = "no randomness from the OS means no safe keys at all")]
+    getrandom::fill(&mut bytes).expect("the operating system's random generator works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// Every key this replica knows, by visible prefix, for authentication without a database call.
+#[derive(Default)]
+pub struct KeyRing {
+    by_prefix: HashMap<String, Vec<ApiKey>>,
+    /// The highest key revision seen.
+    pub revision: u64,
+}
+
+impl KeyRing {
+    /// Adds or replaces a key (by id).
+    pub fn put(&mut self, key: ApiKey) {
+        self.revision = self.revision.max(key.revision);
+        let keys = self.by_prefix.entry(key.prefix.clone()).or_default();
+        keys.retain(|k| k.id != key.id);
+        keys.push(key);
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<&ApiKey> {
+        self.by_prefix.values().flatten().find(|k| k.id == id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ApiKey> {
+        self.by_prefix.values().flatten()
+    }
+
+    pub fn has_active_admin(&self, now: Millis) -> bool {
+        self.all().any(|k| k.scope == Scope::Admin && k.is_active(now))
+    }
+
+    /// The key a secret belongs to, whether or not it is still active.
+    pub fn find(&self, secret: &str) -> Option<&ApiKey> {
+        let rest = secret.strip_prefix(KEY_PREFIX)?;
+        let prefix = rest.get(..VISIBLE_CHARS)?;
+        let hash = hash_secret(secret);
+        self.by_prefix.get(prefix)?.iter().find(|k| constant_time_eq(k.hash.as_bytes(), hash.as_bytes()))
+    }
+}
+
+/// A timestamp for API responses.
+pub fn to_datetime(millis: Millis) -> DateTime<Utc> {
+    crate::clock::to_datetime(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_found_only_by_their_whole_secret() {
+        let (key, secret) = ApiKey::issue("o".into(), Scope::Agent, "d".into(), 0, None);
+        assert!(secret.starts_with("ar_") && secret.len() == 3 + 43, "{secret}");
+        assert_ne!(key.hash, secret, "only the hash is kept");
+        let (_, other) = ApiKey::issue("o".into(), Scope::Agent, "d".into(), 0, None);
+        assert_ne!(secret, other);
+        let mut ring = KeyRing::default();
+        ring.put(key.clone());
+        assert_eq!(ring.find(&secret).map(|k| k.id), Some(key.id));
+        let mut forged = secret.clone();
+        forged.pop();
+        forged.push(if secret.ends_with('A') { 'B' } else { 'A' });
+        assert!(ring.find(&forged).is_none());
+        assert!(ring.find("ar_").is_none() && ring.find("").is_none() && ring.find("ar_ééééééééé").is_none());
+    }
+}

@@ -1,0 +1,124 @@
+//! API keys: issue, list, revoke, and authentication against the keys held in memory.
+
+use uuid::Uuid;
+
+use super::Registry;
+use crate::auth::{ApiKey, Caller, Scope};
+use crate::error::{RegistryError, Result};
+use crate::input::check_owner;
+use crate::liveness::Millis;
+
+/// Keys read from the store at a time.
+const KEYS_PAGE: usize = 1_000;
+
+/// What a new key is for.
+#[derive(Clone, Debug)]
+pub struct KeyRequest {
+    pub owner_id: String,
+    pub scope: Scope,
+    pub description: String,
+    pub expires_at: Option<Millis>,
+}
+
+impl Registry {
+    /// The caller a key belongs to; revoked, expired and unknown keys are refused alike.
+    pub fn authenticate(&self, secret: &str) -> Result<Caller> {
+        let now = self.clock.now_millis();
+        let keys = self.keys.read();
+        match keys.find(secret) {
+            Some(key) if key.is_active(now) => Ok(key.caller()),
+            Some(key) if key.revoked_at.is_some() => {
+                tracing::warn!(key.id = %key.id, "a revoked API key was used");
+                Err(RegistryError::Unauthenticated("this API key has been revoked".into()))
+            }
+            Some(_) => Err(RegistryError::Unauthenticated("this API key has expired".into())),
+            None => Err(RegistryError::Unauthenticated("unknown API key".into())),
+        }
+    }
+
+    /// Issues a key (Admin only); returns it with its secret, which is never shown again.
+    pub async fn issue_key(&self, caller: &Caller, request: KeyRequest) -> Result<(ApiKey, String)> {
+        caller.require_admin()?;
+        self.store_new_key(request).await
+    }
+
+    /// Issues the first Admin key. Refused once an active Admin key exists, unless `again`.
+    pub async fn bootstrap_key(&self, description: String, again: bool) -> Result<(ApiKey, String)> {
+        self.follow_keys().await?;
+        if !again && self.keys.read().has_active_admin(self.clock.now_millis()) {
+            return Err(RegistryError::BootstrapRefused(
+                "an Admin key exists already; issue further keys with it (POST /api-keys)".into(),
+            ));
+        }
+        let request = KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None };
+        self.store_new_key(request).await
+    }
+
+    async fn store_new_key(&self, request: KeyRequest) -> Result<(ApiKey, String)> {
+        let owner_id = check_owner(&request.owner_id)?;
+        let description = request.description.trim();
+        if description.chars().count() > 1_024 || description.chars().any(char::is_control) {
+            return Err(RegistryError::field("/description", "must be at most 1024 characters, on one line"));
+        }
+        let now = self.clock.now_millis();
+        if request.expires_at.is_some_and(|t| t <= now) {
+            return Err(RegistryError::field("/expiresAt", "must lie in the future"));
+        }
+        let (mut key, secret) = ApiKey::issue(owner_id, request.scope, description.to_owned(), now, request.expires_at);
+        key.revision = self.store.save_api_key(&key).await?;
+        self.keys.write().put(key.clone());
+        Ok((key, secret))
+    }
+
+    /// Keys, newest first, optionally of one owner and only active ones (Admin only).
+    pub fn list_keys(&self, caller: &Caller, owner: Option<&str>, active: Option<bool>) -> Result<Vec<ApiKey>> {
+        caller.require_admin()?;
+        let now = self.clock.now_millis();
+        let mut keys: Vec<ApiKey> = self
+            .keys
+            .read()
+            .all()
+            .filter(|k| owner.is_none_or(|o| k.owner_id == o) && active.is_none_or(|a| k.is_active(now) == a))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    /// One key: Admin sees every key, others only their own.
+    pub fn get_key(&self, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+        let keys = self.keys.read();
+        match keys.get(id) {
+            Some(key) if caller.is_admin() || caller.actor == key.caller().actor => Ok(key.clone()),
+            _ => Err(RegistryError::KeyNotFound(id.to_string())),
+        }
+    }
+
+    /// Revokes a key at once on this replica, and within a follow interval on the others.
+    /// Admin may revoke any key, others only the key they call with.
+    pub async fn revoke_key(&self, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+        self.follow_keys().await?;
+        let mut key = self.get_key(caller, id)?;
+        if key.revoked_at.is_some() {
+            return Err(RegistryError::KeyRevoked(id.to_string()));
+        }
+        key.revoked_at = Some(self.clock.now_millis());
+        key.revision = self.store.save_api_key(&key).await?;
+        self.keys.write().put(key.clone());
+        Ok(key)
+    }
+
+    /// Reads keys other replicas issued or revoked.
+    pub(super) async fn follow_keys(&self) -> Result<()> {
+        loop {
+            let after = self.keys.read().revision;
+            let changed = self.store.api_keys_since(after, KEYS_PAGE).await?;
+            let n = changed.len();
+            let mut keys = self.keys.write();
+            changed.into_iter().for_each(|k| keys.put(k));
+            if n < KEYS_PAGE {
+                return Ok(());
+            }
+        }
+    }
+}

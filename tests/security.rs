@@ -1,0 +1,148 @@
+//! Credentials and ownership on every management route: API keys with scopes, bootstrap,
+//! revocation and expiry, and agents that only their owner (or Admin) may change.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::support::{BOOTSTRAP_TOKEN, Http, TestApp, agent, ephemeral, persistent};
+
+/// Every management route, for an agent `id` with one Persistent endpoint `eid`.
+fn management_routes(id: &str, eid: &str) -> Vec<(Method, String, Option<Value>)> {
+    let endpoint = json!({"name": "other", "address": "https://other.example"});
+    vec![
+        (Method::POST, "/agents".into(), Some(agent("New", "skill", ephemeral(60)))),
+        (Method::PUT, format!("/agents/{id}"), Some(json!({"name": "Renamed"}))),
+        (Method::POST, format!("/agents/{id}/endpoints"), Some(endpoint.clone())),
+        (Method::PUT, format!("/agents/{id}/endpoints/{eid}"), Some(endpoint)),
+        (Method::POST, format!("/agents/{id}/endpoints/{eid}/heartbeat"), None),
+        (Method::POST, format!("/agents/{id}/endpoints/{eid}/renew"), None),
+        (Method::POST, format!("/agents/{id}/heartbeat"), None),
+        (Method::POST, format!("/agents/{id}/owner"), Some(json!({"ownerId": "someone"}))),
+        (Method::DELETE, format!("/agents/{id}/endpoints/{eid}"), None),
+        (Method::DELETE, format!("/agents/{id}"), None),
+        (Method::POST, "/api-keys".into(), Some(json!({"ownerId": "x", "scope": "Agent"}))),
+        (Method::GET, "/api-keys".into(), None),
+    ]
+}
+
+async fn registered(app: &Http, name: &str) -> (String, String) {
+    let created = app.register(agent(name, "guarded", persistent(30))).await;
+    (created["id"].as_str().unwrap().to_owned(), created["endpoints"][0]["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn every_management_route_needs_credentials_and_public_reads_do_not() {
+    let app = TestApp::spawn().await;
+    let (id, eid) = registered(&app, "Guarded").await;
+    let anonymous = app.with_key(None);
+    for (method, path, body) in management_routes(&id, &eid) {
+        let reply = anonymous.send(method.clone(), &path, body, &[]).await;
+        reply.problem(401, "unauthenticated");
+        assert!(reply.header("www-authenticate").is_some(), "{method} {path}");
+    }
+    let forged = app.with_key(Some("ar_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    forged.send(Method::DELETE, &format!("/agents/{id}"), None, &[]).await.problem(401, "unauthenticated");
+    let bearer =
+        anonymous.send(Method::DELETE, &format!("/agents/{id}"), None, &[("authorization", "Bearer x.y.z")]).await;
+    bearer.problem(401, "unauthenticated");
+    for path in ["/discover/agents?capability=guarded", "/agents", "/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(anonymous.get(path).await.status, 200, "{path} is public");
+    }
+    assert_eq!(anonymous.get(&format!("/agents/{id}")).await.ok(200)["name"], "Guarded");
+}
+
+#[tokio::test]
+async fn an_agent_key_manages_its_own_agents_only_and_cannot_tell_whether_others_exist() {
+    let app = TestApp::spawn().await;
+    let alice = app.with_key(Some(&app.issue_key("alice", "Agent").await));
+    let bob = app.with_key(Some(&app.issue_key("bob", "Agent").await));
+    let (id, eid) = registered(&bob, "Bob's").await;
+    assert_eq!(bob.get(&format!("/agents/{id}")).await.body["ownerId"], "bob", "the creator's owner id");
+    let missing = "00000000-0000-4000-8000-000000000000";
+    for (method, path, body) in management_routes(&id, &eid).into_iter().skip(1) {
+        let theirs = alice.send(method.clone(), &path, body.clone(), &[]).await;
+        theirs.problem(403, "forbidden");
+        let unknown = alice.send(method.clone(), &path.replace(&id, missing), body, &[]).await;
+        assert_eq!(unknown.status, 403, "{method} {path}: an unknown agent looks like someone else's");
+        assert_eq!(unknown.body["detail"], theirs.body["detail"].as_str().unwrap().replace(&id, missing));
+    }
+    // Bob manages his own agent; he may not register for someone else.
+    bob.post_empty(&format!("/agents/{id}/endpoints/{eid}/heartbeat")).await.ok(200);
+    bob.put(&format!("/agents/{id}"), json!({"name": "Bob's renamed"})).await.ok(200);
+    let mut for_alice = agent("Not mine", "guarded", ephemeral(60));
+    for_alice["ownerId"] = json!("alice");
+    bob.post("/agents", for_alice.clone()).await.problem(403, "forbidden");
+    // Admin may act for anyone, and give the agent away.
+    assert_eq!(app.post("/agents", for_alice).await.ok(201)["ownerId"], "alice");
+    let moved = app.post(&format!("/agents/{id}/owner"), json!({"ownerId": "alice"})).await;
+    assert_eq!(moved.ok(200)["ownerId"], "alice");
+    alice.post_empty(&format!("/agents/{id}/endpoints/{eid}/heartbeat")).await.ok(200);
+    bob.delete(&format!("/agents/{id}")).await.problem(403, "forbidden");
+    alice.delete(&format!("/agents/{id}")).await;
+    app.get(&format!("/agents/{id}")).await.problem(404, "agent_not_found");
+}
+
+#[tokio::test]
+async fn keys_are_shown_once_listed_without_secrets_and_revoked_or_expired_keys_fail() {
+    let app = TestApp::spawn().await;
+    let issued = app.post("/api-keys", json!({"ownerId": "carol", "scope": "Agent", "description": "ci"})).await;
+    let body = issued.ok(201).clone();
+    let secret = body["key"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("ar_") && secret.len() >= 46, "256 random bits: {secret}");
+    assert_eq!(issued.header("cache-control"), Some("no-store"));
+    assert!(secret.starts_with(body["prefix"].as_str().unwrap()));
+    let id = body["id"].as_str().unwrap().to_owned();
+    let listed = app.get("/api-keys?owner=carol").await;
+    assert_eq!(listed.ok(200)["items"].as_array().unwrap().len(), 1);
+    assert!(!listed.body.to_string().contains(&secret[3..]), "listings never carry the secret");
+    assert!(!app.get(&format!("/api-keys/{id}")).await.body.to_string().contains(&secret[3..]));
+
+    let carol = app.with_key(Some(&secret));
+    carol.get("/api-keys").await.problem(403, "forbidden");
+    carol.post("/api-keys", json!({"ownerId": "carol", "scope": "Admin"})).await.problem(403, "forbidden");
+    let (id_a, _) = registered(&carol, "Carol's").await;
+    app.delete(&format!("/api-keys/{id}")).await.ok(204);
+    app.delete(&format!("/api-keys/{id}")).await.problem(409, "api_key_revoked");
+    app.delete("/api-keys/00000000-0000-4000-8000-000000000000").await.problem(404, "api_key_not_found");
+    carol.delete(&format!("/agents/{id_a}")).await.problem(401, "unauthenticated");
+    assert_eq!(app.get("/api-keys?owner=carol&active=false").await.body["items"][0]["active"], false);
+
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    let expiring = app.post("/api-keys", json!({"ownerId": "dave", "scope": "Agent", "expiresAt": soon})).await;
+    let dave = app.with_key(Some(expiring.ok(201)["key"].as_str().unwrap()));
+    registered(&dave, "Dave's").await;
+    app.clock.advance_secs(61);
+    dave.post("/agents", agent("Late", "guarded", ephemeral(60))).await.problem(401, "unauthenticated");
+    let past =
+        app.post("/api-keys", json!({"ownerId": "d", "scope": "Agent", "expiresAt": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(past.problem(400, "validation_failed")["errors"][0]["pointer"], "/expiresAt");
+    app.post("/api-keys", json!({"ownerId": "d", "scope": "Root"})).await.problem(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn bootstrap_needs_the_token_is_refused_once_an_admin_exists_and_slows_guessing() {
+    // The test app issues itself the first Admin key with the token; that closes bootstrap.
+    let app = TestApp::spawn_with_args(&["--bootstrap-token", BOOTSTRAP_TOKEN]).await;
+    let anonymous = app.with_key(None);
+    let bootstrap = |token: &'static str| {
+        let anonymous = anonymous.clone();
+        async move { anonymous.send(Method::POST, "/api-keys/bootstrap", None, &[("x-bootstrap-token", token)]).await }
+    };
+    bootstrap(BOOTSTRAP_TOKEN).await.problem(409, "bootstrap_refused");
+    for _ in 0..5 {
+        bootstrap("a-wrong-token-of-some-length").await.problem(401, "unauthenticated");
+    }
+    bootstrap("a-wrong-token-of-some-length").await.problem(429, "rate_limited");
+    bootstrap(BOOTSTRAP_TOKEN).await.problem(429, "rate_limited");
+}
+
+#[tokio::test]
+async fn without_a_bootstrap_token_the_bootstrap_route_does_not_exist() {
+    let app = TestApp::spawn_without_keys().await;
+    for body in [None, Some(json!({"description": "x"}))] {
+        let reply =
+            app.send(Method::POST, "/api-keys/bootstrap", body, &[("x-bootstrap-token", BOOTSTRAP_TOKEN)]).await;
+        reply.problem(404, "route_not_found");
+    }
+    app.post("/agents", agent("Nobody", "skill", ephemeral(60))).await.problem(401, "unauthenticated");
+}
