@@ -27,6 +27,10 @@ async fn the_openapi_document_describes_every_route() {
         ("/agents/{id}/endpoints/{eid}/heartbeat", vec!["post"]),
         ("/agents/{id}/endpoints/{eid}/renew", vec!["post"]),
         ("/agents/{id}/heartbeat", vec!["post"]),
+        ("/agents/{id}/owner", vec!["post"]),
+        ("/api-keys", vec!["get", "post"]),
+        ("/api-keys/{id}", vec!["delete", "get"]),
+        ("/api-keys/bootstrap", vec!["post"]),
         ("/discover/agents", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
@@ -38,6 +42,9 @@ async fn the_openapi_document_describes_every_route() {
         assert_eq!(found, methods, "{path}");
     }
     assert_eq!(spec.body["servers"][0]["url"], "https://registry.example.com/base");
+    assert_eq!(spec.body["components"]["securitySchemes"]["api_key"]["name"], "X-Api-Key");
+    assert_eq!(paths["/agents"]["post"]["security"][0]["api_key"], serde_json::json!([]));
+    assert!(paths["/agents"]["get"].get("security").is_none(), "reads are public");
     let schemas = spec.body["components"]["schemas"].as_object().unwrap();
     for schema in ["AgentInput", "EndpointInput", "Problem", "Transport", "Protocol", "LivenessModel"] {
         assert!(schemas.contains_key(schema), "{schema} is described");

@@ -64,7 +64,7 @@ fn ids(agent: &str, endpoint: &str) -> Result<(AgentId, EndpointId), ApiError> {
 ///
 /// Returns the full agent with endpoint ids. A retry with the same `Idempotency-Key` (or the
 /// same client-chosen `id`) and the same body returns the first result instead of a duplicate.
-#[utoipa::path(post, path = "/agents", tag = "agents", request_body = AgentInput,
+#[utoipa::path(post, path = "/agents", tag = "agents", security(("api_key" = [])), request_body = AgentInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses(
         (status = 201, description = "Registered (or an identical retry replayed)", body = AgentView),
@@ -117,7 +117,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// (absent means empty/false). `capabilities` are replaced when present and kept when absent.
 /// Endpoints are never changed by this route. `If-Match` with the revision guards against lost
 /// updates (412 on mismatch).
-#[utoipa::path(put, path = "/agents/{id}", tag = "agents", request_body = AgentInput,
+#[utoipa::path(put, path = "/agents/{id}", tag = "agents", security(("api_key" = [])), request_body = AgentInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)))]
@@ -133,7 +133,7 @@ pub async fn update(
 }
 
 /// Deregister an agent and all its endpoints.
-#[utoipa::path(delete, path = "/agents/{id}", tag = "agents",
+#[utoipa::path(delete, path = "/agents/{id}", tag = "agents", security(("api_key" = [])),
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn deregister(
@@ -147,7 +147,7 @@ pub async fn deregister(
 }
 
 /// Add an endpoint to an agent.
-#[utoipa::path(post, path = "/agents/{id}/endpoints", tag = "endpoints", request_body = EndpointInput,
+#[utoipa::path(post, path = "/agents/{id}/endpoints", tag = "endpoints", security(("api_key" = [])), request_body = EndpointInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 201, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
@@ -183,7 +183,7 @@ pub async fn get_endpoint(State(state): State<AppState>, Path((id, eid)): Path<(
 }
 
 /// Replace an endpoint's settings; its id and last-seen time are kept.
-#[utoipa::path(put, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints", request_body = EndpointInput,
+#[utoipa::path(put, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints", security(("api_key" = [])), request_body = EndpointInput,
     params(("id" = String, Path), ("eid" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 412, body = Problem)))]
@@ -200,7 +200,7 @@ pub async fn update_endpoint(
 }
 
 /// Remove an endpoint. The agent stays, even without endpoints.
-#[utoipa::path(delete, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints",
+#[utoipa::path(delete, path = "/agents/{id}/endpoints/{eid}", tag = "endpoints", security(("api_key" = [])),
     params(("id" = String, Path), ("eid" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn remove_endpoint(
@@ -215,7 +215,7 @@ pub async fn remove_endpoint(
 }
 
 /// Heartbeat of a Persistent endpoint (409 for an Ephemeral one: renew it instead).
-#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/heartbeat", tag = "liveness",
+#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/heartbeat", tag = "liveness", security(("api_key" = [])),
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
@@ -229,7 +229,7 @@ pub async fn heartbeat(
 }
 
 /// Renew the lease of an Ephemeral endpoint (409 for a Persistent one: heartbeat it instead).
-#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/renew", tag = "liveness",
+#[utoipa::path(post, path = "/agents/{id}/endpoints/{eid}/renew", tag = "liveness", security(("api_key" = [])),
     params(("id" = String, Path), ("eid" = String, Path)),
     responses((status = 200, body = LivenessView), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
@@ -243,7 +243,7 @@ pub async fn renew(
 }
 
 /// Heartbeat every Persistent endpoint of an agent in one call.
-#[utoipa::path(post, path = "/agents/{id}/heartbeat", tag = "liveness", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/agents/{id}/heartbeat", tag = "liveness", security(("api_key" = [])), params(("id" = String, Path)),
     responses((status = 200, body = Vec<LivenessView>), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
 pub async fn heartbeat_agent(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
@@ -290,7 +290,7 @@ pub struct OwnerInput {
 }
 
 /// Give an agent to another owner (Admin).
-#[utoipa::path(post, path = "/agents/{id}/owner", tag = "agents", request_body = OwnerInput,
+#[utoipa::path(post, path = "/agents/{id}/owner", tag = "agents", security(("api_key" = [])), request_body = OwnerInput,
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = AgentView), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 412, body = Problem)))]

@@ -83,7 +83,7 @@ fn issued(state: &AppState, key: &ApiKey, secret: String) -> Response {
 }
 
 /// Issue an API key (Admin). The answer is the only place the secret (`key`) ever appears.
-#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = KeyInput,
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", security(("api_key" = [])), request_body = KeyInput,
     responses((status = 201, body = KeyView), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem)))]
 pub async fn issue(
@@ -111,7 +111,7 @@ pub struct KeyFilter {
 }
 
 /// List API keys, newest first, without their secrets (Admin).
-#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(KeyFilter),
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("api_key" = [])), params(KeyFilter),
     responses((status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -128,7 +128,7 @@ fn key_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Read one API key (Admin, or the key itself).
-#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys", security(("api_key" = [])), params(("id" = String, Path)),
     responses((status = 200, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
     let key = state.registry.get_key(&caller, key_id(&id)?)?;
@@ -137,7 +137,7 @@ pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Pa
 
 /// Revoke an API key (Admin, or the key itself); it stops working on every replica within the
 /// follow interval. Revoking a revoked key is `409 api_key_revoked`.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("api_key" = [])), params(("id" = String, Path)),
     responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
 pub async fn revoke(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {

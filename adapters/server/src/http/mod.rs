@@ -36,6 +36,7 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Agent Registry API", description = "Registry and discovery gateway for AI agents."),
+    modifiers(&ApiKeyScheme),
     tags(
         (name = "agents", description = "Register and manage agents"),
         (name = "endpoints", description = "Manage an agent's endpoints"),
@@ -46,6 +47,18 @@ pub struct AppState {
     )
 )]
 struct ApiDoc;
+
+/// The `X-Api-Key` credential of management routes, in the OpenAPI document.
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))));
+    }
+}
 
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
