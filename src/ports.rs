@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -163,6 +163,7 @@ impl StoredAgent {
 pub struct ChangeSignal {
     wake: tokio::sync::Notify,
     latest: AtomicU64,
+    keys_changed: AtomicBool,
 }
 
 impl ChangeSignal {
@@ -170,6 +171,17 @@ impl ChangeSignal {
     pub fn announce(&self, revision: u64) {
         self.latest.fetch_max(revision, Ordering::AcqRel);
         self.wake.notify_one();
+    }
+
+    /// An API key was issued or revoked.
+    pub fn announce_keys(&self) {
+        self.keys_changed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether keys changed since the last call.
+    pub fn take_keys_changed(&self) -> bool {
+        self.keys_changed.swap(false, Ordering::AcqRel)
     }
 
     /// The highest revision announced so far.

@@ -1,6 +1,6 @@
 //! Real `agent-registry` processes, and a TCP proxy that cuts a process off from a backend.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +38,11 @@ impl Drop for Replica {
     }
 }
 
+/// The log file, opened for appending (stdout and stderr share it without overwriting).
+fn append_to(log: &NamedTempFile) -> std::fs::File {
+    std::fs::OpenOptions::new().append(true).open(log.path()).expect("log file")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
 }
@@ -49,11 +54,12 @@ impl Replica {
         let port = free_port();
         let log = NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_agent-registry"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(if args.contains(&"--log") { &[][..] } else { &["--log", "warn"][..] })
             .args(bootstrap_args())
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log file"))
+            .stdout(append_to(&log))
+            .stderr(append_to(&log))
             .spawn()
             .expect("binary starts");
         let replica = Self { child, http: Http::new(format!("http://127.0.0.1:{port}")), log };

@@ -39,3 +39,34 @@ async fn migrate_prepares_the_database_and_exits() {
         .expect("binary runs");
     assert!(!bad.success(), "an unsupported database is refused");
 }
+
+#[tokio::test]
+async fn api_key_secrets_appear_nowhere_but_in_the_answer_that_issued_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("secrets.db").display());
+    let server = Replica::start(&["--database-url", &db, "--log", "debug"]).await;
+    let secret = server.issue_key("frank", "Agent").await;
+    let frank = server.with_key(Some(&secret));
+    let created =
+        frank.register(json!({"name": "Frank's", "endpoints": [{"name": "e", "address": "https://f.example"}]})).await;
+    let id = server.get("/api-keys?owner=frank").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    server.delete(&format!("/api-keys/{id}")).await.ok(204);
+    frank.delete(&format!("/agents/{}", created["id"].as_str().unwrap())).await.problem(401, "unauthenticated");
+    let log = server.log();
+    assert!(server.terminate().success());
+    assert!(log.contains("revoked API key"), "the use of a revoked key is logged:\n{log}");
+    for (what, text) in [("the log", log.into_bytes()), ("the database", database_bytes(dir.path()))] {
+        for needle in [secret.as_str(), crate::support::BOOTSTRAP_TOKEN] {
+            assert!(!contains(&text, needle.as_bytes()), "{what} holds a secret");
+        }
+    }
+}
+
+/// Every byte of the SQLite files (database and write-ahead log) in `dir`.
+fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    std::fs::read_dir(dir).unwrap().flat_map(|f| std::fs::read(f.unwrap().path()).unwrap_or_default()).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -152,3 +152,24 @@ async fn eviction_runs_on_every_replica_at_once_and_spares_an_agent_that_renews_
     drop(cluster);
     schema.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_revoked_through_one_replica_fails_on_the_other_within_a_second() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(2, &url, &redis_prefix(), &[]).await;
+    let secret = cluster[0].issue_key("erin", "Agent").await;
+    let on_b = cluster[1].with_key(Some(&secret));
+    eventually(Duration::from_secs(2), "the new key works on replica 1", || async {
+        on_b.post("/agents", agent("Erin's", "revocation", ephemeral(60))).await.status == 201
+    })
+    .await;
+    let id = cluster[0].get("/api-keys?owner=erin").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    cluster[0].delete(&format!("/api-keys/{id}")).await.ok(204);
+    let took = eventually(Duration::from_secs(1), "the revocation on replica 1", || async {
+        on_b.post("/agents", agent("Too late", "revocation", ephemeral(60))).await.status == 401
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    drop(cluster);
+    schema.drop_now().await;
+}

@@ -116,7 +116,7 @@ pub fn spawn_followers(registry: &Arc<Registry>, config: &RegistryConfig) -> Vec
                 tokio::select! {
                     () = signal.announced() => {
                         // This replica's own writes are announced too; they are applied already.
-                        if signal.latest() <= registry.applied_revision() {
+                        if !signal.take_keys_changed() && signal.latest() <= registry.applied_revision() {
                             continue;
                         }
                     },

@@ -21,6 +21,8 @@ const WRITE_LOCK: i64 = 0x6167_656e_7472_6567; // "agentreg"
 
 /// The channel each stored change is announced on (its payload is the revision).
 const CHANGES_CHANNEL: &str = "agent_registry_changes";
+/// The payload announcing that an API key was issued or revoked.
+const KEYS_CHANGED: &str = "keys";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -289,6 +291,13 @@ impl AgentStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
+        // Other replicas read the change at once (a revoked key must fail everywhere quickly).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(KEYS_CHANGED)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
     }
@@ -315,8 +324,10 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
                     // `Ok(None)`: the connection was lost and is re-established on the next call.
                     let Ok(notification) = listener.try_recv().await else { break };
                     let Some(signal) = signal.upgrade() else { return };
-                    if let Some(revision) = notification.and_then(|n| n.payload().parse().ok()) {
-                        signal.announce(revision);
+                    match notification.as_ref().map(|n| n.payload()) {
+                        Some(KEYS_CHANGED) => signal.announce_keys(),
+                        Some(revision) => revision.parse().into_iter().for_each(|r| signal.announce(r)),
+                        None => {}
                     }
                 },
                 Err(e) => tracing::warn!(error = %e, "cannot listen for registry changes; retrying"),
