@@ -7,6 +7,11 @@ async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     let health = app.get("/healthz").await;
     assert_eq!(health.status, 200);
+    for reply in [&health, &app.get("/no/such/route").await] {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+        assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    }
     let ready = app.get("/readyz").await;
     let body = ready.ok(200);
     assert_eq!(body["status"], "ready");
