@@ -44,12 +44,19 @@ impl Scope {
 pub struct Caller {
     /// Who acted, for the audit trail: `key:<id>` or `jwt:<subject>`.
     pub actor: String,
+    /// The client's address, for the audit trail.
+    pub source: Option<String>,
     /// The owner id its agents get.
     pub owner: String,
     pub scope: Scope,
 }
 
 impl Caller {
+    /// The audit note of a change this caller makes.
+    pub fn note(&self, summary: impl Into<String>) -> crate::audit::AuditNote {
+        crate::audit::AuditNote { actor: self.actor.clone(), source: self.source.clone(), summary: summary.into() }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scope == Scope::Admin
     }
@@ -135,7 +142,7 @@ impl ApiKey {
     }
 
     pub fn caller(&self) -> Caller {
-        Caller { actor: format!("key:{}", self.id), owner: self.owner_id.clone(), scope: self.scope }
+        Caller { actor: format!("key:{}", self.id), source: None, owner: self.owner_id.clone(), scope: self.scope }
     }
 }
 

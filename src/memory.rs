@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
@@ -26,8 +27,33 @@ struct MemoryState {
     last_seen: HashMap<EndpointId, Millis>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     api_keys: Vec<ApiKey>,
+    events: Vec<AuditEvent>,
     /// The change log, with when each change was recorded.
     log: std::collections::VecDeque<(Millis, LoggedChange)>,
+}
+
+impl MemoryState {
+    fn record(
+        &mut self,
+        at: Millis,
+        action: &str,
+        agent_id: Option<AgentId>,
+        key_id: Option<uuid::Uuid>,
+        revision: Option<u64>,
+        note: &AuditNote,
+    ) {
+        self.events.push(AuditEvent {
+            id: self.events.last().map_or(1, |e| e.id + 1),
+            at: crate::clock::to_datetime(at),
+            actor: note.actor.clone(),
+            source: note.source.clone(),
+            action: action.to_owned(),
+            agent_id,
+            key_id,
+            revision,
+            summary: note.summary.clone(),
+        });
+    }
 }
 
 #[async_trait]
@@ -51,7 +77,7 @@ impl AgentStore for MemoryStore {
             .collect())
     }
 
-    async fn apply(&self, change: Change) -> Result<u64> {
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         let mut state = self.state.lock();
         let (agent_id, kind) = (change.agent_id(), change.kind());
         let stored = state.agents.get(&agent_id).map(|a| a.revision);
@@ -96,7 +122,9 @@ impl AgentStore for MemoryStore {
                 }
             }
         }
-        state.log.push_back((chrono::Utc::now().timestamp_millis(), logged));
+        let now = chrono::Utc::now().timestamp_millis();
+        state.record(now, kind.as_str(), Some(agent_id), None, Some(revision), note);
+        state.log.push_back((now, logged));
         Ok(revision)
     }
 
@@ -141,6 +169,23 @@ impl AgentStore for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<()> {
+        self.state.lock().record(event.at, event.action, None, event.key_id, None, &event.note);
+        Ok(())
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
+        let state = self.state.lock();
+        Ok(state.events.iter().rev().filter(|e| query.matches(e)).take(query.limit).cloned().collect())
+    }
+
+    async fn prune_events(&self, before: Millis) -> Result<u64> {
+        let mut state = self.state.lock();
+        let n = state.events.len();
+        state.events.retain(|e| e.at.timestamp_millis() >= before);
+        Ok((n - state.events.len()) as u64)
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
@@ -218,7 +219,8 @@ pub trait AgentStore: Send + Sync + 'static {
     }
     /// Applies one change atomically and returns the revision it was given. Revisions are
     /// strictly increasing across the whole registry.
-    async fn apply(&self, change: Change) -> Result<u64>;
+    /// The change is audited with `note`, in the same transaction.
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64>;
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
     /// Forgets idempotency records created before `before`.
     async fn expire_idempotency(&self, before: Millis) -> Result<u64>;
@@ -240,6 +242,12 @@ pub trait AgentStore: Send + Sync + 'static {
     }
     /// Cheap reachability check for readiness.
     async fn ping(&self) -> Result<()>;
+    /// Appends an event that is not an agent change to the audit trail.
+    async fn record_event(&self, event: &NewEvent) -> Result<()>;
+    /// Audit events, newest first.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>>;
+    /// Forgets audit events recorded before `before`.
+    async fn prune_events(&self, before: Millis) -> Result<u64>;
     /// Stores a new or changed API key (never its secret) with the next key revision, which it
     /// returns. Key revisions commit in order, like the change log's.
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64>;

@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::AuditNote;
 use crate::auth::{Caller, KeyRing};
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
@@ -30,6 +31,8 @@ pub struct RegistryConfig {
     pub idempotency_retention_secs: i64,
     /// How long the change log keeps a change (replicas and watches replay from it).
     pub change_retention_secs: i64,
+    /// How long the audit trail keeps an event.
+    pub audit_retention_secs: i64,
     /// How often a replica reads back touches other replicas made in a shared liveness store.
     pub liveness_sync: Duration,
     /// How often a replica reads a shared store's change log even without a notification.
@@ -42,6 +45,7 @@ impl Default for RegistryConfig {
             liveness: LivenessPolicy::default(),
             idempotency_retention_secs: 24 * 3600,
             change_retention_secs: 7 * 24 * 3600,
+            audit_retention_secs: 90 * 24 * 3600,
             liveness_sync: Duration::from_millis(250),
             follow_interval: Duration::from_secs(1),
         }
@@ -89,6 +93,8 @@ pub struct Registry {
     sync: parking_lot::Mutex<SyncState>,
     /// Every API key, for authentication without a database call.
     keys: RwLock<KeyRing>,
+    /// When the use of each revoked key was last audited.
+    revoked_uses: parking_lot::Mutex<HashMap<uuid::Uuid, Millis>>,
 }
 
 /// How recently this replica caught up with what other replicas did.
@@ -166,6 +172,7 @@ impl Registry {
             config,
             index: Arc::new(RwLock::new(index)),
             keys: RwLock::default(),
+            revoked_uses: Default::default(),
             answers: Default::default(),
             writer: Arc::default(),
             applied: Arc::new(AtomicU64::new(applied)),
@@ -304,7 +311,10 @@ impl Registry {
                 agent_id: id,
                 created_at: now_ms,
             });
-            let result = self.commit(write, agent, ChangeKind::Registered, seen, idempotency, None).await;
+            let note = caller.note(describe(ChangeKind::Registered, None, &agent));
+            let change =
+                Change::Put { agent: Box::new(agent), kind: ChangeKind::Registered, seen, idempotency, expected: None };
+            let result = self.commit(write, change, &note).await;
             if !try_again(&result, &mut attempt).await {
                 return result.map(|hit| (hit, Registration::Created));
             }
@@ -344,7 +354,8 @@ impl Registry {
             let mut write = self.lock_writer(attempt > 1).await?;
             let current = self.current_for_write(&mut write, caller, id, if_match).await?;
             let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
-            let result = self.apply(write, change).await;
+            let note = caller.note(format!("deregistered `{}`", current.name));
+            let result = self.apply(write, change, &note).await;
             if !try_again(&result, &mut attempt).await {
                 result?;
                 let ids: Vec<EndpointId> = current.endpoints.iter().map(|e| e.id).collect();
@@ -546,8 +557,20 @@ impl Registry {
             };
             let mut agent = hit.agent()?;
             let expected = agent.revision;
+            let names: Vec<String> = agent
+                .endpoints
+                .iter()
+                .filter(|e| claimed.iter().any(|(id, _)| *id == e.id))
+                .map(|e| format!("`{}`", e.name))
+                .collect();
             agent.endpoints.retain(|e| !claimed.iter().any(|(id, _)| *id == e.id));
-            let change = if agent.endpoints.is_empty() && !agent.permanent {
+            let gone = agent.endpoints.is_empty() && !agent.permanent;
+            let note = AuditNote::registry(format!(
+                "evicted endpoint(s) {} (dead past the eviction limit){}",
+                names.join(", "),
+                if gone { "; the agent had no other endpoint and was removed" } else { "" }
+            ));
+            let change = if gone {
                 Change::Delete { agent_id, kind: ChangeKind::Evicted, expected }
             } else {
                 agent.updated_at = self.clock.now();
@@ -559,7 +582,7 @@ impl Registry {
                     expected: Some(expected),
                 }
             };
-            match self.apply(write, change).await {
+            match self.apply(write, change, &note).await {
                 Ok(_) => {
                     let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
                     self.forget_liveness(&ids).await;
@@ -617,6 +640,7 @@ impl Registry {
         let now = self.clock.now_millis();
         self.store.expire_idempotency(now - self.config.idempotency_retention_secs * 1000).await?;
         self.store.prune_changes(now - self.config.change_retention_secs * 1000).await?;
+        self.store.prune_events(now - self.config.audit_retention_secs * 1000).await?;
         Ok(evicted)
     }
 
@@ -767,9 +791,17 @@ impl Registry {
         loop {
             let mut write = self.lock_writer(attempt > 1).await?;
             let mut agent = self.current_for_write(&mut write, caller, id, if_match).await?;
-            let expected = agent.revision;
+            let (expected, before) = (agent.revision, agent.clone());
             edit(&mut agent)?;
-            let result = self.commit(write, agent, kind, seen.to_vec(), None, Some(expected)).await;
+            let note = caller.note(describe(kind, Some(&before), &agent));
+            let change = Change::Put {
+                agent: Box::new(agent),
+                kind,
+                seen: seen.to_vec(),
+                idempotency: None,
+                expected: Some(expected),
+            };
+            let result = self.commit(write, change, &note).await;
             if !try_again(&result, &mut attempt).await {
                 return result;
             }
@@ -780,13 +812,13 @@ impl Registry {
     /// the caller goes away: a client that disconnects mid-request must not leave the store and
     /// the index apart. The write lock is held until the index has the change. Returns the agent
     /// as this change left it (`None` once removed), whatever other replicas did next.
-    async fn apply(&self, write: WriteGuard, change: Change) -> Result<Option<Hit>> {
+    async fn apply(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Option<Hit>> {
         let (store, index, applied) = (self.store.clone(), self.index.clone(), self.applied.clone());
-        let clock = self.clock.clone();
+        let (clock, note) = (self.clock.clone(), note.clone());
         let task = tokio::spawn(async move {
             let _write = write;
             let (id, local) = (change.agent_id(), change.clone());
-            let revision = store.apply(change).await?;
+            let revision = store.apply(change, &note).await?;
             if revision == applied.load(Ordering::Acquire) + 1 {
                 apply_to_index(&mut index.write(), local, revision);
                 applied.store(revision, Ordering::Release);
@@ -802,21 +834,12 @@ impl Registry {
         Ok(hit)
     }
 
-    async fn commit(
-        &self,
-        write: WriteGuard,
-        agent: Agent,
-        kind: ChangeKind,
-        seen: Vec<(EndpointId, Millis)>,
-        idempotency: Option<IdempotencyRecord>,
-        expected: Option<u64>,
-    ) -> Result<Hit> {
-        // New endpoints' first sighting is stored with the change itself (and is their
-        // creation time, which every replica falls back to), so the liveness store is not
-        // touched here.
-        let id = agent.id;
-        let change = Change::Put { agent: Box::new(agent), kind, seen, idempotency, expected };
-        self.apply(write, change).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+    /// Applies a change that keeps the agent, and returns the agent as it left it. New
+    /// endpoints' first sighting is stored with the change itself (and is their creation time,
+    /// which every replica falls back to), so the liveness store is not touched here.
+    async fn commit(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Hit> {
+        let id = change.agent_id();
+        self.apply(write, change, note).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
     async fn forget_liveness(&self, ids: &[EndpointId]) {
@@ -824,6 +847,45 @@ impl Registry {
         // ignored), so a failure here must not fail the change that was already stored.
         if let Err(e) = self.liveness.forget(ids).await {
             tracing::warn!(error = %e, "liveness store update failed after a stored change");
+        }
+    }
+}
+
+/// A one-line account of a change, for the audit trail.
+fn describe(kind: ChangeKind, before: Option<&Agent>, after: &Agent) -> String {
+    let endpoints = |a: &Agent| a.endpoints.iter().map(|e| (e.id, e.name.clone())).collect::<Vec<_>>();
+    match (kind, before) {
+        (ChangeKind::Registered, _) | (_, None) => format!(
+            "registered `{}` with {} capabilities and {} endpoints",
+            after.name,
+            after.capabilities.len(),
+            after.endpoints.len()
+        ),
+        (ChangeKind::OwnerTransferred, Some(b)) => format!("owner `{}` → `{}`", b.owner_id, after.owner_id),
+        (ChangeKind::EndpointAdded | ChangeKind::EndpointRemoved | ChangeKind::EndpointUpdated, Some(b)) => {
+            let (old, new) = (endpoints(b), endpoints(after));
+            let added = new.iter().filter(|e| !old.contains(e)).map(|(_, n)| format!("+`{n}`"));
+            let removed = old.iter().filter(|e| !new.contains(e)).map(|(_, n)| format!("-`{n}`"));
+            let changed: Vec<String> = added.chain(removed).collect();
+            if changed.is_empty() {
+                "changed an endpoint's settings".into()
+            } else {
+                format!("endpoints {}", changed.join(" "))
+            }
+        }
+        (_, Some(b)) => {
+            let fields = [
+                ("name", b.name != after.name),
+                ("description", b.description != after.description),
+                ("version", b.version != after.version),
+                ("tags", b.tags != after.tags),
+                ("labels", b.labels != after.labels),
+                ("capabilities", b.capabilities != after.capabilities),
+                ("metadata", b.metadata != after.metadata),
+                ("permanent", b.permanent != after.permanent),
+            ];
+            let changed: Vec<&str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
+            if changed.is_empty() { "no field changed".into() } else { format!("changed {}", changed.join(", ")) }
         }
     }
 }

@@ -146,3 +146,42 @@ async fn without_a_bootstrap_token_the_bootstrap_route_does_not_exist() {
     }
     app.post("/agents", agent("Nobody", "skill", ephemeral(60))).await.problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn every_change_is_audited_with_who_and_from_where_and_only_admin_or_the_owner_reads_it() {
+    let app = TestApp::spawn().await;
+    let gina_key = app.issue_key("gina", "Agent").await;
+    let gina = app.with_key(Some(&gina_key));
+    let (id, eid) = registered(&gina, "Gina's").await;
+    gina.put(&format!("/agents/{id}"), json!({"name": "Gina's", "description": "new"})).await.ok(200);
+    gina.delete(&format!("/agents/{id}/endpoints/{eid}")).await.ok(204);
+    app.post(&format!("/agents/{id}/owner"), json!({"ownerId": "hugo"})).await.ok(200);
+
+    let trail = app.get(&format!("/agents/{id}/events")).await;
+    let items = trail.ok(200)["items"].as_array().unwrap().clone();
+    let actions: Vec<&str> = items.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["owner_transferred", "endpoint_removed", "updated", "registered"], "newest first");
+    let gina_id = app.get("/api-keys?owner=gina").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(items[3]["actor"], format!("key:{gina_id}"));
+    assert_eq!(items[3]["source"], "127.0.0.1");
+    assert_eq!(items[2]["summary"], "changed description");
+    assert_eq!(items[0]["summary"], "owner `gina` → `hugo`");
+    assert!(items.windows(2).all(|w| w[0]["revision"].as_u64() > w[1]["revision"].as_u64()));
+
+    // Key events are in the registry-wide trail; secrets never are.
+    let all = app.get("/events?action=api_key_issued").await;
+    assert!(all.ok(200)["items"].as_array().unwrap().iter().any(|e| e["keyId"] == gina_id.as_str()));
+    assert!(!app.get("/events?limit=500").await.body.to_string().contains(&gina_key[3..]));
+    let first = app.get("/events?limit=2").await;
+    let cursor = first.ok(200)["nextCursor"].as_u64().expect("a next page");
+    let next = app.get(&format!("/events?limit=2&cursor={cursor}")).await;
+    assert!(next.ok(200)["items"][0]["id"].as_u64().unwrap() < cursor);
+
+    // Gina no longer owns the agent; she may read no trail but her own agents'.
+    gina.get(&format!("/agents/{id}/events")).await.problem(403, "forbidden");
+    gina.get("/events").await.problem(403, "forbidden");
+    app.with_key(None).get("/events").await.problem(401, "unauthenticated");
+    app.get("/events?limit=0").await.problem(400, "invalid_query");
+    // Nothing edits or deletes events.
+    assert_eq!(app.delete("/events").await.status, 405);
+}

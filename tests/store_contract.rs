@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use agent_registry_core::memory::{InProcessLiveness, MemoryStore};
 use agent_registry_core::model::{Agent, AgentId, Endpoint, EndpointId, LivenessModel, Protocol, Transport};
 use agent_registry_core::ports::{AgentStore, Change, ChangeKind, IdempotencyRecord, LivenessStore};
@@ -55,6 +56,13 @@ fn replace(agent: &Agent, expected: u64) -> Change {
     }
 }
 
+/// Applies a change noted as made by a test actor.
+async fn apply(store: &dyn AgentStore, change: Change) -> agent_registry_core::Result<u64> {
+    store
+        .apply(change, &AuditNote { actor: "key:test".into(), source: Some("10.0.0.1".into()), summary: "s".into() })
+        .await
+}
+
 fn is_stale(result: agent_registry_core::Result<u64>) -> bool {
     matches!(result, Err(agent_registry_core::RegistryError::StaleWrite(_)))
 }
@@ -65,7 +73,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
     let a = sample("a");
     let b = sample("b");
     let ea = a.endpoints[0].id;
-    let r1 = store.apply(put(&a, vec![(ea, 1_000)], None)).await.unwrap();
+    let r1 = apply(&*store, put(&a, vec![(ea, 1_000)], None)).await.unwrap();
     let record = IdempotencyRecord {
         owner_id: "owner".into(),
         key: "k".into(),
@@ -73,11 +81,11 @@ async fn contract(store: Arc<dyn AgentStore>) {
         agent_id: b.id,
         created_at: 5,
     };
-    let r2 = store.apply(put(&b, vec![], Some(record.clone()))).await.unwrap();
+    let r2 = apply(&*store, put(&b, vec![], Some(record.clone()))).await.unwrap();
     assert!(r1 < r2, "revisions increase");
     let c = sample("c");
     let taken = IdempotencyRecord { agent_id: c.id, ..record.clone() };
-    assert!(is_stale(store.apply(put(&c, vec![], Some(taken))).await), "an idempotency key already taken");
+    assert!(is_stale(apply(&*store, put(&c, vec![], Some(taken))).await), "an idempotency key already taken");
     assert_eq!(store.current_revision().await.unwrap(), r2);
 
     let loaded = store.load_all().await.unwrap();
@@ -106,29 +114,29 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!(store.find_idempotency("owner", "k").await.unwrap(), None);
 
     // A change made from an outdated view is refused, and leaves nothing behind.
-    assert!(is_stale(store.apply(put(&a, vec![], None)).await), "a second registration of the same id");
-    assert!(is_stale(store.apply(replace(&a, r1 + 100)).await), "a replacement from the wrong revision");
-    assert!(is_stale(store.apply(replace(&sample("never stored"), 1)).await), "a replacement of a missing agent");
+    assert!(is_stale(apply(&*store, put(&a, vec![], None)).await), "a second registration of the same id");
+    assert!(is_stale(apply(&*store, replace(&a, r1 + 100)).await), "a replacement from the wrong revision");
+    assert!(is_stale(apply(&*store, replace(&sample("never stored"), 1)).await), "a replacement of a missing agent");
     assert_eq!(store.current_revision().await.unwrap(), r2, "refused changes take no revision");
     assert_eq!(store.load_all().await.unwrap().len(), 2);
 
     // Replacing an agent without its endpoint forgets that endpoint's liveness.
     let mut a2 = a.clone();
     a2.endpoints.clear();
-    let r3 = store.apply(replace(&a2, r1)).await.unwrap();
+    let r3 = apply(&*store, replace(&a2, r1)).await.unwrap();
     let loaded = store.load_all().await.unwrap();
     let la = loaded.iter().find(|s| s.agent.id == a.id).unwrap();
     assert!(la.last_seen.is_empty() && la.agent.endpoints.is_empty());
 
     assert!(is_stale(
-        store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r1 }).await
+        apply(&*store, Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r1 }).await
     ));
     let r4 =
-        store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r2 }).await.unwrap();
+        apply(&*store, Change::Delete { agent_id: b.id, kind: ChangeKind::Deregistered, expected: r2 }).await.unwrap();
     assert!(r2 < r3 && r3 < r4);
     assert_eq!(store.load_all().await.unwrap().len(), 1);
     assert!(
-        is_stale(store.apply(Change::Delete { agent_id: b.id, kind: ChangeKind::Evicted, expected: r2 }).await),
+        is_stale(apply(&*store, Change::Delete { agent_id: b.id, kind: ChangeKind::Evicted, expected: r2 }).await),
         "deleting twice is refused, not an error of the store"
     );
 
@@ -153,6 +161,30 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!(store.prune_changes(i64::MAX).await.unwrap(), 3, "the newest change stays");
     assert_eq!(store.changes_since(0, 10).await.unwrap().iter().map(|c| c.revision).collect::<Vec<_>>(), [r4]);
     assert_eq!(store.current_revision().await.unwrap(), r4, "pruning the log does not reuse revisions");
+
+    // Every stored change is in the audit trail (refused ones are not), newest first.
+    let key = uuid::Uuid::new_v4();
+    let note = AuditNote { actor: "bootstrap".into(), source: None, summary: "issued".into() };
+    store.record_event(&NewEvent { at: 5_000, action: "api_key_issued", key_id: Some(key), note }).await.unwrap();
+    let all = EventQuery { limit: 100, ..EventQuery::default() };
+    let events = store.events(&all).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["api_key_issued", "deregistered", "updated", "registered", "registered"]);
+    assert!(events.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!((events[1].agent_id, events[1].revision), (Some(b.id), Some(r4)));
+    assert_eq!((events[1].actor.as_str(), events[1].source.as_deref()), ("key:test", Some("10.0.0.1")));
+    assert_eq!(events[0].key_id, Some(key));
+    let of_a = EventQuery { agent: Some(a.id), ..all.clone() };
+    assert_eq!(store.events(&of_a).await.unwrap().iter().map(|e| e.revision).collect::<Vec<_>>(), [Some(r3), Some(r1)]);
+    let page = EventQuery { before: Some(events[1].id), limit: 2, ..all.clone() };
+    assert_eq!(
+        store.events(&page).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
+        [events[2].id, events[3].id]
+    );
+    let by_actor = EventQuery { actor: Some("bootstrap".into()), action: Some("api_key_issued".into()), ..all.clone() };
+    assert_eq!(store.events(&by_actor).await.unwrap().len(), 1);
+    assert_eq!(store.prune_events(5_001).await.unwrap(), 1, "only the event dated 1970 is that old");
+    assert_eq!(store.events(&all).await.unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -164,7 +196,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 3);
+    assert_eq!(store.migrate().await.unwrap(), 4);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -188,10 +220,10 @@ impl AgentStore for SlowStore {
     ) -> agent_registry_core::Result<Vec<agent_registry_core::ports::StoredAgent>> {
         self.0.load_page(after, limit).await
     }
-    async fn apply(&self, change: Change) -> agent_registry_core::Result<u64> {
+    async fn apply(&self, change: Change, note: &AuditNote) -> agent_registry_core::Result<u64> {
         // The write lands, then the answer is slow to come back (as when SQLite's worker has
         // committed but the request is cut off before the registry hears of it).
-        let revision = self.0.apply(change).await;
+        let revision = self.0.apply(change, note).await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         revision
     }
@@ -216,6 +248,15 @@ impl AgentStore for SlowStore {
     }
     async fn prune_changes(&self, before: i64) -> agent_registry_core::Result<u64> {
         self.0.prune_changes(before).await
+    }
+    async fn record_event(&self, event: &NewEvent) -> agent_registry_core::Result<()> {
+        self.0.record_event(event).await
+    }
+    async fn events(&self, query: &EventQuery) -> agent_registry_core::Result<Vec<AuditEvent>> {
+        self.0.events(query).await
+    }
+    async fn prune_events(&self, before: i64) -> agent_registry_core::Result<u64> {
+        self.0.prune_events(before).await
     }
     async fn save_api_key(&self, key: &agent_registry_core::auth::ApiKey) -> agent_registry_core::Result<u64> {
         self.0.save_api_key(key).await
@@ -243,6 +284,7 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
     let id = AgentId::new_random();
     let admin = agent_registry_core::auth::Caller {
         actor: "test".into(),
+        source: None,
         owner: "admin".into(),
         scope: agent_registry_core::auth::Scope::Admin,
     };

@@ -157,6 +157,7 @@ impl<B: Backend> App<B> {
         let followers = spawn_followers(&state.registry, &registry_config);
         let app = router(state.clone());
         let server = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app).await.expect("server runs");
         });
         let mut http = Http::new(base);

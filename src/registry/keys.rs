@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::Registry;
+use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use crate::auth::{ApiKey, Caller, Scope};
 use crate::error::{RegistryError, Result};
 use crate::input::check_owner;
@@ -22,13 +23,14 @@ pub struct KeyRequest {
 
 impl Registry {
     /// The caller a key belongs to; revoked, expired and unknown keys are refused alike.
-    pub fn authenticate(&self, secret: &str) -> Result<Caller> {
+    pub fn authenticate(&self, secret: &str, source: Option<String>) -> Result<Caller> {
         let now = self.clock.now_millis();
         let keys = self.keys.read();
         match keys.find(secret) {
-            Some(key) if key.is_active(now) => Ok(key.caller()),
+            Some(key) if key.is_active(now) => Ok(Caller { source, ..key.caller() }),
             Some(key) if key.revoked_at.is_some() => {
-                tracing::warn!(key.id = %key.id, "a revoked API key was used");
+                tracing::warn!(key.id = %key.id, source, "a revoked API key was used");
+                self.audit_revoked_use(key.id, source, now);
                 Err(RegistryError::Unauthenticated("this API key has been revoked".into()))
             }
             Some(_) => Err(RegistryError::Unauthenticated("this API key has expired".into())),
@@ -36,14 +38,39 @@ impl Registry {
         }
     }
 
+    /// Records the use of a revoked key in the audit trail, at most once a minute per key (an
+    /// attacker replaying it must not be able to flood the database).
+    fn audit_revoked_use(&self, key_id: Uuid, source: Option<String>, now: Millis) {
+        {
+            let mut recent = self.revoked_uses.lock();
+            if recent.get(&key_id).is_some_and(|t| now - t < 60_000) {
+                return;
+            }
+            recent.insert(key_id, now);
+        }
+        let store = self.store.clone();
+        let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
+        let event = NewEvent { at: now, action: "revoked_api_key_used", key_id: Some(key_id), note };
+        tokio::spawn(async move {
+            if let Err(e) = store.record_event(&event).await {
+                tracing::warn!(error = %e, "could not audit the use of a revoked key");
+            }
+        });
+    }
+
     /// Issues a key (Admin only); returns it with its secret, which is never shown again.
     pub async fn issue_key(&self, caller: &Caller, request: KeyRequest) -> Result<(ApiKey, String)> {
         caller.require_admin()?;
-        self.store_new_key(request).await
+        self.store_new_key(caller.note(""), "api_key_issued", request).await
     }
 
     /// Issues the first Admin key. Refused once an active Admin key exists, unless `again`.
-    pub async fn bootstrap_key(&self, description: String, again: bool) -> Result<(ApiKey, String)> {
+    pub async fn bootstrap_key(
+        &self,
+        description: String,
+        again: bool,
+        source: Option<String>,
+    ) -> Result<(ApiKey, String)> {
         self.follow_keys().await?;
         if !again && self.keys.read().has_active_admin(self.clock.now_millis()) {
             return Err(RegistryError::BootstrapRefused(
@@ -51,10 +78,16 @@ impl Registry {
             ));
         }
         let request = KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None };
-        self.store_new_key(request).await
+        let note = AuditNote { actor: "bootstrap".into(), source, summary: String::new() };
+        self.store_new_key(note, "bootstrap", request).await
     }
 
-    async fn store_new_key(&self, request: KeyRequest) -> Result<(ApiKey, String)> {
+    async fn store_new_key(
+        &self,
+        mut note: AuditNote,
+        action: &'static str,
+        request: KeyRequest,
+    ) -> Result<(ApiKey, String)> {
         let owner_id = check_owner(&request.owner_id)?;
         let description = request.description.trim();
         if description.chars().count() > 1_024 || description.chars().any(char::is_control) {
@@ -67,6 +100,8 @@ impl Registry {
         let (mut key, secret) = ApiKey::issue(owner_id, request.scope, description.to_owned(), now, request.expires_at);
         key.revision = self.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
+        note.summary = format!("issued {} key ar_{}… for owner `{}`", key.scope.as_str(), key.prefix, key.owner_id);
+        self.audit(NewEvent { at: now, action, key_id: Some(key.id), note }).await;
         Ok((key, secret))
     }
 
@@ -102,10 +137,32 @@ impl Registry {
         if key.revoked_at.is_some() {
             return Err(RegistryError::KeyRevoked(id.to_string()));
         }
-        key.revoked_at = Some(self.clock.now_millis());
+        let now = self.clock.now_millis();
+        key.revoked_at = Some(now);
         key.revision = self.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
+        let note =
+            caller.note(format!("revoked {} key ar_{}… of owner `{}`", key.scope.as_str(), key.prefix, key.owner_id));
+        self.audit(NewEvent { at: now, action: "api_key_revoked", key_id: Some(key.id), note }).await;
         Ok(key)
+    }
+
+    /// Appends an event; the change it records has happened, so a failure is logged, not
+    /// returned.
+    async fn audit(&self, event: NewEvent) {
+        if let Err(e) = self.store.record_event(&event).await {
+            tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
+        }
+    }
+
+    /// The audit trail, newest first: Admin sees everything; others only the events of an
+    /// agent they own.
+    pub async fn events(&self, caller: &Caller, query: &EventQuery) -> Result<Vec<AuditEvent>> {
+        match query.agent {
+            Some(agent) if !caller.is_admin() => self.authorize(caller, agent)?,
+            _ => caller.require_admin()?,
+        }
+        self.store.events(query).await
     }
 
     /// Reads keys other replicas issued or revoked.

@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_CHANGE_RETENTION_HOURS", default_value_t = 168)]
     pub change_retention_hours: u32,
 
+    /// How long the audit trail keeps an event, in days.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u32,
+
     /// How long an `Idempotency-Key` is remembered, in hours.
     #[arg(long, global = true, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     pub idempotency_retention_hours: u32,
@@ -175,6 +179,7 @@ impl Config {
             liveness,
             idempotency_retention_secs: i64::from(self.idempotency_retention_hours) * 3600,
             change_retention_secs: i64::from(self.change_retention_hours) * 3600,
+            audit_retention_secs: i64::from(self.audit_retention_days) * 86_400,
             liveness_sync: Duration::from_millis(self.liveness_sync_interval_ms),
             follow_interval: Duration::from_millis(self.follow_interval_ms),
         })

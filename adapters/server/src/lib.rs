@@ -186,7 +186,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         database = %redact(&config.database_url),
         "agent registry listening"
     );
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(stopped(stop.clone()));
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
         result = server.into_future() => result.map_err(|source| StartError::Listen { addr, source })?,

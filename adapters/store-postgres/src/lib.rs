@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, EventRow, NewEvent};
 use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
@@ -92,7 +93,7 @@ impl AgentStore for PostgresStore {
         StoredAgent::parse_page(&rows, last_seen)
     }
 
-    async fn apply(&self, change: Change) -> Result<u64> {
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
         let agent_id = change.agent_id().0;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
@@ -182,6 +183,9 @@ impl AgentStore for PostgresStore {
             "WITH logged AS (
                INSERT INTO changes (revision, agent_id, kind, at, document)
                VALUES ($1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $4)
+             ), audited AS (
+               INSERT INTO audit_events (at, actor, source, action, agent_id, revision, summary)
+               VALUES ((extract(epoch FROM clock_timestamp()) * 1000)::bigint, $5, $6, $3, $2, $1, $7)
              )
              SELECT pg_notify('agent_registry_changes', $1::text)",
         )
@@ -189,11 +193,50 @@ impl AgentStore for PostgresStore {
         .bind(agent_id)
         .bind(change.kind().as_str())
         .bind(document)
+        .bind(&note.actor)
+        .bind(&note.source)
+        .bind(&note.summary)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor, source, action, key_id, summary) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event.at)
+        .bind(&event.note.actor)
+        .bind(&event.note.source)
+        .bind(event.action)
+        .bind(event.key_id)
+        .bind(&event.note.summary)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(sql::EVENTS)
+            .bind(&query.actor)
+            .bind(&query.action)
+            .bind(query.agent.map(|a| a.0))
+            .bind(query.since)
+            .bind(query.until)
+            .bind(query.before.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(AuditEvent::from_row).collect()
+    }
+
+    async fn prune_events(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query(sql::PRUNE_EVENTS).bind(before).execute(&self.pool).await.map_err(unavailable)?;
+        Ok(done.rows_affected())
     }
 
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
@@ -373,6 +416,16 @@ pub mod sql {
           revoked_at, revision
         FROM api_keys WHERE revision > $1 ORDER BY revision LIMIT $2";
 
+    /// Events newest first; each filter applies when given. The planner picks the agent index
+    /// or the primary key (newest first) depending on the filters.
+    pub const EVENTS: &str = "SELECT id, at, actor, source, action, agent_id::text, key_id::text, revision, summary
+        FROM audit_events
+        WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)
+          AND ($3::uuid IS NULL OR agent_id = $3) AND ($4::bigint IS NULL OR at >= $4)
+          AND ($5::bigint IS NULL OR at < $5) AND ($6::bigint IS NULL OR id < $6)
+        ORDER BY id DESC LIMIT $7";
+    pub const PRUNE_EVENTS: &str = "DELETE FROM audit_events WHERE at < $1";
+
     /// Every lookup with a name, for the check that each one uses an index (tests and
     /// docs/postgres.md show the plans).
     pub const LOOKUPS: &[(&str, &str)] = &[
@@ -388,5 +441,7 @@ pub mod sql {
         ("follow: changes after a revision", CHANGES_SINCE),
         ("upkeep: prune the change log", PRUNE_CHANGES),
         ("follow: API keys changed after a revision", KEYS_SINCE),
+        ("upkeep: prune the audit trail", PRUNE_EVENTS),
+        ("audit: events, newest first", EVENTS),
     ];
 }

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, EventRow, NewEvent};
 use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
@@ -98,7 +99,7 @@ impl AgentStore for SqliteStore {
         StoredAgent::parse_page(&rows, last_seen)
     }
 
-    async fn apply(&self, change: Change) -> Result<u64> {
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
         let agent_id = change.agent_id().to_string();
@@ -203,8 +204,64 @@ impl AgentStore for SqliteStore {
                 }
             }
         }
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor, source, action, agent_id, revision, summary)
+             VALUES (CAST(unixepoch('subsec') * 1000 AS INTEGER), ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&note.actor)
+        .bind(&note.source)
+        .bind(change.kind().as_str())
+        .bind(&agent_id)
+        .bind(revision)
+        .bind(&note.summary)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<()> {
+        sqlx::query("INSERT INTO audit_events (at, actor, source, action, key_id, summary) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(event.at)
+            .bind(&event.note.actor)
+            .bind(&event.note.source)
+            .bind(event.action)
+            .bind(event.key_id.map(|k| k.to_string()))
+            .bind(&event.note.summary)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT id, at, actor, source, action, agent_id, key_id, revision, summary FROM audit_events
+             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR agent_id = ?3)
+               AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at < ?5) AND (?6 IS NULL OR id < ?6)
+             ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(&query.actor)
+        .bind(&query.action)
+        .bind(query.agent.map(|a| a.to_string()))
+        .bind(query.since)
+        .bind(query.until)
+        .bind(query.before.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter().map(AuditEvent::from_row).collect()
+    }
+
+    async fn prune_events(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
     }
 
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Auth, JsonBody};
+use super::extract::{Auth, ClientAddress, JsonBody};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -178,7 +178,12 @@ pub struct BootstrapInput {
     params(("X-Bootstrap-Token" = String, Header, description = "The --bootstrap-token")),
     responses((status = 201, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 429, body = Problem)))]
-pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+pub async fn bootstrap(
+    State(state): State<AppState>,
+    ClientAddress(source): ClientAddress,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
     let Some(config) = state.bootstrap.clone() else {
         return Err(ApiError::http(StatusCode::NOT_FOUND, "route_not_found", "no route for /api-keys/bootstrap"));
     };
@@ -208,6 +213,6 @@ pub async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, body: 
         super::extract::parse_json(&body)?
     };
     let description = input.description.unwrap_or_else(|| "bootstrap".into());
-    let (key, secret) = state.registry.bootstrap_key(description, config.again).await?;
+    let (key, secret) = state.registry.bootstrap_key(description, config.again, source).await?;
     Ok(issued(&state, &key, secret))
 }

@@ -2,6 +2,7 @@
 //! the handlers, and the API explorer at `/docs`.
 
 pub mod agents;
+pub mod events;
 pub mod extract;
 pub mod keys;
 pub mod problem;
@@ -44,6 +45,7 @@ pub struct AppState {
         (name = "liveness", description = "Heartbeats and lease renewals"),
         (name = "discovery", description = "Find live agents"),
         (name = "api-keys", description = "API keys for management routes"),
+        (name = "audit", description = "The audit trail of every change"),
         (name = "system", description = "Health and readiness"),
     )
 )]
@@ -82,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(keys::issue, keys::list))
         .routes(routes!(keys::get, keys::revoke))
         .routes(routes!(keys::bootstrap))
+        .routes(routes!(events::list))
+        .routes(routes!(events::of_agent))
         .routes(routes!(agents::discover))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
