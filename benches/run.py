@@ -225,11 +225,20 @@ class Vocabulary:
 # --------------------------------------------------------------------------------------------
 
 
+# Management routes need an API key: every server is started with this bootstrap token, and the
+# Admin key the first start issues (it stays valid across restarts and replicas) is sent with
+# every write, by http_call and by the Lua scripts (BENCH_API_KEY).
+BOOTSTRAP_TOKEN = "benchmark-bootstrap-token-0123456789"
+API_KEY: str | None = None
+
+
 def http_call(port: int, method: str, path: str, body: bytes | None = None,
               timeout: float = 30.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if API_KEY and method != "GET":
+            headers["X-Api-Key"] = API_KEY
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read()
@@ -402,6 +411,7 @@ class Server:
         cmd = [
             str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
             *self.backend.server_args(),
+            "--bootstrap-token", BOOTSTRAP_TOKEN, "--allow-repeated-bootstrap",
             # The "agent registry listening" line (startup_ms) is logged at info by the server
             # crate; everything else stays at warn, as the brief's `--log warn`.
             "--log", self.log_filter, "--log-format", "json",
@@ -427,6 +437,7 @@ class Server:
                 pass
             time.sleep(0.005)
         cpu = meter.stop()
+        self._ensure_api_key()
         line = self._listening_line()
         return {
             "wall_s": wall,
@@ -436,6 +447,22 @@ class Server:
             "startup_ms": line.get("startup_ms") if line else None,
             "agents_logged": line.get("agents") if line else None,
         }
+
+    def _ensure_api_key(self) -> None:
+        """Issues the Admin key the benchmark writes with, once per run."""
+        global API_KEY
+        if API_KEY:
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("POST", "/api-keys/bootstrap", headers={"X-Bootstrap-Token": BOOTSTRAP_TOKEN})
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 201:
+            raise RuntimeError(f"bootstrap failed: {resp.status} {body[:200]!r}")
+        API_KEY = json.loads(body)["key"]
 
     def _listening_line(self, wait: float = 2.0) -> dict | None:
         deadline = time.monotonic() + wait
@@ -637,6 +664,7 @@ def start_wrk(port: int, load: Load, script: str, env: dict, workdir: Path,
         "BENCH_LUA": str(LUA_DIR),
         "BENCH_THREADS": str(load.threads),
         "BENCH_MARKER_DIR": str(markers),
+        "BENCH_API_KEY": API_KEY or "",
     } | env
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=full_env)

@@ -56,7 +56,7 @@ impl RegistryConfig {
     /// Without a successful read of a shared liveness store for this long, discovery refuses
     /// to answer rather than answer wrongly.
     fn liveness_stale_after(&self) -> Duration {
-        (self.liveness_sync * 4).max(Duration::from_secs(1))
+        (self.liveness_sync * 8).max(Duration::from_secs(2))
     }
 }
 

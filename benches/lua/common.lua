@@ -19,6 +19,14 @@ function bench_now()
 end
 
 bench_threads = tonumber(os.getenv("BENCH_THREADS") or "1")
+
+-- Headers of a write request: the Admin key run.py issued (reads are public and send none).
+function bench_write_headers(extra)
+    local h = extra or {}
+    local key = os.getenv("BENCH_API_KEY")
+    if key and key ~= "" then h["X-Api-Key"] = key end
+    return h
+end
 bench_marker_dir = os.getenv("BENCH_MARKER_DIR")
 
 -- Per-thread counters, read back by done() through thread:get().

@@ -20,7 +20,7 @@ function init(args)
         if line ~= "" then
             if k % bench_threads == tid then
                 n = n + 1
-                reqs[n] = wrk.format("POST", "/agents", { ["Content-Type"] = "application/json" }, line)
+                reqs[n] = wrk.format("POST", "/agents", bench_write_headers({ ["Content-Type"] = "application/json" }), line)
             end
             k = k + 1
         end

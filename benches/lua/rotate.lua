@@ -19,7 +19,7 @@ function init(args)
         if line ~= "" then
             if not once or k % bench_threads == tid then
                 n = n + 1
-                reqs[n] = wrk.format(method, line, {}, body)
+                reqs[n] = wrk.format(method, line, (method == "GET") and {} or bench_write_headers(), body)
             end
             k = k + 1
         end

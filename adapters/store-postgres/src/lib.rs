@@ -17,6 +17,9 @@ use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
+/// The SQLSTATE the store's functions raise for a change made from an outdated view.
+const STALE_WRITE: &str = "AR001";
+
 /// Key of the advisory lock that orders writers across replicas.
 const WRITE_LOCK: i64 = 0x6167_656e_7472_6567; // "agentreg"
 
@@ -94,112 +97,63 @@ impl AgentStore for PostgresStore {
     }
 
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
-        let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
+        // One call, one round trip: the function takes the write lock, draws the revision and
+        // stores the change, its change-log row and its audit event (migration 0005).
+        let stale = |e: sqlx::Error| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(STALE_WRITE) => {
+                RegistryError::StaleWrite(change.agent_id().to_string())
+            }
+            _ => unavailable(e),
+        };
         let agent_id = change.agent_id().0;
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        // The lock is taken before the revision is drawn and held until commit, so revisions
-        // commit in order and a replica reading the log by revision never skips a late one.
-        let revision: i64 =
-            sqlx::query_scalar("SELECT nextval('registry_revision') FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(WRITE_LOCK)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        let mut document = None;
-        match &change {
-            Change::Put { agent, seen, idempotency, expected, .. } => {
-                let mut agent = agent.clone();
-                agent.revision = u64::try_from(revision).unwrap_or_default();
-                let json = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
-                if let Some(r) = idempotency {
-                    let recorded = sqlx::query(
-                        "INSERT INTO idempotency_keys (owner_id, key, request_hash, agent_id, created_at)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&r.owner_id)
-                    .bind(&r.key)
-                    .bind(&r.request_hash)
-                    .bind(r.agent_id.0)
-                    .bind(r.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                    if recorded.rows_affected() == 0 {
-                        return Err(stale());
-                    }
-                }
-                let stored = match expected {
-                    None => sqlx::query(
-                        "INSERT INTO agents (id, owner_id, name, revision, created_at, updated_at, document)
-                         VALUES ($1, $2, $3, $4, $5::timestamptz, $6::timestamptz, $7) ON CONFLICT (id) DO NOTHING",
-                    )
+        let revision: i64 = match &change {
+            Change::Put { agent, kind, seen, idempotency, expected } => {
+                let document = serde_json::to_string(&**agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+                // `revision` is the document's last field; the function appends the real one.
+                let prefix = document
+                    .strip_suffix(&format!("{}}}", agent.revision))
+                    .filter(|p| p.ends_with("\"revision\":"))
+                    .ok_or_else(|| {
+                        RegistryError::Internal("an agent document does not end with its revision".into())
+                    })?;
+                let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
+                let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
+                sqlx::query_scalar(sql::PUT)
+                    .bind(WRITE_LOCK)
                     .bind(agent_id)
                     .bind(&agent.owner_id)
                     .bind(&agent.name)
-                    .bind(revision)
                     .bind(agent.created_at.to_rfc3339())
                     .bind(agent.updated_at.to_rfc3339())
-                    .bind(&json),
-                    Some(expected) => sqlx::query(sql::UPDATE_AGENT)
-                        .bind(agent_id)
-                        .bind(&agent.owner_id)
-                        .bind(&agent.name)
-                        .bind(revision)
-                        .bind(agent.updated_at.to_rfc3339())
-                        .bind(&json)
-                        .bind(i64::try_from(*expected).unwrap_or(i64::MAX)),
-                }
-                .execute(&mut *tx)
+                    .bind(prefix)
+                    .bind(expected.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
+                    .bind(kind.as_str())
+                    .bind(&endpoints)
+                    .bind(&seen_ids)
+                    .bind(&seen_at)
+                    .bind(idempotency.as_ref().map(|r| &r.owner_id))
+                    .bind(idempotency.as_ref().map(|r| &r.key))
+                    .bind(idempotency.as_ref().map(|r| &r.request_hash))
+                    .bind(idempotency.as_ref().map(|r| r.created_at))
+                    .bind(&note.actor)
+                    .bind(&note.source)
+                    .bind(&note.summary)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(stale)?
+            }
+            Change::Delete { kind, expected, .. } => sqlx::query_scalar(sql::DELETE)
+                .bind(WRITE_LOCK)
+                .bind(agent_id)
+                .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
+                .bind(kind.as_str())
+                .bind(&note.actor)
+                .bind(&note.source)
+                .bind(&note.summary)
+                .fetch_one(&self.pool)
                 .await
-                .map_err(unavailable)?;
-                if stored.rows_affected() == 0 {
-                    return Err(stale());
-                }
-                let current: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
-                let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-                sqlx::query(sql::REPLACE_LIVENESS)
-                    .bind(agent_id)
-                    .bind(&current)
-                    .bind(&ids)
-                    .bind(&times)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                document = Some(json);
-            }
-            Change::Delete { expected, .. } => {
-                let deleted = sqlx::query(sql::DELETE_AGENT)
-                    .bind(agent_id)
-                    .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                if deleted.rows_affected() == 0 {
-                    return Err(stale());
-                }
-            }
-        }
-        sqlx::query(
-            "WITH logged AS (
-               INSERT INTO changes (revision, agent_id, kind, at, document)
-               VALUES ($1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $4)
-             ), audited AS (
-               INSERT INTO audit_events (at, actor, source, action, agent_id, revision, summary)
-               VALUES ((extract(epoch FROM clock_timestamp()) * 1000)::bigint, $5, $6, $3, $2, $1, $7)
-             )
-             SELECT pg_notify('agent_registry_changes', $1::text)",
-        )
-        .bind(revision)
-        .bind(agent_id)
-        .bind(change.kind().as_str())
-        .bind(document)
-        .bind(&note.actor)
-        .bind(&note.source)
-        .bind(&note.summary)
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+                .map_err(stale)?,
+        };
         u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
     }
 
@@ -386,9 +340,15 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
 
 /// The statements that look rows up, each answered through an index (see `LOOKUPS`).
 pub mod sql {
+    /// Stores a change in one call (see migrations/postgres/0005).
+    pub const PUT: &str = "SELECT registry_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+        $17, $18, $19)";
+    pub const DELETE: &str = "SELECT registry_delete($1, $2, $3, $4, $5, $6, $7)";
     pub const LOAD_PAGE: &str = "SELECT id::text, document FROM agents WHERE id > $1 ORDER BY agents.id LIMIT $2";
     pub const LOAD_LAST_SEEN: &str =
         "SELECT endpoint_id::text, agent_id::text, last_seen_at FROM endpoint_liveness WHERE agent_id = ANY($1)";
+    // The statements `registry_put` and `registry_delete` run (migration 0005), as the EXPLAIN
+    // check sees them.
     pub const DELETE_AGENT: &str = "DELETE FROM agents WHERE id = $1 AND revision = $2";
     pub const FIND_IDEMPOTENCY: &str =
         "SELECT request_hash, agent_id, created_at FROM idempotency_keys WHERE owner_id = $1 AND key = $2";

@@ -76,8 +76,11 @@ impl IntoResponse for ApiError {
         let (status, code, title, detail, errors) = match self {
             ApiError::Registry(e) => {
                 let status = status_of(e.kind());
-                if status.is_server_error() {
-                    tracing::error!(code = e.code(), error = %e, "request failed");
+                // A backend outage is logged once by the task that notices it, not per request.
+                match e.kind() {
+                    ErrorKind::Internal => tracing::error!(code = e.code(), error = %e, "request failed"),
+                    ErrorKind::Unavailable => tracing::debug!(code = e.code(), error = %e, "request failed"),
+                    _ => {}
                 }
                 let detail = match e.kind() {
                     ErrorKind::Internal => "An internal error occurred; it has been logged.".to_owned(),
