@@ -650,7 +650,6 @@ impl Index {
         (until > now).then_some(until)
     }
 
-    /// One page of an answer; only the agents of the page become hits.
     /// One page of an answer; only the agents of the page become hits. `None` when the answer
     /// was shortened (see `Matches::first`) and the page lies beyond what it kept.
     pub fn page(&self, matches: &Matches, q: &DiscoveryQuery, now: Millis) -> Option<SearchPage> {
