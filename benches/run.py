@@ -412,6 +412,10 @@ class Server:
             str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
             *self.backend.server_args(),
             "--bootstrap-token", BOOTSTRAP_TOKEN, "--allow-repeated-bootstrap",
+            # One load generator is one client with one key: limits far above any rate reached
+            # keep the limiters' cost in the figures without refusing requests.
+            "--rate-limit-discovery", "1000000000", "--rate-limit-key", "1000000000",
+            "--rate-limit-address", "1000000000",
             # The "agent registry listening" line (startup_ms) is logged at info by the server
             # crate; everything else stays at warn, as the brief's `--log warn`.
             "--log", self.log_filter, "--log-format", "json",

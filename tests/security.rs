@@ -185,3 +185,57 @@ async fn every_change_is_audited_with_who_and_from_where_and_only_admin_or_the_o
     // Nothing edits or deletes events.
     assert_eq!(app.delete("/events").await.status, 405);
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_address_and_per_key() {
+    let app = TestApp::spawn_with_args(&["--rate-limit-discovery", "5", "--rate-limit-key", "3"]).await;
+    // A burst of twice the rate per second, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(app.get("/discover/agents").await.status.as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    let limited = app.get("/discover/agents").await;
+    limited.problem(429, "rate_limited");
+    assert!(limited.header("retry-after").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    // Management: per key (the test app's Admin key used one request to issue itself).
+    let key = app.issue_key("ivan", "Agent").await;
+    let ivan = app.with_key(Some(&key));
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(ivan.get("/api-keys/00000000-0000-4000-8000-000000000000").await.status.as_u16());
+    }
+    assert_eq!(statuses[..6], [404; 6], "{statuses:?}");
+    assert_eq!(statuses[6], 429);
+    // Another key is not slowed down by Ivan's.
+    app.with_key(Some(&app.issue_key("judy", "Agent").await))
+        .post("/agents", agent("J", "s", ephemeral(9)))
+        .await
+        .ok(201);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let trusting = TestApp::spawn_with_args(&["--rate-limit-discovery", "1", "--trusted-proxies", "127.0.0.1"]).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let forwarded = [("x-forwarded-for", client)];
+        for _ in 0..2 {
+            trusting.send(Method::GET, "/discover/agents", None, &forwarded).await.ok(200);
+        }
+        trusting.send(Method::GET, "/discover/agents", None, &forwarded).await.problem(429, "rate_limited");
+    }
+    // The audit trail names the forwarded client, not the proxy.
+    let forwarded = [("x-forwarded-for", "198.51.100.7, 127.0.0.1")];
+    let created = trusting.send(Method::POST, "/agents", Some(agent("Proxied", "p", ephemeral(9))), &forwarded).await;
+    let id = created.ok(201)["id"].as_str().unwrap().to_owned();
+    assert_eq!(trusting.get(&format!("/agents/{id}/events")).await.body["items"][0]["source"], "198.51.100.7");
+
+    // Without trusted proxies the header is ignored: clients cannot pick their own address.
+    let plain = TestApp::spawn_with_args(&["--rate-limit-discovery", "1"]).await;
+    let mut limited = 0;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let reply = plain.send(Method::GET, "/discover/agents", None, &[("x-forwarded-for", client)]).await;
+        limited += usize::from(reply.status == 429);
+    }
+    assert_eq!(limited, 1, "three requests from one real address: the third is limited");
+}

@@ -127,6 +127,25 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_ALLOW_REPEATED_BOOTSTRAP")]
     pub allow_repeated_bootstrap: bool,
 
+    /// Discovery requests (GET /discover/agents, GET /agents) per second per client address,
+    /// with bursts of twice that; 0 turns the limit off.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_DISCOVERY", default_value_t = 1_000)]
+    pub rate_limit_discovery: u32,
+
+    /// Management requests per second per API key (bursts of twice that); 0: no limit.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_KEY", default_value_t = 1_000)]
+    pub rate_limit_key: u32,
+
+    /// Management requests per second per client address, counted before credentials are
+    /// checked (bursts of twice that); 0: no limit.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_ADDRESS", default_value_t = 2_000)]
+    pub rate_limit_address: u32,
+
+    /// Proxies whose `X-Forwarded-For` gives the client address: addresses or CIDR networks,
+    /// comma-separated. Without them the connection's address is the client's.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -192,6 +211,14 @@ impl Config {
             None => format!("http://{}", self.listen),
         }
     }
+}
+
+/// A network (`10.0.0.0/8`) or a single address (`10.0.0.1`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    text.trim()
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| text.trim().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR network"))
 }
 
 /// A secret setting: never shown by `Debug`, so it cannot reach a log.

@@ -47,7 +47,13 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
-    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap })
+    let rates = http::limits::Rates {
+        discovery_per_address: config.rate_limit_discovery,
+        management_per_key: config.rate_limit_key,
+        management_per_address: config.rate_limit_address,
+    };
+    let limits = http::limits::Limits::new(rates, config.trusted_proxies.clone());
+    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap, limits })
 }
 
 /// The store a database URL names. SQLite is created and migrated at start (the embedded
@@ -179,6 +185,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let _followers = spawn_followers(&registry, &registry_config);
     let maintenance =
         AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
+    let limits = state.limits.clone();
+    let _forget_idle_clients = AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.forget_idle();
+        }
+    }));
     tracing::info!(
         %addr,
         agents = registry.agent_count(),

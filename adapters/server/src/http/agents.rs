@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::extract::{Auth, JsonBody, QueryPairs, idempotency_key, if_match};
+use super::extract::{Auth, ClientAddress, JsonBody, QueryPairs, idempotency_key, if_match};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -43,7 +43,14 @@ fn with_location(mut response: Response, location: &str) -> Response {
     response
 }
 
-fn page_response(state: &AppState, pairs: &QueryPairs, live_only_default: bool, allow_owner: bool) -> ApiResult {
+fn page_response(
+    state: &AppState,
+    client: ClientAddress,
+    pairs: &QueryPairs,
+    live_only_default: bool,
+    allow_owner: bool,
+) -> ApiResult {
+    state.limits.discovery(client.0)?;
     let query = pairs.discovery(live_only_default, allow_owner)?;
     let mut response = json_bytes(StatusCode::OK, page_json(&state.registry.search(&query)?));
     // The store is unreachable: the last known index still answers, and says how old it is.
@@ -89,8 +96,8 @@ pub async fn register(
 #[utoipa::path(get, path = "/agents", tag = "agents",
     params(DiscoveryParams, ("owner" = Option<String>, Query, description = "Only agents of this owner")),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn list(State(state): State<AppState>, pairs: QueryPairs) -> ApiResult {
-    page_response(&state, &pairs, false, true)
+pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+    page_response(&state, client, &pairs, false, true)
 }
 
 /// Discover live agents by capability, tag, label, protocol, transport or text.
@@ -99,8 +106,8 @@ pub async fn list(State(state): State<AppState>, pairs: QueryPairs) -> ApiResult
 /// none are left out. Filters apply before paging, so counts and pages are exact.
 #[utoipa::path(get, path = "/discover/agents", tag = "discovery", params(DiscoveryParams),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn discover(State(state): State<AppState>, pairs: QueryPairs) -> ApiResult {
-    page_response(&state, &pairs, true, false)
+pub async fn discover(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+    page_response(&state, client, &pairs, true, false)
 }
 
 /// Read one agent, with the live state of each endpoint.

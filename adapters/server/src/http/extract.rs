@@ -6,9 +6,7 @@ use agent_registry_core::input::escape_pointer;
 use agent_registry_core::query::DiscoveryQuery;
 use agent_registry_core::{FieldError, RegistryError};
 use axum::body::Bytes;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -160,12 +158,16 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let source = client_address(parts);
+        let client = state.limits.client(parts);
+        state.limits.management_address(client)?;
+        let source = client.map(|ip| ip.to_string());
         let unauthenticated = |detail: &str| ApiError::from(RegistryError::Unauthenticated(detail.into()));
         match parts.headers.get("x-api-key") {
             Some(key) => {
                 let key = key.to_str().map_err(|_| unauthenticated("X-Api-Key must be visible ASCII"))?;
-                Ok(Self(state.registry.authenticate(key.trim(), source)?))
+                let caller = state.registry.authenticate(key.trim(), source)?;
+                state.limits.management_key(&caller.actor)?;
+                Ok(Self(caller))
             }
             None if parts.headers.contains_key(header::AUTHORIZATION) => {
                 Err(unauthenticated("bearer tokens are not accepted by this registry; send an API key in X-Api-Key"))
@@ -175,18 +177,13 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// The client's address as the connection shows it (for the audit trail).
-pub fn client_address(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
-}
+/// The client's address (through trusted proxies), when the connection is known.
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
-/// The client's address, when the connection is known.
-pub struct ClientAddress(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_address(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.limits.client(parts)))
     }
 }

@@ -193,11 +193,8 @@ pub async fn bootstrap(
             failures.pop_front();
         }
         if failures.len() >= BOOTSTRAP_FAILURES {
-            return Err(ApiError::http(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many wrong bootstrap tokens; try again in a minute",
-            ));
+            let oldest = failures.front().map_or(BOOTSTRAP_WINDOW, |t| BOOTSTRAP_WINDOW.saturating_sub(t.elapsed()));
+            return Err(ApiError::rate_limited(oldest.as_secs()));
         }
     }
     let given = headers.get("x-bootstrap-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -213,6 +210,7 @@ pub async fn bootstrap(
         super::extract::parse_json(&body)?
     };
     let description = input.description.unwrap_or_else(|| "bootstrap".into());
-    let (key, secret) = state.registry.bootstrap_key(description, config.again, source).await?;
+    let (key, secret) =
+        state.registry.bootstrap_key(description, config.again, source.map(|ip| ip.to_string())).await?;
     Ok(issued(&state, &key, secret))
 }

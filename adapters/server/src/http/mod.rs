@@ -5,13 +5,14 @@ pub mod agents;
 pub mod events;
 pub mod extract;
 pub mod keys;
+pub mod limits;
 pub mod problem;
 pub mod system;
 
 use std::sync::Arc;
 
 use agent_registry_core::Registry;
-use agent_registry_core::input::limits;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
@@ -33,6 +34,7 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// How the first Admin key may be issued (`None`: bootstrap is off).
     pub bootstrap: Option<Arc<keys::Bootstrap>>,
+    pub limits: Arc<limits::Limits>,
 }
 
 #[derive(OpenApi)]
@@ -107,7 +109,7 @@ pub fn router(state: AppState) -> Router {
                 "this route does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
+        .layer(DefaultBodyLimit::max(agent_registry_core::input::limits::BODY_BYTES))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))

@@ -33,9 +33,17 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// Too many requests; retry after this many seconds.
+    RateLimited {
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self::RateLimited { retry_after: retry_after.max(1) }
+    }
+
     pub fn http(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self::Http { status, code, detail: detail.into(), errors: Vec::new() }
     }
@@ -73,6 +81,10 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let self_retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         let (status, code, title, detail, errors) = match self {
             ApiError::Registry(e) => {
                 let status = status_of(e.kind());
@@ -93,6 +105,15 @@ impl IntoResponse for ApiError {
                 let title = status.canonical_reason().unwrap_or("Error").to_owned();
                 (status, code, title, detail, errors)
             }
+            ApiError::RateLimited { retry_after } => {
+                let detail = format!("too many requests; retry in {retry_after} s");
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests".to_owned(), detail, Vec::new())
+            }
+        };
+        let retry_after = match self_retry_after {
+            Some(secs) => Some(secs),
+            None if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            None => None,
         };
         tracing::debug!(status = status.as_u16(), code, "problem response");
         let problem = Problem {
@@ -105,8 +126,8 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -1,0 +1,94 @@
+//! Rate limits: per client address on discovery, per key and per address on management routes,
+//! answered with `429` and `Retry-After`. Behind a proxy, the client address is taken from
+//! `X-Forwarded-For` only when the connection comes from a configured trusted proxy.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+
+use super::problem::ApiError;
+
+/// Requests per second (with a burst of twice that); `0` turns a limit off.
+#[derive(Clone, Copy, Debug)]
+pub struct Rates {
+    pub discovery_per_address: u32,
+    pub management_per_key: u32,
+    pub management_per_address: u32,
+}
+
+pub struct Limits {
+    discovery: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_key: Option<DefaultKeyedRateLimiter<String>>,
+    per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+    Some(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: Option<&DefaultKeyedRateLimiter<K>>,
+    key: &K,
+) -> Result<(), ApiError> {
+    let Some(limiter) = limiter else { return Ok(()) };
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
+    })
+}
+
+impl Limits {
+    pub fn new(rates: Rates, trusted_proxies: Vec<IpNet>) -> Arc<Self> {
+        Arc::new(Self {
+            discovery: limiter(rates.discovery_per_address),
+            per_key: limiter(rates.management_per_key),
+            per_address: limiter(rates.management_per_address),
+            trusted_proxies,
+        })
+    }
+
+    /// The client's address: the connection's, or, when that is a trusted proxy, the nearest
+    /// untrusted address in `X-Forwarded-For`.
+    pub fn client(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+        Some(hops.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer))
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn discovery(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        client.map_or(Ok(()), |ip| check(self.discovery.as_ref(), &ip))
+    }
+
+    /// Before credentials are checked: also slows down guessing keys.
+    pub fn management_address(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        client.map_or(Ok(()), |ip| check(self.per_address.as_ref(), &ip))
+    }
+
+    pub fn management_key(&self, actor: &str) -> Result<(), ApiError> {
+        check(self.per_key.as_ref(), &actor.to_owned())
+    }
+
+    /// Forgets clients and keys that have been idle long enough to be back at a full burst.
+    pub fn forget_idle(&self) {
+        self.discovery.iter().for_each(|l| l.retain_recent());
+        self.per_key.iter().for_each(|l| l.retain_recent());
+        self.per_address.iter().for_each(|l| l.retain_recent());
+    }
+}
