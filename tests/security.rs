@@ -239,3 +239,69 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     }
     assert_eq!(limited, 1, "three requests from one real address: the third is limited");
 }
+
+/// The HS256 secret, issuer and audience of the JWT tests.
+const JWT_SECRET: &str = "a-test-secret-of-at-least-32-characters!";
+const JWT_ARGS: [&str; 6] =
+    ["--jwt-hs256-secret", JWT_SECRET, "--jwt-issuer", "https://issuer.test", "--jwt-audience", "agent-registry"];
+
+/// A token with these claims (defaults: valid for an hour, right issuer and audience).
+fn token(secret: &str, claims: Value) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut all = json!({"iss": "https://issuer.test", "aud": "agent-registry", "exp": now + 3600, "nbf": now - 10});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &all,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn jwt_bearer_tokens_carry_owner_and_scope_and_bad_ones_are_401() {
+    let app = TestApp::spawn_with_args(&JWT_ARGS).await;
+    let anonymous = app.with_key(None);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let send = |token: String| {
+        let anonymous = anonymous.clone();
+        async move {
+            let body = Some(agent("By token", "jwt", ephemeral(60)));
+            anonymous.send(Method::POST, "/agents", body, &[("authorization", &bearer(&token))]).await
+        }
+    };
+    let agent_token = token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent"}));
+    let created = send(agent_token.clone()).await;
+    assert_eq!(created.ok(201)["ownerId"], "kim", "the owner is the token's subject");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let admin_by_role = token(JWT_SECRET, json!({"sub": "ops", "roles": ["registry.admin"]}));
+    let headers = [("authorization", bearer(&admin_by_role))];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    anonymous.send(Method::GET, "/api-keys", None, &headers).await.ok(200);
+    let other = token(JWT_SECRET, json!({"sub": "lee", "roles": ["registry.agent"]}));
+    let headers = [("authorization", bearer(&other))];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    anonymous.send(Method::DELETE, &format!("/agents/{id}"), None, &headers).await.problem(403, "forbidden");
+
+    let now = chrono::Utc::now().timestamp();
+    for (what, bad) in [
+        ("expired", token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent", "exp": now - 600}))),
+        ("forged", token("another-secret-of-at-least-32-characters", json!({"sub": "kim", "registry_scope": "Agent"}))),
+        ("wrong audience", token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent", "aud": "other"}))),
+        (
+            "wrong issuer",
+            token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent", "iss": "https://evil.test"})),
+        ),
+        ("not yet valid", token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent", "nbf": now + 600}))),
+        ("without sub", token(JWT_SECRET, json!({"registry_scope": "Agent"}))),
+        ("not a JWT", "x.y.z".to_owned()),
+    ] {
+        let reply = send(bad).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        reply.problem(401, "unauthenticated");
+    }
+    send(token(JWT_SECRET, json!({"sub": "kim"}))).await.problem(403, "forbidden");
+    assert!(!app.get("/events?limit=500").await.body.to_string().contains(&agent_token), "tokens are not audited");
+}

@@ -127,6 +127,19 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_ALLOW_REPEATED_BOOTSTRAP")]
     pub allow_repeated_bootstrap: bool,
 
+    /// Shared secret (32+ characters) of HS256 bearer tokens; without it, `Authorization:
+    /// Bearer` is refused.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<Secret>,
+
+    /// The `iss` bearer tokens must carry.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` bearer tokens must carry.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// Discovery requests (GET /discover/agents, GET /agents) per second per client address,
     /// with bursts of twice that; 0 turns the limit off.
     #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_DISCOVERY", default_value_t = 1_000)]

@@ -53,7 +53,10 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         management_per_address: config.rate_limit_address,
     };
     let limits = http::limits::Limits::new(rates, config.trusted_proxies.clone());
-    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap, limits })
+    let jwt = config.jwt_hs256_secret.as_ref().map(|secret| {
+        Arc::new(http::jwt::JwtVerifier::hs256(&secret.0, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref()))
+    });
+    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap, limits, jwt })
 }
 
 /// The store a database URL names. SQLite is created and migrated at start (the embedded

@@ -170,7 +170,18 @@ impl FromRequestParts<AppState> for Auth {
                 Ok(Self(caller))
             }
             None if parts.headers.contains_key(header::AUTHORIZATION) => {
-                Err(unauthenticated("bearer tokens are not accepted by this registry; send an API key in X-Api-Key"))
+                let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
+                    return Err(unauthenticated("Authorization must be `Bearer <token>`"));
+                };
+                let Some(jwt) = &state.jwt else {
+                    return Err(unauthenticated(
+                        "bearer tokens are not accepted by this registry; send an API key in X-Api-Key",
+                    ));
+                };
+                let caller = jwt.verify(token.trim(), source)?;
+                state.limits.management_key(&caller.actor)?;
+                Ok(Self(caller))
             }
             None => Err(unauthenticated("this route needs credentials: send an API key in X-Api-Key")),
         }

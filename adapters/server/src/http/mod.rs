@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod events;
 pub mod extract;
+pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod problem;
@@ -35,6 +36,8 @@ pub struct AppState {
     /// How the first Admin key may be issued (`None`: bootstrap is off).
     pub bootstrap: Option<Arc<keys::Bootstrap>>,
     pub limits: Arc<limits::Limits>,
+    /// Validates bearer tokens (`None`: they are refused).
+    pub jwt: Option<Arc<jwt::JwtVerifier>>,
 }
 
 #[derive(OpenApi)]
