@@ -84,3 +84,22 @@ async fn responses_match_the_documented_schemas_field_for_field() {
     let endpoint = app.get(&format!("{path}/endpoints/{eid}")).await;
     serde_json::from_value::<EndpointView>(endpoint.body).expect("GET endpoint matches EndpointView");
 }
+
+#[tokio::test]
+async fn cross_origin_access_is_off_by_default_and_allowed_only_for_configured_origins() {
+    let preflight = [("origin", "https://console.example"), ("access-control-request-method", "POST")];
+    let closed = TestApp::spawn().await;
+    let reply = closed.send(reqwest::Method::OPTIONS, "/agents", None, &preflight).await;
+    assert!(reply.header("access-control-allow-origin").is_none());
+
+    let open = TestApp::spawn_with_args(&["--cors-allow-origins", "https://console.example"]).await;
+    let reply = open.send(reqwest::Method::OPTIONS, "/agents", None, &preflight).await;
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://console.example"));
+    assert!(reply.header("access-control-allow-headers").is_some_and(|h| h.contains("x-api-key")));
+    let other = [("origin", "https://evil.example"), ("access-control-request-method", "POST")];
+    let reply = open.send(reqwest::Method::OPTIONS, "/agents", None, &other).await;
+    assert!(reply.header("access-control-allow-origin").is_none());
+    let read =
+        open.send(reqwest::Method::GET, "/discover/agents", None, &[("origin", "https://console.example")]).await;
+    assert_eq!(read.header("access-control-allow-origin"), Some("https://console.example"));
+}

@@ -140,6 +140,11 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Browser origins allowed to call the API cross-origin (comma-separated, e.g.
+    /// `https://console.example.com`); none by default.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub cors_allow_origins: Vec<String>,
+
     /// Discovery requests (GET /discover/agents, GET /agents) per second per client address,
     /// with bursts of twice that; 0 turns the limit off.
     #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_DISCOVERY", default_value_t = 1_000)]

@@ -56,7 +56,19 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let jwt = config.jwt_hs256_secret.as_ref().map(|secret| {
         Arc::new(http::jwt::JwtVerifier::hs256(&secret.0, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref()))
     });
-    Ok(AppState { registry: Arc::new(registry), public_url: config.public_url().into(), bootstrap, limits, jwt })
+    let cors_origins = config
+        .cors_allow_origins
+        .iter()
+        .map(|o| o.trim().parse().map_err(|_| StartError::Config(format!("`{o}` is not a valid CORS origin"))))
+        .collect::<Result<_, _>>()?;
+    Ok(AppState {
+        registry: Arc::new(registry),
+        public_url: config.public_url().into(),
+        bootstrap,
+        limits,
+        jwt,
+        cors_origins,
+    })
 }
 
 /// The store a database URL names. SQLite is created and migrated at start (the embedded

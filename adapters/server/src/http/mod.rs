@@ -38,6 +38,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Validates bearer tokens (`None`: they are refused).
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
+    /// Browser origins allowed cross-origin (none: no CORS headers at all).
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 #[derive(OpenApi)]
@@ -74,9 +76,28 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
+/// Cross-origin access for the configured browser origins only.
+fn cors(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    (!origins.is_empty()).then(|| {
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins.to_vec())
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::IF_MATCH,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([header::ETAG, header::LOCATION, header::RETRY_AFTER])
+    })
+}
+
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
     let public_url = state.public_url.to_string();
+    let cors = cors(&state.cors_origins);
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
@@ -125,5 +146,6 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(tower::util::option_layer(cors))
         .layer(TraceLayer::new_for_http())
 }
