@@ -328,7 +328,43 @@ pub fn redis_url() -> String {
 
 /// A Redis key prefix of its own for one test.
 pub fn redis_prefix() -> String {
-    format!("test-{}", uuid::Uuid::new_v4().simple())
+    format!("test-{}-{}", unix_secs(), uuid::Uuid::new_v4().simple())
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Test data older than this is left over from runs that ended (a test's own cleanup may not
+/// run when its runtime stops first), and is removed by later runs.
+const LEFTOVER_AFTER_SECS: u64 = 3_600;
+
+/// Whether a name `<prefix><unix secs><separator>…` was made long enough ago to be a leftover.
+fn is_leftover(name: &str, prefix: &str, separator: char) -> bool {
+    let created = name.strip_prefix(prefix).and_then(|rest| rest.split(separator).next());
+    created.and_then(|s| s.parse::<u64>().ok()).is_some_and(|t| t + LEFTOVER_AFTER_SECS < unix_secs())
+}
+
+/// Drops schemas and Redis keys that earlier test runs left behind.
+async fn sweep_leftovers(admin: &sqlx::PgPool) {
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'")
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+    for name in schemas.iter().filter(|n| is_leftover(n, "t_", '_')) {
+        // The name matched the pattern above: digits, hex and underscores only.
+        let drop = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")));
+        let _ = drop.execute(admin).await;
+    }
+    if let Ok(client) = redis::Client::open(redis_url())
+        && let Ok(mut redis) = client.get_multiplexed_async_connection().await
+    {
+        let keys: Vec<String> = redis::cmd("KEYS").arg("test-*").query_async(&mut redis).await.unwrap_or_default();
+        for key in keys.iter().filter(|k| is_leftover(k, "test-", '-')) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query_async(&mut redis).await;
+        }
+    }
 }
 
 /// The PostgreSQL server every test run uses (see `.ci/run`); overridable for other machines.
@@ -340,10 +376,11 @@ pub fn postgres_url() -> String {
 /// A schema of its own for one test, dropped when the guard goes; returns a URL that uses it.
 pub async fn postgres_schema() -> (String, SchemaGuard) {
     let base = postgres_url();
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("t_{}_{}", unix_secs(), uuid::Uuid::new_v4().simple());
     let admin = sqlx::PgPool::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable ({e}); .ci/run starts it"));
+    sweep_leftovers(&admin).await;
     // The name is ours (a UUID in hex), so formatting it into the statement is safe.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&admin).await.expect("create schema");
     let separator = if base.contains('?') { '&' } else { '?' };
