@@ -10,7 +10,7 @@ use crate::error::RegistryError;
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transport};
 use crate::query::{DiscoveryQuery, Position, SortKey, words};
-use crate::render::{LiveState, RenderedAgent, parse_document};
+use crate::render::{LiveState, Privacy, RenderedAgent, parse_document};
 
 type Slot = u32;
 
@@ -105,9 +105,10 @@ impl Hit {
         self.entry.rendered.size()
     }
 
-    /// Writes the agent JSON with the endpoints of this hit.
-    pub fn write(&self, out: &mut Vec<u8>) {
-        self.entry.rendered.write(out, &self.endpoints);
+    /// Writes the agent JSON with the endpoints of this hit (as anonymous callers may see it
+    /// when `public`).
+    pub fn write(&self, out: &mut Vec<u8>, public: bool) {
+        self.entry.rendered.write(out, &self.endpoints, public);
     }
 
     pub fn write_endpoint(&self, out: &mut Vec<u8>, index: usize, live: &LiveState) {
@@ -140,6 +141,7 @@ pub struct EndpointRef {
 
 pub struct Index {
     policy: LivenessPolicy,
+    privacy: Privacy,
     entries: Vec<Option<Arc<Entry>>>,
     /// Per slot, what filtering and sorting read for every candidate, kept contiguous so that
     /// only the agents of a page are dereferenced.
@@ -307,7 +309,7 @@ pub struct Prepared {
 impl Prepared {
     /// `seen` gives last-seen times of endpoints; the first time listed for an endpoint wins.
     /// Endpoints without one count as seen when they were created.
-    pub fn new(policy: &LivenessPolicy, agent: &Agent, seen: &[(EndpointId, Millis)]) -> Self {
+    pub fn new(policy: &LivenessPolicy, privacy: &Privacy, agent: &Agent, seen: &[(EndpointId, Millis)]) -> Self {
         let endpoints = agent
             .endpoints
             .iter()
@@ -324,7 +326,7 @@ impl Prepared {
             })
             .collect();
         let key = SortKey::new(&agent.name, agent.id);
-        let entry = Entry { key, revision: agent.revision, rendered: RenderedAgent::of(agent), endpoints };
+        let entry = Entry { key, revision: agent.revision, rendered: RenderedAgent::of(agent, privacy), endpoints };
         Self { entry, terms: AgentTerms::of(agent) }
     }
 }
@@ -352,9 +354,10 @@ impl Set<'_> {
 }
 
 impl Index {
-    pub fn new(policy: LivenessPolicy) -> Self {
+    pub fn new(policy: LivenessPolicy, privacy: Privacy) -> Self {
         Self {
             policy,
+            privacy,
             entries: Vec::new(),
             meta: Vec::new(),
             generation: AtomicU64::new(0),
@@ -466,7 +469,7 @@ impl Index {
     pub fn upsert(&mut self, agent: &Agent, seen: &[(EndpointId, Millis)]) {
         let mut known = self.remove(agent.id).map(|r| r.endpoints).unwrap_or_default();
         known.extend_from_slice(seen);
-        let prepared = Prepared::new(&self.policy, agent, &known);
+        let prepared = Prepared::new(&self.policy, &self.privacy, agent, &known);
         self.insert(prepared);
     }
 

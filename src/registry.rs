@@ -21,6 +21,7 @@ use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
 use crate::ports::{AgentStore, Change, ChangeKind, ChangeSignal, IdempotencyRecord, LivenessStore, StoredAgent};
 use crate::query::DiscoveryQuery;
+use crate::render::Privacy;
 use crate::view::LivenessView;
 
 /// Settings of the use-cases.
@@ -37,6 +38,8 @@ pub struct RegistryConfig {
     pub liveness_sync: Duration,
     /// How often a replica reads a shared store's change log even without a notification.
     pub follow_interval: Duration,
+    /// What anonymous callers may not see.
+    pub privacy: Privacy,
 }
 
 impl Default for RegistryConfig {
@@ -48,6 +51,7 @@ impl Default for RegistryConfig {
             audit_retention_secs: 90 * 24 * 3600,
             liveness_sync: Duration::from_millis(250),
             follow_interval: Duration::from_secs(1),
+            privacy: Privacy::default(),
         }
     }
 }
@@ -140,7 +144,7 @@ impl Registry {
                 }
             }
         });
-        let mut index = Index::new(config.liveness.clone());
+        let mut index = Index::new(config.liveness.clone(), config.privacy.clone());
         while let Some(page) = incoming.recv().await {
             let mut page = page?;
             // Stored last-seen times, raised to what the liveness store knows. An endpoint with
@@ -158,7 +162,7 @@ impl Registry {
                 }
                 s.last_seen.extend(s.agent.endpoints.iter().filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))));
             }
-            for prepared in prepare_in_parallel(&config.liveness, page) {
+            for prepared in prepare_in_parallel(&config, page) {
                 index.insert(prepared);
             }
         }
@@ -981,8 +985,8 @@ impl Answers {
 const LOAD_PAGE: usize = 5_000;
 
 /// Renders and analyses stored agents on every core; start-up time is dominated by this.
-fn prepare_in_parallel(policy: &LivenessPolicy, stored: Vec<StoredAgent>) -> Vec<Prepared> {
-    crate::parallel::map(&stored, |s| Prepared::new(policy, &s.agent, &s.last_seen))
+fn prepare_in_parallel(config: &RegistryConfig, stored: Vec<StoredAgent>) -> Vec<Prepared> {
+    crate::parallel::map(&stored, |s| Prepared::new(&config.liveness, &config.privacy, &s.agent, &s.last_seen))
 }
 
 /// A single-endpoint request has one name to blame: the body's.

@@ -63,11 +63,32 @@ pub fn write_timestamp(out: &mut Vec<u8>, millis: Millis) {
     out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8, b'Z']);
 }
 
+/// What anonymous callers may not see; configurable, nothing hidden by default.
+#[derive(Clone, Debug, Default)]
+pub struct Privacy {
+    /// Leave `ownerId` out.
+    pub hide_owner: bool,
+    /// Leave out labels whose key starts with one of these.
+    pub private_label_prefixes: Vec<String>,
+}
+
+impl Privacy {
+    pub fn hides_anything(&self) -> bool {
+        self.hide_owner || !self.private_label_prefixes.is_empty()
+    }
+
+    pub fn is_private_label(&self, key: &str) -> bool {
+        self.private_label_prefixes.iter().any(|p| key.starts_with(p.as_str()))
+    }
+}
+
 /// An agent's JSON, rendered once per change.
 #[derive(Debug)]
 pub struct RenderedAgent {
     /// The agent object without `endpoints` and without its closing brace.
     head: Box<str>,
+    /// The same for anonymous callers, when `Privacy` hides anything.
+    public_head: Option<Box<str>>,
     /// Each endpoint object without its closing brace, in the agent's order.
     endpoints: Box<[Box<str>]>,
 }
@@ -80,7 +101,8 @@ struct Head<'a> {
     name: &'a str,
     description: &'a Option<String>,
     version: &'a Option<String>,
-    owner_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_id: Option<&'a str>,
     tags: &'a [String],
     labels: &'a std::collections::BTreeMap<String, String>,
     capabilities: &'a [crate::model::Capability],
@@ -100,13 +122,13 @@ fn open_object<T: Serialize>(value: &T) -> Box<str> {
 }
 
 impl RenderedAgent {
-    pub fn of(agent: &Agent) -> Self {
+    pub fn of(agent: &Agent, privacy: &Privacy) -> Self {
         let head = Head {
             id: agent.id,
             name: &agent.name,
             description: &agent.description,
             version: &agent.version,
-            owner_id: &agent.owner_id,
+            owner_id: Some(&agent.owner_id),
             tags: &agent.tags,
             labels: &agent.labels,
             capabilities: &agent.capabilities,
@@ -116,7 +138,14 @@ impl RenderedAgent {
             updated_at: &agent.updated_at,
             revision: agent.revision,
         };
-        Self { head: open_object(&head), endpoints: agent.endpoints.iter().map(open_object).collect() }
+        let public_head = privacy.hides_anything().then(|| {
+            let labels = agent.labels.iter().filter(|(k, _)| !privacy.is_private_label(k));
+            let labels: std::collections::BTreeMap<String, String> =
+                labels.map(|(k, v)| (k.clone(), v.clone())).collect();
+            let owner_id = (!privacy.hide_owner).then_some(agent.owner_id.as_str());
+            open_object(&Head { owner_id, labels: &labels, ..head })
+        });
+        Self { head: open_object(&head), public_head, endpoints: agent.endpoints.iter().map(open_object).collect() }
     }
 
     /// The stored form: the agent with its endpoints and no live state.
@@ -135,9 +164,14 @@ impl RenderedAgent {
         out
     }
 
-    /// Writes the agent with the given endpoints (index, last seen) and their live state.
-    pub fn write(&self, out: &mut Vec<u8>, endpoints: &[(usize, LiveState)]) {
-        out.extend_from_slice(self.head.as_bytes());
+    /// Writes the agent with the given endpoints (index, last seen) and their live state; as
+    /// anonymous callers may see it when `public`.
+    pub fn write(&self, out: &mut Vec<u8>, endpoints: &[(usize, LiveState)], public: bool) {
+        let head = match &self.public_head {
+            Some(head) if public => head,
+            _ => &self.head,
+        };
+        out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(b",\"endpoints\":[");
         for (n, (i, live)) in endpoints.iter().enumerate() {
             if n > 0 {

@@ -20,7 +20,9 @@ pub struct AgentView {
     pub name: String,
     pub description: Option<String>,
     pub version: Option<String>,
-    pub owner_id: String,
+    /// Left out for anonymous callers when the registry hides owners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     pub tags: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub capabilities: Vec<Capability>,
@@ -86,9 +88,9 @@ pub struct LivenessView {
 }
 
 /// The JSON of one agent.
-pub fn agent_json(hit: &Hit) -> Vec<u8> {
+pub fn agent_json(hit: &Hit, public: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(hit.size());
-    hit.write(&mut out);
+    hit.write(&mut out, public);
     out
 }
 
@@ -101,14 +103,14 @@ pub fn endpoint_json(hit: &Hit, index: usize, now: crate::liveness::Millis) -> O
 }
 
 /// The JSON of a page of agents.
-pub fn page_json(page: &SearchPage) -> Vec<u8> {
+pub fn page_json(page: &SearchPage, public: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + page.hits.iter().map(Hit::size).sum::<usize>());
     out.extend_from_slice(b"{\"items\":[");
     for (i, hit) in page.hits.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        hit.write(&mut out);
+        hit.write(&mut out, public);
     }
     let total_pages = page.total.div_ceil(page.page_size);
     let _ = write!(

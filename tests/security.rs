@@ -305,3 +305,40 @@ async fn jwt_bearer_tokens_carry_owner_and_scope_and_bad_ones_are_401() {
     send(token(JWT_SECRET, json!({"sub": "kim"}))).await.problem(403, "forbidden");
     assert!(!app.get("/events?limit=500").await.body.to_string().contains(&agent_token), "tokens are not audited");
 }
+
+#[tokio::test]
+async fn anonymous_readers_see_no_owner_or_private_labels_when_configured() {
+    let app = TestApp::spawn_with_args(&["--hide-owner-from-anonymous", "--private-label-prefixes", "internal."]).await;
+    let mut body = agent("Private", "secretive", ephemeral(60));
+    body["labels"] = json!({"team": "a", "internal.cost-center": "42"});
+    body["ownerId"] = json!("lena");
+    let id = app.register(body).await["id"].as_str().unwrap().to_owned();
+    let anonymous = app.with_key(None);
+
+    let seen = anonymous.get(&format!("/agents/{id}")).await;
+    assert!(seen.ok(200).get("ownerId").is_none(), "{}", seen.body);
+    assert_eq!(seen.body["labels"], json!({"team": "a"}));
+    let found = anonymous.get("/discover/agents?capability=secretive").await;
+    assert!(found.ok(200)["items"][0].get("ownerId").is_none());
+    assert_eq!(found.body["items"][0]["labels"], json!({"team": "a"}));
+    // Filtering by what is hidden would reveal it.
+    anonymous.get("/agents?owner=lena").await.problem(403, "forbidden");
+    anonymous.get("/discover/agents?label=internal.cost-center:42").await.problem(403, "forbidden");
+    anonymous.get("/discover/agents?label=team:a").await.ok(200);
+
+    // With credentials, everything.
+    let full = app.get(&format!("/agents/{id}")).await;
+    assert_eq!(full.ok(200)["ownerId"], "lena");
+    assert_eq!(full.body["labels"]["internal.cost-center"], "42");
+    assert_eq!(app.get("/agents?owner=lena").await.ok(200)["totalCount"], 1);
+    assert_eq!(app.discovered("/discover/agents?label=internal.cost-center:42").await, ["Private"]);
+
+    // By default nothing is hidden.
+    let open = TestApp::spawn().await;
+    let mut body = agent("Open", "open", ephemeral(60));
+    body["labels"] = json!({"internal.x": "1"});
+    let id = open.register(body).await["id"].as_str().unwrap().to_owned();
+    let seen = open.with_key(None).get(&format!("/agents/{id}")).await;
+    assert_eq!(seen.ok(200)["labels"]["internal.x"], "1");
+    assert!(seen.body["ownerId"].is_string());
+}

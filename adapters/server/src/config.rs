@@ -140,6 +140,15 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Leave `ownerId` out of what anonymous callers read (discovery, agent reads).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_HIDE_OWNER_FROM_ANONYMOUS")]
+    pub hide_owner_from_anonymous: bool,
+
+    /// Labels whose key starts with one of these (comma-separated, e.g. `internal.`) are private:
+    /// anonymous callers neither see them nor filter by them.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_PRIVATE_LABEL_PREFIXES", value_delimiter = ',')]
+    pub private_label_prefixes: Vec<String>,
+
     /// Browser origins allowed to call the API cross-origin (comma-separated, e.g.
     /// `https://console.example.com`); none by default.
     #[arg(long, global = true, env = "AGENT_REGISTRY_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
@@ -219,6 +228,10 @@ impl Config {
             audit_retention_secs: i64::from(self.audit_retention_days) * 86_400,
             liveness_sync: Duration::from_millis(self.liveness_sync_interval_ms),
             follow_interval: Duration::from_millis(self.follow_interval_ms),
+            privacy: agent_registry_core::render::Privacy {
+                hide_owner: self.hide_owner_from_anonymous,
+                private_label_prefixes: self.private_label_prefixes.iter().filter(|p| !p.is_empty()).cloned().collect(),
+            },
         })
     }
 

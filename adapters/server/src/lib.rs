@@ -44,6 +44,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
             Arc::new(InProcessLiveness::new(store.clone()))
         }
     };
+    let registry_config_privacy = registry_config.privacy.clone();
     let registry = Registry::open(store, liveness, clock, registry_config).await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
@@ -68,6 +69,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         limits,
         jwt,
         cors_origins,
+        privacy: Arc::new(registry_config_privacy),
     })
 }
 

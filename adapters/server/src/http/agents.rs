@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::extract::{Auth, ClientAddress, JsonBody, QueryPairs, idempotency_key, if_match};
+use super::extract::{Auth, ClientAddress, JsonBody, QueryPairs, Reader, idempotency_key, if_match};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -31,9 +31,14 @@ fn with_etag(mut response: Response, revision: u64) -> Response {
     response
 }
 
-/// The agent with its `ETag` (the revision).
+/// The agent with its `ETag` (the revision), in full.
 fn agent_response(status: StatusCode, hit: &Hit) -> Response {
-    with_etag(json_bytes(status, agent_json(hit)), hit.revision())
+    viewed_agent(status, hit, false)
+}
+
+/// The agent as a reader may see it (`public`: anonymous, with private fields left out).
+fn viewed_agent(status: StatusCode, hit: &Hit, public: bool) -> Response {
+    with_etag(json_bytes(status, agent_json(hit, public)), hit.revision())
 }
 
 fn with_location(mut response: Response, location: &str) -> Response {
@@ -45,14 +50,25 @@ fn with_location(mut response: Response, location: &str) -> Response {
 
 fn page_response(
     state: &AppState,
-    client: ClientAddress,
+    (client, reader): (ClientAddress, Reader),
     pairs: &QueryPairs,
     live_only_default: bool,
     allow_owner: bool,
 ) -> ApiResult {
     state.limits.discovery(client.0)?;
     let query = pairs.discovery(live_only_default, allow_owner)?;
-    let mut response = json_bytes(StatusCode::OK, page_json(&state.registry.search(&query)?));
+    if reader.anonymous {
+        // Filtering by what is hidden would reveal it.
+        let privacy = &state.privacy;
+        if privacy.hide_owner && query.owner.is_some() {
+            return Err(RegistryError::Forbidden("filtering by owner needs credentials".into()).into());
+        }
+        if query.labels.iter().any(|(k, _)| privacy.is_private_label(k)) {
+            return Err(RegistryError::Forbidden("filtering by a private label needs credentials".into()).into());
+        }
+    }
+    let page = state.registry.search(&query)?;
+    let mut response = json_bytes(StatusCode::OK, page_json(&page, reader.anonymous));
     // The store is unreachable: the last known index still answers, and says how old it is.
     if let Some(age) = state.registry.staleness() {
         response.headers_mut().insert(STALE_SECONDS, age.as_secs().into());
@@ -96,8 +112,13 @@ pub async fn register(
 #[utoipa::path(get, path = "/agents", tag = "agents",
     params(DiscoveryParams, ("owner" = Option<String>, Query, description = "Only agents of this owner")),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
-    page_response(&state, client, &pairs, false, true)
+pub async fn list(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    reader: Reader,
+    pairs: QueryPairs,
+) -> ApiResult {
+    page_response(&state, (client, reader), &pairs, false, true)
 }
 
 /// Discover live agents by capability, tag, label, protocol, transport or text.
@@ -106,16 +127,21 @@ pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: Q
 /// none are left out. Filters apply before paging, so counts and pages are exact.
 #[utoipa::path(get, path = "/discover/agents", tag = "discovery", params(DiscoveryParams),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn discover(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
-    page_response(&state, client, &pairs, true, false)
+pub async fn discover(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    reader: Reader,
+    pairs: QueryPairs,
+) -> ApiResult {
+    page_response(&state, (client, reader), &pairs, true, false)
 }
 
 /// Read one agent, with the live state of each endpoint.
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+pub async fn get(State(state): State<AppState>, reader: Reader, Path(id): Path<String>) -> ApiResult {
     let hit = state.registry.get(AgentId::parse(&id)?)?;
-    Ok(agent_response(StatusCode::OK, &hit))
+    Ok(viewed_agent(StatusCode::OK, &hit, reader.anonymous))
 }
 
 /// Replace an agent's descriptive fields.

@@ -198,3 +198,31 @@ impl FromRequestParts<AppState> for ClientAddress {
         Ok(Self(state.limits.client(parts)))
     }
 }
+
+/// Who reads a public route: anonymous unless valid credentials come with the request (invalid
+/// ones are ignored here: reads need none).
+pub struct Reader {
+    pub anonymous: bool,
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !state.privacy.hides_anything() {
+            return Ok(Self { anonymous: false });
+        }
+        let key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let known = match (key, bearer, &state.jwt) {
+            (Some(key), _, _) => state.registry.authenticate(key.trim(), None).is_ok(),
+            (None, Some(token), Some(jwt)) => jwt.verify(token.trim(), None).is_ok(),
+            _ => false,
+        };
+        Ok(Self { anonymous: !known })
+    }
+}

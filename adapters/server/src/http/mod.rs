@@ -40,6 +40,8 @@ pub struct AppState {
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
     /// Browser origins allowed cross-origin (none: no CORS headers at all).
     pub cors_origins: Vec<HeaderValue>,
+    /// What anonymous readers may not see.
+    pub privacy: Arc<agent_registry_core::render::Privacy>,
 }
 
 #[derive(OpenApi)]
