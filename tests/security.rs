@@ -342,3 +342,83 @@ async fn anonymous_readers_see_no_owner_or_private_labels_when_configured() {
     assert_eq!(seen.ok(200)["labels"]["internal.x"], "1");
     assert!(seen.body["ownerId"].is_string());
 }
+
+/// A token signed with one of the RSA test keys in `fixtures/jwt`, naming it as `kid`.
+fn rsa_token(key_file: &str, kid: &str, claims: Value) -> String {
+    let pem = std::fs::read(format!("{}/../../fixtures/jwt/{key_file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    let now = chrono::Utc::now().timestamp();
+    let mut all = json!({"aud": "agent-registry", "exp": now + 3600});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    jsonwebtoken::encode(&header, &all, &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+/// A local OIDC issuer serving its discovery document and a key set that a test can swap.
+async fn oidc_issuer(jwks: &'static str) -> (String, std::sync::Arc<parking_lot::Mutex<&'static str>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let current = std::sync::Arc::new(parking_lot::Mutex::new(jwks));
+    let (served, jwks_uri) = (current.clone(), format!("{base}/keys"));
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let jwks_uri = jwks_uri.clone();
+                async move { axum::Json(json!({"jwks_uri": jwks_uri})) }
+            }),
+        )
+        .route(
+            "/keys",
+            axum::routing::get(move || {
+                let file = *served.lock();
+                async move {
+                    let path = format!("{}/../../fixtures/jwt/{file}", env!("CARGO_MANIFEST_DIR"));
+                    let text = std::fs::read_to_string(path).unwrap();
+                    ([("content-type", "application/json")], text)
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, current)
+}
+
+#[tokio::test]
+async fn tokens_of_an_oidc_issuer_are_checked_against_its_keys_which_may_rotate() {
+    let (issuer, jwks) = oidc_issuer("jwks-key1.json").await;
+    let app = TestApp::spawn_with_args(&["--oidc-issuer", &issuer, "--jwt-audience", "agent-registry"]).await;
+    let anonymous = app.with_key(None);
+    let claims = json!({"iss": issuer, "sub": "mia", "registry_scope": "Agent"});
+    let send = |token: String| {
+        let anonymous = anonymous.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            anonymous
+                .send(
+                    Method::POST,
+                    "/agents",
+                    Some(agent("By OIDC", "oidc", ephemeral(60))),
+                    &[("authorization", &auth)],
+                )
+                .await
+        }
+    };
+    assert_eq!(send(rsa_token("test-only-key1.pem", "key1", claims.clone())).await.ok(201)["ownerId"], "mia");
+    // Signed with another key than the one it names, or naming an unknown key: refused.
+    send(rsa_token("test-only-key2.pem", "key1", claims.clone())).await.problem(401, "unauthenticated");
+    send(rsa_token("test-only-key1.pem", "key9", claims.clone())).await.problem(401, "unauthenticated");
+    let mut wrong_issuer = claims.clone();
+    wrong_issuer["iss"] = json!("https://elsewhere.test");
+    send(rsa_token("test-only-key1.pem", "key1", wrong_issuer)).await.problem(401, "unauthenticated");
+
+    // The issuer rotates to key 2: the first token naming it makes the registry fetch the keys.
+    *jwks.lock() = "jwks-key2.json";
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await; // fetches are at most every 5 s
+    assert_eq!(send(rsa_token("test-only-key2.pem", "key2", claims.clone())).await.status, 201);
+    // An HS256 token is not accepted without a configured secret (no algorithm confusion).
+    send(token("any-secret-of-at-least-32-characters-long", json!({"sub": "mia", "registry_scope": "Admin"})))
+        .await
+        .problem(401, "unauthenticated");
+}

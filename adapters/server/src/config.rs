@@ -132,7 +132,12 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<Secret>,
 
-    /// The `iss` bearer tokens must carry.
+    /// OIDC issuer whose signing keys (JWKS, found through its
+    /// `/.well-known/openid-configuration`) validate bearer tokens.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_OIDC_ISSUER")]
+    pub oidc_issuer: Option<url::Url>,
+
+    /// The `iss` bearer tokens must carry (default: the OIDC issuer, if any).
     #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 

@@ -54,8 +54,15 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         management_per_address: config.rate_limit_address,
     };
     let limits = http::limits::Limits::new(rates, config.trusted_proxies.clone());
-    let jwt = config.jwt_hs256_secret.as_ref().map(|secret| {
-        Arc::new(http::jwt::JwtVerifier::hs256(&secret.0, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref()))
+    let secret = config.jwt_hs256_secret.as_ref().map(|s| s.0.as_str());
+    let oidc = config.oidc_issuer.as_ref().map(url::Url::as_str);
+    let jwt = (secret.is_some() || oidc.is_some()).then(|| {
+        Arc::new(http::jwt::JwtVerifier::new(
+            secret,
+            oidc,
+            config.jwt_issuer.as_deref(),
+            config.jwt_audience.as_deref(),
+        ))
     });
     let cors_origins = config
         .cors_allow_origins

@@ -179,7 +179,7 @@ impl FromRequestParts<AppState> for Auth {
                         "bearer tokens are not accepted by this registry; send an API key in X-Api-Key",
                     ));
                 };
-                let caller = jwt.verify(token.trim(), source)?;
+                let caller = jwt.verify(token.trim(), source).await?;
                 state.limits.management_key(&caller.actor)?;
                 Ok(Self(caller))
             }
@@ -220,7 +220,7 @@ impl FromRequestParts<AppState> for Reader {
             .and_then(|v| v.strip_prefix("Bearer "));
         let known = match (key, bearer, &state.jwt) {
             (Some(key), _, _) => state.registry.authenticate(key.trim(), None).is_ok(),
-            (None, Some(token), Some(jwt)) => jwt.verify(token.trim(), None).is_ok(),
+            (None, Some(token), Some(jwt)) => jwt.verify(token.trim(), None).await.is_ok(),
             _ => false,
         };
         Ok(Self { anonymous: !known })

@@ -1,16 +1,34 @@
 //! JWT bearer tokens (`Authorization: Bearer`), validated with `jsonwebtoken`: HS256 with a
-//! shared secret; `exp`, `nbf`, issuer and audience checked. The scope comes from a
-//! `registry_scope` claim (`Admin`/`Agent`) or `roles` (`registry.admin`/`registry.agent`), the
-//! owner from `sub`.
+//! shared secret, or the keys of an OIDC issuer (its JWKS, fetched with reqwest, cached, and
+//! fetched again when a token names an unknown `kid`). `exp`, `nbf`, issuer and audience are
+//! checked. The scope comes from a `registry_scope` claim (`Admin`/`Agent`) or `roles`
+//! (`registry.admin`/`registry.agent`), the owner from `sub`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use agent_registry_core::RegistryError;
 use agent_registry_core::auth::{Caller, Scope};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
+/// How often an unknown `kid` may make the registry fetch the issuer's keys again.
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
 pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    secret: Option<DecodingKey>,
+    oidc: Option<Oidc>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// An OIDC issuer's signing keys, by `kid`.
+struct Oidc {
+    issuer: String,
+    client: reqwest::Client,
+    keys: tokio::sync::RwLock<HashMap<String, (Algorithm, DecodingKey)>>,
+    refreshed: parking_lot::Mutex<Option<Instant>>,
 }
 
 #[derive(Deserialize)]
@@ -21,27 +39,65 @@ struct Claims {
     roles: Vec<String>,
 }
 
+#[derive(Deserialize)]
+struct Discovery {
+    jwks_uri: String,
+}
+
+fn invalid(detail: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Unauthenticated(format!("the bearer token is not valid: {detail}"))
+}
+
 impl JwtVerifier {
-    pub fn hs256(secret: &str, issuer: Option<&str>, audience: Option<&str>) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
+    /// Accepts HS256 tokens signed with `secret` and/or tokens signed by the keys of
+    /// `oidc_issuer`; `issuer` defaults to the OIDC issuer.
+    pub fn new(secret: Option<&str>, oidc_issuer: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let oidc = oidc_issuer.map(|url| Oidc {
+            issuer: url.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
+            keys: Default::default(),
+            refreshed: Default::default(),
+        });
+        Self {
+            secret: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
+            issuer: issuer.or_else(|| oidc_issuer.map(|u| u.trim_end_matches('/'))).map(str::to_owned),
+            oidc,
+            audience: audience.map(str::to_owned),
+        }
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
         validation.validate_nbf = true;
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        if let Some(issuer) = issuer {
+        if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
         }
-        match audience {
+        match &self.audience {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
         }
-        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+        validation
     }
 
     /// The caller a token names; every invalid token is a 401 that says why, without echoing it.
-    pub fn verify(&self, token: &str, source: Option<String>) -> Result<Caller, RegistryError> {
-        let data = decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| RegistryError::Unauthenticated(format!("the bearer token is not valid: {e}")))?;
-        let claims = data.claims;
+    pub async fn verify(&self, token: &str, source: Option<String>) -> Result<Caller, RegistryError> {
+        let header = decode_header(token).map_err(invalid)?;
+        let claims = match (header.alg, &self.secret, &self.oidc) {
+            (Algorithm::HS256, Some(secret), _) => {
+                decode::<Claims>(token, secret, &self.validation(Algorithm::HS256)).map_err(invalid)?.claims
+            }
+            (_, _, Some(oidc)) => {
+                let kid = header.kid.ok_or_else(|| invalid("it names no key (`kid`)"))?;
+                let (algorithm, key) = oidc.key(&kid).await?;
+                if algorithm != header.alg {
+                    return Err(invalid("its algorithm is not its key's"));
+                }
+                decode::<Claims>(token, &key, &self.validation(algorithm)).map_err(invalid)?.claims
+            }
+            _ => return Err(invalid("this registry accepts no tokens signed that way")),
+        };
         if claims.sub.trim().is_empty() {
             return Err(RegistryError::Unauthenticated("the bearer token has an empty `sub`".into()));
         }
@@ -58,5 +114,44 @@ impl JwtVerifier {
             RegistryError::Forbidden("the bearer token grants no registry scope (`registry_scope` or `roles`)".into())
         })?;
         Ok(Caller { actor: format!("jwt:{}", claims.sub), source, owner: claims.sub, scope })
+    }
+}
+
+impl Oidc {
+    /// The key `kid` names, fetching the issuer's keys again if it is unknown (rotation).
+    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), RegistryError> {
+        if let Some(found) = self.keys.read().await.get(kid) {
+            return Ok(found.clone());
+        }
+        let due = {
+            let mut refreshed = self.refreshed.lock();
+            let due = refreshed.is_none_or(|t| t.elapsed() >= REFRESH_AT_MOST_EVERY);
+            if due {
+                *refreshed = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            match self.fetch().await {
+                Ok(keys) => *self.keys.write().await = keys,
+                Err(e) => tracing::warn!(error = %e, issuer = %self.issuer, "cannot fetch the issuer's keys"),
+            }
+        }
+        self.keys.read().await.get(kid).cloned().ok_or_else(|| invalid(format!("its key `{kid}` is unknown")))
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, reqwest::Error> {
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
+        let config: Discovery = self.client.get(discovery).send().await?.error_for_status()?.json().await?;
+        let set: JwkSet = self.client.get(config.jwks_uri).send().await?.error_for_status()?.json().await?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let algorithm = jwk.common.key_algorithm.and_then(|a| a.to_string().parse().ok())?;
+                Some((kid, (algorithm, DecodingKey::from_jwk(jwk).ok()?)))
+            })
+            .collect())
     }
 }
