@@ -26,13 +26,24 @@ impl AuditNote {
     }
 }
 
-/// An event that is not a change of an agent (API keys, bootstrap).
+/// An event that is not a stored change of an agent: API keys, bootstrap, and an endpoint
+/// becoming live again or expiring.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
     pub at: Millis,
     pub action: &'static str,
+    pub agent_id: Option<AgentId>,
     pub key_id: Option<Uuid>,
     pub note: AuditNote,
+    /// Events with the same key are recorded once (several replicas notice the same expiry).
+    pub dedupe: Option<String>,
+}
+
+impl NewEvent {
+    /// An event about an API key.
+    pub fn about_key(at: Millis, action: &'static str, key_id: Uuid, note: AuditNote) -> Self {
+        Self { at, action, agent_id: None, key_id: Some(key_id), note, dedupe: None }
+    }
 }
 
 /// One entry of the audit trail.

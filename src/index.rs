@@ -418,22 +418,36 @@ impl Index {
         }
     }
 
-    /// Records that an endpoint was seen at `at`. Returns false if it is gone or being evicted.
-    pub fn touch(&self, endpoint: EndpointId, at: Millis) -> bool {
-        let Some(&slot) = self.by_endpoint.get(&endpoint) else { return false };
-        let Some(e) = self.entry(slot).and_then(|entry| entry.endpoints.iter().find(|e| e.id == endpoint)) else {
-            return false;
-        };
-        let Ok(before) =
-            e.last_seen.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
-        else {
-            return false;
-        };
+    /// Records that an endpoint was seen at `at`. `None` if it is gone or being evicted;
+    /// otherwise whether this brought it back to life (its lease had ended).
+    pub fn touch(&self, endpoint: EndpointId, at: Millis) -> Option<bool> {
+        let slot = *self.by_endpoint.get(&endpoint)?;
+        let e = self.entry(slot).and_then(|entry| entry.endpoints.iter().find(|e| e.id == endpoint))?;
+        let before = e
+            .last_seen
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
+            .ok()?;
         self.meta[slot as usize].live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
-        if before.saturating_add(e.lease) <= at {
+        let revived = before.saturating_add(e.lease) <= at;
+        if revived {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        true
+        Some(revived)
+    }
+
+    /// Endpoints whose lease ended in `(after, until]`: (agent, endpoint, when it ended).
+    pub fn expired_between(&self, after: Millis, until: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
+        let mut out = Vec::new();
+        for entry in self.entries.iter().flatten() {
+            for slot in &entry.endpoints {
+                let t = slot.last_seen.load(Ordering::Acquire);
+                let ended = t.saturating_add(slot.lease);
+                if t != EVICTING && after < ended && ended <= until {
+                    out.push((entry.key.id, slot.id, ended));
+                }
+            }
+        }
+        out
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.

@@ -28,6 +28,7 @@ struct MemoryState {
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     api_keys: Vec<ApiKey>,
     events: Vec<AuditEvent>,
+    dedupe: std::collections::HashSet<String>,
     /// The change log, with when each change was recorded.
     log: std::collections::VecDeque<(Millis, LoggedChange)>,
 }
@@ -172,7 +173,13 @@ impl AgentStore for MemoryStore {
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
-        self.state.lock().record(event.at, event.action, None, event.key_id, None, &event.note);
+        let mut state = self.state.lock();
+        if let Some(key) = &event.dedupe
+            && !state.dedupe.insert(key.clone())
+        {
+            return Ok(());
+        }
+        state.record(event.at, event.action, event.agent_id, event.key_id, None, &event.note);
         Ok(())
     }
 

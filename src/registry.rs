@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::audit::AuditNote;
+use crate::audit::{AuditNote, NewEvent};
 use crate::auth::{Caller, KeyRing};
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
@@ -97,6 +97,8 @@ pub struct Registry {
     sync: parking_lot::Mutex<SyncState>,
     /// Every API key, for authentication without a database call.
     keys: RwLock<KeyRing>,
+    /// Leases that ended up to this time have been audited.
+    expiries_seen_until: AtomicI64,
     /// When the use of each revoked key was last audited.
     revoked_uses: parking_lot::Mutex<HashMap<uuid::Uuid, Millis>>,
 }
@@ -177,6 +179,7 @@ impl Registry {
             index: Arc::new(RwLock::new(index)),
             keys: RwLock::default(),
             revoked_uses: Default::default(),
+            expiries_seen_until: AtomicI64::new(liveness_cursor),
             answers: Default::default(),
             writer: Arc::default(),
             applied: Arc::new(AtomicU64::new(applied)),
@@ -518,9 +521,21 @@ impl Registry {
         }
         let now = self.clock.now_millis();
         self.liveness.touch(endpoint_id, now, lease).await?;
-        if !self.index.read().touch(endpoint_id, now) {
+        let Some(revived) = self.index.read().touch(endpoint_id, now) else {
             // Evicted or removed while we were recording the touch.
             return Err(endpoint_not_found(id, endpoint_id));
+        };
+        if revived {
+            let note = caller.note(format!("endpoint {endpoint_id} is live again"));
+            let event =
+                NewEvent { at: now, action: "endpoint_live", agent_id: Some(id), key_id: None, note, dedupe: None };
+            // Off the request path: a heartbeat never waits for the database.
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.record_event(&event).await {
+                    tracing::warn!(error = %e, "could not audit an endpoint becoming live");
+                }
+            });
         }
         Ok(LivenessView {
             endpoint_id,
@@ -639,6 +654,7 @@ impl Registry {
     /// Periodic upkeep: eviction, durable liveness, forgetting old idempotency keys and
     /// change-log entries.
     pub async fn maintain(&self) -> Result<usize> {
+        self.audit_expiries().await;
         let evicted = self.evict_stale().await?;
         self.liveness.flush().await?;
         let now = self.clock.now_millis();
@@ -646,6 +662,20 @@ impl Registry {
         self.store.prune_changes(now - self.config.change_retention_secs * 1000).await?;
         self.store.prune_events(now - self.config.audit_retention_secs * 1000).await?;
         Ok(evicted)
+    }
+
+    /// Appends an `endpoint_expired` event for each lease that ended since the last look. Every
+    /// replica notices the same expiries; the store records each once.
+    async fn audit_expiries(&self) {
+        let now = self.clock.now_millis();
+        let after = self.expiries_seen_until.swap(now, Ordering::AcqRel);
+        let expired = self.index.read().expired_between(after, now);
+        for (agent, endpoint, at) in expired {
+            let note = AuditNote::registry(format!("endpoint {endpoint} expired: not renewed or heartbeaten in time"));
+            let dedupe = Some(format!("expired:{endpoint}:{at}"));
+            let event = NewEvent { at, action: "endpoint_expired", agent_id: Some(agent), key_id: None, note, dedupe };
+            self.audit(event).await;
+        }
     }
 
     /// Brings the index up to date with changes other replicas stored. Returns how many

@@ -422,3 +422,34 @@ async fn tokens_of_an_oidc_issuer_are_checked_against_its_keys_which_may_rotate(
         .await
         .problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn an_endpoint_expiring_and_coming_back_is_in_the_audit_trail_once() {
+    let app = TestApp::spawn().await;
+    let created = app.register(agent("Lapsing", "lapse", ephemeral(10))).await;
+    let (id, eid) = (created["id"].as_str().unwrap(), created["endpoints"][0]["id"].as_str().unwrap());
+    app.maintain().await;
+    app.clock.advance_secs(11);
+    app.maintain().await;
+    app.maintain().await;
+    app.post_empty(&format!("/agents/{id}/endpoints/{eid}/renew")).await.ok(200);
+    let actions = || async {
+        let trail = app.get(&format!("/agents/{id}/events")).await;
+        trail.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The "live again" event is written off the request path.
+    let mut seen = actions().await;
+    for _ in 0..50 {
+        if seen.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        seen = actions().await;
+    }
+    assert_eq!(seen, ["endpoint_live", "endpoint_expired", "registered"]);
+}

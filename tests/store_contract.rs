@@ -165,17 +165,33 @@ async fn contract(store: Arc<dyn AgentStore>) {
     // Every stored change is in the audit trail (refused ones are not), newest first.
     let key = uuid::Uuid::new_v4();
     let note = AuditNote { actor: "bootstrap".into(), source: None, summary: "issued".into() };
-    store.record_event(&NewEvent { at: 5_000, action: "api_key_issued", key_id: Some(key), note }).await.unwrap();
+    store.record_event(&NewEvent::about_key(5_000, "api_key_issued", key, note)).await.unwrap();
+    // The same expiry noticed twice (by two replicas) is recorded once.
+    let note = AuditNote::registry("expired");
+    let expiry = NewEvent {
+        at: 4_000,
+        action: "endpoint_expired",
+        agent_id: Some(a.id),
+        key_id: None,
+        note,
+        dedupe: Some("x".into()),
+    };
+    store.record_event(&expiry).await.unwrap();
+    store.record_event(&expiry).await.unwrap();
     let all = EventQuery { limit: 100, ..EventQuery::default() };
     let events = store.events(&all).await.unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["api_key_issued", "deregistered", "updated", "registered", "registered"]);
+    assert_eq!(actions, ["endpoint_expired", "api_key_issued", "deregistered", "updated", "registered", "registered"]);
     assert!(events.windows(2).all(|w| w[0].id > w[1].id));
+    let events = &events[1..];
     assert_eq!((events[1].agent_id, events[1].revision), (Some(b.id), Some(r4)));
     assert_eq!((events[1].actor.as_str(), events[1].source.as_deref()), ("key:test", Some("10.0.0.1")));
     assert_eq!(events[0].key_id, Some(key));
     let of_a = EventQuery { agent: Some(a.id), ..all.clone() };
-    assert_eq!(store.events(&of_a).await.unwrap().iter().map(|e| e.revision).collect::<Vec<_>>(), [Some(r3), Some(r1)]);
+    assert_eq!(
+        store.events(&of_a).await.unwrap().iter().map(|e| e.revision).collect::<Vec<_>>(),
+        [None, Some(r3), Some(r1)]
+    );
     let page = EventQuery { before: Some(events[1].id), limit: 2, ..all.clone() };
     assert_eq!(
         store.events(&page).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
@@ -183,7 +199,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
     );
     let by_actor = EventQuery { actor: Some("bootstrap".into()), action: Some("api_key_issued".into()), ..all.clone() };
     assert_eq!(store.events(&by_actor).await.unwrap().len(), 1);
-    assert_eq!(store.prune_events(5_001).await.unwrap(), 1, "only the event dated 1970 is that old");
+    assert_eq!(store.prune_events(5_001).await.unwrap(), 2, "only the events dated 1970 are that old");
     assert_eq!(store.events(&all).await.unwrap().len(), 4);
 }
 
@@ -196,7 +212,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 5);
+    assert_eq!(store.migrate().await.unwrap(), 6);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }

@@ -50,7 +50,7 @@ impl Registry {
         }
         let store = self.store.clone();
         let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
-        let event = NewEvent { at: now, action: "revoked_api_key_used", key_id: Some(key_id), note };
+        let event = NewEvent::about_key(now, "revoked_api_key_used", key_id, note);
         tokio::spawn(async move {
             if let Err(e) = store.record_event(&event).await {
                 tracing::warn!(error = %e, "could not audit the use of a revoked key");
@@ -101,7 +101,7 @@ impl Registry {
         key.revision = self.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
         note.summary = format!("issued {} key ar_{}… for owner `{}`", key.scope.as_str(), key.prefix, key.owner_id);
-        self.audit(NewEvent { at: now, action, key_id: Some(key.id), note }).await;
+        self.audit(NewEvent::about_key(now, action, key.id, note)).await;
         Ok((key, secret))
     }
 
@@ -143,13 +143,13 @@ impl Registry {
         self.keys.write().put(key.clone());
         let note =
             caller.note(format!("revoked {} key ar_{}… of owner `{}`", key.scope.as_str(), key.prefix, key.owner_id));
-        self.audit(NewEvent { at: now, action: "api_key_revoked", key_id: Some(key.id), note }).await;
+        self.audit(NewEvent::about_key(now, "api_key_revoked", key.id, note)).await;
         Ok(key)
     }
 
     /// Appends an event; the change it records has happened, so a failure is logged, not
     /// returned.
-    async fn audit(&self, event: NewEvent) {
+    pub(super) async fn audit(&self, event: NewEvent) {
         if let Err(e) = self.store.record_event(&event).await {
             tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
         }

@@ -159,14 +159,17 @@ impl AgentStore for PostgresStore {
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_events (at, actor, source, action, key_id, summary) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_events (at, actor, source, action, agent_id, key_id, summary, dedupe)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(event.at)
         .bind(&event.note.actor)
         .bind(&event.note.source)
         .bind(event.action)
+        .bind(event.agent_id.map(|a| a.0))
         .bind(event.key_id)
         .bind(&event.note.summary)
+        .bind(&event.dedupe)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;

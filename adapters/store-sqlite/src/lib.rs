@@ -222,16 +222,21 @@ impl AgentStore for SqliteStore {
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (at, actor, source, action, key_id, summary) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(event.at)
-            .bind(&event.note.actor)
-            .bind(&event.note.source)
-            .bind(event.action)
-            .bind(event.key_id.map(|k| k.to_string()))
-            .bind(&event.note.summary)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO audit_events (at, actor, source, action, agent_id, key_id, summary, dedupe)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(event.at)
+        .bind(&event.note.actor)
+        .bind(&event.note.source)
+        .bind(event.action)
+        .bind(event.agent_id.map(|a| a.to_string()))
+        .bind(event.key_id.map(|k| k.to_string()))
+        .bind(&event.note.summary)
+        .bind(&event.dedupe)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
