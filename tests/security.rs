@@ -32,14 +32,58 @@ async fn registered(app: &Http, name: &str) -> (String, String) {
 
 #[tokio::test]
 async fn every_management_route_needs_credentials_and_public_reads_do_not() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with_args(&JWT_ARGS).await;
     let (id, eid) = registered(&app, "Guarded").await;
     let anonymous = app.with_key(None);
+    // Credentials that must all fail: a revoked key, an expired key, and bad tokens.
+    let revoked = app.issue_key("admin", "Admin").await;
+    let keys = app.get("/api-keys?active=true").await.body["items"].as_array().unwrap().clone();
+    let revoked_id = keys.iter().find(|k| revoked.starts_with(k["prefix"].as_str().unwrap())).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("/api-keys/{revoked_id}")).await.ok(204);
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+    let expiring = app.post("/api-keys", json!({"ownerId": "admin", "scope": "Admin", "expiresAt": soon})).await;
+    let expired = expiring.ok(201)["key"].as_str().unwrap().to_owned();
+    app.clock.advance_secs(31);
+    let admin = json!({"sub": "ops", "registry_scope": "Admin"});
+    let now = chrono::Utc::now().timestamp();
+    let with = |extra: Value| {
+        let mut claims = admin.clone();
+        extra.as_object().unwrap().iter().for_each(|(k, v)| claims[k] = v.clone());
+        claims
+    };
+    let bad_tokens = [
+        token(JWT_SECRET, with(json!({"exp": now - 600}))),
+        token("another-secret-of-at-least-32-characters", admin.clone()),
+        token(JWT_SECRET, with(json!({"aud": "someone-else"}))),
+        token(JWT_SECRET, with(json!({"iss": "https://evil.test"}))),
+    ];
     for (method, path, body) in management_routes(&id, &eid) {
-        let reply = anonymous.send(method.clone(), &path, body, &[]).await;
+        let reply = anonymous.send(method.clone(), &path, body.clone(), &[]).await;
         reply.problem(401, "unauthenticated");
         assert!(reply.header("www-authenticate").is_some(), "{method} {path}");
+        for key in [&revoked, &expired] {
+            app.with_key(Some(key))
+                .send(method.clone(), &path, body.clone(), &[])
+                .await
+                .problem(401, "unauthenticated");
+        }
+        for bad in &bad_tokens {
+            let auth = format!("Bearer {bad}");
+            let reply = anonymous.send(method.clone(), &path, body.clone(), &[("authorization", &auth)]).await;
+            assert_eq!(reply.status, 401, "{method} {path}: {}", reply.body);
+        }
     }
+    // Admin-only routes refuse an Agent credential.
+    let agent_key = app.with_key(Some(&app.issue_key("nora", "Agent").await));
+    for (method, path, body) in
+        management_routes(&id, &eid).into_iter().filter(|(_, p, _)| p.contains("api-keys") || p.ends_with("/owner"))
+    {
+        agent_key.send(method.clone(), &path, body, &[]).await.problem(403, "forbidden");
+    }
+    agent_key.get("/events").await.problem(403, "forbidden");
     let forged = app.with_key(Some("ar_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
     forged.send(Method::DELETE, &format!("/agents/{id}"), None, &[]).await.problem(401, "unauthenticated");
     let bearer =
@@ -172,6 +216,11 @@ async fn every_change_is_audited_with_who_and_from_where_and_only_admin_or_the_o
     let all = app.get("/events?action=api_key_issued").await;
     assert!(all.ok(200)["items"].as_array().unwrap().iter().any(|e| e["keyId"] == gina_id.as_str()));
     assert!(!app.get("/events?limit=500").await.body.to_string().contains(&gina_key[3..]));
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none_yet = app.get(&format!("/events?since={}", later.replace('+', "%2B"))).await;
+    assert_eq!(none_yet.ok(200)["items"].as_array().unwrap().len(), 0);
+    let before_later = app.get(&format!("/events?until={}", later.replace('+', "%2B"))).await;
+    assert!(before_later.ok(200)["items"].as_array().unwrap().len() >= 4);
     let first = app.get("/events?limit=2").await;
     let cursor = first.ok(200)["nextCursor"].as_u64().expect("a next page");
     let next = app.get(&format!("/events?limit=2&cursor={cursor}")).await;
