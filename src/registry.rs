@@ -530,12 +530,7 @@ impl Registry {
             let event =
                 NewEvent { at: now, action: "endpoint_live", agent_id: Some(id), key_id: None, note, dedupe: None };
             // Off the request path: a heartbeat never waits for the database.
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.record_event(&event).await {
-                    tracing::warn!(error = %e, "could not audit an endpoint becoming live");
-                }
-            });
+            self.audit_later(event);
         }
         Ok(LivenessView {
             endpoint_id,

@@ -48,14 +48,8 @@ impl Registry {
             }
             recent.insert(key_id, now);
         }
-        let store = self.store.clone();
         let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
-        let event = NewEvent::about_key(now, "revoked_api_key_used", key_id, note);
-        tokio::spawn(async move {
-            if let Err(e) = store.record_event(&event).await {
-                tracing::warn!(error = %e, "could not audit the use of a revoked key");
-            }
-        });
+        self.audit_later(NewEvent::about_key(now, "revoked_api_key_used", key_id, note));
     }
 
     /// Issues a key (Admin only); returns it with its secret, which is never shown again.
@@ -149,6 +143,16 @@ impl Registry {
 
     /// Appends an event; the change it records has happened, so a failure is logged, not
     /// returned.
+    /// Appends an event without making the caller wait for the database.
+    pub(super) fn audit_later(&self, event: NewEvent) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_event(&event).await {
+                tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
+            }
+        });
+    }
+
     pub(super) async fn audit(&self, event: NewEvent) {
         if let Err(e) = self.store.record_event(&event).await {
             tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");

@@ -151,7 +151,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     Ok(Some(key.to_owned()))
 }
 
-/// The authenticated caller of a management route, from `X-Api-Key`.
+/// The authenticated caller of a management route, from `X-Api-Key` or a bearer token.
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
@@ -160,32 +160,30 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let client = state.limits.client(parts);
         state.limits.management_address(client)?;
-        let source = client.map(|ip| ip.to_string());
-        let unauthenticated = |detail: &str| ApiError::from(RegistryError::Unauthenticated(detail.into()));
-        match parts.headers.get("x-api-key") {
-            Some(key) => {
-                let key = key.to_str().map_err(|_| unauthenticated("X-Api-Key must be visible ASCII"))?;
-                let caller = state.registry.authenticate(key.trim(), source)?;
-                state.limits.management_key(&caller.actor)?;
-                Ok(Self(caller))
-            }
-            None if parts.headers.contains_key(header::AUTHORIZATION) => {
-                let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
-                    return Err(unauthenticated("Authorization must be `Bearer <token>`"));
-                };
-                let Some(jwt) = &state.jwt else {
-                    return Err(unauthenticated(
-                        "bearer tokens are not accepted by this registry; send an API key in X-Api-Key",
-                    ));
-                };
-                let caller = jwt.verify(token.trim(), source).await?;
-                state.limits.management_key(&caller.actor)?;
-                Ok(Self(caller))
-            }
-            None => Err(unauthenticated("this route needs credentials: send an API key in X-Api-Key")),
-        }
+        let caller = identify(parts, state, client.map(|ip| ip.to_string())).await?;
+        state.limits.management_key(&caller.actor)?;
+        Ok(Self(caller))
     }
+}
+
+/// The caller the request's credentials name: an API key, else a bearer token.
+async fn identify(parts: &Parts, state: &AppState, source: Option<String>) -> Result<Caller, RegistryError> {
+    let unauthenticated = |detail: &str| RegistryError::Unauthenticated(detail.into());
+    if let Some(key) = parts.headers.get("x-api-key") {
+        let key = key.to_str().map_err(|_| unauthenticated("X-Api-Key must be visible ASCII"))?;
+        return state.registry.authenticate(key.trim(), source);
+    }
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(unauthenticated("this route needs credentials: send an API key in X-Api-Key"));
+    };
+    let value = value.to_str().unwrap_or_default();
+    let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
+        return Err(unauthenticated("Authorization must be `Bearer <token>`"));
+    };
+    let Some(jwt) = &state.jwt else {
+        return Err(unauthenticated("bearer tokens are not accepted by this registry; send an API key in X-Api-Key"));
+    };
+    jwt.verify(token.trim(), source).await
 }
 
 /// The client's address (through trusted proxies), when the connection is known.
@@ -212,17 +210,7 @@ impl FromRequestParts<AppState> for Reader {
         if !state.privacy.hides_anything() {
             return Ok(Self { anonymous: false });
         }
-        let key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let known = match (key, bearer, &state.jwt) {
-            (Some(key), _, _) => state.registry.authenticate(key.trim(), None).is_ok(),
-            (None, Some(token), Some(jwt)) => jwt.verify(token.trim(), None).await.is_ok(),
-            _ => false,
-        };
+        let known = identify(parts, state, None).await.is_ok();
         Ok(Self { anonymous: !known })
     }
 }
