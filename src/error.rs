@@ -76,6 +76,11 @@ pub enum RegistryError {
     /// first); the registry catches up and retries, so clients rarely see it.
     #[error("agent {0} was changed concurrently; retry the request")]
     StaleWrite(String),
+    /// A protocol document breaks its official JSON Schema.
+    #[error("the document does not follow its schema: {}", summarize(.0))]
+    SchemaViolation(Vec<FieldError>),
+    #[error("agent {agent} has no {protocol} endpoint, so it has no {protocol} document")]
+    NoProtocolDocument { agent: String, protocol: crate::model::Protocol },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -107,6 +112,8 @@ impl RegistryError {
             Self::KeyNotFound(_) => "api_key_not_found",
             Self::BootstrapRefused(_) => "bootstrap_refused",
             Self::KeyRevoked(_) => "api_key_revoked",
+            Self::SchemaViolation(_) => "schema_violation",
+            Self::NoProtocolDocument { .. } => "no_protocol_document",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -114,7 +121,10 @@ impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Validation(_) | Self::InvalidQuery { .. } | Self::InvalidId { .. } => ErrorKind::InvalidInput,
-            Self::AgentNotFound(_) | Self::EndpointNotFound { .. } | Self::KeyNotFound(_) => ErrorKind::NotFound,
+            Self::AgentNotFound(_)
+            | Self::EndpointNotFound { .. }
+            | Self::KeyNotFound(_)
+            | Self::NoProtocolDocument { .. } => ErrorKind::NotFound,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::AgentExists(_)
@@ -125,7 +135,7 @@ impl RegistryError {
             | Self::BootstrapRefused(_)
             | Self::KeyRevoked(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
-            Self::IdempotencyKeyReused => ErrorKind::Unprocessable,
+            Self::IdempotencyKeyReused | Self::SchemaViolation(_) => ErrorKind::Unprocessable,
             Self::StorageUnavailable(_) | Self::LivenessUnavailable(_) => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -134,7 +144,7 @@ impl RegistryError {
     /// The fields at fault, as JSON pointers.
     pub fn fields(&self) -> Vec<FieldError> {
         match self {
-            Self::Validation(errors) => errors.clone(),
+            Self::Validation(errors) | Self::SchemaViolation(errors) => errors.clone(),
             Self::InvalidQuery { detail, pointer } => vec![FieldError::new(pointer, detail)],
             Self::DuplicateEndpointName { pointer, .. } | Self::DuplicateCapabilityName { pointer, .. } => {
                 vec![FieldError::new(pointer, self.to_string())]

@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::error::RegistryError;
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transport};
+use crate::protocol::ProtocolDocument;
 use crate::query::{DiscoveryQuery, Position, SortKey, words};
 use crate::render::{LiveState, Privacy, RenderedAgent, parse_document};
+
+mod rank;
+pub use rank::{CapabilitySummary, Ranked, task_terms};
 
 type Slot = u32;
 
@@ -65,6 +69,8 @@ pub struct Entry {
     key: SortKey,
     revision: u64,
     rendered: RenderedAgent,
+    /// Kept beside the rendering, which only mentions it.
+    origin: Option<Arc<ProtocolDocument>>,
     endpoints: Box<[EndpointSlot]>,
 }
 
@@ -86,8 +92,15 @@ impl Hit {
 
     /// The full agent, parsed from its rendered form (for writes and protocol documents).
     pub fn agent(&self) -> Result<Agent, RegistryError> {
-        parse_document(&self.entry.rendered.document())
-            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id())))
+        let mut agent = parse_document(&self.entry.rendered.document())
+            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id())))?;
+        agent.origin = self.entry.origin.as_deref().cloned();
+        Ok(agent)
+    }
+
+    /// The protocol document the agent was registered with.
+    pub fn origin(&self) -> Option<&ProtocolDocument> {
+        self.entry.origin.as_deref()
     }
 
     /// Position of an endpoint among the agent's endpoints.
@@ -159,6 +172,7 @@ pub struct Index {
     owners: HashMap<Box<str>, Postings>,
     protocols: HashMap<Protocol, Postings>,
     transports: HashMap<Transport, Postings>,
+    documents: HashMap<Protocol, Postings>,
 }
 
 /// The hot part of an entry.
@@ -261,6 +275,8 @@ pub struct AgentTerms {
     owner: String,
     protocols: Vec<Protocol>,
     transports: Vec<Transport>,
+    /// The protocol of the document the agent was registered with.
+    document: Option<Protocol>,
 }
 
 impl AgentTerms {
@@ -295,6 +311,7 @@ impl AgentTerms {
             owner: agent.owner_id.clone(),
             protocols,
             transports,
+            document: agent.origin.as_ref().map(|o| o.protocol()),
         }
     }
 }
@@ -326,7 +343,13 @@ impl Prepared {
             })
             .collect();
         let key = SortKey::new(&agent.name, agent.id);
-        let entry = Entry { key, revision: agent.revision, rendered: RenderedAgent::of(agent, privacy), endpoints };
+        let entry = Entry {
+            key,
+            revision: agent.revision,
+            rendered: RenderedAgent::of(agent, privacy),
+            origin: agent.origin.clone().map(Arc::new),
+            endpoints,
+        };
         Self { entry, terms: AgentTerms::of(agent) }
     }
 }
@@ -371,6 +394,7 @@ impl Index {
             owners: HashMap::new(),
             protocols: HashMap::new(),
             transports: HashMap::new(),
+            documents: HashMap::new(),
         }
     }
 
@@ -548,6 +572,7 @@ impl Index {
             insert_text(&mut self.owners, &terms.owner, slot);
             terms.protocols.iter().for_each(|p| insert_into(&mut self.protocols, *p, slot));
             terms.transports.iter().for_each(|t| insert_into(&mut self.transports, *t, slot));
+            terms.document.iter().for_each(|p| insert_into(&mut self.documents, *p, slot));
         } else {
             terms.capabilities.iter().for_each(|c| self.capabilities.remove(c, slot));
             terms.words.iter().for_each(|w| self.words.remove(w, slot));
@@ -558,6 +583,7 @@ impl Index {
             remove_from(&mut self.owners, terms.owner.as_str(), slot);
             terms.protocols.iter().for_each(|p| remove_from(&mut self.protocols, p, slot));
             terms.transports.iter().for_each(|t| remove_from(&mut self.transports, t, slot));
+            terms.document.iter().for_each(|p| remove_from(&mut self.documents, p, slot));
         }
     }
 
@@ -586,7 +612,9 @@ impl Index {
             sets.push(self.words.with_prefix(w));
         }
         if !q.protocols.is_empty() {
-            sets.push(union(q.protocols.iter().filter_map(|p| self.protocols.get(p))));
+            let documents = q.protocols.iter().filter(|_| q.with_documents && !q.live_only);
+            let documents = documents.filter_map(|p| self.documents.get(p));
+            sets.push(union(q.protocols.iter().filter_map(|p| self.protocols.get(p)).chain(documents)));
         }
         if !q.transports.is_empty() {
             sets.push(union(q.transports.iter().filter_map(|t| self.transports.get(t))));
@@ -650,8 +678,12 @@ impl Index {
     fn qualifies_until(&self, slot: Slot, q: &DiscoveryQuery, now: Millis) -> Option<Millis> {
         if !q.live_only {
             let any = q.protocols.is_empty() && q.transports.is_empty();
-            let found = self.entry(slot)?.endpoints.iter().any(|e| endpoint_matches(e, q));
-            return (any || found).then_some(Millis::MAX);
+            let entry = self.entry(slot)?;
+            let found = entry.endpoints.iter().any(|e| endpoint_matches(e, q));
+            let by_document = q.with_documents
+                && q.transports.is_empty()
+                && entry.origin.as_ref().is_some_and(|o| q.protocols.contains(&o.protocol()));
+            return (any || found || by_document).then_some(Millis::MAX);
         }
         let until = if q.protocols.is_empty() && q.transports.is_empty() {
             self.meta[slot as usize].live_until.load(Ordering::Acquire)
@@ -674,6 +706,7 @@ impl Index {
         let kept = matches.slots.len();
         let (start, page_number) = match &q.position {
             Position::Page(n) => ((n - 1).saturating_mul(size), *n),
+            Position::Offset(n) => (*n, n / size.max(1) + 1),
             Position::After(key) => {
                 let rank = rank_of(&key.name);
                 let before = matches.slots.partition_point(|slot| match self.meta[*slot as usize].rank.cmp(&rank) {

@@ -14,9 +14,11 @@ pub mod memory;
 pub mod model;
 pub mod parallel;
 pub mod ports;
+pub mod protocol;
 pub mod query;
 pub mod registry;
 pub mod render;
+pub mod schema;
 pub mod view;
 
 pub use error::{ErrorKind, FieldError, RegistryError, Result};

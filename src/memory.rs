@@ -12,7 +12,7 @@ use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
-use crate::ports::{AgentStore, Change, IdempotencyRecord, LivenessStore, LoggedChange, StoredAgent};
+use crate::ports::{AgentStore, Change, IdempotencyRecord, LivenessChange, LivenessStore, LoggedChange, StoredAgent};
 
 /// An `AgentStore` that keeps everything in memory (lost on restart).
 #[derive(Default)]
@@ -97,7 +97,8 @@ impl AgentStore for MemoryStore {
         }
         state.revision += 1;
         let revision = state.revision;
-        let mut logged = LoggedChange { revision, agent_id, kind, agent: None };
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut logged = LoggedChange { revision, agent_id, kind, agent: None, at: now, endpoint_id: None };
         match change {
             Change::Put { mut agent, seen, idempotency, .. } => {
                 agent.revision = revision;
@@ -123,7 +124,6 @@ impl AgentStore for MemoryStore {
                 }
             }
         }
-        let now = chrono::Utc::now().timestamp_millis();
         state.record(now, kind.as_str(), Some(agent_id), None, Some(revision), note);
         state.log.push_back((now, logged));
         Ok(revision)
@@ -166,6 +166,30 @@ impl AgentStore for MemoryStore {
             state.log.pop_front();
         }
         Ok((n - state.log.len()) as u64)
+    }
+
+    async fn oldest_change(&self) -> Result<Option<u64>> {
+        Ok(self.state.lock().log.front().map(|(_, c)| c.revision))
+    }
+
+    async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
+        let mut state = self.state.lock();
+        let key = format!("change:{}", event.dedupe);
+        if !state.dedupe.insert(key) {
+            return Ok(None);
+        }
+        state.revision += 1;
+        let revision = state.revision;
+        let logged = LoggedChange {
+            revision,
+            agent_id: event.agent.id,
+            kind: event.kind,
+            agent: Some(event.agent.clone()),
+            at: event.at,
+            endpoint_id: Some(event.endpoint_id),
+        };
+        state.log.push_back((event.at, logged));
+        Ok(Some(revision))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -199,6 +199,9 @@ pub struct Agent {
     /// A permanent agent stays registered when its last endpoint is evicted.
     #[serde(default)]
     pub permanent: bool,
+    /// The protocol document the agent was registered with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::protocol::ProtocolDocument>,
     #[serde(with = "crate::render::timestamp")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::render::timestamp")]

@@ -24,9 +24,32 @@ pub enum ChangeKind {
     OwnerTransferred,
     Evicted,
     Deregistered,
+    /// An endpoint was heard from again after its lease had ended.
+    BecameLive,
+    /// An endpoint's lease ended without a renewal or heartbeat.
+    Expired,
 }
 
 impl ChangeKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ChangeKind; 10] = [
+        Self::Registered,
+        Self::Updated,
+        Self::EndpointAdded,
+        Self::EndpointUpdated,
+        Self::EndpointRemoved,
+        Self::OwnerTransferred,
+        Self::Evicted,
+        Self::Deregistered,
+        Self::BecameLive,
+        Self::Expired,
+    ];
+
+    /// Liveness events change no agent: followers only note their revision.
+    pub fn is_liveness(self) -> bool {
+        matches!(self, Self::BecameLive | Self::Expired)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "registered",
@@ -37,22 +60,13 @@ impl ChangeKind {
             Self::OwnerTransferred => "owner_transferred",
             Self::Evicted => "evicted",
             Self::Deregistered => "deregistered",
+            Self::BecameLive => "became_live",
+            Self::Expired => "expired",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Registered,
-            Self::Updated,
-            Self::EndpointAdded,
-            Self::EndpointUpdated,
-            Self::EndpointRemoved,
-            Self::OwnerTransferred,
-            Self::Evicted,
-            Self::Deregistered,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 
@@ -113,19 +127,40 @@ pub struct LoggedChange {
     pub agent_id: AgentId,
     pub kind: ChangeKind,
     pub agent: Option<Agent>,
+    /// When it was stored.
+    pub at: Millis,
+    /// The endpoint a liveness event is about.
+    pub endpoint_id: Option<EndpointId>,
 }
+
+/// One change-log row as a store reads it: revision, agent id, kind, time, document, endpoint.
+pub type ChangeRow = (i64, String, String, i64, Option<String>, Option<String>);
 
 impl LoggedChange {
     /// Reads one change-log row (`document` is the agent's JSON, absent for removals).
-    pub fn parse(revision: i64, agent_id: &str, kind: &str, document: Option<&str>) -> Result<Self> {
+    pub fn parse(row: &ChangeRow) -> Result<Self> {
+        let (revision, agent_id, kind, at, document, endpoint) = row;
         let unreadable = |what: String| RegistryError::Internal(format!("change {revision} is unreadable: {what}"));
         Ok(Self {
-            revision: u64::try_from(revision).map_err(|e| unreadable(e.to_string()))?,
+            revision: u64::try_from(*revision).map_err(|e| unreadable(e.to_string()))?,
             agent_id: AgentId::parse(agent_id)?,
             kind: ChangeKind::parse(kind).ok_or_else(|| unreadable(format!("unknown kind `{kind}`")))?,
-            agent: document.map(serde_json::from_str).transpose().map_err(|e| unreadable(e.to_string()))?,
+            agent: document.as_deref().map(serde_json::from_str).transpose().map_err(|e| unreadable(e.to_string()))?,
+            at: *at,
+            endpoint_id: endpoint.as_deref().map(EndpointId::parse).transpose()?,
         })
     }
+}
+
+/// A liveness event to append to the change log: the agent as it stands, which endpoint, when,
+/// and a key that makes the event count once however many replicas notice it.
+#[derive(Clone, Debug)]
+pub struct LivenessChange {
+    pub agent: Agent,
+    pub endpoint_id: EndpointId,
+    pub kind: ChangeKind,
+    pub at: Millis,
+    pub dedupe: String,
 }
 
 /// An agent as loaded at start-up, with the last time each endpoint was seen (if recorded).
@@ -235,6 +270,12 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Forgets change-log entries recorded before `before`, except the newest (the agents
     /// themselves stay).
     async fn prune_changes(&self, before: Millis) -> Result<u64>;
+    /// The oldest revision the change log still holds (`None` when it is empty): a watcher
+    /// resuming from before it may have missed pruned changes.
+    async fn oldest_change(&self) -> Result<Option<u64>>;
+    /// Appends a liveness event with the next revision, unless an event with the same dedupe
+    /// key is logged already (then `None`).
+    async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>>;
     /// Announces changes other processes stored; `None` for a store this process alone
     /// writes to.
     fn change_signal(&self) -> Option<Arc<ChangeSignal>> {

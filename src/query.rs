@@ -45,6 +45,8 @@ pub enum Position {
     Page(usize),
     /// The page right after this agent.
     After(SortKey),
+    /// The page starting after this many agents (ACP's `offset`).
+    Offset(usize),
 }
 
 /// A validated discovery query. All filters combine with AND.
@@ -67,6 +69,9 @@ pub struct DiscoveryQuery {
     pub owner: Option<String>,
     /// Only live endpoints count (and are returned).
     pub live_only: bool,
+    /// With `protocols`: agents registered with a document of one of them match even without
+    /// such an endpoint (an MCP server offered only as a package), unless `live_only`.
+    pub with_documents: bool,
     pub position: Position,
     pub page_size: usize,
 }
@@ -84,6 +89,7 @@ impl DiscoveryQuery {
             words: Vec::new(),
             owner: None,
             live_only,
+            with_documents: false,
             position: Position::Page(1),
             page_size: DEFAULT_PAGE_SIZE,
         }

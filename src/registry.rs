@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -19,7 +19,10 @@ use crate::index::{Hit, Index, Matches, Prepared, SearchPage};
 use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel};
-use crate::ports::{AgentStore, Change, ChangeKind, ChangeSignal, IdempotencyRecord, LivenessStore, StoredAgent};
+use crate::ports::{
+    AgentStore, Change, ChangeKind, ChangeSignal, IdempotencyRecord, LivenessChange, LivenessStore, LoggedChange,
+    StoredAgent,
+};
 use crate::query::DiscoveryQuery;
 use crate::render::Privacy;
 use crate::view::LivenessView;
@@ -90,8 +93,11 @@ pub struct Registry {
     answers: parking_lot::Mutex<Answers>,
     /// Serialises this process's writes so the index applies changes in revision order.
     writer: Arc<tokio::sync::Mutex<()>>,
-    /// The last revision the index has applied (changed only under the write lock).
-    applied: Arc<AtomicU64>,
+    /// The last revision the index has applied (changed only under the write lock); watchers
+    /// (MCP list-changed notifications, live watches) subscribe to it.
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The changes applied lately, for watchers.
+    feed: Arc<feed::Feed>,
     /// Other replicas write to the same store: follow its change log before each write.
     shared_store: bool,
     sync: parking_lot::Mutex<SyncState>,
@@ -182,7 +188,8 @@ impl Registry {
             expiries_seen_until: AtomicI64::new(liveness_cursor),
             answers: Default::default(),
             writer: Arc::default(),
-            applied: Arc::new(AtomicU64::new(applied)),
+            applied: Arc::new(tokio::sync::watch::Sender::new(applied)),
+            feed: Arc::new(feed::Feed::new(applied)),
             sync: parking_lot::Mutex::new(SyncState {
                 store: Instant::now(),
                 liveness: Some(Instant::now()),
@@ -222,6 +229,27 @@ impl Registry {
         let page = index.search_in(&matches, query, now);
         self.answers.lock().remember(key, Arc::new(matches.first(Answers::KEPT_PER_ANSWER)));
         Ok(page)
+    }
+
+    /// Live agents ranked against a free-text task (see `Index::rank_for_task`).
+    pub fn rank_for_task(
+        &self,
+        task: &str,
+        protocol: Option<crate::model::Protocol>,
+        limit: usize,
+    ) -> Result<Vec<crate::index::Ranked>> {
+        self.ensure_liveness_known()?;
+        Ok(self.index.read().rank_for_task(task, protocol, self.clock.now_millis(), limit))
+    }
+
+    /// The capability projection: each capability with its agents and live endpoints.
+    pub fn capability_summary(
+        &self,
+        prefix: Option<&str>,
+        live_only: bool,
+    ) -> Result<Vec<crate::index::CapabilitySummary>> {
+        self.ensure_liveness_known()?;
+        Ok(self.index.read().capability_summary(prefix, live_only, self.clock.now_millis()))
     }
 
     /// How long since the index last caught up with a store other replicas write to, when
@@ -294,22 +322,7 @@ impl Registry {
             if exists() {
                 return Err(RegistryError::AgentExists(id.to_string()));
             }
-            let agent = Agent {
-                id,
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                version: spec.version.clone(),
-                owner_id: owner.clone(),
-                tags: spec.tags.clone(),
-                labels: spec.labels.clone(),
-                capabilities: spec.capabilities.clone().unwrap_or_default(),
-                endpoints: endpoints.clone(),
-                metadata: spec.metadata.clone(),
-                permanent: spec.permanent,
-                created_at: now,
-                updated_at: now,
-                revision: 0,
-            };
+            let agent = spec.to_agent(id, owner.clone(), endpoints.clone(), now);
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
                 owner_id: owner.clone(),
@@ -348,6 +361,9 @@ impl Registry {
             }
             agent.metadata = spec.metadata;
             agent.permanent = spec.permanent;
+            // The agent no longer is what its protocol document says; documents are built
+            // from the domain from now on.
+            agent.origin = spec.origin;
             agent.updated_at = now;
             Ok(())
         };
@@ -392,6 +408,7 @@ impl Registry {
             }
             agent.endpoints.push(endpoint.clone());
             ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+            agent.origin = None;
             agent.updated_at = now;
             Ok(())
         };
@@ -419,6 +436,7 @@ impl Registry {
                 }
             }
             ensure_unique_endpoints(&agent.endpoints, "").map_err(point_at_body_name)?;
+            agent.origin = None;
             agent.updated_at = now;
             Ok(())
         };
@@ -437,6 +455,7 @@ impl Registry {
         let edit = |agent: &mut Agent| {
             agent.endpoint(endpoint_id).ok_or_else(|| endpoint_not_found(id, endpoint_id))?;
             agent.endpoints.retain(|e| e.id != endpoint_id);
+            agent.origin = None;
             agent.updated_at = now;
             Ok(())
         };
@@ -531,6 +550,9 @@ impl Registry {
                 NewEvent { at: now, action: "endpoint_live", agent_id: Some(id), key_id: None, note, dedupe: None };
             // Off the request path: a heartbeat never waits for the database.
             self.audit_later(event);
+            if let Some(logging) = self.log_liveness(id, endpoint_id, ChangeKind::BecameLive, now) {
+                tokio::spawn(logging);
+            }
         }
         Ok(LivenessView {
             endpoint_id,
@@ -670,6 +692,9 @@ impl Registry {
             let dedupe = Some(format!("expired:{endpoint}:{at}"));
             let event = NewEvent { at, action: "endpoint_expired", agent_id: Some(agent), key_id: None, note, dedupe };
             self.audit(event).await;
+            if let Some(logging) = self.log_liveness(agent, endpoint, ChangeKind::Expired, at) {
+                logging.await;
+            }
         }
     }
 
@@ -688,13 +713,54 @@ impl Registry {
         self.store.change_signal()
     }
 
+    /// Follows the revision the index has applied: it moves after every change, local or made
+    /// through another replica.
+    pub fn watch_revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Up to `limit` changes after revision `after`, in revision order: from memory when they
+    /// are recent, else from the store's change log.
+    pub async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<LoggedChange>>> {
+        if let Some(recent) = self.feed.after(after, limit) {
+            return Ok(recent);
+        }
+        Ok(self.store.changes_since(after, limit).await?.into_iter().map(Arc::new).collect())
+    }
+
+    /// The oldest revision the change log holds: a watcher behind it may have missed changes.
+    pub async fn oldest_change(&self) -> Result<Option<u64>> {
+        self.store.oldest_change().await
+    }
+
+    /// Logging a liveness event of one endpoint (`None` once the agent is gone). The future owns
+    /// what it needs, so it can be spawned off a request's path.
+    fn log_liveness(
+        &self,
+        agent: AgentId,
+        endpoint_id: EndpointId,
+        kind: ChangeKind,
+        at: Millis,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let agent = self.index.read().agent(agent, at)?.agent().ok()?;
+        let dedupe = format!("{}:{endpoint_id}:{at}", kind.as_str());
+        let event = LivenessChange { agent, endpoint_id, kind, at, dedupe };
+        let (store, index, applied) = (self.store.clone(), self.index.clone(), self.applied.clone());
+        let (feed, writer) = (self.feed.clone(), self.writer.clone());
+        Some(async move {
+            if let Err(e) = append_liveness(store, index, applied, feed, writer, event).await {
+                tracing::warn!(error = %e, kind = kind.as_str(), "could not log a liveness event");
+            }
+        })
+    }
+
     /// The last revision the index has applied.
     pub fn applied_revision(&self) -> u64 {
-        self.applied.load(Ordering::Acquire)
+        *self.applied.borrow()
     }
 
     async fn follow_locked(&self, _write: &mut WriteGuard) -> Result<usize> {
-        let followed = follow_log(&*self.store, &self.index, &self.applied, u64::MAX).await?;
+        let followed = follow_log(&*self.store, &self.index, &self.applied, &self.feed, u64::MAX).await?;
         self.sync.lock().store = Instant::now();
         Ok(followed)
     }
@@ -843,17 +909,18 @@ impl Registry {
     /// as this change left it (`None` once removed), whatever other replicas did next.
     async fn apply(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Option<Hit>> {
         let (store, index, applied) = (self.store.clone(), self.index.clone(), self.applied.clone());
-        let (clock, note) = (self.clock.clone(), note.clone());
+        let (clock, note, feed) = (self.clock.clone(), note.clone(), self.feed.clone());
         let task = tokio::spawn(async move {
             let _write = write;
             let (id, local) = (change.agent_id(), change.clone());
             let revision = store.apply(change, &note).await?;
-            if revision == applied.load(Ordering::Acquire) + 1 {
-                apply_to_index(&mut index.write(), local, revision);
-                applied.store(revision, Ordering::Release);
+            if revision == *applied.borrow() + 1 {
+                let logged = apply_to_index(&mut index.write(), local, revision, clock.now_millis());
+                feed.push(logged);
+                applied.send_replace(revision);
             } else {
                 // Other replicas stored changes before this one: take them in order, up to it.
-                follow_log(&*store, &index, &applied, revision).await?;
+                follow_log(&*store, &index, &applied, &feed, revision).await?;
             }
             Ok(index.read().agent(id, clock.now_millis()))
         });
@@ -934,10 +1001,17 @@ async fn try_again<T>(result: &Result<T>, attempt: &mut u32) -> bool {
 
 /// Applies the change log after `applied` and up to `until` to the index, in revision order.
 /// Runs under the write lock.
-async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &AtomicU64, until: u64) -> Result<usize> {
+async fn follow_log(
+    store: &dyn AgentStore,
+    index: &RwLock<Index>,
+    applied: &tokio::sync::watch::Sender<u64>,
+    feed: &feed::Feed,
+    until: u64,
+) -> Result<usize> {
     let mut followed = 0;
     loop {
-        let mut changes = store.changes_since(applied.load(Ordering::Acquire), FOLLOW_PAGE).await?;
+        let after = *applied.borrow();
+        let mut changes = store.changes_since(after, FOLLOW_PAGE).await?;
         let n = changes.len();
         changes.retain(|c| c.revision <= until);
         let done = n < FOLLOW_PAGE || changes.len() < n;
@@ -945,13 +1019,17 @@ async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &Ato
         {
             let mut index = index.write();
             for change in changes {
-                applied.store(change.revision, Ordering::Release);
-                match change.agent {
-                    Some(agent) => index.upsert(&agent, &[]),
+                match &change.agent {
+                    // Liveness events change no agent; heartbeats reach the index on their own.
+                    _ if change.kind.is_liveness() => {}
+                    Some(agent) => index.upsert(agent, &[]),
                     None => {
                         index.remove(change.agent_id);
                     }
                 }
+                let revision = change.revision;
+                feed.push(change);
+                applied.send_replace(revision);
             }
         }
         if done {
@@ -961,18 +1039,53 @@ async fn follow_log(store: &dyn AgentStore, index: &RwLock<Index>, applied: &Ato
 }
 
 /// Applies a change this process stored, at the revision it was given.
-fn apply_to_index(index: &mut Index, change: Change, revision: u64) {
+/// Applies a change this replica stored; returns it as the change log holds it.
+fn apply_to_index(index: &mut Index, change: Change, revision: u64, at: Millis) -> LoggedChange {
+    let kind = change.kind();
     match change {
         Change::Put { mut agent, seen, .. } => {
             agent.revision = revision;
             index.upsert(&agent, &seen);
+            LoggedChange { revision, agent_id: agent.id, kind, agent: Some(*agent), at, endpoint_id: None }
         }
         Change::Delete { agent_id, .. } => {
             index.remove(agent_id);
+            LoggedChange { revision, agent_id, kind, agent: None, at, endpoint_id: None }
         }
     }
 }
 
+/// Appends a liveness event to the change log, under the write lock so that revisions stay in
+/// order, and moves the index's applied revision past it.
+async fn append_liveness(
+    store: Arc<dyn AgentStore>,
+    index: Arc<RwLock<Index>>,
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
+    feed: Arc<feed::Feed>,
+    writer: Arc<tokio::sync::Mutex<()>>,
+    event: LivenessChange,
+) -> Result<()> {
+    let _write = writer.lock_owned().await;
+    let Some(revision) = store.append_event(&event).await? else {
+        return Ok(());
+    };
+    if revision == *applied.borrow() + 1 {
+        feed.push(LoggedChange {
+            revision,
+            agent_id: event.agent.id,
+            kind: event.kind,
+            agent: Some(event.agent),
+            at: event.at,
+            endpoint_id: Some(event.endpoint_id),
+        });
+        applied.send_replace(revision);
+    } else {
+        follow_log(&*store, &index, &applied, &feed, revision).await?;
+    }
+    Ok(())
+}
+
+mod feed;
 mod keys;
 
 pub use keys::KeyRequest;

@@ -108,11 +108,24 @@ struct Head<'a> {
     capabilities: &'a [crate::model::Capability],
     metadata: &'a serde_json::Map<String, serde_json::Value>,
     permanent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_with: Option<RegisteredWith<'a>>,
     #[serde(with = "timestamp")]
     created_at: &'a chrono::DateTime<chrono::Utc>,
     #[serde(with = "timestamp")]
     updated_at: &'a chrono::DateTime<chrono::Utc>,
     revision: u64,
+}
+
+/// The protocol document an agent was registered with, as the agent view mentions it (the
+/// document itself is served by its protocol's routes).
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct RegisteredWith<'a> {
+    format: crate::protocol::DocumentFormat,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_verified: Option<bool>,
 }
 
 fn open_object<T: Serialize>(value: &T) -> Box<str> {
@@ -134,6 +147,11 @@ impl RenderedAgent {
             capabilities: &agent.capabilities,
             metadata: &agent.metadata,
             permanent: agent.permanent,
+            registered_with: agent.origin.as_ref().map(|o| RegisteredWith {
+                format: o.format,
+                version: &o.version,
+                signature_verified: o.signature_verified,
+            }),
             created_at: &agent.created_at,
             updated_at: &agent.updated_at,
             revision: agent.revision,
@@ -143,7 +161,7 @@ impl RenderedAgent {
             let labels: std::collections::BTreeMap<String, String> =
                 labels.map(|(k, v)| (k.clone(), v.clone())).collect();
             let owner_id = (!privacy.hide_owner).then_some(agent.owner_id.as_str());
-            open_object(&Head { owner_id, labels: &labels, ..head })
+            open_object(&Head { owner_id, labels: &labels, registered_with: head.registered_with, ..head })
         });
         Self { head: open_object(&head), public_head, endpoints: agent.endpoints.iter().map(open_object).collect() }
     }

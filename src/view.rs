@@ -29,11 +29,26 @@ pub struct AgentView {
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     pub permanent: bool,
+    /// The protocol document the agent was registered with (its protocol's routes serve it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_with: Option<RegisteredWithView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Registry-wide revision of the last change to this agent; also its `ETag`.
     pub revision: u64,
     pub endpoints: Vec<EndpointView>,
+}
+
+/// Which protocol document an agent was registered with.
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisteredWithView {
+    pub format: crate::protocol::DocumentFormat,
+    /// The spec version the document was read as.
+    pub version: String,
+    /// For signed A2A cards: whether a signature verified against a trusted key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_verified: Option<bool>,
 }
 
 /// An endpoint with its live state.

@@ -5,12 +5,16 @@
 // The API suite's files are compiled once per configuration, on purpose.
 #![allow(clippy::duplicate_mod)]
 
+mod clients;
 mod cluster;
 mod embedded;
 mod faults;
+mod mcp;
 mod parsing;
 mod postgres;
 mod process;
+mod publish;
+mod queues;
 mod redis;
 mod replicas;
 mod shared;

@@ -173,3 +173,21 @@ async fn a_key_revoked_through_one_replica_fails_on_the_other_within_a_second() 
     drop(cluster);
     schema.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watcher_on_one_replica_sees_changes_made_through_another_in_order_and_once() {
+    let (url, _schema) = postgres_schema().await;
+    let cluster = replicas(2, &url, &redis_prefix(), &[]).await;
+    let mut watcher = crate::support::Watcher::open(&cluster[1].base, "", None).await;
+    let mut created = Vec::new();
+    for i in 0..6 {
+        created.push(cluster[i % 2].register(agent(&format!("Watched {i}"), "chat", persistent(30))).await);
+    }
+    let events = watcher.take(6).await;
+    let ids: Vec<&Value> = events.iter().map(|e| &e.data["agentId"]).collect();
+    let expected: Vec<&Value> = created.iter().map(|a| &a["id"]).collect();
+    assert_eq!(ids, expected, "in the order they were made");
+    let revisions: Vec<u64> = events.iter().map(|e| e.id.as_deref().unwrap().parse().unwrap()).collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+    assert!(watcher.next(Duration::from_millis(500)).await.is_none(), "no duplicates");
+}

@@ -14,7 +14,11 @@ mod bad_input;
 mod discovery;
 #[path = "liveness.rs"]
 mod liveness;
+#[path = "protocols.rs"]
+mod protocols;
 #[path = "security.rs"]
 mod security;
 #[path = "system.rs"]
 mod system;
+#[path = "watch.rs"]
+mod watch;

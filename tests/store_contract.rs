@@ -36,6 +36,7 @@ fn sample(name: &str) -> Agent {
         }],
         metadata: Default::default(),
         permanent: false,
+        origin: None,
         created_at: now,
         updated_at: now,
         revision: 0,
@@ -201,6 +202,24 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!(store.events(&by_actor).await.unwrap().len(), 1);
     assert_eq!(store.prune_events(5_001).await.unwrap(), 2, "only the events dated 1970 are that old");
     assert_eq!(store.events(&all).await.unwrap().len(), 4);
+
+    // A liveness event takes the next revision once, however many replicas report it.
+    let event = agent_registry_core::ports::LivenessChange {
+        agent: a.clone(),
+        endpoint_id: ea,
+        kind: agent_registry_core::ports::ChangeKind::Expired,
+        at: 2_000,
+        dedupe: format!("expired:{ea}:2000"),
+    };
+    let before = store.current_revision().await.unwrap();
+    let r3 = store.append_event(&event).await.unwrap().expect("logged");
+    assert!(r3 > before);
+    assert_eq!(store.append_event(&event).await.unwrap(), None, "a duplicate is not logged");
+    let logged = store.changes_since(before, 10).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!((logged[0].revision, logged[0].kind, logged[0].endpoint_id), (r3, event.kind, Some(ea)));
+    assert_eq!(logged[0].agent.as_ref().map(|x| x.id), Some(a.id));
+    assert!(store.oldest_change().await.unwrap().is_some_and(|oldest| oldest <= r3));
 }
 
 #[tokio::test]
@@ -212,7 +231,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 6);
+    assert_eq!(store.migrate().await.unwrap(), 7);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -264,6 +283,15 @@ impl AgentStore for SlowStore {
     }
     async fn prune_changes(&self, before: i64) -> agent_registry_core::Result<u64> {
         self.0.prune_changes(before).await
+    }
+    async fn oldest_change(&self) -> agent_registry_core::Result<Option<u64>> {
+        self.0.oldest_change().await
+    }
+    async fn append_event(
+        &self,
+        event: &agent_registry_core::ports::LivenessChange,
+    ) -> agent_registry_core::Result<Option<u64>> {
+        self.0.append_event(event).await
     }
     async fn record_event(&self, event: &NewEvent) -> agent_registry_core::Result<()> {
         self.0.record_event(event).await

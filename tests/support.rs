@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent_registry::{AbortOnDrop, AppState, Config, build, router, spawn_followers};
 use agent_registry_core::clock::ManualClock;
@@ -259,6 +260,17 @@ impl Http {
         Reply { status, headers, body }
     }
 
+    /// A GET with request headers, answered as raw bytes (for documents served byte for byte).
+    pub async fn get_bytes(&self, path: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("request sent");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.bytes().await.expect("body").to_vec())
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, None, &[]).await
     }
@@ -294,6 +306,29 @@ impl Http {
             .map(|a| a["name"].as_str().expect("name").to_owned())
             .collect()
     }
+}
+
+/// A fixture file: its name and bytes.
+pub type Fixture = (String, Vec<u8>);
+
+/// The example documents of one protocol in `fixtures/protocols/<dir>`, by file name.
+pub fn fixtures(dir: &str) -> Vec<Fixture> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/protocols").join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("fixture")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", path.display());
+    files
+}
+
+/// The edge-case documents of one protocol (`fixtures/protocols/<dir>`): cards to accept and,
+/// named `invalid_*`, cards to refuse; key files are left out.
+pub fn edge_fixtures(dir: &str) -> (Vec<Fixture>, Vec<Fixture>) {
+    fixtures(dir).into_iter().filter(|(n, _)| !n.contains("jwks")).partition(|(n, _)| !n.starts_with("invalid_"))
 }
 
 /// An agent with one Http endpoint of the given liveness.
@@ -412,5 +447,69 @@ impl Drop for SchemaGuard {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&admin).await;
             });
         }
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A minimal SSE reader over a streaming response.
+pub struct Watcher {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Watcher {
+    pub async fn open(base: &str, query: &str, last_event_id: Option<&str>) -> Self {
+        let mut request =
+            reqwest::Client::new().get(format!("{base}/watch{query}")).header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("watch opens");
+        assert_eq!(response.status(), 200, "watch answered {}", response.status());
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next event (keep-alive comments are skipped), or `None` after `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, "message".to_owned(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(SseEvent { id, event, data: serde_json::from_str(&data).expect("JSON data") });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.expect("stream reads")?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next `n` events, failing if they do not come within a few seconds.
+    pub async fn take(&mut self, n: usize) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while events.len() < n {
+            let event = self.next(Duration::from_secs(5)).await;
+            events.push(event.unwrap_or_else(|| panic!("only {} of {n} events arrived: {events:?}", events.len())));
+        }
+        events
     }
 }

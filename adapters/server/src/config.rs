@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use agent_registry_core::RegistryConfig;
 use agent_registry_core::liveness::LivenessPolicy;
+use agent_registry_core::model::LivenessModel;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -50,6 +51,45 @@ pub struct Config {
     /// Prefix of every Redis key the registry writes (several registries can share a Redis).
     #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_KEY_PREFIX", default_value = "agent-registry")]
     pub redis_key_prefix: String,
+
+    /// Publish every change to this NATS server (`nats://HOST:PORT`): on subjects
+    /// `<--nats-subject-prefix>.<kind>`, and each agent's document in a JetStream KV bucket.
+    /// Off when unset.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Prefix of the NATS subjects changes are published on.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_SUBJECT_PREFIX", default_value = "registry.agent",
+          value_parser = agent_registry_publish::parse_subject_prefix)]
+    pub nats_subject_prefix: String,
+
+    /// JetStream KV bucket that holds the current agent documents (key: agent id), created if
+    /// missing.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_KV_BUCKET", default_value = "agent-registry",
+          value_parser = agent_registry_publish::parse_kv_bucket)]
+    pub nats_kv_bucket: String,
+
+    /// Publish every change to this AMQP broker (`amqp://USER:PASSWORD@HOST:PORT/VHOST`), on a
+    /// durable topic exchange with routing key `registry.agent.<kind>`. Off when unset.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_AMQP_PUBLISH_URL", hide_env_values = true)]
+    pub amqp_publish_url: Option<String>,
+
+    /// The topic exchange changes are published to, declared durable if missing.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_AMQP_EXCHANGE", default_value = "agent-registry",
+          value_parser = agent_registry_publish::parse_exchange)]
+    pub amqp_exchange: String,
+
+    /// The AMQP broker queue facts are read from (`GET /agents/{id}/endpoints/{eid}/queue`,
+    /// `include=queue`): `amqp[s]://USER:PASSWORD@HOST:PORT/VHOST`. Only endpoints on this host
+    /// and port are checked, with these credentials; other brokers are never contacted.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_REGISTRY_AMQP_URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: crate::queues::BrokerUrl,
 
     /// Apply pending PostgreSQL migrations at start (SQLite is always migrated at start).
     #[arg(long, global = true, env = "AGENT_REGISTRY_AUTO_MIGRATE")]
@@ -178,6 +218,40 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Liveness model of the endpoints an A2A card, MCP server card or `server.json`, or ACP
+    /// manifest registers, when the request names none (`liveness.livenessModel`).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_DOCUMENT_LIVENESS_MODEL", default_value = "Persistent")]
+    pub document_liveness_model: LivenessModel,
+
+    /// A JWK Set file with the keys A2A card signatures are verified against.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_SIGNING_KEYS")]
+    pub a2a_signing_keys: Option<std::path::PathBuf>,
+
+    /// URL prefixes (comma-separated) of `jku` key sets that may be fetched to verify A2A card
+    /// signatures; a card's `jku` elsewhere is never fetched.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_TRUSTED_JKU", value_delimiter = ',')]
+    pub a2a_trusted_jku: Vec<String>,
+
+    /// Keep MCP sessions of 2025-era clients in this process (only with a single replica): they
+    /// get a stream of `notifications/resources/list_changed`. Off: stateless, any replica
+    /// answers any MCP request.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_SESSIONS")]
+    pub mcp_sessions: bool,
+
+    /// `Host` values the MCP endpoint accepts (DNS-rebinding protection), comma-separated;
+    /// default: loopback names and the host of `--public-url`; `*`: any.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub mcp_allowed_hosts: Vec<String>,
+
+    /// Browser `Origin` values the MCP endpoint accepts, comma-separated; default: any (browsers
+    /// are also held back by CORS, which `/mcp` does not grant).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub mcp_allowed_origins: Vec<String>,
+
+    /// Most `GET /watch` streams one replica serves at once; more are refused with 503.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_WATCHERS", default_value_t = 10_000)]
+    pub max_watchers: usize,
+
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -238,6 +312,26 @@ impl Config {
                 private_label_prefixes: self.private_label_prefixes.iter().filter(|p| !p.is_empty()).cloned().collect(),
             },
         })
+    }
+
+    /// How `/mcp` is served.
+    pub fn mcp_settings(&self) -> crate::mcp_server::McpSettings {
+        let listed: Vec<String> =
+            self.mcp_allowed_hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+        let allowed_hosts = if listed.iter().any(|h| h == "*") {
+            Vec::new()
+        } else if listed.is_empty() {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+            hosts.extend(self.public_url.as_ref().and_then(|u| u.host_str()).map(str::to_owned));
+            hosts
+        } else {
+            listed
+        };
+        crate::mcp_server::McpSettings {
+            sessions: self.mcp_sessions,
+            allowed_hosts,
+            allowed_origins: self.mcp_allowed_origins.iter().filter(|o| !o.trim().is_empty()).cloned().collect(),
+        }
     }
 
     /// The base URL clients use to reach this registry.

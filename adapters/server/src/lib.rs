@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod http;
+pub mod mcp_server;
+pub mod queues;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
 use agent_registry_core::{Registry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
+use agent_registry_publish::Publisher;
 use agent_registry_store_postgres::PostgresStore;
 use agent_registry_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -69,9 +72,29 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         .iter()
         .map(|o| o.trim().parse().map_err(|_| StartError::Config(format!("`{o}` is not a valid CORS origin"))))
         .collect::<Result<_, _>>()?;
+    let card_keys = match &config.a2a_signing_keys {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StartError::Config(format!("--a2a-signing-keys {}: {e}", path.display())))?;
+            serde_json::from_str(&text).map_err(|e| {
+                StartError::Config(format!("--a2a-signing-keys {} is not a JWK Set: {e}", path.display()))
+            })?
+        }
+        None => jsonwebtoken::jwk::JwkSet { keys: Vec::new() },
+    };
+    let protocols = http::documents::Protocols::new(
+        config.document_liveness_model,
+        card_keys,
+        config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
+    );
     Ok(AppState {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),
+        public_url_configured: config.public_url.is_some(),
+        protocols: Arc::new(protocols),
+        mcp: Arc::new(config.mcp_settings()),
+        watch: Arc::new(http::watch::Shared::new(config.max_watchers)),
+        queues: Arc::new(queues::QueueFacts::new(config.amqp_url.clone())),
         bootstrap,
         limits,
         jwt,
@@ -180,6 +203,35 @@ fn report<T>(was_failing: bool, result: agent_registry_core::Result<T>, what: &s
     result.is_err()
 }
 
+/// Starts publishing changes to the brokers `--nats-url` and `--amqp-publish-url` name (`None`
+/// when neither is set). With `--redis-url`, one replica publishes to each, from where the last
+/// one stopped; without, this process publishes on its own.
+pub fn spawn_publisher(registry: &Arc<Registry>, config: &Config) -> Result<Option<Publisher>, StartError> {
+    use agent_registry_publish::{AmqpSettings, NatsSettings, PublishSettings};
+    let settings = PublishSettings {
+        nats: config.nats_url.as_ref().map(|url| NatsSettings {
+            url: url.clone(),
+            subject_prefix: config.nats_subject_prefix.clone(),
+            kv_bucket: config.nats_kv_bucket.clone(),
+        }),
+        amqp: config
+            .amqp_publish_url
+            .as_ref()
+            .map(|url| AmqpSettings { url: url.clone(), exchange: config.amqp_exchange.clone() }),
+        redis: config.redis_url.as_ref().map(|url| (url.clone(), config.redis_key_prefix.clone())),
+    };
+    let publisher = Publisher::spawn(registry.clone(), settings).map_err(StartError::Config)?;
+    if publisher.is_some() {
+        tracing::info!(
+            nats = config.nats_url.as_deref().map(redact),
+            amqp = config.amqp_publish_url.as_deref().map(redact),
+            shared = config.redis_url.is_some(),
+            "publishing changes"
+        );
+    }
+    Ok(publisher)
+}
+
 /// A background task that stops when its handle is dropped.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
@@ -207,6 +259,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let registry = state.registry.clone();
     let registry_config = config.registry().map_err(StartError::Config)?;
     let _followers = spawn_followers(&registry, &registry_config);
+    let publisher = spawn_publisher(&registry, &config)?;
     let maintenance =
         AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
     let limits = state.limits.clone();
@@ -234,6 +287,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
     }
     drop(maintenance);
+    if let Some(publisher) = publisher {
+        // Finish the batch in flight and hand the lease to another replica.
+        publisher.stop(Duration::from_secs(3)).await;
+    }
     if let Err(e) = registry.flush().await {
         tracing::warn!(error = %e, "could not write liveness at shutdown");
     }

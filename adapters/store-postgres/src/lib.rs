@@ -9,7 +9,9 @@ use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, EventRow, Ne
 use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::ports::{AgentStore, Change, ChangeSignal, IdempotencyRecord, LoggedChange, StoredAgent};
+use agent_registry_core::ports::{
+    AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent,
+};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -231,13 +233,35 @@ impl AgentStore for PostgresStore {
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
-        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(sql::CHANGES_SINCE)
+        let rows: Vec<ChangeRow> = sqlx::query_as(sql::CHANGES_SINCE)
             .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        rows.iter().map(|(r, a, k, d)| LoggedChange::parse(*r, a, k, d.as_deref())).collect()
+        rows.iter().map(LoggedChange::parse).collect()
+    }
+
+    async fn oldest_change(&self) -> Result<Option<u64>> {
+        let oldest: Option<i64> =
+            sqlx::query_scalar(sql::OLDEST_CHANGE).fetch_one(&self.pool).await.map_err(unavailable)?;
+        Ok(oldest.and_then(|r| u64::try_from(r).ok()))
+    }
+
+    async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
+        let document = serde_json::to_string(&event.agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let revision: Option<i64> = sqlx::query_scalar(sql::EVENT)
+            .bind(WRITE_LOCK)
+            .bind(event.agent.id.0)
+            .bind(event.endpoint_id.0)
+            .bind(event.kind.as_str())
+            .bind(event.at)
+            .bind(document)
+            .bind(&event.dedupe)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(revision.and_then(|r| u64::try_from(r).ok()))
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {
@@ -358,7 +382,13 @@ pub mod sql {
     pub const EXPIRE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
     pub const CURRENT_REVISION: &str = "SELECT COALESCE(max(revision), 0) FROM changes";
     pub const CHANGES_SINCE: &str =
-        "SELECT revision, agent_id::text, kind, document FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2";
+        "SELECT revision, agent_id::text, kind, at, document, endpoint_id::text FROM changes
+        WHERE revision > $1 ORDER BY revision LIMIT $2";
+    pub const OLDEST_CHANGE: &str = "SELECT min(revision) FROM changes";
+    /// Appends a liveness event in one call (see migrations/postgres/0007).
+    pub const EVENT: &str = "SELECT registry_event($1, $2, $3, $4, $5, $6, $7)";
+    /// The duplicate check `registry_event` makes.
+    pub const EVENT_DEDUPE: &str = "SELECT 1 FROM changes WHERE dedupe = $1";
     pub const PRUNE_CHANGES: &str =
         "DELETE FROM changes WHERE at < $1 AND revision < (SELECT max(revision) FROM changes)";
     pub const UPDATE_AGENT: &str = "UPDATE agents
@@ -402,6 +432,8 @@ pub mod sql {
         ("upkeep: record last-seen times", RECORD_LAST_SEEN),
         ("start-up: newest revision", CURRENT_REVISION),
         ("follow: changes after a revision", CHANGES_SINCE),
+        ("watch: the oldest change kept", OLDEST_CHANGE),
+        ("liveness events: is this one logged already", EVENT_DEDUPE),
         ("upkeep: prune the change log", PRUNE_CHANGES),
         ("follow: API keys changed after a revision", KEYS_SINCE),
         ("upkeep: prune the audit trail", PRUNE_EVENTS),

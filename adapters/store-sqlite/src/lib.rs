@@ -8,7 +8,9 @@ use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, EventRow, Ne
 use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
-use agent_registry_core::ports::{AgentStore, Change, IdempotencyRecord, LoggedChange, StoredAgent};
+use agent_registry_core::ports::{
+    AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent,
+};
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::Row;
@@ -327,15 +329,40 @@ impl AgentStore for SqliteStore {
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
-        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT revision, agent_id, kind, document FROM changes WHERE revision > ? ORDER BY revision LIMIT ?",
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "SELECT revision, agent_id, kind, at, document, endpoint_id FROM changes WHERE revision > ?
+             ORDER BY revision LIMIT ?",
         )
         .bind(i64::try_from(after).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        rows.iter().map(|(r, a, k, d)| LoggedChange::parse(*r, a, k, d.as_deref())).collect()
+        rows.iter().map(LoggedChange::parse).collect()
+    }
+
+    async fn oldest_change(&self) -> Result<Option<u64>> {
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT min(revision) FROM changes").fetch_one(&self.pool).await.map_err(unavailable)?;
+        Ok(oldest.and_then(|r| u64::try_from(r).ok()))
+    }
+
+    async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
+        let document = serde_json::to_string(&event.agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO changes (agent_id, kind, at, document, endpoint_id, dedupe)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.agent.id.to_string())
+        .bind(event.kind.as_str())
+        .bind(event.at)
+        .bind(document)
+        .bind(event.endpoint_id.to_string())
+        .bind(&event.dedupe)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((done.rows_affected() > 0).then(|| u64::try_from(done.last_insert_rowid()).unwrap_or_default()))
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {

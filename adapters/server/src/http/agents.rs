@@ -48,6 +48,11 @@ fn with_location(mut response: Response, location: &str) -> Response {
     response
 }
 
+/// 201 with the new agent and its `Location`.
+pub fn agent_created(hit: &Hit) -> Response {
+    with_location(agent_response(StatusCode::CREATED, hit), &format!("/agents/{}", hit.id()))
+}
+
 fn page_response(
     state: &AppState,
     (client, reader): (ClientAddress, Reader),
@@ -101,7 +106,7 @@ pub async fn register(
 ) -> ApiResult {
     let options = RegisterOptions { idempotency_key: idempotency_key(&headers)? };
     let (hit, outcome) = state.registry.register(&caller, &input, &options).await?;
-    let mut response = with_location(agent_response(StatusCode::CREATED, &hit), &format!("/agents/{}", hit.id()));
+    let mut response = agent_created(&hit);
     if outcome == Registration::Replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -125,15 +130,21 @@ pub async fn list(
 ///
 /// Only matching (and, unless `liveOnly=false`, live) endpoints are returned, and agents with
 /// none are left out. Filters apply before paging, so counts and pages are exact.
-#[utoipa::path(get, path = "/discover/agents", tag = "discovery", params(DiscoveryParams),
+///
+/// `include=queue` adds to each Amqp endpoint a `queue` object with its queue's facts (as
+/// `GET /agents/{id}/endpoints/{eid}/queue` gives them; at most about a second is spent on them).
+#[utoipa::path(get, path = "/discover/agents", tag = "discovery",
+    params(DiscoveryParams, ("include" = Option<String>, Query, description = "`queue`: add queue facts to Amqp endpoints")),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
 pub async fn discover(
     State(state): State<AppState>,
     client: ClientAddress,
     reader: Reader,
-    pairs: QueryPairs,
+    mut pairs: QueryPairs,
 ) -> ApiResult {
-    page_response(&state, (client, reader), &pairs, true, false)
+    let include_queue = super::queues::take_include(&mut pairs)?;
+    let page = page_response(&state, (client, reader), &pairs, true, false)?;
+    if include_queue { super::queues::with_queue_facts(&state, page).await } else { Ok(page) }
 }
 
 /// Read one agent, with the live state of each endpoint.

@@ -68,6 +68,12 @@ impl Limits {
         Some(hops.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer))
     }
 
+    /// Whether the request came through a configured trusted proxy (whose forwarded headers
+    /// may then be believed).
+    pub fn from_trusted_proxy(&self, parts: &Parts) -> bool {
+        parts.extensions.get::<ConnectInfo<SocketAddr>>().is_some_and(|c| self.is_trusted(c.0.ip()))
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }

@@ -1,14 +1,21 @@
 //! The HTTP API: one `router(state)` that builds every route, the OpenAPI document generated from
 //! the handlers, and the API explorer at `/docs`.
 
+pub mod a2a;
+pub mod a2a_async;
+pub mod acp;
 pub mod agents;
+pub mod documents;
 pub mod events;
 pub mod extract;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
+pub mod mcp;
 pub mod problem;
+pub mod queues;
 pub mod system;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -33,6 +40,16 @@ use problem::ApiError;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub public_url: Arc<str>,
+    /// Whether `public_url` was configured (else forwarded headers of trusted proxies count).
+    pub public_url_configured: bool,
+    /// Settings and caches of the A2A, MCP and ACP routes.
+    pub protocols: Arc<documents::Protocols>,
+    /// Change payloads and the capability projection, rendered once for every reader.
+    pub watch: Arc<watch::Shared>,
+    /// Facts about the queues of Amqp endpoints, read from the `--amqp-url` broker.
+    pub queues: Arc<crate::queues::QueueFacts>,
+    /// How the registry's own MCP endpoint (`/mcp`) is served.
+    pub mcp: Arc<crate::mcp_server::McpSettings>,
     /// How the first Admin key may be issued (`None`: bootstrap is off).
     pub bootstrap: Option<Arc<keys::Bootstrap>>,
     pub limits: Arc<limits::Limits>,
@@ -56,6 +73,11 @@ pub struct AppState {
         (name = "api-keys", description = "API keys for management routes"),
         (name = "audit", description = "The audit trail of every change"),
         (name = "system", description = "Health and readiness"),
+        (name = "a2a", description = "A2A agent cards"),
+        (name = "mcp", description = "MCP Server Cards, server.json and the AI Catalog"),
+        (name = "mcp-registry", description = "The MCP Registry read API (also under /v0)"),
+        (name = "acp", description = "ACP agent manifests (an ACP client's base URL is /acp)"),
+        (name = "watch", description = "Follow changes live; the capability projection"),
     )
 )]
 struct ApiDoc;
@@ -96,9 +118,74 @@ fn cors(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
     })
 }
 
+/// Whether a path serves public protocol documents, which any web page may fetch (GitHub's MCP
+/// registry docs and the Server Card draft require it; no credentials are involved).
+fn is_public_document(path: &str) -> bool {
+    ["/.well-known/", "/a2a/", "/mcp/servers", "/v0/", "/v0.1/", "/acp/"].iter().any(|p| path.starts_with(p))
+}
+
+/// Cross-origin reads from anywhere for public protocol documents: answers their preflights and
+/// marks their responses; other routes keep the configured CORS policy.
+async fn public_cors(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::Method;
+    if !is_public_document(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let preflight =
+        request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
+    if preflight {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, if-none-match"),
+        );
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    }
+    response
+}
+
+/// The protocol routes (A2A, MCP, ACP, MCP Registry API).
+fn protocol_routes() -> OpenApiRouter<AppState> {
+    let registry_api = |prefix: &str| {
+        OpenApiRouter::new()
+            .route(&format!("{prefix}/servers"), axum::routing::get(mcp::registry_list))
+            .route(&format!("{prefix}/servers/{{name}}/versions"), axum::routing::get(mcp::registry_versions))
+            .route(
+                &format!("{prefix}/servers/{{name}}/versions/{{version}}"),
+                axum::routing::get(mcp::registry_version),
+            )
+    };
+    OpenApiRouter::new()
+        .routes(routes!(a2a::registry_card))
+        .route("/.well-known/agent.json", axum::routing::get(a2a::registry_card))
+        .routes(routes!(a2a::register, a2a::list))
+        .routes(routes!(a2a::card))
+        .routes(routes!(a2a_async::register, a2a_async::list))
+        .routes(routes!(a2a_async::card))
+        .route("/a2a/agents/{id}/.well-known/agent-card.json", axum::routing::get(a2a::card_well_known))
+        .route("/a2a/agents/{id}/.well-known/agent.json", axum::routing::get(a2a::card_well_known))
+        .routes(routes!(mcp::register, mcp::list))
+        .routes(routes!(mcp::card))
+        .routes(routes!(mcp::server_card))
+        .routes(routes!(mcp::server_json))
+        .routes(routes!(mcp::registry_list))
+        .routes(routes!(mcp::registry_versions))
+        .routes(routes!(mcp::registry_version))
+        .merge(registry_api("/v0"))
+        .routes(routes!(mcp::ai_catalog))
+        .routes(routes!(acp::ping))
+        .routes(routes!(acp::register, acp::list))
+        .routes(routes!(acp::get))
+}
+
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
     let public_url = state.public_url.to_string();
+    let mcp = crate::mcp_server::service(state.clone(), &state.mcp);
     let cors = cors(&state.cors_origins);
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
@@ -108,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::renew))
         .routes(routes!(agents::heartbeat_agent))
+        .routes(routes!(queues::facts))
         .routes(routes!(agents::transfer_owner))
         .routes(routes!(keys::issue, keys::list))
         .routes(routes!(keys::get, keys::revoke))
@@ -117,12 +205,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::discover))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(watch::watch))
+        .routes(routes!(watch::capabilities))
+        .merge(protocol_routes())
         .with_state(state)
         .split_for_parts();
     // Clients (and the explorer) call the registry where it is published, not where it listens.
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let spec = api.clone();
     router
+        .merge(mcp)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
         .merge(Scalar::with_url("/docs", api))
         .fallback(|uri: Uri| async move {
@@ -149,5 +241,6 @@ pub fn router(state: AppState) -> Router {
             .into_response()
         }))
         .layer(tower::util::option_layer(cors))
+        .layer(axum::middleware::from_fn(public_cors))
         .layer(TraceLayer::new_for_http())
 }

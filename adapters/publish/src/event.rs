@@ -1,0 +1,64 @@
+//! A change as it is published: the message body every destination sends, and the agent
+//! document the NATS KV bucket keeps.
+
+use agent_registry_core::ports::LoggedChange;
+use agent_registry_core::render::{Privacy, RenderedAgent, write_timestamp};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// One change, ready to publish.
+pub(crate) struct Event {
+    pub revision: u64,
+    /// `registered`, `updated`, …: `ChangeKind::as_str`, whatever kinds the core has.
+    pub kind: &'static str,
+    pub agent_id: String,
+    /// The agent document after the change, as `GET /agents/{id}` shows it without live state
+    /// (an operator's broker sees everything: no privacy filter); `None` once removed.
+    pub document: Option<Box<RawValue>>,
+    /// Whether this change wrote `document`: a liveness event carries the agent unchanged, and
+    /// rewriting the KV entry would only wake its watchers for nothing.
+    pub rewrites_document: bool,
+    /// `{"revision", "kind", "agentId", "at", "endpointId"?, "agent"?}`.
+    pub payload: Vec<u8>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    revision: u64,
+    kind: &'a str,
+    agent_id: &'a str,
+    at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a RawValue>,
+}
+
+impl Event {
+    pub fn of(change: &LoggedChange) -> Self {
+        let document = change.agent.as_ref().map(|agent| {
+            let text = RenderedAgent::of(agent, &Privacy::default()).document();
+            RawValue::from_string(text).expect("a rendered agent is JSON")
+        });
+        let rewrites_document = change.agent.as_ref().is_some_and(|agent| agent.revision == change.revision);
+        let mut at = Vec::with_capacity(24);
+        write_timestamp(&mut at, change.at);
+        let agent_id = change.agent_id.to_string();
+        let message = Message {
+            revision: change.revision,
+            kind: change.kind.as_str(),
+            agent_id: &agent_id,
+            at: std::str::from_utf8(&at).unwrap_or_default(),
+            endpoint_id: change.endpoint_id.map(|id| id.to_string()),
+            agent: document.as_deref(),
+        };
+        let payload = serde_json::to_vec(&message).expect("a message serialises");
+        Self { revision: change.revision, kind: change.kind.as_str(), agent_id, document, rewrites_document, payload }
+    }
+
+    /// The routing key or subject of this event under `prefix`.
+    pub fn subject(&self, prefix: &str) -> String {
+        format!("{prefix}.{}", self.kind)
+    }
+}

@@ -1,0 +1,147 @@
+//! ACP routes under `/acp`, so that an ACP client whose base URL is `<registry>/acp` lists and
+//! reads the registered agents with its ordinary calls (`GET /agents`, `GET /agents/{name}`).
+
+use agent_registry_core::RegistryError;
+use agent_registry_core::index::Hit;
+use agent_registry_core::model::{AgentId, Protocol};
+use agent_registry_core::protocol::Served;
+use agent_registry_core::query::{DiscoveryQuery, Position};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, Submission};
+use super::extract::{Auth, ClientAddress, QueryPairs, RawJson};
+use super::problem::{ApiError, Problem};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// ACP's own paging bounds (`GET /agents` in the ACP 0.2.0 OpenAPI).
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 10;
+
+/// ACP's liveness probe of a server.
+#[utoipa::path(get, path = "/acp/ping", tag = "acp", responses((status = 200, description = "`{}`")))]
+pub async fn ping() -> Response {
+    axum::Json(json!({})).into_response()
+}
+
+/// Register an agent by its ACP manifest: `{"manifest": {...}, "endpointUrl": "<ACP server base URL>"}`
+/// (plus `liveness`, `ownerId`, `permanent`). The manifest's name is kept; the agent's ACP name is
+/// its RFC 1123 form, made unique with a `-2`, `-3`, … suffix when another agent has it already.
+#[utoipa::path(post, path = "/acp/agents", tag = "acp", security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "Registered", body = agent_registry_core::view::AgentView),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 422, description = "The manifest breaks the ACP schema", body = Problem)))]
+pub async fn register(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    pairs: QueryPairs,
+    RawJson(body): RawJson,
+) -> ApiResult {
+    let submission = Submission::read(&body, "manifest", &pairs)?;
+    let endpoint_url = submission.endpoint_url.clone().ok_or_else(|| {
+        RegistryError::field("/endpointUrl", "is required: the base URL of the ACP server that runs the agent")
+    })?;
+    let translation = agent_registry_acp::translate(&submission.document, &submission.base, &endpoint_url)?;
+    let mut translation = submission.complete(translation, state.protocols.liveness_model);
+    let labels = translation.agent.labels.get_or_insert_with(Default::default);
+    if let Some(wanted) = labels.get(agent_registry_acp::NAME_LABEL).cloned() {
+        labels.insert(agent_registry_acp::NAME_LABEL.to_owned(), free_name(&state, &wanted)?);
+    }
+    documents::register(&state, &caller, &headers, &translation).await
+}
+
+/// The first of `name`, `name-2`, `name-3`, … that no agent holds as its ACP name.
+fn free_name(state: &AppState, name: &str) -> Result<String, ApiError> {
+    for n in 1..=1000 {
+        let candidate = if n == 1 { name.to_owned() } else { agent_registry_acp::with_suffix(name, n) };
+        if find_by_label(state, &candidate)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    Err(RegistryError::Internal(format!("no free ACP name for `{name}`")).into())
+}
+
+fn find_by_label(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {
+    let mut query = DiscoveryQuery::all(false);
+    query.labels = vec![(agent_registry_acp::NAME_LABEL.to_owned(), name.to_owned())];
+    query.page_size = 1;
+    Ok(state.registry.search(&query)?.hits.into_iter().next())
+}
+
+/// List ACP agent manifests: ACP's `limit` (1–1000, default 10) and `offset`, the discovery
+/// filters, and `domain` (a `metadata.domains` entry). `liveOnly` defaults to true.
+#[utoipa::path(get, path = "/acp/agents", tag = "acp",
+    params(("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query), ("domain" = Option<String>, Query),
+        super::agents::DiscoveryParams),
+    responses((status = 200, description = "`{agents: [AgentManifest]}`"), (status = 400, body = Problem)))]
+pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+    state.limits.discovery(client.0)?;
+    let mut rest = Vec::new();
+    let (mut limit, mut offset, mut domains) = (DEFAULT_LIMIT, 0, Vec::new());
+    for (key, value) in &pairs.0 {
+        let number =
+            |max: usize| {
+                value.trim().parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                    ApiError::from(RegistryError::query(key, format!("must be a whole number up to {max}")))
+                })
+            };
+        match key.as_str() {
+            "limit" => limit = number(MAX_LIMIT)?.max(1),
+            "offset" => offset = number(usize::MAX / 2)?,
+            "domain" => domains.push(agent_registry_acp::domain_tag(value)),
+            "page" | "pageSize" | "cursor" => {
+                return Err(RegistryError::query(key, "ACP pages with `limit` and `offset`").into());
+            }
+            _ => rest.push((key.clone(), value.clone())),
+        }
+    }
+    let mut query = documents::protocol_query(&rest, Protocol::ACP, true)?;
+    query.tags.extend(domains);
+    query.page_size = limit;
+    query.position = Position::Offset(offset);
+    let page = state.registry.search(&query)?;
+    let agents: Vec<_> = page.hits.iter().filter_map(|hit| manifest_of(hit).ok().map(Served::into_value)).collect();
+    Ok(axum::Json(json!({ "agents": agents })).into_response())
+}
+
+fn manifest_of(hit: &Hit) -> Result<Served, ApiError> {
+    let agent = hit.agent()?;
+    Ok(agent_registry_acp::manifest(&agent, &agent_registry_acp::acp_name(&agent))?)
+}
+
+/// One ACP manifest, by the agent's ACP name (as listed), its original name, or its id.
+#[utoipa::path(get, path = "/acp/agents/{name}", tag = "acp", params(("name" = String, Path)),
+    responses((status = 200, description = "AgentManifest"), (status = 304, description = "Unchanged"),
+        (status = 404, body = Problem)))]
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    let hit = match AgentId::parse(&name) {
+        Ok(id) => state.registry.get(id)?,
+        Err(_) => find(&state, &name)?.ok_or_else(|| RegistryError::AgentNotFound(name.clone()))?,
+    };
+    Ok(documents::serve(&headers, manifest_of(&hit)?, "application/json", DOCUMENT_MAX_AGE_SECONDS))
+}
+
+/// An agent by ACP name: its label, else (agents registered generically) the normalised form of
+/// its name, else its original name.
+pub(crate) fn find(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {
+    if let Some(hit) = find_by_label(state, &agent_registry_acp::normalise_name(name))? {
+        return Ok(Some(hit));
+    }
+    let mut query = DiscoveryQuery::all(false);
+    query.protocols = vec![Protocol::ACP];
+    query.with_documents = true;
+    query.page_size = usize::MAX / 2;
+    let wanted = agent_registry_acp::normalise_name(name);
+    Ok(state
+        .registry
+        .search(&query)?
+        .hits
+        .into_iter()
+        .find(|hit| hit.agent().is_ok_and(|a| agent_registry_acp::acp_name(&a) == wanted || a.name == name)))
+}

@@ -1,0 +1,204 @@
+//! MCP routes: registration by Server Card or `server.json`, server cards of registered servers
+//! (`/mcp/servers/{id}/server-card`, as the Server Card draft places them), the MCP Registry
+//! read API that VS Code and GitHub Copilot use (`/v0.1`, `/v0`), and the AI Catalog.
+
+use agent_registry_core::RegistryError;
+use agent_registry_core::model::{AgentId, Protocol};
+use agent_registry_core::protocol::Served;
+use agent_registry_core::query::DiscoveryQuery;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, PublicBase, Submission};
+use super::extract::{Auth, ClientAddress, QueryPairs, RawJson};
+use super::problem::{ApiError, Problem};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Media type of a Server Card (SEP-2127 draft).
+const SERVER_CARD_TYPE: &str = "application/mcp-server-card+json";
+
+/// Register an MCP server by its Server Card or its MCP Registry `server.json`.
+///
+/// The body is the bare document, or `{"serverCard": {...}}` beside the registry's own fields
+/// (`liveness`, `ownerId`, `permanent`). `server.json` is read by the schema its `$schema`
+/// names. Remotes become MCP endpoints; tools become capabilities. A `server.json` whose name
+/// and version are registered already is refused (409).
+#[utoipa::path(post, path = "/mcp/servers", tag = "mcp", security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, description = "Registered", body = agent_registry_core::view::AgentView),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem),
+        (status = 422, description = "The document breaks its schema", body = Problem)))]
+pub async fn register(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    pairs: QueryPairs,
+    RawJson(body): RawJson,
+) -> ApiResult {
+    let submission = Submission::read(&body, "serverCard", &pairs)?;
+    let translation = agent_registry_mcp::translate(&submission.document, &submission.base)?;
+    let translation = submission.complete(translation, state.protocols.liveness_model);
+    if headers.get("idempotency-key").is_none() {
+        let probe = agent_registry_mcp::catalog_entry(&draft_agent(&translation)?);
+        let catalog = state.protocols.catalog(&state.registry)?;
+        if let Some(existing) = probe.and_then(|e| catalog.find(&e.name, &e.version)) {
+            return Err(RegistryError::AgentExists(existing.to_string()).into());
+        }
+    }
+    documents::register(&state, &caller, &headers, &translation).await
+}
+
+/// The agent a translation would register, for looking up its server name and version.
+fn draft_agent(
+    translation: &agent_registry_core::protocol::Translation,
+) -> Result<agent_registry_core::model::Agent, ApiError> {
+    let spec = translation.agent.to_spec(&[])?;
+    Ok(spec.to_agent(AgentId::new_random(), String::new(), Vec::new(), chrono::Utc::now()))
+}
+
+/// List MCP servers as Server Cards, with the discovery filters (`liveOnly` defaults to true;
+/// with `liveOnly=false` servers offered only as packages are listed too).
+#[utoipa::path(get, path = "/mcp/servers", tag = "mcp", params(super::agents::DiscoveryParams),
+    responses((status = 200, description = "`{items: [{agentId, isLive, serverCard}], totalCount, page, …}`"),
+        (status = 400, body = Problem)))]
+pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+    state.limits.discovery(client.0)?;
+    let query = documents::protocol_query(&pairs.0, Protocol::MCP, true)?;
+    let page = state.registry.search(&query)?;
+    let body = documents::page(&page, "serverCard", |hit| {
+        agent_registry_mcp::server_card(&hit.agent().ok()?).ok().map(Served::into_value)
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+/// The Server Card of a registered MCP server, as `application/json`.
+#[utoipa::path(get, path = "/mcp/servers/{id}", tag = "mcp", params(("id" = String, Path)),
+    responses((status = 200, description = "The Server Card"), (status = 304, description = "Unchanged"),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn card(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    Ok(documents::serve(
+        &headers,
+        agent_registry_mcp::server_card(&agent)?,
+        "application/json",
+        DOCUMENT_MAX_AGE_SECONDS,
+    ))
+}
+
+/// The Server Card where the Server Card draft places it (`<server>/server-card`), with its own
+/// media type, CORS and `ETag`.
+#[utoipa::path(get, path = "/mcp/servers/{id}/server-card", tag = "mcp", params(("id" = String, Path)),
+    responses((status = 200, description = "The Server Card", content_type = "application/mcp-server-card+json"),
+        (status = 304, description = "Unchanged"), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn server_card(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    Ok(documents::serve(&headers, agent_registry_mcp::server_card(&agent)?, SERVER_CARD_TYPE, 3600))
+}
+
+/// The server's `server.json` (the MCP Registry format).
+#[utoipa::path(get, path = "/mcp/servers/{id}/server.json", tag = "mcp", params(("id" = String, Path)),
+    responses((status = 200, description = "The server.json document"), (status = 304, description = "Unchanged"),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn server_json(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    Ok(documents::serve(
+        &headers,
+        agent_registry_mcp::server_json(&agent)?,
+        "application/json",
+        DOCUMENT_MAX_AGE_SECONDS,
+    ))
+}
+
+/// MCP Registry API: list servers (`limit`, `cursor`, `search`, `version=latest`,
+/// `updated_since`, `include_deleted`), in the official `{servers, metadata}` envelope.
+#[utoipa::path(get, path = "/v0.1/servers", tag = "mcp-registry",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("search" = Option<String>, Query),
+        ("version" = Option<String>, Query), ("updated_since" = Option<String>, Query),
+        ("include_deleted" = Option<bool>, Query)),
+    responses((status = 200, description = "ServerList"), (status = 400, body = Problem)))]
+pub async fn registry_list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+    state.limits.discovery(client.0)?;
+    let query = agent_registry_mcp::ListQuery::from_pairs(pairs.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(axum::Json(state.protocols.catalog(&state.registry)?.list(&query)).into_response())
+}
+
+/// MCP Registry API: every version of one server, newest first (`name` URL-encoded, `/` as `%2F`).
+#[utoipa::path(get, path = "/v0.1/servers/{name}/versions", tag = "mcp-registry", params(("name" = String, Path)),
+    responses((status = 200, description = "ServerList"), (status = 404, body = Problem)))]
+pub async fn registry_versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let catalog = state.protocols.catalog(&state.registry)?;
+    let list = catalog.versions(&name).ok_or_else(|| server_not_found(&name))?;
+    Ok(axum::Json(list).into_response())
+}
+
+/// MCP Registry API: one version of a server (`latest` names the latest).
+#[utoipa::path(get, path = "/v0.1/servers/{name}/versions/{version}", tag = "mcp-registry",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "ServerResponse"), (status = 404, body = Problem)))]
+pub async fn registry_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    let catalog = state.protocols.catalog(&state.registry)?;
+    let entry = catalog.version(&name, &version).ok_or_else(|| server_not_found(&name))?;
+    Ok(axum::Json(entry).into_response())
+}
+
+fn server_not_found(name: &str) -> ApiError {
+    ApiError::http(StatusCode::NOT_FOUND, "server_not_found", format!("no MCP server named `{name}` (in that version)"))
+}
+
+/// The AI Catalog (`/.well-known/ai-catalog.json`): every live registered agent and MCP server,
+/// each pointing at its card.
+#[utoipa::path(get, path = "/.well-known/ai-catalog.json", tag = "mcp",
+    responses((status = 200, description = "AI Catalog", content_type = "application/ai-catalog+json")))]
+pub async fn ai_catalog(State(state): State<AppState>, PublicBase(base): PublicBase, headers: HeaderMap) -> ApiResult {
+    let catalog = state.protocols.ai_catalog(&state.registry, &base, || render_ai_catalog(&state, &base))?;
+    Ok(documents::serve(&headers, Served::Verbatim(catalog.to_string()), "application/ai-catalog+json", 60))
+}
+
+/// The AI Catalog as of the registry's current revision (liveness changes are revisions too).
+fn render_ai_catalog(state: &AppState, base: &str) -> Result<String, RegistryError> {
+    let mut entries = Vec::new();
+    for (protocol, media_type) in
+        [(Protocol::MCP, SERVER_CARD_TYPE), (Protocol::A2A, "application/a2a-agent-card+json")]
+    {
+        let mut query = DiscoveryQuery::all(true);
+        query.protocols = vec![protocol];
+        // Cards and server cards are for Http endpoints; queues have no card URL to point at.
+        query.transports = vec![agent_registry_core::model::Transport::Http];
+        query.page_size = usize::MAX / 2;
+        for hit in state.registry.search(&query)?.hits {
+            let Ok(agent) = hit.agent() else { continue };
+            let (identifier, url) = match protocol {
+                Protocol::MCP => {
+                    let name = agent_registry_mcp::server_name(&agent);
+                    let (namespace, short) = name.split_once('/').unwrap_or(("agent-registry", name.as_str()));
+                    (
+                        format!("urn:air:agent-registry:{namespace}:{short}"),
+                        format!("{base}/mcp/servers/{}/server-card", agent.id),
+                    )
+                }
+                _ => (format!("urn:air:agent-registry:a2a:{}", agent.id), format!("{base}/a2a/agents/{}", agent.id)),
+            };
+            entries.push(json!({
+                "identifier": identifier,
+                "name": agent.name,
+                "description": agent.description,
+                "type": media_type,
+                "url": url,
+                "updatedAt": agent.updated_at,
+            }));
+        }
+    }
+    let catalog: Value = json!({
+        "specVersion": "1.0",
+        "host": { "name": "Agent Registry", "documentationUrl": format!("{base}/docs") },
+        "entries": entries,
+    });
+    Ok(catalog.to_string())
+}

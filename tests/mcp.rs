@@ -1,0 +1,334 @@
+//! The registry as an MCP server, driven by rmcp's own client in both MCP eras (2025-11-25
+//! with `initialize`, 2026-07-28 with `server/discover`), by plain JSON-RPC across two replicas,
+//! and with sessions that receive `notifications/resources/list_changed`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+    ReadResourceRequestParams, ResourceContents,
+};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+
+use crate::cluster::{Replica, eventually, shared_backends};
+use crate::support::{TestApp, agent, persistent, postgres_schema, redis_prefix, redis_url};
+
+/// A client that counts resource-list notifications.
+#[derive(Clone)]
+struct Client {
+    version: ProtocolVersion,
+    list_changes: Arc<AtomicUsize>,
+}
+
+impl rmcp::ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("registry-tests", "1.0"))
+            .with_protocol_version(self.version.clone())
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn connect(base: &str, version: ProtocolVersion) -> (RunningService<RoleClient, Client>, Arc<AtomicUsize>) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let client = Client { version, list_changes: counter.clone() };
+    let transport = StreamableHttpClientTransport::from_uri(format!("{base}/mcp"));
+    (client.serve(transport).await.expect("the MCP client connects"), counter)
+}
+
+async fn call(client: &RunningService<RoleClient, Client>, tool: &str, args: Value) -> CallToolResult {
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args.as_object().unwrap().clone());
+    client.call_tool(params).await.expect("the tool answers")
+}
+
+/// Registers agents the tools can find: a summariser (A2A), a translator (MCP) and a dead one.
+async fn seed(app: &TestApp) -> Value {
+    let summariser = app
+        .register(json!({
+            "name": "Contract Summariser", "description": "Summarises long PDF contracts into key clauses",
+            "tags": ["legal"],
+            "capabilities": [{"name": "summarize-documents", "description": "Summaries of long documents",
+                              "inputSchema": {"type": "object", "properties": {"url": {"type": "string"}}}}],
+            "endpoints": [{"name": "a2a", "protocol": "A2A", "address": "https://summariser.example/a2a",
+                           "livenessModel": "Persistent", "heartbeatIntervalSeconds": 30}]}))
+        .await;
+    app.register(json!({
+        "name": "Translator", "description": "Translates text between languages",
+        "capabilities": [{"name": "translate", "description": "Machine translation"}],
+        "endpoints": [{"name": "mcp", "protocol": "MCP", "address": "https://translator.example/mcp",
+                       "livenessModel": "Persistent"}]}))
+        .await;
+    app.register(agent(
+        "Gone Summariser",
+        "summarize-documents",
+        json!({"livenessModel": "Ephemeral", "ttlSeconds": 1}),
+    ))
+    .await;
+    app.clock.advance_secs(5);
+    summariser
+}
+
+fn validate(schema: &serde_json::Map<String, Value>, value: &Value, tool: &str) {
+    let validator = jsonschema::validator_for(&Value::Object(schema.clone())).expect("the output schema compiles");
+    let errors: Vec<String> = validator.iter_errors(value).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{tool}: structured result breaks its outputSchema: {errors:?}\n{value}");
+}
+
+#[tokio::test]
+async fn every_tool_answers_in_both_mcp_eras_with_results_that_follow_their_output_schemas() {
+    let app = TestApp::spawn().await;
+    let summariser = seed(&app).await;
+    let id = summariser["id"].as_str().unwrap();
+    for version in [ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28] {
+        let (client, _) = connect(&app.base, version.clone()).await;
+        let tools = client.list_all_tools().await.expect("tools/list");
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        for expected in [
+            "find_agent_for_task",
+            "discover_agents",
+            "get_agent",
+            "get_a2a_card",
+            "get_mcp_server_card",
+            "get_acp_manifest",
+            "list_capabilities",
+        ] {
+            assert!(names.contains(&expected), "{version:?}: {names:?}");
+        }
+        let calls = [
+            ("find_agent_for_task", json!({"task": "summarise a contract"})),
+            ("discover_agents", json!({"capability": "summarize-documents"})),
+            ("get_agent", json!({"id": id})),
+            ("get_a2a_card", json!({"id": id})),
+            ("list_capabilities", json!({})),
+        ];
+        for (name, args) in calls {
+            let tool = tools.iter().find(|t| t.name == name).unwrap();
+            assert_eq!(tool.annotations.as_ref().unwrap().read_only_hint, Some(true), "{name}");
+            let result = call(&client, name, args).await;
+            assert_eq!(result.is_error, Some(false), "{name}: {result:?}");
+            let structured = result.structured_content.clone().expect("structuredContent");
+            validate(tool.output_schema.as_ref().expect("outputSchema"), &structured, name);
+            assert!(!result.content.is_empty(), "{name}: a text rendering too");
+        }
+        client.cancel().await.ok();
+    }
+}
+
+#[tokio::test]
+async fn find_agent_for_task_ranks_live_agents_explains_why_and_keeps_to_its_budget() {
+    let app = TestApp::spawn().await;
+    let summariser = seed(&app).await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let result = call(&client, "find_agent_for_task", json!({"task": "Please summarise this contract for me"})).await;
+    let answer = result.structured_content.unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results[0]["id"], summariser["id"], "{answer}");
+    assert!(results.iter().all(|r| r["name"] != "Gone Summariser"), "only live agents: {answer}");
+    assert!(results[0]["matched"]["contract"].is_array(), "{answer}");
+    assert!(results.iter().all(|r| r["name"] != "Translator"), "agents matching no word are left out");
+
+    for i in 0..12 {
+        app.register(json!({"name": format!("Summariser {i}"), "description": "x".repeat(400),
+            "capabilities": [{"name": "summarize"}],
+            "endpoints": [{"name": "e", "protocol": "A2A", "address": "https://s.example/a", "livenessModel": "Persistent"}]}))
+            .await;
+    }
+    let budget = 1_200;
+    let result =
+        call(&client, "find_agent_for_task", json!({"task": "summarize", "maxResults": 10, "maxChars": budget})).await;
+    let answer = result.structured_content.unwrap();
+    assert!(answer.to_string().chars().count() <= budget, "{}", answer.to_string().len());
+    assert!(answer["omitted"].as_u64().unwrap() > 0);
+    assert!(!answer["results"].as_array().unwrap().is_empty());
+    let result = call(&client, "find_agent_for_task", json!({"task": "summarize", "maxResults": 3})).await;
+    assert_eq!(result.structured_content.unwrap()["results"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn tool_errors_are_results_with_the_rest_apis_codes() {
+    let app = TestApp::spawn().await;
+    let summariser = seed(&app).await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let cases = [
+        ("get_agent", json!({"id": "not-a-uuid"}), "validation_failed"),
+        ("get_agent", json!({"id": uuid::Uuid::new_v4().to_string()}), "agent_not_found"),
+        ("get_agent", json!({}), "validation_failed"),
+        ("get_mcp_server_card", json!({"id": summariser["id"]}), "no_protocol_document"),
+        ("discover_agents", json!({"protocol": "Carrier-Pigeon"}), "validation_failed"),
+        ("discover_agents", json!({"pageSize": 1000}), "validation_failed"),
+        ("find_agent_for_task", json!({"task": ""}), "validation_failed"),
+        ("find_agent_for_task", json!({"task": "x", "maxChars": 5}), "validation_failed"),
+    ];
+    for (tool, args, code) in cases {
+        let result = call(&client, tool, args.clone()).await;
+        assert_eq!(result.is_error, Some(true), "{tool} {args}");
+        let body = result.structured_content.unwrap();
+        assert_eq!(body["code"], code, "{tool} {args}: {body}");
+    }
+    let pointer = call(&client, "discover_agents", json!({"pageSize": 0})).await.structured_content.unwrap();
+    assert_eq!(pointer["errors"][0]["pointer"], "/pageSize");
+    // The .NET registry's clients call the A2A card tool by another name.
+    let card = call(&client, "get_a2_a_card", json!({"id": summariser["id"]})).await;
+    assert_eq!(card.is_error, Some(false));
+    assert_eq!(card.structured_content.unwrap()["name"], "Contract Summariser");
+    // An unknown tool is a protocol error.
+    let unknown = client.call_tool(CallToolRequestParams::new("no_such_tool")).await;
+    assert!(unknown.is_err());
+}
+
+#[tokio::test]
+async fn agents_are_resources_with_their_protocol_documents() {
+    let app = TestApp::spawn().await;
+    let summariser = seed(&app).await;
+    let id = summariser["id"].as_str().unwrap();
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let resources = client.list_all_resources().await.expect("resources/list");
+    assert!(resources.iter().any(|r| r.uri == format!("agent://{id}")), "{resources:?}");
+    for (uri, field, expected) in [
+        (format!("agent://{id}"), "id", json!(id)),
+        (format!("agent://{id}/a2a-card"), "name", json!("Contract Summariser")),
+    ] {
+        let read = client.read_resource(ReadResourceRequestParams::new(uri.clone())).await.expect("resources/read");
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else { panic!("text contents") };
+        let document: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(document[field], expected, "{uri}");
+    }
+    let missing =
+        client.read_resource(ReadResourceRequestParams::new(format!("agent://{}", uuid::Uuid::new_v4()))).await;
+    assert!(missing.is_err());
+}
+
+#[tokio::test]
+async fn a_session_hears_of_registry_changes_as_resource_list_notifications() {
+    let app = TestApp::spawn_with_args(&["--mcp-sessions"]).await;
+    let (client, changes) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    // Let the session's notification stream open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.register(agent("Newcomer", "chat", persistent(30))).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while changes.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(changes.load(Ordering::SeqCst) > 0, "no notifications/resources/list_changed arrived");
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn the_mcp_endpoint_refuses_hosts_it_was_not_configured_for() {
+    let app = TestApp::spawn_with_args(&["--mcp-allowed-hosts", "registry.example.com"]).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |host: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/mcp", app.base))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize)
+            .send()
+    };
+    assert_eq!(post("evil.example").await.unwrap().status(), 403);
+    assert_eq!(post("registry.example.com").await.unwrap().status(), 200);
+}
+
+/// One JSON-RPC request of a stateless 2025-era conversation.
+async fn rpc(base: &str, id: u64, method: &str, params: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+        .send()
+        .await
+        .expect("MCP request");
+    assert!(response.headers().get("mcp-session-id").is_none(), "stateless: no session to pin to a replica");
+    response.json().await.expect("a JSON-RPC answer")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_mcp_conversation_is_served_by_two_replicas_behind_a_load_balancer() {
+    let (url, _schema) = postgres_schema().await;
+    let args = shared_backends(&url, &redis_url(), &redis_prefix());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = Replica::start(&args).await;
+    let b = Replica::start(&args).await;
+    let init = rpc(
+        &a.base,
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "balanced", "version": "1"}}),
+    )
+    .await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+    let tools = rpc(&b.base, 2, "tools/list", json!({})).await;
+    assert!(tools["result"]["tools"].as_array().unwrap().len() >= 7);
+    let created = a.register(agent("Balanced Summariser", "summarize-documents", persistent(30))).await;
+    eventually(Duration::from_secs(5), "the registration reaches the other replica's MCP tools", || async {
+        let found = rpc(
+            &b.base,
+            3,
+            "tools/call",
+            json!({"name": "discover_agents",
+            "arguments": {"capability": "summarize-documents"}}),
+        )
+        .await;
+        found["result"]["structuredContent"]["agents"][0]["id"] == created["id"]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn older_clients_negotiate_down_to_the_version_they_speak() {
+    let app = TestApp::spawn().await;
+    for version in ["2025-06-18", "2025-03-26"] {
+        let init = rpc_as(
+            &app.base,
+            version,
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {},
+            "clientInfo": {"name": "old", "version": "1"}}),
+        )
+        .await;
+        assert_eq!(init["result"]["protocolVersion"], version);
+        let tools = rpc_as(&app.base, version, "tools/list", json!({})).await;
+        assert!(tools["result"]["tools"].as_array().is_some_and(|t| t.len() >= 7), "{tools}");
+    }
+}
+
+async fn rpc_as(base: &str, version: &str, method: &str, params: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", version)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .expect("MCP request")
+        .json()
+        .await
+        .expect("a JSON-RPC answer")
+}
+
+#[tokio::test]
+async fn tools_share_the_discovery_rate_limit_of_the_client() {
+    let app = TestApp::spawn_with_args(&["--rate-limit-discovery", "1"]).await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let result = call(&client, "list_capabilities", json!({})).await;
+        if result.is_error == Some(true) {
+            limited = result.structured_content;
+            break;
+        }
+    }
+    let limited = limited.expect("the 1 request/s limit (burst 2) refuses some of 10 quick calls");
+    assert_eq!(limited["code"], "rate_limited");
+    assert!(limited["retryAfterSeconds"].as_u64().is_some_and(|s| s >= 1));
+}
