@@ -12,6 +12,7 @@ use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transpor
 use crate::protocol::ProtocolDocument;
 use crate::query::{DiscoveryQuery, Position, SortKey, words};
 use crate::render::{LiveState, Privacy, RenderedAgent, parse_document};
+use smallvec::SmallVec;
 
 mod rank;
 pub use rank::{CapabilitySummary, Ranked, task_terms};
@@ -71,14 +72,24 @@ pub struct Entry {
     rendered: RenderedAgent,
     /// Kept beside the rendering, which only mentions it.
     origin: Option<Arc<ProtocolDocument>>,
-    endpoints: Box<[EndpointSlot]>,
+    /// Inline for the usual one or two endpoints: one fewer memory fetch per agent of a page.
+    endpoints: SmallVec<[EndpointSlot; 2]>,
+}
+
+impl Entry {
+    /// Reads a byte of each part a page needs (the endpoints, the start of the JSON), so that
+    /// fetching them from memory begins.
+    fn touch(&self) -> u8 {
+        let last_seen = self.endpoints.last().map_or(0, |e| e.last_seen.load(Ordering::Relaxed));
+        self.rendered.first_byte() ^ last_seen.to_le_bytes()[0]
+    }
 }
 
 /// One agent of a result, with the endpoints that matched and their live state.
 #[derive(Clone)]
 pub struct Hit {
     entry: Arc<Entry>,
-    pub endpoints: Vec<(usize, LiveState)>,
+    pub endpoints: SmallVec<[(usize, LiveState); 2]>,
 }
 
 impl Hit {
@@ -721,8 +732,12 @@ impl Index {
             return None;
         }
         let on_page = matches.slots.get(start.min(end)..end).unwrap_or_default();
-        let hits: Vec<Hit> =
-            on_page.iter().filter_map(|slot| self.entry(*slot)).map(|entry| hit(entry, q, now)).collect();
+        let entries: SmallVec<[&Arc<Entry>; 32]> = on_page.iter().filter_map(|slot| self.entry(*slot)).collect();
+        // At 100,000 agents each agent of a page is likely a cache miss. Touching them all first,
+        // with loads that do not depend on one another, lets those misses overlap; agent by agent,
+        // hit building and rendering would wait for each in turn.
+        std::hint::black_box(entries.iter().fold(0u8, |x, e| x ^ e.touch()));
+        let hits: Vec<Hit> = entries.into_iter().map(|entry| hit(entry, q, now)).collect();
         let next_cursor = (end < matches.total)
             .then(|| on_page.last().and_then(|slot| self.entry(*slot)).map(|e| e.key.to_cursor()))
             .flatten();

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::liveness::Millis;
 use crate::model::Agent;
@@ -42,25 +43,32 @@ pub fn write_timestamp(out: &mut Vec<u8>, millis: Millis) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    // Hand-written digits: this runs for every endpoint of every discovery answer.
-    let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-    if (0..10_000).contains(&year) {
-        two(out, year / 100);
-        two(out, year % 100);
-    } else {
-        let _ = write!(out, "{year:04}");
+    if !(0..10_000).contains(&year) {
+        let _ = write!(
+            out,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        );
+        return;
     }
-    out.push(b'-');
-    two(out, month);
-    out.push(b'-');
-    two(out, day);
-    out.push(b'T');
-    two(out, rem / 3600);
-    out.push(b':');
-    two(out, rem / 60 % 60);
-    out.push(b':');
-    two(out, rem % 60);
-    out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8, b'Z']);
+    // Hand-written digits into one buffer: this runs for every endpoint of every discovery answer.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut two = |at: usize, v: i64| {
+        text[at] = b'0' + (v / 10) as u8;
+        text[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(0, year / 100);
+    two(2, year % 100);
+    two(5, month);
+    two(8, day);
+    two(11, rem / 3600);
+    two(14, rem / 60 % 60);
+    two(17, rem % 60);
+    two(21, ms % 100);
+    text[20] = b'0' + (ms / 100) as u8;
+    out.extend_from_slice(&text);
 }
 
 /// What anonymous callers may not see; configurable, nothing hidden by default.
@@ -83,14 +91,18 @@ impl Privacy {
 }
 
 /// An agent's JSON, rendered once per change.
+///
+/// The agent object (without `endpoints` and its closing brace) and each endpoint object
+/// (without its closing brace) lie end to end in one allocation: a discovery page copies the
+/// static JSON of twenty agents, and at 100,000 agents what costs is fetching it from memory,
+/// which is cheapest when each agent is one run of bytes.
 #[derive(Debug)]
 pub struct RenderedAgent {
-    /// The agent object without `endpoints` and without its closing brace.
-    head: Box<str>,
-    /// The same for anonymous callers, when `Privacy` hides anything.
+    json: Box<str>,
+    /// Where the agent object ends in `json`, then where each endpoint object ends.
+    ends: SmallVec<[u32; 3]>,
+    /// The agent object for anonymous callers, when `Privacy` hides anything.
     public_head: Option<Box<str>>,
-    /// Each endpoint object without its closing brace, in the agent's order.
-    endpoints: Box<[Box<str>]>,
 }
 
 /// The agent's own fields, in the order they are shown; endpoints are written after them.
@@ -128,6 +140,11 @@ struct RegisteredWith<'a> {
     signature_verified: Option<bool>,
 }
 
+/// Byte offsets fit in u32: an agent's JSON is bounded far below 4 GiB by the input limits.
+fn offset(json: &str) -> u32 {
+    u32::try_from(json.len()).unwrap_or(u32::MAX)
+}
+
 fn open_object<T: Serialize>(value: &T) -> Box<str> {
     let mut text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
     text.pop(); // the closing brace; live fields are appended before it is written back
@@ -163,33 +180,60 @@ impl RenderedAgent {
             let owner_id = (!privacy.hide_owner).then_some(agent.owner_id.as_str());
             open_object(&Head { owner_id, labels: &labels, registered_with: head.registered_with, ..head })
         });
-        Self { head: open_object(&head), public_head, endpoints: agent.endpoints.iter().map(open_object).collect() }
+        let mut json = open_object(&head).into_string();
+        let mut ends = SmallVec::with_capacity(1 + agent.endpoints.len());
+        ends.push(offset(&json));
+        for endpoint in &agent.endpoints {
+            json.push_str(&open_object(endpoint));
+            ends.push(offset(&json));
+        }
+        Self { json: json.into_boxed_str(), ends, public_head }
+    }
+
+    /// Slices of `json` as bytes, which (unlike `str` slicing) reads no byte at the boundary
+    /// before copying begins at the front.
+    fn head(&self) -> &[u8] {
+        &self.json.as_bytes()[..self.ends[0] as usize]
+    }
+
+    fn endpoint(&self, index: usize) -> &[u8] {
+        &self.json.as_bytes()[self.ends[index] as usize..self.ends[index + 1] as usize]
+    }
+
+    /// The first byte of the JSON: reading it starts fetching the agent from memory.
+    pub fn first_byte(&self) -> u8 {
+        self.json.as_bytes().first().copied().unwrap_or_default()
+    }
+
+    fn endpoint_count(&self) -> usize {
+        self.ends.len() - 1
     }
 
     /// The stored form: the agent with its endpoints and no live state.
     pub fn document(&self) -> String {
-        let mut out = String::with_capacity(self.head.len() + 64 * self.endpoints.len());
-        out.push_str(&self.head);
-        out.push_str(",\"endpoints\":[");
-        for (i, e) in self.endpoints.iter().enumerate() {
+        let mut out = Vec::with_capacity(self.json.len() + 32 + 2 * self.endpoint_count());
+        out.extend_from_slice(self.head());
+        out.extend_from_slice(b",\"endpoints\":[");
+        for i in 0..self.endpoint_count() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push_str(e);
-            out.push('}');
+            out.extend_from_slice(self.endpoint(i));
+            out.push(b'}');
         }
-        out.push_str("]}");
-        out
+        out.extend_from_slice(b"]}");
+        // Whole UTF-8 pieces joined with ASCII: always valid.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Writes the agent with the given endpoints (index, last seen) and their live state; as
     /// anonymous callers may see it when `public`.
     pub fn write(&self, out: &mut Vec<u8>, endpoints: &[(usize, LiveState)], public: bool) {
         let head = match &self.public_head {
-            Some(head) if public => head,
-            _ => &self.head,
+            Some(head) if public => head.as_bytes(),
+            _ => self.head(),
         };
-        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(head);
         out.extend_from_slice(b",\"endpoints\":[");
         for (n, (i, live)) in endpoints.iter().enumerate() {
             if n > 0 {
@@ -202,7 +246,7 @@ impl RenderedAgent {
 
     /// Writes one endpoint with its live state.
     pub fn write_endpoint(&self, out: &mut Vec<u8>, index: usize, live: &LiveState) {
-        out.extend_from_slice(self.endpoints[index].as_bytes());
+        out.extend_from_slice(self.endpoint(index));
         out.extend_from_slice(if live.is_live { b",\"isLive\":true" } else { b",\"isLive\":false" });
         out.extend_from_slice(b",\"lastSeenAt\":\"");
         write_timestamp(out, live.last_seen);
@@ -213,7 +257,8 @@ impl RenderedAgent {
 
     /// Bytes `write` needs, live fields included.
     pub fn size(&self) -> usize {
-        self.head.len() + 16 + self.endpoints.iter().map(|e| e.len() + LIVE_FIELDS_BYTES).sum::<usize>()
+        let head = self.public_head.as_ref().map_or(0, |h| h.len()).max(self.ends[0] as usize);
+        self.json.len() - self.ends[0] as usize + head + 16 + self.endpoint_count() * (LIVE_FIELDS_BYTES + 1)
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         card_keys,
         config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
     );
-    Ok(AppState {
+    Ok(AppState::new(http::Context {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),
         public_url_configured: config.public_url.is_some(),
@@ -100,7 +100,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         jwt,
         cors_origins,
         privacy: Arc::new(registry_config_privacy),
-    })
+    }))
 }
 
 /// The store a database URL names. SQLite is created and migrated at start (the embedded

@@ -35,9 +35,26 @@ use utoipa_scalar::{Scalar, Servable};
 
 use problem::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach. Extractors clone it for every request, so it is one shared
+/// reference: cloning a dozen reference counts that both cores touch costs more than it seems.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Context>);
+
+impl AppState {
+    pub fn new(context: Context) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.0
+    }
+}
+
+/// The registry, settings and caches behind `AppState`.
+pub struct Context {
     pub registry: Arc<Registry>,
     pub public_url: Arc<str>,
     /// Whether `public_url` was configured (else forwarded headers of trusted proxies count).
