@@ -77,11 +77,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Reads a byte of each part a page needs (the endpoints, the start of the JSON), so that
-    /// fetching them from memory begins.
+    /// Reads a byte of each part a page needs (the endpoints, the JSON), so that fetching them
+    /// from memory begins.
     fn touch(&self) -> u8 {
         let last_seen = self.endpoints.last().map_or(0, |e| e.last_seen.load(Ordering::Relaxed));
-        self.rendered.first_byte() ^ last_seen.to_le_bytes()[0]
+        self.rendered.touch() ^ last_seen.to_le_bytes()[0]
     }
 }
 

@@ -3,6 +3,7 @@
 //! only what changes between requests (each endpoint's live state). That keeps discovery pages
 //! cheap and the in-memory form of an agent compact.
 
+use std::cell::Cell;
 use std::io::Write;
 
 use serde::Serialize;
@@ -28,12 +29,50 @@ pub mod timestamp {
 }
 
 /// Writes `millis` since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+///
+/// A discovery page writes about eighty of these, nearly all on the same day or two, so each
+/// thread remembers the date it wrote last and only works out the time of day again.
 pub fn write_timestamp(out: &mut Vec<u8>, millis: Millis) {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    thread_local! {
+        static LAST_DATE: Cell<(i64, [u8; 10])> = const { Cell::new((i64::MIN, [0; 10])) };
+    }
+    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let date = match LAST_DATE.get() {
+        (day, date) if day == days => date,
+        _ => {
+            let Some(date) = civil_date(days) else {
+                return write_unusual_year(out, millis);
+            };
+            LAST_DATE.set((days, date));
+            date
+        }
+    };
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    text[..10].copy_from_slice(&date);
+    let (secs, ms) = (in_day / 1000, in_day % 1000);
+    put_two_digits(&mut text, 11, secs / 3600);
+    put_two_digits(&mut text, 14, secs / 60 % 60);
+    put_two_digits(&mut text, 17, secs % 60);
+    text[20] = b'0' + (ms / 100) as u8;
+    put_two_digits(&mut text, 21, ms % 100);
+    out.extend_from_slice(&text);
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (H. Hinnant's algorithm), for years 0 to 9999.
+fn civil_date(days: i64) -> Option<[u8; 10]> {
+    let (year, month, day) = civil(days);
+    if !(0..10_000).contains(&year) {
+        return None;
+    }
+    let mut date = *b"0000-00-00";
+    put_two_digits(&mut date, 0, year / 100);
+    put_two_digits(&mut date, 2, year % 100);
+    put_two_digits(&mut date, 5, month);
+    put_two_digits(&mut date, 8, day);
+    Some(date)
+}
+
+fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -42,33 +81,21 @@ pub fn write_timestamp(out: &mut Vec<u8>, millis: Millis) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..10_000).contains(&year) {
-        let _ = write!(
-            out,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
-        );
-        return;
-    }
-    // Hand-written digits into one buffer: this runs for every endpoint of every discovery answer.
-    let mut text = *b"0000-00-00T00:00:00.000Z";
-    let mut two = |at: usize, v: i64| {
-        text[at] = b'0' + (v / 10) as u8;
-        text[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(0, year / 100);
-    two(2, year % 100);
-    two(5, month);
-    two(8, day);
-    two(11, rem / 3600);
-    two(14, rem / 60 % 60);
-    two(17, rem % 60);
-    two(21, ms % 100);
-    text[20] = b'0' + (ms / 100) as u8;
-    out.extend_from_slice(&text);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn put_two_digits(text: &mut [u8], at: usize, value: i64) {
+    text[at] = b'0' + (value / 10) as u8;
+    text[at + 1] = b'0' + (value % 10) as u8;
+}
+
+/// Years before 0 or after 9999, which only hand-made clocks produce.
+fn write_unusual_year(out: &mut Vec<u8>, millis: Millis) {
+    let (days, in_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let (year, month, day) = civil(days);
+    let (secs, ms) = (in_day / 1000, in_day % 1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z");
 }
 
 /// What anonymous callers may not see; configurable, nothing hidden by default.
@@ -200,9 +227,10 @@ impl RenderedAgent {
         &self.json.as_bytes()[self.ends[index] as usize..self.ends[index + 1] as usize]
     }
 
-    /// The first byte of the JSON: reading it starts fetching the agent from memory.
-    pub fn first_byte(&self) -> u8 {
-        self.json.as_bytes().first().copied().unwrap_or_default()
+    /// Reads one byte of each cache line of the JSON, which starts fetching all of it from
+    /// memory at once (the reads do not depend on one another).
+    pub fn touch(&self) -> u8 {
+        self.json.as_bytes().iter().step_by(64).fold(0, |x, b| x ^ b)
     }
 
     fn endpoint_count(&self) -> usize {
@@ -284,7 +312,10 @@ mod tests {
 
     #[test]
     fn timestamps_match_chrono_with_milliseconds() {
-        for millis in [0, 1, 999, 1_000, 951_782_400_000, 1_795_000_000_123, -1, -86_400_001, 253_402_300_799_999] {
+        let listed = [0, 1, 999, 1_000, 951_782_400_000, 1_795_000_000_123, -1, -86_400_001, 253_402_300_799_999];
+        // Runs within a day and across midnights, so the remembered date is both reused and replaced.
+        let swept = (0..5_000).map(|k| 1_795_000_000_000 + k * 86_400_000 / 997 + (k % 3) * 86_400_000);
+        for millis in listed.into_iter().chain(swept) {
             let mut out = Vec::new();
             write_timestamp(&mut out, millis);
             let expected = chrono::DateTime::from_timestamp_millis(millis)
