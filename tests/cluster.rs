@@ -47,6 +47,19 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port()
 }
 
+/// Accepts connections and never answers: a broker that hangs.
+pub async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, holding)
+}
+
 impl Replica {
     /// Starts the binary with `args` on a free port; returns once it answers `/healthz` (it
     /// may not be ready yet: see `wait_ready`).

@@ -12,9 +12,8 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 
-use crate::cluster::{Proxy, Replica, eventually, free_port, shared_backends};
+use crate::cluster::{Proxy, Replica, eventually, free_port, shared_backends, silent_server};
 use crate::support::{agent, ephemeral, postgres_schema, redis_prefix, redis_url};
 
 /// The NATS server (with JetStream) every test run uses; overridable for other machines.
@@ -286,19 +285,6 @@ async fn the_kv_bucket_holds_the_agent_document_after_registration_and_not_after
     .await;
     drop(registry);
     let _ = jetstream.delete_key_value(&names.bucket).await;
-}
-
-/// Accepts connections and never answers: a broker that hangs.
-async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (port, holding)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,7 +15,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cluster::{Replica, free_port};
+use crate::cluster::{Replica, free_port, silent_server};
 use crate::support::TestApp;
 
 /// The broker the tests (and the registries they start) use.
@@ -296,15 +296,7 @@ async fn queues_on_other_brokers_exchanges_and_http_endpoints_get_no_broker_call
 
 #[tokio::test]
 async fn a_silent_or_dead_broker_costs_at_most_a_second_once_and_never_stalls_discovery() {
-    // A "broker" that accepts connections and never says a word.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let (port, holding) = silent_server().await;
     let app = TestApp::spawn_with_args(&["--amqp-url", &format!("amqp://guest:guest@127.0.0.1:{port}/%2f")]).await;
     let (id, eid) = queue_agent(&app, "Silent", &format!("amqp://127.0.0.1:{port}/%2F/tasks")).await;
     let path = format!("/agents/{id}/endpoints/{eid}/queue");

@@ -417,21 +417,13 @@ mod tests {
         let (spec, owner, endpoints) =
             input.to_registration(&LivenessPolicy::default(), chrono::Utc::now()).expect("core accepts it");
         Agent {
-            id: AgentId::new_random(),
-            name: spec.name,
-            description: spec.description,
-            version: spec.version,
-            owner_id: owner.unwrap_or_else(|| "test-owner".into()),
-            tags: spec.tags,
-            labels: spec.labels,
-            capabilities: spec.capabilities.unwrap_or_default(),
-            endpoints,
-            metadata: spec.metadata,
-            permanent: spec.permanent,
-            origin: spec.origin,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
             revision: 1,
+            ..spec.to_agent(
+                AgentId::new_random(),
+                owner.unwrap_or_else(|| "test-owner".into()),
+                endpoints,
+                chrono::Utc::now(),
+            )
         }
     }
 

@@ -77,21 +77,8 @@ fn register(input: &AgentInput) -> Agent {
     let now = SystemClock.now();
     let (spec, owner, endpoints) = input.to_registration(&LivenessPolicy::default(), now).unwrap();
     Agent {
-        id: AgentId::new_random(),
-        name: spec.name,
-        description: spec.description,
-        version: spec.version,
-        owner_id: owner.unwrap_or_else(|| "tests".to_owned()),
-        tags: spec.tags,
-        labels: spec.labels,
-        capabilities: spec.capabilities.unwrap_or_default(),
-        endpoints,
-        metadata: spec.metadata,
-        permanent: spec.permanent,
-        origin: spec.origin,
-        created_at: now,
-        updated_at: now,
         revision: 1,
+        ..spec.to_agent(AgentId::new_random(), owner.unwrap_or_else(|| "tests".to_owned()), endpoints, now)
     }
 }
 

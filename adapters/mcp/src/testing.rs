@@ -43,21 +43,8 @@ pub fn agent_from_input(input: &AgentInput, at: DateTime<Utc>) -> Agent {
     let (spec, owner, endpoints) =
         input.to_registration(&LivenessPolicy::default(), at).unwrap_or_else(|e| panic!("does not register: {e}"));
     Agent {
-        id: AgentId::new_random(),
-        name: spec.name,
-        description: spec.description,
-        version: spec.version,
-        owner_id: owner.unwrap_or_else(|| "owner".to_owned()),
-        tags: spec.tags,
-        labels: spec.labels,
-        capabilities: spec.capabilities.unwrap_or_default(),
-        endpoints,
-        metadata: spec.metadata,
-        permanent: spec.permanent,
-        origin: spec.origin,
-        created_at: at,
-        updated_at: at,
         revision: 1,
+        ..spec.to_agent(AgentId::new_random(), owner.unwrap_or_else(|| "owner".to_owned()), endpoints, at)
     }
 }
 
