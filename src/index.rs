@@ -11,7 +11,7 @@ use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transport};
 use crate::protocol::ProtocolDocument;
 use crate::query::{DiscoveryQuery, Position, SortKey, words};
-use crate::render::{LiveState, Privacy, RenderedAgent, parse_document};
+use crate::render::{Layout, LiveState, Privacy, RenderedAgent, parse_document};
 use smallvec::SmallVec;
 
 mod rank;
@@ -65,30 +65,48 @@ impl EndpointSlot {
     }
 }
 
-/// One agent as the index holds it: its rendered JSON plus what filtering needs.
-pub struct Entry {
+/// One agent as the index holds it, in one allocation: what filtering needs, then the agent's
+/// rendered JSON. A page reads twenty of these, and at 100,000 agents each is likely a cache
+/// miss: one run of bytes is fetched sooner than two allocations found one through the other.
+#[derive(Clone)]
+pub struct Entry(triomphe::Arc<triomphe::HeaderSlice<EntryHead, str>>);
+
+/// What an entry holds besides the JSON.
+pub struct EntryHead {
     key: SortKey,
     revision: u64,
-    rendered: RenderedAgent,
+    layout: Layout,
     /// Kept beside the rendering, which only mentions it.
     origin: Option<Arc<ProtocolDocument>>,
-    /// Inline for the usual one or two endpoints: one fewer memory fetch per agent of a page.
+    /// Inline for the usual one or two endpoints.
     endpoints: SmallVec<[EndpointSlot; 2]>,
 }
 
+impl std::ops::Deref for Entry {
+    type Target = EntryHead;
+
+    fn deref(&self) -> &EntryHead {
+        &self.0.header
+    }
+}
+
 impl Entry {
-    /// Reads a byte of each part a page needs (the endpoints, the JSON), so that fetching them
-    /// from memory begins.
+    fn rendered(&self) -> RenderedAgent<'_> {
+        RenderedAgent::new(&self.0.slice, &self.0.header.layout)
+    }
+
+    /// Reads a byte of each cache line a page needs (the endpoints, then the JSON), so that
+    /// fetching them from memory begins.
     fn touch(&self) -> u8 {
-        let last_seen = self.endpoints.last().map_or(0, |e| e.last_seen.load(Ordering::Relaxed));
-        self.rendered.touch() ^ last_seen.to_le_bytes()[0]
+        let seen = self.endpoints.iter().fold(0, |x, e| x ^ e.last_seen.load(Ordering::Relaxed));
+        self.rendered().touch() ^ seen.to_le_bytes()[0]
     }
 }
 
 /// One agent of a result, with the endpoints that matched and their live state.
 #[derive(Clone)]
 pub struct Hit {
-    entry: Arc<Entry>,
+    entry: Entry,
     pub endpoints: SmallVec<[(usize, LiveState); 2]>,
 }
 
@@ -103,7 +121,7 @@ impl Hit {
 
     /// The full agent, parsed from its rendered form (for writes and protocol documents).
     pub fn agent(&self) -> Result<Agent, RegistryError> {
-        let mut agent = parse_document(&self.entry.rendered.document())
+        let mut agent = parse_document(&self.entry.rendered().document())
             .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id())))?;
         agent.origin = self.entry.origin.as_deref().cloned();
         Ok(agent)
@@ -126,17 +144,17 @@ impl Hit {
 
     /// Bytes the agent's JSON needs at most.
     pub fn size(&self) -> usize {
-        self.entry.rendered.size()
+        self.entry.rendered().size()
     }
 
     /// Writes the agent JSON with the endpoints of this hit (as anonymous callers may see it
     /// when `public`).
     pub fn write(&self, out: &mut Vec<u8>, public: bool) {
-        self.entry.rendered.write(out, &self.endpoints, public);
+        self.entry.rendered().write(out, &self.endpoints, public);
     }
 
     pub fn write_endpoint(&self, out: &mut Vec<u8>, index: usize, live: &LiveState) {
-        self.entry.rendered.write_endpoint(out, index, live);
+        self.entry.rendered().write_endpoint(out, index, live);
     }
 }
 
@@ -166,7 +184,7 @@ pub struct EndpointRef {
 pub struct Index {
     policy: LivenessPolicy,
     privacy: Privacy,
-    entries: Vec<Option<Arc<Entry>>>,
+    entries: Vec<Option<Entry>>,
     /// Per slot, what filtering and sorting read for every candidate, kept contiguous so that
     /// only the agents of a page are dereferenced.
     meta: Vec<SlotMeta>,
@@ -193,12 +211,37 @@ struct SlotMeta {
     rank: u128,
     /// The latest expiry of the agent's endpoints (raised by every touch).
     live_until: AtomicI64,
+    /// No later than the earliest lease end, and the earliest eviction time, of the agent's
+    /// endpoints: the periodic sweeps for expiries and evictions read this array and visit
+    /// only the entries it points them to, instead of every entry each time.
+    first_end: AtomicI64,
+    first_eviction: AtomicI64,
 }
 
 impl SlotMeta {
     fn vacant() -> Self {
-        Self { rank: 0, live_until: AtomicI64::new(Millis::MIN) }
+        Self::of(0, &[])
     }
+
+    fn of(rank: u128, endpoints: &[EndpointSlot]) -> Self {
+        let live_until = endpoints.iter().map(|e| e.last_seen.load(Ordering::Acquire).saturating_add(e.lease)).max();
+        let (first_end, first_eviction) = deadlines(endpoints);
+        Self {
+            rank,
+            live_until: AtomicI64::new(live_until.unwrap_or(Millis::MIN)),
+            first_end: AtomicI64::new(first_end),
+            first_eviction: AtomicI64::new(first_eviction),
+        }
+    }
+}
+
+/// The earliest lease end and eviction time of some endpoints. One under eviction counts as
+/// due now, so that a claim given back is looked at again.
+fn deadlines(endpoints: &[EndpointSlot]) -> (Millis, Millis) {
+    endpoints.iter().fold((Millis::MAX, Millis::MAX), |(end, evict), e| match e.last_seen.load(Ordering::Acquire) {
+        EVICTING => (Millis::MIN, Millis::MIN),
+        t => (end.min(t.saturating_add(e.lease)), evict.min(t.saturating_add(e.evict_after))),
+    })
 }
 
 /// Posting lists by term, with the terms also kept in order for prefix searches.
@@ -354,13 +397,10 @@ impl Prepared {
             })
             .collect();
         let key = SortKey::new(&agent.name, agent.id);
-        let entry = Entry {
-            key,
-            revision: agent.revision,
-            rendered: RenderedAgent::of(agent, privacy),
-            origin: agent.origin.clone().map(Arc::new),
-            endpoints,
-        };
+        let (layout, json) = Layout::render(agent, privacy);
+        let head =
+            EntryHead { key, revision: agent.revision, layout, origin: agent.origin.clone().map(Arc::new), endpoints };
+        let entry = Entry(triomphe::Arc::from_header_and_str(head, &json));
         Self { entry, terms: AgentTerms::of(agent) }
     }
 }
@@ -426,7 +466,7 @@ impl Index {
         })
     }
 
-    fn entry(&self, slot: Slot) -> Option<&Arc<Entry>> {
+    fn entry(&self, slot: Slot) -> Option<&Entry> {
         self.entries.get(slot as usize)?.as_ref()
     }
 
@@ -457,12 +497,19 @@ impl Index {
     /// otherwise whether this brought it back to life (its lease had ended).
     pub fn touch(&self, endpoint: EndpointId, at: Millis) -> Option<bool> {
         let slot = *self.by_endpoint.get(&endpoint)?;
-        let e = self.entry(slot).and_then(|entry| entry.endpoints.iter().find(|e| e.id == endpoint))?;
+        let entry = self.entry(slot)?;
+        let e = entry.endpoints.iter().find(|e| e.id == endpoint)?;
         let before = e
             .last_seen
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t != EVICTING).then_some(t.max(at)))
             .ok()?;
-        self.meta[slot as usize].live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
+        let meta = &self.meta[slot as usize];
+        meta.live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
+        // Last-seen times only grow, so deadlines read now are never later than the true ones,
+        // whichever concurrent touch stores last.
+        let (first_end, first_eviction) = deadlines(&entry.endpoints);
+        meta.first_end.store(first_end, Ordering::Release);
+        meta.first_eviction.store(first_eviction, Ordering::Release);
         let revived = before.saturating_add(e.lease) <= at;
         if revived {
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -473,7 +520,7 @@ impl Index {
     /// Endpoints whose lease ended in `(after, until]`: (agent, endpoint, when it ended).
     pub fn expired_between(&self, after: Millis, until: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
         let mut out = Vec::new();
-        for entry in self.entries.iter().flatten() {
+        for entry in self.due(|m| m.first_end.load(Ordering::Acquire) <= until) {
             for slot in &entry.endpoints {
                 let t = slot.last_seen.load(Ordering::Acquire);
                 let ended = t.saturating_add(slot.lease);
@@ -483,6 +530,11 @@ impl Index {
             }
         }
         out
+    }
+
+    /// The entries whose slot passes `due`, found without reading the others.
+    fn due(&self, due: impl Fn(&SlotMeta) -> bool) -> impl Iterator<Item = &Entry> {
+        self.meta.iter().zip(&self.entries).filter(move |(m, _)| due(m)).filter_map(|(_, e)| e.as_ref())
     }
 
     /// Claims an endpoint for eviction if it was not seen since `observed`.
@@ -502,7 +554,7 @@ impl Index {
     /// Endpoints that may be evicted at `now`: (agent, endpoint, last seen).
     pub fn evictable(&self, now: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
         let mut out = Vec::new();
-        for entry in self.entries.iter().flatten() {
+        for entry in self.due(|m| m.first_eviction.load(Ordering::Acquire) <= now) {
             for slot in &entry.endpoints {
                 let t = slot.last_seen.load(Ordering::Acquire);
                 if t != EVICTING && now >= t.saturating_add(slot.evict_after) {
@@ -533,20 +585,14 @@ impl Index {
             self.meta.push(SlotMeta::vacant());
             Slot::try_from(self.entries.len() - 1).unwrap_or(Slot::MAX)
         });
-        let live_until = entry
-            .endpoints
-            .iter()
-            .map(|e| e.last_seen.load(Ordering::Acquire).saturating_add(e.lease))
-            .max()
-            .unwrap_or(Millis::MIN);
-        self.meta[slot as usize] = SlotMeta { rank: rank_of(&entry.key.name), live_until: AtomicI64::new(live_until) };
+        self.meta[slot as usize] = SlotMeta::of(rank_of(&entry.key.name), &entry.endpoints);
         self.index_terms(&terms, slot, true);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.by_id.insert(entry.key.id, slot);
         for e in &entry.endpoints {
             self.by_endpoint.insert(e.id, slot);
         }
-        self.entries[slot as usize] = Some(Arc::new(entry));
+        self.entries[slot as usize] = Some(entry);
     }
 
     /// Removes an agent; returns its endpoints' last-seen times.
@@ -554,7 +600,7 @@ impl Index {
         let slot = self.by_id.remove(&id)?;
         let entry = self.entries[slot as usize].take()?;
         // The index keeps agents only in rendered form; their terms are recomputed from it.
-        if let Ok(agent) = parse_document(&entry.rendered.document()) {
+        if let Ok(agent) = parse_document(&entry.rendered().document()) {
             self.index_terms(&AgentTerms::of(&agent), slot, false);
         }
         for e in &entry.endpoints {
@@ -732,7 +778,7 @@ impl Index {
             return None;
         }
         let on_page = matches.slots.get(start.min(end)..end).unwrap_or_default();
-        let entries: SmallVec<[&Arc<Entry>; 32]> = on_page.iter().filter_map(|slot| self.entry(*slot)).collect();
+        let entries: SmallVec<[&Entry; 32]> = on_page.iter().filter_map(|slot| self.entry(*slot)).collect();
         // At 100,000 agents each agent of a page is likely a cache miss. Touching them all first,
         // with loads that do not depend on one another, lets those misses overlap; agent by agent,
         // hit building and rendering would wait for each in turn.
@@ -756,7 +802,7 @@ fn endpoint_matches(e: &EndpointSlot, q: &DiscoveryQuery) -> bool {
 }
 
 /// The hit of an agent that qualifies: the endpoints that pass the filters, with their state.
-fn hit(entry: &Arc<Entry>, q: &DiscoveryQuery, now: Millis) -> Hit {
+fn hit(entry: &Entry, q: &DiscoveryQuery, now: Millis) -> Hit {
     let endpoints = entry
         .endpoints
         .iter()

@@ -117,19 +117,26 @@ impl Privacy {
     }
 }
 
-/// An agent's JSON, rendered once per change.
+/// How an agent's rendered JSON is laid out; the JSON itself is kept by the caller (the index
+/// stores it in the same allocation as the rest of the agent's entry).
 ///
 /// The agent object (without `endpoints` and its closing brace) and each endpoint object
-/// (without its closing brace) lie end to end in one allocation: a discovery page copies the
-/// static JSON of twenty agents, and at 100,000 agents what costs is fetching it from memory,
-/// which is cheapest when each agent is one run of bytes.
+/// (without its closing brace) lie end to end in the JSON: a discovery page copies the static
+/// JSON of twenty agents, and at 100,000 agents what costs is fetching it from memory, which is
+/// cheapest when each agent is one run of bytes.
 #[derive(Debug)]
-pub struct RenderedAgent {
-    json: Box<str>,
-    /// Where the agent object ends in `json`, then where each endpoint object ends.
+pub struct Layout {
+    /// Where the agent object ends in the JSON, then where each endpoint object ends.
     ends: SmallVec<[u32; 3]>,
     /// The agent object for anonymous callers, when `Privacy` hides anything.
     public_head: Option<Box<str>>,
+}
+
+/// An agent's JSON, rendered once per change, with its layout.
+#[derive(Clone, Copy)]
+pub struct RenderedAgent<'a> {
+    json: &'a str,
+    layout: &'a Layout,
 }
 
 /// The agent's own fields, in the order they are shown; endpoints are written after them.
@@ -178,8 +185,9 @@ fn open_object<T: Serialize>(value: &T) -> Box<str> {
     text.into_boxed_str()
 }
 
-impl RenderedAgent {
-    pub fn of(agent: &Agent, privacy: &Privacy) -> Self {
+impl Layout {
+    /// Renders an agent: its JSON, and how that is laid out.
+    pub fn render(agent: &Agent, privacy: &Privacy) -> (Self, String) {
         let head = Head {
             id: agent.id,
             name: &agent.name,
@@ -214,17 +222,24 @@ impl RenderedAgent {
             json.push_str(&open_object(endpoint));
             ends.push(offset(&json));
         }
-        Self { json: json.into_boxed_str(), ends, public_head }
+        (Self { ends, public_head }, json)
+    }
+}
+
+impl<'a> RenderedAgent<'a> {
+    /// `json` as `Layout::render` returned it with `layout`.
+    pub fn new(json: &'a str, layout: &'a Layout) -> Self {
+        Self { json, layout }
     }
 
     /// Slices of `json` as bytes, which (unlike `str` slicing) reads no byte at the boundary
     /// before copying begins at the front.
-    fn head(&self) -> &[u8] {
-        &self.json.as_bytes()[..self.ends[0] as usize]
+    fn head(&self) -> &'a [u8] {
+        &self.json.as_bytes()[..self.layout.ends[0] as usize]
     }
 
-    fn endpoint(&self, index: usize) -> &[u8] {
-        &self.json.as_bytes()[self.ends[index] as usize..self.ends[index + 1] as usize]
+    fn endpoint(&self, index: usize) -> &'a [u8] {
+        &self.json.as_bytes()[self.layout.ends[index] as usize..self.layout.ends[index + 1] as usize]
     }
 
     /// Reads one byte of each cache line of the JSON, which starts fetching all of it from
@@ -234,7 +249,7 @@ impl RenderedAgent {
     }
 
     fn endpoint_count(&self) -> usize {
-        self.ends.len() - 1
+        self.layout.ends.len() - 1
     }
 
     /// The stored form: the agent with its endpoints and no live state.
@@ -257,7 +272,7 @@ impl RenderedAgent {
     /// Writes the agent with the given endpoints (index, last seen) and their live state; as
     /// anonymous callers may see it when `public`.
     pub fn write(&self, out: &mut Vec<u8>, endpoints: &[(usize, LiveState)], public: bool) {
-        let head = match &self.public_head {
+        let head = match &self.layout.public_head {
             Some(head) if public => head.as_bytes(),
             _ => self.head(),
         };
@@ -285,8 +300,8 @@ impl RenderedAgent {
 
     /// Bytes `write` needs, live fields included.
     pub fn size(&self) -> usize {
-        let head = self.public_head.as_ref().map_or(0, |h| h.len()).max(self.ends[0] as usize);
-        self.json.len() - self.ends[0] as usize + head + 16 + self.endpoint_count() * (LIVE_FIELDS_BYTES + 1)
+        let head = self.layout.public_head.as_ref().map_or(0, |h| h.len()).max(self.layout.ends[0] as usize);
+        self.json.len() - self.layout.ends[0] as usize + head + 16 + self.endpoint_count() * (LIVE_FIELDS_BYTES + 1)
     }
 }
 
@@ -299,6 +314,12 @@ pub struct LiveState {
     pub is_live: bool,
     pub last_seen: Millis,
     pub expires_at: Millis,
+}
+
+/// An agent's stored form (`RenderedAgent::document`), rendered without keeping the rendering.
+pub fn document(agent: &Agent) -> String {
+    let (layout, json) = Layout::render(agent, &Privacy::default());
+    RenderedAgent::new(&json, &layout).document()
 }
 
 /// Parses an agent back from its stored form.

@@ -88,6 +88,39 @@ async fn stale_endpoints_are_evicted_and_agents_with_them_unless_permanent() {
     let stays = app.get(&format!("/agents/{stays_id}")).await;
     assert_eq!(stays.ok(200)["endpoints"], json!([]), "a permanent agent outlives its endpoints");
     assert_eq!(app.get(&format!("/agents/{kept_id}")).await.ok(200)["endpoints"][0]["isLive"], true);
+
+    // The heartbeat moved its eviction time; it still comes when the heartbeats stop.
+    app.clock.advance_secs(28);
+    assert_eq!(app.maintain().await, 0);
+    app.clock.advance_secs(1);
+    assert_eq!(app.maintain().await, 1);
+    app.get(&format!("/agents/{kept_id}")).await.problem(404, "agent_not_found");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_stops_beating_is_evicted_while_its_sibling_beats_on() {
+    let app = TestApp::spawn().await;
+    let mut two = agent("Pair", "evict", persistent(10));
+    let mut second = two["endpoints"][0].clone();
+    second["name"] = json!("spare");
+    second["address"] = json!("https://pair.example/spare");
+    two["endpoints"].as_array_mut().unwrap().push(second);
+    let body = app.register(two).await;
+    let id = body["id"].as_str().unwrap();
+    let beating = body["endpoints"][0]["id"].as_str().unwrap();
+    let silent = body["endpoints"][1]["id"].as_str().unwrap();
+
+    for _ in 0..3 {
+        app.clock.advance_secs(9);
+        app.post_empty(&format!("/agents/{id}/endpoints/{beating}/heartbeat")).await.ok(200);
+        assert_eq!(app.maintain().await, 0);
+    }
+    // The silent endpoint missed three heartbeats; its sibling's heartbeats do not keep it.
+    app.clock.advance_secs(3);
+    assert_eq!(app.maintain().await, 1);
+    let endpoints = app.get(&format!("/agents/{id}")).await.ok(200)["endpoints"].clone();
+    let left: Vec<&str> = endpoints.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(left, [beating], "the silent endpoint {silent} is evicted, the beating one stays");
 }
 
 #[tokio::test]

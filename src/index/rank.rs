@@ -111,7 +111,7 @@ impl Index {
         let agents: Vec<(Slot, Agent, [Vec<String>; 5])> = candidates
             .iter()
             .filter_map(|(slot, _)| {
-                let agent = parse_document(&self.entry(*slot)?.rendered.document()).ok()?;
+                let agent = parse_document(&self.entry(*slot)?.rendered().document()).ok()?;
                 let fields = fields_of(&agent);
                 Some((*slot, agent, fields))
             })

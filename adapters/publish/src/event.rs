@@ -2,7 +2,7 @@
 //! document the NATS KV bucket keeps.
 
 use agent_registry_core::ports::LoggedChange;
-use agent_registry_core::render::{Privacy, RenderedAgent, write_timestamp};
+use agent_registry_core::render::{self, write_timestamp};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -38,7 +38,7 @@ struct Message<'a> {
 impl Event {
     pub fn of(change: &LoggedChange) -> Self {
         let document = change.agent.as_ref().map(|agent| {
-            let text = RenderedAgent::of(agent, &Privacy::default()).document();
+            let text = render::document(agent);
             RawValue::from_string(text).expect("a rendered agent is JSON")
         });
         let rewrites_document = change.agent.as_ref().is_some_and(|agent| agent.revision == change.revision);
