@@ -8,6 +8,14 @@ fn ids(body: &serde_json::Value) -> (String, String) {
     (body["id"].as_str().unwrap().to_owned(), body["endpoints"][0]["id"].as_str().unwrap().to_owned())
 }
 
+/// Maintenance evicts nothing one second before `secs` from now, then `evicted` endpoints at it.
+async fn evicts_in(app: &TestApp, secs: i64, evicted: usize) {
+    app.clock.advance_secs(secs - 1);
+    assert_eq!(app.maintain().await, 0, "nothing is due a second early");
+    app.clock.advance_secs(1);
+    assert_eq!(app.maintain().await, evicted);
+}
+
 #[tokio::test]
 async fn an_ephemeral_endpoint_is_live_for_its_ttl_and_renew_extends_it() {
     let app = TestApp::spawn().await;
@@ -78,11 +86,9 @@ async fn stale_endpoints_are_evicted_and_agents_with_them_unless_permanent() {
     let (kept_id, kept_eid) = ids(&app.register(agent("Beating", "evict", persistent(10))).await);
 
     // 3 missed heartbeats (30 s) is the default eviction point; heartbeat one just before.
-    app.clock.advance_secs(29);
+    app.clock.advance_secs(28);
     app.post_empty(&format!("/agents/{kept_id}/endpoints/{kept_eid}/heartbeat")).await.ok(200);
-    assert_eq!(app.maintain().await, 0);
-    app.clock.advance_secs(1);
-    assert_eq!(app.maintain().await, 2);
+    evicts_in(&app, 2, 2).await;
 
     app.get(&format!("/agents/{gone_id}")).await.problem(404, "agent_not_found");
     let stays = app.get(&format!("/agents/{stays_id}")).await;
@@ -90,10 +96,7 @@ async fn stale_endpoints_are_evicted_and_agents_with_them_unless_permanent() {
     assert_eq!(app.get(&format!("/agents/{kept_id}")).await.ok(200)["endpoints"][0]["isLive"], true);
 
     // The heartbeat moved its eviction time; it still comes when the heartbeats stop.
-    app.clock.advance_secs(28);
-    assert_eq!(app.maintain().await, 0);
-    app.clock.advance_secs(1);
-    assert_eq!(app.maintain().await, 1);
+    evicts_in(&app, 28, 1).await;
     app.get(&format!("/agents/{kept_id}")).await.problem(404, "agent_not_found");
 }
 
@@ -116,8 +119,7 @@ async fn an_endpoint_that_stops_beating_is_evicted_while_its_sibling_beats_on() 
         assert_eq!(app.maintain().await, 0);
     }
     // The silent endpoint missed three heartbeats; its sibling's heartbeats do not keep it.
-    app.clock.advance_secs(3);
-    assert_eq!(app.maintain().await, 1);
+    evicts_in(&app, 3, 1).await;
     let endpoints = app.get(&format!("/agents/{id}")).await.ok(200)["endpoints"].clone();
     let left: Vec<&str> = endpoints.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(left, [beating], "the silent endpoint {silent} is evicted, the beating one stays");
@@ -127,11 +129,9 @@ async fn an_endpoint_that_stops_beating_is_evicted_while_its_sibling_beats_on() 
 async fn expired_ephemeral_endpoints_are_evicted_after_the_grace_period() {
     let app = TestApp::spawn_with_args(&["--ephemeral-grace-seconds", "60"]).await;
     let (id, _) = ids(&app.register(agent("Lapsed", "x", ephemeral(10))).await);
-    app.clock.advance_secs(69);
-    assert_eq!(app.maintain().await, 0);
+    app.clock.advance_secs(10);
     assert_eq!(app.get(&format!("/agents/{id}")).await.ok(200)["endpoints"][0]["isLive"], false);
-    app.clock.advance_secs(1);
-    assert_eq!(app.maintain().await, 1);
+    evicts_in(&app, 60, 1).await;
     app.get(&format!("/agents/{id}")).await.problem(404, "agent_not_found");
 }
 
