@@ -95,8 +95,8 @@ impl Entry {
         RenderedAgent::new(&self.0.slice, &self.0.header.layout)
     }
 
-    /// Reads a byte of each cache line a page needs (the endpoints, then the JSON), so that
-    /// fetching them from memory begins.
+    /// Reads what a page needs (the endpoints, then a byte every 64 of the JSON), so that
+    /// fetching it from memory begins.
     fn touch(&self) -> u8 {
         let seen = self.endpoints.iter().fold(0, |x, e| x ^ e.last_seen.load(Ordering::Relaxed));
         self.rendered().touch() ^ seen.to_le_bytes()[0]
@@ -505,8 +505,9 @@ impl Index {
             .ok()?;
         let meta = &self.meta[slot as usize];
         meta.live_until.fetch_max(at.saturating_add(e.lease), Ordering::AcqRel);
-        // Last-seen times only grow, so deadlines read now are never later than the true ones,
-        // whichever concurrent touch stores last.
+        // Last-seen times only grow (an eviction claim's sentinel reads as due now, and a claim
+        // given back restores the time it replaced), so deadlines read now are never later than
+        // the true ones, whichever concurrent touch stores last.
         let (first_end, first_eviction) = deadlines(&entry.endpoints);
         meta.first_end.store(first_end, Ordering::Release);
         meta.first_eviction.store(first_eviction, Ordering::Release);
