@@ -95,6 +95,20 @@ impl Entry {
         RenderedAgent::new(&self.0.slice, &self.0.header.layout)
     }
 
+    /// The agent's descriptive fields, parsed from its rendering (without its protocol document).
+    fn fields(&self) -> serde_json::Result<Agent> {
+        parse_document(&self.rendered().document())
+    }
+
+    /// The full agent, with the protocol document it was registered with.
+    fn agent(&self) -> Result<Agent, RegistryError> {
+        let mut agent = self
+            .fields()
+            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.key.id)))?;
+        agent.origin = self.origin.as_deref().cloned();
+        Ok(agent)
+    }
+
     /// Reads what a page needs (the endpoints, then a byte every 64 of the JSON), so that
     /// fetching it from memory begins.
     fn touch(&self) -> u8 {
@@ -121,10 +135,7 @@ impl Hit {
 
     /// The full agent, parsed from its rendered form (for writes and protocol documents).
     pub fn agent(&self) -> Result<Agent, RegistryError> {
-        let mut agent = parse_document(&self.entry.rendered().document())
-            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.id())))?;
-        agent.origin = self.entry.origin.as_deref().cloned();
-        Ok(agent)
+        self.entry.agent()
     }
 
     /// The protocol document the agent was registered with.
@@ -601,7 +612,7 @@ impl Index {
         let slot = self.by_id.remove(&id)?;
         let entry = self.entries[slot as usize].take()?;
         // The index keeps agents only in rendered form; their terms are recomputed from it.
-        if let Ok(agent) = parse_document(&entry.rendered().document()) {
+        if let Ok(agent) = entry.agent() {
             self.index_terms(&AgentTerms::of(&agent), slot, false);
         }
         for e in &entry.endpoints {
@@ -735,13 +746,15 @@ impl Index {
     /// read only when a protocol or transport filter asks about individual endpoints.
     fn qualifies_until(&self, slot: Slot, q: &DiscoveryQuery, now: Millis) -> Option<Millis> {
         if !q.live_only {
-            let any = q.protocols.is_empty() && q.transports.is_empty();
+            if q.protocols.is_empty() && q.transports.is_empty() {
+                return Some(Millis::MAX);
+            }
             let entry = self.entry(slot)?;
             let found = entry.endpoints.iter().any(|e| endpoint_matches(e, q));
             let by_document = q.with_documents
                 && q.transports.is_empty()
                 && entry.origin.as_ref().is_some_and(|o| q.protocols.contains(&o.protocol()));
-            return (any || found || by_document).then_some(Millis::MAX);
+            return (found || by_document).then_some(Millis::MAX);
         }
         let until = if q.protocols.is_empty() && q.transports.is_empty() {
             self.meta[slot as usize].live_until.load(Ordering::Acquire)

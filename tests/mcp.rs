@@ -238,12 +238,12 @@ async fn the_mcp_endpoint_refuses_hosts_it_was_not_configured_for() {
 }
 
 /// One JSON-RPC request of a stateless 2025-era conversation.
-async fn rpc(base: &str, id: u64, method: &str, params: Value) -> Value {
+async fn rpc(base: &str, version: &str, method: &str, params: Value) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{base}/mcp"))
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+        .header("mcp-protocol-version", version)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
         .send()
         .await
         .expect("MCP request");
@@ -260,20 +260,20 @@ async fn one_mcp_conversation_is_served_by_two_replicas_behind_a_load_balancer()
     let b = Replica::start(&args).await;
     let init = rpc(
         &a.base,
-        1,
+        "2025-11-25",
         "initialize",
         json!({"protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "balanced", "version": "1"}}),
     )
     .await;
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
-    let tools = rpc(&b.base, 2, "tools/list", json!({})).await;
+    let tools = rpc(&b.base, "2025-11-25", "tools/list", json!({})).await;
     assert!(tools["result"]["tools"].as_array().unwrap().len() >= 7);
     let created = a.register(agent("Balanced Summariser", "summarize-documents", persistent(30))).await;
     eventually(Duration::from_secs(5), "the registration reaches the other replica's MCP tools", || async {
         let found = rpc(
             &b.base,
-            3,
+            "2025-11-25",
             "tools/call",
             json!({"name": "discover_agents",
             "arguments": {"capability": "summarize-documents"}}),
@@ -288,7 +288,7 @@ async fn one_mcp_conversation_is_served_by_two_replicas_behind_a_load_balancer()
 async fn older_clients_negotiate_down_to_the_version_they_speak() {
     let app = TestApp::spawn().await;
     for version in ["2025-06-18", "2025-03-26"] {
-        let init = rpc_as(
+        let init = rpc(
             &app.base,
             version,
             "initialize",
@@ -297,23 +297,9 @@ async fn older_clients_negotiate_down_to_the_version_they_speak() {
         )
         .await;
         assert_eq!(init["result"]["protocolVersion"], version);
-        let tools = rpc_as(&app.base, version, "tools/list", json!({})).await;
+        let tools = rpc(&app.base, version, "tools/list", json!({})).await;
         assert!(tools["result"]["tools"].as_array().is_some_and(|t| t.len() >= 7), "{tools}");
     }
-}
-
-async fn rpc_as(base: &str, version: &str, method: &str, params: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", version)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .expect("MCP request")
-        .json()
-        .await
-        .expect("a JSON-RPC answer")
 }
 
 #[tokio::test]

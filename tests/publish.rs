@@ -14,16 +14,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::cluster::{Proxy, Replica, eventually, free_port, shared_backends, silent_server};
-use crate::support::{agent, ephemeral, postgres_schema, redis_prefix, redis_url};
+use crate::support::{agent, amqp_url, ephemeral, postgres_schema, redis_prefix, redis_url};
 
 /// The NATS server (with JetStream) every test run uses; overridable for other machines.
 fn nats_url() -> String {
     std::env::var("AGENT_REGISTRY_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// The RabbitMQ server every test run uses; overridable for other machines.
-fn amqp_url() -> String {
-    std::env::var("AGENT_REGISTRY_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// Kinds that say an endpoint came or went without an agent changing; these tests make none

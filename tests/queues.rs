@@ -16,12 +16,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cluster::{Replica, free_port, silent_server};
-use crate::support::TestApp;
-
-/// The broker the tests (and the registries they start) use.
-fn amqp_url() -> String {
-    std::env::var("AGENT_REGISTRY_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
+use crate::support::{TestApp, amqp_url};
 
 /// Host and port of [`amqp_url`], as queue addresses name them.
 fn broker_authority() -> String {

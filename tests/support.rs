@@ -356,6 +356,11 @@ pub fn persistent(interval: u32) -> Value {
     json!({"livenessModel": "Persistent", "heartbeatIntervalSeconds": interval})
 }
 
+/// The AMQP broker (RabbitMQ) every test run uses (see `.ci/run`); overridable for other machines.
+pub fn amqp_url() -> String {
+    std::env::var("AGENT_REGISTRY_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
 /// The Redis server every test run uses (see `.ci/run`); overridable for other machines.
 pub fn redis_url() -> String {
     std::env::var("AGENT_REGISTRY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

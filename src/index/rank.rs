@@ -8,7 +8,6 @@ use super::{Hit, Index, Slot, hit};
 use crate::liveness::Millis;
 use crate::model::{Agent, Protocol};
 use crate::query::{DiscoveryQuery, words};
-use crate::render::parse_document;
 
 /// BM25 parameters (the usual ones).
 const K1: f64 = 1.2;
@@ -34,7 +33,6 @@ type Matched = BTreeMap<String, Vec<&'static str>>;
 #[derive(Debug)]
 pub struct Ranked {
     pub hit: Hit,
-    pub agent: Agent,
     pub score: f64,
     pub matched: Matched,
 }
@@ -108,21 +106,17 @@ impl Index {
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(MAX_SCORED);
 
-        let agents: Vec<(Slot, Agent, [Vec<String>; 5])> = candidates
+        let agents: Vec<(Slot, [Vec<String>; 5])> = candidates
             .iter()
-            .filter_map(|(slot, _)| {
-                let agent = parse_document(&self.entry(*slot)?.rendered().document()).ok()?;
-                let fields = fields_of(&agent);
-                Some((*slot, agent, fields))
-            })
+            .filter_map(|(slot, _)| Some((*slot, fields_of(&self.entry(*slot)?.fields().ok()?))))
             .collect();
-        let lengths: Vec<f64> = agents.iter().map(|(_, _, f)| weighted_length(f)).collect();
+        let lengths: Vec<f64> = agents.iter().map(|(_, f)| weighted_length(f)).collect();
         let average = (lengths.iter().sum::<f64>() / lengths.len().max(1) as f64).max(1.0);
 
-        let mut ranked: Vec<(Slot, Agent, f64, Matched)> = agents
+        let mut ranked: Vec<(Slot, f64, Matched)> = agents
             .into_iter()
             .zip(lengths)
-            .filter_map(|((slot, agent, fields), length)| {
+            .filter_map(|((slot, fields), length)| {
                 let mut score = 0.0;
                 let mut matched = BTreeMap::new();
                 for (term, weight) in terms.iter().zip(&idf) {
@@ -136,15 +130,15 @@ impl Index {
                     }
                     score += weight * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / average));
                 }
-                (score > 0.0).then_some((slot, agent, score, matched))
+                (score > 0.0).then_some((slot, score, matched))
             })
             .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
             .into_iter()
             .take(limit)
-            .filter_map(|(slot, agent, score, matched)| {
-                Some(Ranked { hit: hit(self.entry(slot)?, &query, now), agent, score, matched })
+            .filter_map(|(slot, score, matched)| {
+                Some(Ranked { hit: hit(self.entry(slot)?, &query, now), score, matched })
             })
             .collect()
     }

@@ -82,7 +82,6 @@ pub fn translate(text: &str, base: &str, endpoint_url: &str) -> Result<Translati
             ..EndpointInput::default()
         }]),
         metadata: Some(facts),
-        origin: Some(origin.clone()),
         ..AgentInput::default()
     };
     Ok(Translation { agent, origin })

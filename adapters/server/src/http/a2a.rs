@@ -86,6 +86,6 @@ pub async fn register(
     let submission = Submission::read(&body, "card", &pairs)?;
     let mut translation = agent_registry_a2a::translate(&submission.document, &submission.base)?;
     translation.origin.signature_verified = state.protocols.verify_card(&submission.document).await;
-    let translation = submission.complete(translation, state.protocols.liveness_model);
-    documents::register(&state, &caller, &headers, &translation).await
+    let agent = submission.complete(translation, state.protocols.liveness_model);
+    super::agents::register_input(&state, &caller, &headers, &agent).await
 }

@@ -40,8 +40,8 @@ pub async fn register(
 ) -> ApiResult {
     let submission = Submission::read(&body, "card", &pairs)?;
     let translation = agent_registry_a2a::translate_queued(&submission.document, &submission.base)?;
-    let translation = submission.complete(translation, state.protocols.liveness_model);
-    documents::register(&state, &caller, &headers, &translation).await
+    let agent = submission.complete(translation, state.protocols.liveness_model);
+    super::agents::register_input(&state, &caller, &headers, &agent).await
 }
 
 /// The queued A2A card of an agent: the one it registered with, byte for byte, or one built from

@@ -48,12 +48,12 @@ pub async fn register(
         RegistryError::field("/endpointUrl", "is required: the base URL of the ACP server that runs the agent")
     })?;
     let translation = agent_registry_acp::translate(&submission.document, &submission.base, &endpoint_url)?;
-    let mut translation = submission.complete(translation, state.protocols.liveness_model);
-    let labels = translation.agent.labels.get_or_insert_with(Default::default);
+    let mut agent = submission.complete(translation, state.protocols.liveness_model);
+    let labels = agent.labels.get_or_insert_with(Default::default);
     if let Some(wanted) = labels.get(agent_registry_acp::NAME_LABEL).cloned() {
         labels.insert(agent_registry_acp::NAME_LABEL.to_owned(), free_name(&state, &wanted)?);
     }
-    documents::register(&state, &caller, &headers, &translation).await
+    super::agents::register_input(&state, &caller, &headers, &agent).await
 }
 
 /// The first of `name`, `name-2`, `name-3`, … that no agent holds as its ACP name.

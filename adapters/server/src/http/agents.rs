@@ -104,8 +104,20 @@ pub async fn register(
     headers: HeaderMap,
     JsonBody(input): JsonBody<AgentInput>,
 ) -> ApiResult {
-    let options = RegisterOptions { idempotency_key: idempotency_key(&headers)? };
-    let (hit, outcome) = state.registry.register(&caller, &input, &options).await?;
+    register_input(&state, &caller, &headers, &input).await
+}
+
+/// Registers an agent, however it was submitted (generic JSON or a protocol document): 201
+/// with the agent (endpoint ids and liveness settings included, so it can heartbeat) and
+/// `Location`; a retry replayed by its idempotency key says so in a header.
+pub async fn register_input(
+    state: &AppState,
+    caller: &agent_registry_core::auth::Caller,
+    headers: &HeaderMap,
+    input: &AgentInput,
+) -> ApiResult {
+    let options = RegisterOptions { idempotency_key: idempotency_key(headers)? };
+    let (hit, outcome) = state.registry.register(caller, input, &options).await?;
     let mut response = agent_created(&hit);
     if outcome == Registration::Replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));

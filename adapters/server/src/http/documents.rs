@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 
 use agent_registry_core::RegistryError;
 use agent_registry_core::index::{Hit, SearchPage};
-use agent_registry_core::input::EndpointInput;
+use agent_registry_core::input::{AgentInput, EndpointInput};
 use agent_registry_core::model::LivenessModel;
 use agent_registry_core::protocol::{Served, Translation};
 use agent_registry_core::query::DiscoveryQuery;
-use agent_registry_core::{RegisterOptions, Registration};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::extract::{QueryPairs, idempotency_key, parse_json};
+use super::extract::{QueryPairs, parse_json};
 use super::problem::ApiError;
 
 /// How long clients may cache a served document before revalidating it with its `ETag`.
@@ -133,9 +132,10 @@ impl Submission {
         Ok(())
     }
 
-    /// Completes a translation with the request's liveness, owner and permanence.
-    pub fn complete(&self, mut translation: Translation, default_model: LivenessModel) -> Translation {
-        let agent = &mut translation.agent;
+    /// Completes a translation with the request's liveness, owner and permanence: the agent to
+    /// register, carrying its document.
+    pub fn complete(&self, translation: Translation, default_model: LivenessModel) -> AgentInput {
+        let Translation { mut agent, origin } = translation;
         for endpoint in agent.endpoints.iter_mut().flatten() {
             self.apply_liveness(endpoint, default_model);
         }
@@ -145,8 +145,8 @@ impl Submission {
         if self.permanent.is_some() {
             agent.permanent = self.permanent;
         }
-        translation.agent.origin = Some(translation.origin.clone());
-        translation
+        agent.origin = Some(origin);
+        agent
     }
 
     fn apply_liveness(&self, endpoint: &mut EndpointInput, default_model: LivenessModel) {
@@ -154,23 +154,6 @@ impl Submission {
         endpoint.ttl_seconds = self.liveness.ttl_seconds;
         endpoint.heartbeat_interval_seconds = self.liveness.heartbeat_interval_seconds;
     }
-}
-
-/// Registers a translated document: 201 with the agent (endpoint ids and liveness settings
-/// included, so the agent can heartbeat) and `Location`.
-pub async fn register(
-    state: &AppState,
-    caller: &agent_registry_core::auth::Caller,
-    headers: &HeaderMap,
-    translation: &Translation,
-) -> Result<Response, ApiError> {
-    let options = RegisterOptions { idempotency_key: idempotency_key(headers)? };
-    let (hit, outcome) = state.registry.register(caller, &translation.agent, &options).await?;
-    let mut response = super::agents::agent_created(&hit);
-    if outcome == Registration::Replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
 }
 
 /// Serves a document with a content hash as `ETag`; a matching `If-None-Match` gets 304.
