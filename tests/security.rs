@@ -247,6 +247,8 @@ async fn rate_limits_answer_429_with_retry_after_per_address_and_per_key() {
     let limited = app.get("/discover/agents").await;
     limited.problem(429, "rate_limited");
     assert!(limited.header("retry-after").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    // Looking an ACP agent up by name may search them all: it counts as discovery.
+    app.get("/acp/agents/no-such-agent").await.problem(429, "rate_limited");
     // Management: per key (the test app's Admin key used one request to issue itself).
     let key = app.issue_key("ivan", "Agent").await;
     let ivan = app.with_key(Some(&key));

@@ -119,7 +119,14 @@ fn manifest_of(hit: &Hit) -> Result<Served, ApiError> {
 #[utoipa::path(get, path = "/acp/agents/{name}", tag = "acp", params(("name" = String, Path)),
     responses((status = 200, description = "AgentManifest"), (status = 304, description = "Unchanged"),
         (status = 404, body = Problem)))]
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {
+pub async fn get(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    // A name that is no label is looked for among all ACP agents: limited like discovery.
+    state.limits.discovery(client.0)?;
     let hit = match AgentId::parse(&name) {
         Ok(id) => state.registry.get(id)?,
         Err(_) => find(&state, &name)?.ok_or_else(|| RegistryError::AgentNotFound(name.clone()))?,
