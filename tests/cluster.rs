@@ -103,6 +103,13 @@ impl Replica {
         panic!("{path} did not answer 200 within {within:?}; log:\n{}", self.log());
     }
 
+    /// How many threads of the process have this name now.
+    pub fn threads_named(&self, name: &str) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).expect("the process's threads");
+        let names = tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok());
+        names.filter(|n| n.trim_end() == name).count()
+    }
+
     /// What the process wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()

@@ -305,6 +305,20 @@ async fn brokers_that_hang_or_refuse_connections_neither_slow_nor_fail_registrat
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_amqp_broker_that_accepts_and_stays_silent_does_not_cost_a_thread_per_attempt() {
+    let (silent, _server) = silent_server().await;
+    let names = Names::unique();
+    let dir = TempDir::new().expect("temp dir");
+    let registry = embedded(&dir, &names.args(None, Some(&format!("amqp://guest:guest@127.0.0.1:{silent}/%2f")))).await;
+    registry.register(agent("Unheard", "publish-silent", ephemeral(600))).await;
+    // Each attempt gives up after 2 s and the next follows within 0.2 to 4 s of it: by now,
+    // several attempts have failed. lapin would keep one connection thread for each of them.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(registry.log().contains("no connection within"), "{}", registry.log());
+    assert_eq!(registry.threads_named("lapin-io-loop"), 0, "AMQP connection threads left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn publication_catches_up_in_order_once_a_cut_off_broker_is_reachable_again() {
     let names = Names::unique();
     let (nats_proxy, amqp_proxy) = (Proxy::to(&nats_url()).await, Proxy::to(&amqp_url()).await);

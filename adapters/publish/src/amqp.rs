@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::{Event, Sink};
@@ -36,6 +37,27 @@ pub fn parse_exchange(text: &str) -> Result<String, String> {
     }
 }
 
+/// Whether the broker at `host:port` answers an AMQP protocol header at all. lapin runs each
+/// connection on a thread of its own that waits as long as the peer keeps the socket open,
+/// even once the connecting future is dropped, so a peer that accepts and stays silent would
+/// keep one thread per attempt. This probe is a plain socket, closed when the caller's timeout
+/// drops it. Over TLS (`tls`) only the TCP connection is probed.
+pub async fn probe_broker(host: &str, port: u16, tls: bool) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| e.to_string())?;
+    if tls {
+        return Ok(());
+    }
+    stream.write_all(b"AMQP\x00\x00\x09\x01").await.map_err(|e| e.to_string())?;
+    let mut first = [0_u8; 1];
+    match stream.read(&mut first).await {
+        Ok(0) => Err("the broker closed the connection at once".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 struct Connected {
     connection: Connection,
     channel: Channel,
@@ -54,13 +76,15 @@ impl AmqpSink {
 
     async fn connect(&self) -> Result<Connected, String> {
         let failed = |e: lapin::Error| format!("AMQP: {e}");
-        let connection = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(&self.settings.url, ConnectionProperties::default()),
-        )
-        .await
-        .map_err(|_| format!("AMQP: no connection within {CONNECT_TIMEOUT:?}"))?
-        .map_err(failed)?;
+        let uri: AMQPUri = self.settings.url.parse().map_err(|e| format!("AMQP: {e}"))?;
+        let connecting = async {
+            let (host, port) = (&uri.authority.host, uri.authority.port);
+            probe_broker(host, port, uri.scheme == AMQPScheme::AMQPS).await.map_err(|e| format!("AMQP: {e}"))?;
+            Connection::connect_uri(uri.clone(), ConnectionProperties::default()).await.map_err(failed)
+        };
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| format!("AMQP: no connection within {CONNECT_TIMEOUT:?}"))??;
         let channel = connection.create_channel().await.map_err(failed)?;
         let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         channel

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use amqp::{AmqpSettings, parse_exchange};
+pub use amqp::{AmqpSettings, parse_exchange, probe_broker};
 pub use coordination::{Coordination, RedisCoordination, Solo};
 use event::Event;
 pub use nats::{NatsSettings, parse_kv_bucket, parse_subject_prefix};

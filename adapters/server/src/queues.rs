@@ -233,25 +233,11 @@ impl QueueFacts {
         QueueFactsView::unknown(reason)
     }
 
-    /// Whether the broker answers an AMQP protocol header at all. lapin runs each connection on
-    /// a thread of its own that waits as long as the peer keeps the socket open, even once the
-    /// connecting future is dropped; a peer that accepts and stays silent would keep one thread
-    /// per attempt. This probe is a plain socket, closed when the check times out. (Over TLS
-    /// only the TCP connection is probed.)
+    /// Whether the broker answers at all, before lapin is given a connection to it (see
+    /// `agent_registry_publish::probe_broker`).
     async fn probe(&self) -> Result<(), String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let host = self.broker.host.trim_start_matches('[').trim_end_matches(']');
-        let mut stream = tokio::net::TcpStream::connect((host, self.broker.port)).await.map_err(|e| e.to_string())?;
-        if self.broker.url.scheme() == "amqps" {
-            return Ok(());
-        }
-        stream.write_all(b"AMQP\x00\x00\x09\x01").await.map_err(|e| e.to_string())?;
-        let mut first = [0_u8; 1];
-        match stream.read(&mut first).await {
-            Ok(0) => Err("the broker closed the connection at once".into()),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+        let tls = self.broker.url.scheme() == "amqps";
+        agent_registry_publish::probe_broker(&self.broker.host, self.broker.port, tls).await
     }
 
     /// A passive declare on a channel of its own (a 404 closes the channel it happens on).
