@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::AppState;
-use super::extract::{QueryPairs, parse_json};
+use super::extract::{QueryPairs, if_none_match, parse_json};
 use super::problem::ApiError;
 
 /// How long clients may cache a served document before revalidating it with its `ETag`.
@@ -162,12 +162,7 @@ pub fn serve(request: &HeaderMap, served: Served, content_type: &'static str, ma
     let digest = Sha256::digest(&body);
     let etag = format!("\"{}\"", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
     let cache = format!("public, max-age={max_age}");
-    let matches = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == "*" || tag.trim().trim_start_matches("W/") == etag);
+    let matches = if_none_match(request, &etag);
     let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, cache)];
     if matches {
         return (StatusCode::NOT_MODIFIED, headers).into_response();

@@ -152,6 +152,16 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map_err(|_| ApiError::bad_header("If-Match", "must be an ETag this registry issued (the agent's revision)"))
 }
 
+/// Whether `If-None-Match` names `etag` (weak or strong, in any of its lists) or is `*`.
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || tag.trim().trim_start_matches("W/") == etag)
+}
+
 /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {

@@ -10,6 +10,7 @@ use agent_registry_core::RegistryError;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::ports::{ChangeKind, LoggedChange};
 use agent_registry_core::query::DiscoveryQuery;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::{ClientAddress, QueryPairs};
+use super::extract::{ClientAddress, QueryPairs, if_none_match};
 use super::problem::{ApiError, Problem};
 
 /// Changes read per step of a stream.
@@ -301,11 +302,11 @@ impl Drop for Open {
 /// The capability projection at one revision, rendered once.
 #[derive(Default)]
 struct Projection {
-    at: parking_lot::Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    at: parking_lot::Mutex<Option<(u64, Bytes)>>,
 }
 
 impl Projection {
-    fn render(&self, state: &AppState) -> Result<(u64, Arc<Vec<u8>>), RegistryError> {
+    fn render(&self, state: &AppState) -> Result<(u64, Bytes), RegistryError> {
         let revision = state.registry.applied_revision();
         if let Some((at, body)) = self.at.lock().as_ref()
             && *at == revision
@@ -332,7 +333,7 @@ impl Projection {
         }
         let capabilities: Vec<Value> =
             by_name.into_values().map(|(name, endpoints)| json!({"name": name, "endpoints": endpoints})).collect();
-        let body = Arc::new(json!({"revision": revision, "capabilities": capabilities}).to_string().into_bytes());
+        let body = Bytes::from(json!({"revision": revision, "capabilities": capabilities}).to_string());
         *self.at.lock() = Some((revision, body.clone()));
         Ok((revision, body))
     }
@@ -352,10 +353,7 @@ pub async fn capabilities(
     state.limits.discovery(client.0)?;
     let (revision, body) = state.watch.projection.render(&state)?;
     let etag = format!("\"{revision}\"");
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*"));
+    let unchanged = if_none_match(&headers, &etag);
     let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
@@ -363,7 +361,7 @@ pub async fn capabilities(
     Ok((
         StatusCode::OK,
         [(header::ETAG, etag), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.to_vec(),
+        body,
     )
         .into_response())
 }
