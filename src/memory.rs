@@ -180,15 +180,7 @@ impl AgentStore for MemoryStore {
         }
         state.revision += 1;
         let revision = state.revision;
-        let logged = LoggedChange {
-            revision,
-            agent_id: event.agent.id,
-            kind: event.kind,
-            agent: Some(event.agent.clone()),
-            at: event.at,
-            endpoint_id: Some(event.endpoint_id),
-        };
-        state.log.push_back((event.at, logged));
+        state.log.push_back((event.at, event.logged(revision)));
         Ok(Some(revision))
     }
 

@@ -163,6 +163,20 @@ pub struct LivenessChange {
     pub dedupe: String,
 }
 
+impl LivenessChange {
+    /// The change as the log holds it once it has its revision.
+    pub fn logged(&self, revision: u64) -> LoggedChange {
+        LoggedChange {
+            revision,
+            agent_id: self.agent.id,
+            kind: self.kind,
+            agent: Some(self.agent.clone()),
+            at: self.at,
+            endpoint_id: Some(self.endpoint_id),
+        }
+    }
+}
+
 /// An agent as loaded at start-up, with the last time each endpoint was seen (if recorded).
 #[derive(Clone, Debug)]
 pub struct StoredAgent {

@@ -914,14 +914,8 @@ impl Registry {
             let _write = write;
             let (id, local) = (change.agent_id(), change.clone());
             let revision = store.apply(change, &note).await?;
-            if revision == *applied.borrow() + 1 {
-                let logged = apply_to_index(&mut index.write(), local, revision, clock.now_millis());
-                feed.push(logged);
-                applied.send_replace(revision);
-            } else {
-                // Other replicas stored changes before this one: take them in order, up to it.
-                follow_log(&*store, &index, &applied, &feed, revision).await?;
-            }
+            let logged = || apply_to_index(&mut index.write(), local, revision, clock.now_millis());
+            take_stored(&*store, &index, &applied, &feed, revision, logged).await?;
             Ok(index.read().agent(id, clock.now_millis()))
         });
         let hit = task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))??;
@@ -1069,18 +1063,24 @@ async fn append_liveness(
     let Some(revision) = store.append_event(&event).await? else {
         return Ok(());
     };
+    take_stored(&*store, &index, &applied, &feed, revision, || event.logged(revision)).await
+}
+
+/// Takes a change this process stored into the feed: at once when it is the next revision;
+/// otherwise other replicas stored changes before it, and those are taken in order up to it.
+async fn take_stored(
+    store: &dyn AgentStore,
+    index: &RwLock<Index>,
+    applied: &tokio::sync::watch::Sender<u64>,
+    feed: &feed::Feed,
+    revision: u64,
+    logged: impl FnOnce() -> LoggedChange,
+) -> Result<()> {
     if revision == *applied.borrow() + 1 {
-        feed.push(LoggedChange {
-            revision,
-            agent_id: event.agent.id,
-            kind: event.kind,
-            agent: Some(event.agent),
-            at: event.at,
-            endpoint_id: Some(event.endpoint_id),
-        });
+        feed.push(logged());
         applied.send_replace(revision);
     } else {
-        follow_log(&*store, &index, &applied, &feed, revision).await?;
+        follow_log(store, index, applied, feed, revision).await?;
     }
     Ok(())
 }
