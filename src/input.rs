@@ -495,6 +495,17 @@ fn in_range(check: &mut Check, pointer: &str, value: Option<i64>, default: u32, 
 ///
 /// Addresses are public, so credentials in them are refused.
 pub fn validate_address(transport: Transport, address: &str) -> Result<(), String> {
+    let url = checked_url(transport, address)?;
+    match transport {
+        Transport::Http => Ok(()),
+        Transport::Amqp => amqp_parts(&url).map(drop).map_err(|e| explained(transport, e)),
+        Transport::AzureServiceBus => service_bus_parts(&url).map(drop).map_err(|e| explained(transport, e)),
+    }
+}
+
+/// What every transport asks of an address (a URL of one of its schemes, with a host and no
+/// credentials), before its own form is checked.
+fn checked_url(transport: Transport, address: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(address).map_err(|e| match transport {
         Transport::Http => format!("is not a valid URL ({e})"),
         _ => format!("is not a valid URL ({e}); {}", expected_form(transport)),
@@ -517,12 +528,12 @@ pub fn validate_address(transport: Transport, address: &str) -> Result<(), Strin
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials: addresses are public".into());
     }
-    let checked = match transport {
-        Transport::Http => Ok(()),
-        Transport::Amqp => amqp_parts(&url).map(|_| ()),
-        Transport::AzureServiceBus => service_bus_parts(&url).map(|_| ()),
-    };
-    checked.map_err(|e| format!("{e}; {}", expected_form(transport)))
+    Ok(url)
+}
+
+/// A refusal of a queue address, with the form it should have.
+fn explained(transport: Transport, refusal: String) -> String {
+    format!("{refusal}; {}", expected_form(transport))
 }
 
 /// The sentence every refused queue address ends with.
@@ -567,9 +578,8 @@ pub struct AmqpAddress {
 impl AmqpAddress {
     /// Reads an `Amqp` address; the error is the sentence [`validate_address`] gives.
     pub fn parse(address: &str) -> Result<Self, String> {
-        validate_address(Transport::Amqp, address)?;
-        let url = url::Url::parse(address).map_err(|e| e.to_string())?;
-        amqp_parts(&url)
+        let url = checked_url(Transport::Amqp, address)?;
+        amqp_parts(&url).map_err(|e| explained(Transport::Amqp, e))
     }
 
     /// The port connections go to: the one named, else AMQP's default for the scheme.
@@ -592,9 +602,8 @@ pub struct ServiceBusAddress {
 impl ServiceBusAddress {
     /// Reads an `AzureServiceBus` address; the error is the sentence [`validate_address`] gives.
     pub fn parse(address: &str) -> Result<Self, String> {
-        validate_address(Transport::AzureServiceBus, address)?;
-        let url = url::Url::parse(address).map_err(|e| e.to_string())?;
-        service_bus_parts(&url)
+        let url = checked_url(Transport::AzureServiceBus, address)?;
+        service_bus_parts(&url).map_err(|e| explained(Transport::AzureServiceBus, e))
     }
 }
 
