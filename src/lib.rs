@@ -1,5 +1,5 @@
 //! Core of the agent registry: the domain (agents, capabilities, endpoints, liveness), discovery
-//! queries and their in-memory index, the ports to storage and liveness, and the `Registry`
+//! queries and their in-memory index, the ports to storage and liveness, and the `AgentRegistry`
 //! use-cases. No web, database or cache crate is used here; adapters implement the ports.
 #![forbid(unsafe_code)]
 
@@ -22,4 +22,4 @@ pub mod schema;
 pub mod view;
 
 pub use error::{ErrorKind, FieldError, RegistryError, Result};
-pub use registry::{KeyRequest, RegisterOptions, Registration, Registry, RegistryConfig};
+pub use registry::{AgentRegistry, KeyRequest, RegisterOptions, Registration, RegistryConfig};

@@ -320,11 +320,12 @@ impl AgentStore for SlowStore {
 #[tokio::test]
 async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_index() {
     use agent_registry_core::clock::SystemClock;
-    use agent_registry_core::{RegisterOptions, Registry};
+    use agent_registry_core::{AgentRegistry, RegisterOptions};
 
     let store: Arc<dyn AgentStore> = Arc::new(SlowStore(MemoryStore::default()));
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
-    let registry = Registry::open(store.clone(), liveness, Arc::new(SystemClock), Default::default()).await.unwrap();
+    let registry =
+        AgentRegistry::open(store.clone(), liveness, Arc::new(SystemClock), Default::default()).await.unwrap();
     let id = AgentId::new_random();
     let admin = agent_registry_core::auth::Caller {
         actor: "test".into(),

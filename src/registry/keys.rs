@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::Registry;
+use super::AgentRegistry;
 use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use crate::auth::{ApiKey, Caller, Scope};
 use crate::error::{RegistryError, Result};
@@ -21,7 +21,7 @@ pub struct KeyRequest {
     pub expires_at: Option<Millis>,
 }
 
-impl Registry {
+impl AgentRegistry {
     /// The caller a key belongs to; revoked, expired and unknown keys are refused alike.
     pub fn authenticate(&self, secret: &str, source: Option<String>) -> Result<Caller> {
         let now = self.clock.now_millis();
@@ -92,7 +92,7 @@ impl Registry {
             return Err(RegistryError::field("/expiresAt", "must lie in the future"));
         }
         let (mut key, secret) = ApiKey::issue(owner_id, request.scope, description.to_owned(), now, request.expires_at);
-        key.revision = self.store.save_api_key(&key).await?;
+        key.revision = self.replica.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
         note.summary = format!("issued {} key ar_{}… for owner `{}`", key.scope.as_str(), key.prefix, key.owner_id);
         self.audit(NewEvent::about_key(now, action, key.id, note)).await;
@@ -133,7 +133,7 @@ impl Registry {
         }
         let now = self.clock.now_millis();
         key.revoked_at = Some(now);
-        key.revision = self.store.save_api_key(&key).await?;
+        key.revision = self.replica.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
         let note =
             caller.note(format!("revoked {} key ar_{}… of owner `{}`", key.scope.as_str(), key.prefix, key.owner_id));
@@ -145,7 +145,7 @@ impl Registry {
     /// returned.
     /// Appends an event without making the caller wait for the database.
     pub(super) fn audit_later(&self, event: NewEvent) {
-        let store = self.store.clone();
+        let store = self.replica.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.record_event(&event).await {
                 tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
@@ -154,7 +154,7 @@ impl Registry {
     }
 
     pub(super) async fn audit(&self, event: NewEvent) {
-        if let Err(e) = self.store.record_event(&event).await {
+        if let Err(e) = self.replica.store.record_event(&event).await {
             tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
         }
     }
@@ -166,14 +166,14 @@ impl Registry {
             Some(agent) if !caller.is_admin() => self.authorize(caller, agent)?,
             _ => caller.require_admin()?,
         }
-        self.store.events(query).await
+        self.replica.store.events(query).await
     }
 
     /// Reads keys other replicas issued or revoked.
     pub(super) async fn follow_keys(&self) -> Result<()> {
         loop {
             let after = self.keys.read().revision;
-            let changed = self.store.api_keys_since(after, KEYS_PAGE).await?;
+            let changed = self.replica.store.api_keys_since(after, KEYS_PAGE).await?;
             let n = changed.len();
             let mut keys = self.keys.write();
             changed.into_iter().for_each(|k| keys.put(k));

@@ -19,7 +19,7 @@ mod nats;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_registry_core::Registry;
+use agent_registry_core::AgentRegistry;
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,7 +75,7 @@ impl Publisher {
     /// Starts publishing to every configured destination, from the revision the registry has
     /// applied now (or, with Redis, from where the replicas' publication stopped); `None` when
     /// no destination is configured.
-    pub fn spawn(registry: Arc<Registry>, settings: PublishSettings) -> Result<Option<Self>, String> {
+    pub fn spawn(registry: Arc<AgentRegistry>, settings: PublishSettings) -> Result<Option<Self>, String> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         if let Some(nats) = settings.nats {
             sinks.push(Box::new(nats::NatsSink::new(nats)));
@@ -134,7 +134,7 @@ enum Step {
 
 /// Follows the change log for one destination.
 struct Follower {
-    registry: Arc<Registry>,
+    registry: Arc<AgentRegistry>,
     sink: Box<dyn Sink>,
     coordination: Arc<dyn Coordination>,
     /// The revision this process started at: where publication begins if none happened yet.

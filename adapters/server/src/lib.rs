@@ -13,7 +13,7 @@ use std::time::Duration;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
-use agent_registry_core::{Registry, RegistryConfig};
+use agent_registry_core::{AgentRegistry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_publish::Publisher;
 use agent_registry_store_postgres::PostgresStore;
@@ -48,7 +48,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         }
     };
     let registry_config_privacy = registry_config.privacy.clone();
-    let registry = Registry::open(store, liveness, clock, registry_config).await?;
+    let registry = AgentRegistry::open(store, liveness, clock, registry_config).await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
     let rates = http::limits::Rates {
@@ -136,7 +136,7 @@ pub async fn migrate(config: &Config) -> Result<usize, StartError> {
 }
 
 /// Runs eviction and liveness persistence every `interval` until the task is dropped.
-pub fn spawn_maintenance(registry: Arc<Registry>, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_maintenance(registry: Arc<AgentRegistry>, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,7 +157,7 @@ pub fn spawn_maintenance(registry: Arc<Registry>, interval: Duration) -> tokio::
 /// log (woken by its notifications, and every `--follow-interval-ms` in case one was missed) and
 /// reads back heartbeats other replicas recorded in a shared liveness store. The tasks end when
 /// the returned handles are dropped.
-pub fn spawn_followers(registry: &Arc<Registry>, config: &RegistryConfig) -> Vec<AbortOnDrop> {
+pub fn spawn_followers(registry: &Arc<AgentRegistry>, config: &RegistryConfig) -> Vec<AbortOnDrop> {
     let mut tasks = Vec::new();
     if let Some(signal) = registry.change_signal() {
         let (registry, interval) = (registry.clone(), config.follow_interval);
@@ -206,7 +206,7 @@ fn report<T>(was_failing: bool, result: agent_registry_core::Result<T>, what: &s
 /// Starts publishing changes to the brokers `--nats-url` and `--amqp-publish-url` name (`None`
 /// when neither is set). With `--redis-url`, one replica publishes to each, from where the last
 /// one stopped; without, this process publishes on its own.
-pub fn spawn_publisher(registry: &Arc<Registry>, config: &Config) -> Result<Option<Publisher>, StartError> {
+pub fn spawn_publisher(registry: &Arc<AgentRegistry>, config: &Config) -> Result<Option<Publisher>, StartError> {
     use agent_registry_publish::{AmqpSettings, NatsSettings, PublishSettings};
     let settings = PublishSettings {
         nats: config.nats_url.as_ref().map(|url| NatsSettings {

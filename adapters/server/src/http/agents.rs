@@ -1,4 +1,4 @@
-//! Agent management and discovery routes: extract, one `Registry` call, render.
+//! Agent management and discovery routes: extract, one `AgentRegistry` call, render.
 
 use agent_registry_core::RegistryError;
 use agent_registry_core::index::Hit;

@@ -297,7 +297,7 @@ impl Protocols {
     /// lists every live agent: not something to rebuild per request).
     pub fn ai_catalog(
         &self,
-        registry: &agent_registry_core::Registry,
+        registry: &agent_registry_core::AgentRegistry,
         base: &str,
         render: impl FnOnce() -> Result<String, RegistryError>,
     ) -> Result<std::sync::Arc<str>, RegistryError> {
@@ -316,7 +316,7 @@ impl Protocols {
     /// The MCP Registry catalogue as of the registry's current revision.
     pub fn catalog(
         &self,
-        registry: &agent_registry_core::Registry,
+        registry: &agent_registry_core::AgentRegistry,
     ) -> Result<std::sync::Arc<agent_registry_mcp::Catalog>, ApiError> {
         let revision = registry.applied_revision();
         if let Some((at, catalog)) = self.catalog.lock().as_ref()

@@ -19,7 +19,7 @@ pub mod watch;
 
 use std::sync::Arc;
 
-use agent_registry_core::Registry;
+use agent_registry_core::AgentRegistry;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -55,7 +55,7 @@ impl std::ops::Deref for AppState {
 
 /// The registry, settings and caches behind `AppState`.
 pub struct Context {
-    pub registry: Arc<Registry>,
+    pub registry: Arc<AgentRegistry>,
     pub public_url: Arc<str>,
     /// Whether `public_url` was configured (else forwarded headers of trusted proxies count).
     pub public_url_configured: bool,

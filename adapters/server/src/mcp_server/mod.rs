@@ -1,5 +1,5 @@
 //! The registry as an MCP server (Streamable HTTP at `/mcp`, rmcp): a second front door over the
-//! same `Registry`, with discovery tools and agents as resources. Both MCP eras are spoken:
+//! same `AgentRegistry`, with discovery tools and agents as resources. Both MCP eras are spoken:
 //! 2026-07-28 (`server/discover`, stateless) and 2025-11-25 with `initialize` (down to
 //! 2025-03-26). Stateless by default, so any replica answers any request; `--mcp-sessions` keeps
 //! 2025-era sessions in the process (one replica), which adds the GET stream that carries

@@ -1,5 +1,5 @@
 //! The discovery tools an LLM calls: their descriptions and JSON Schemas (written for a model to
-//! read), and their implementation over the `Registry`. Failures a model can act on (a bad
+//! read), and their implementation over the `AgentRegistry`. Failures a model can act on (a bad
 //! argument, an unknown agent) are `isError` results carrying the REST API's stable error codes.
 
 use std::sync::Arc;

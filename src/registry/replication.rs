@@ -1,0 +1,240 @@
+//! Keeping this replica's index in revision order with the store's change log: the write lock,
+//! following the log other replicas append to, and taking this replica's own changes into the
+//! feed watchers read.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+
+use super::AgentRegistry;
+use super::feed::Feed;
+use crate::audit::AuditNote;
+use crate::clock::Clock;
+use crate::error::{RegistryError, Result};
+use crate::index::{Hit, Index};
+use crate::liveness::Millis;
+use crate::ports::{AgentStore, Change, ChangeSignal, LivenessChange, LoggedChange};
+
+/// Holds the write lock.
+pub(super) type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
+
+/// Changes read from the change log at a time.
+const FOLLOW_PAGE: usize = 1_000;
+
+/// This replica's copy of the registry: the store every replica writes to, the index built from
+/// it, the revision the index has applied, the feed of recent changes, and the lock that orders
+/// this replica's writes. Cloning it is cheap, so a write can run in a task of its own.
+#[derive(Clone)]
+pub(super) struct Replica {
+    pub(super) store: Arc<dyn AgentStore>,
+    pub(super) index: Arc<RwLock<Index>>,
+    /// The last revision the index has applied (changed only under the write lock); watchers
+    /// (MCP list-changed notifications, live watches) subscribe to it.
+    pub(super) applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The changes applied lately, for watchers.
+    pub(super) feed: Arc<Feed>,
+    /// Serialises this process's writes so the index applies changes in revision order.
+    pub(super) writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Replica {
+    pub(super) fn new(store: Arc<dyn AgentStore>, index: Index, applied: u64) -> Self {
+        Self {
+            store,
+            index: Arc::new(RwLock::new(index)),
+            applied: Arc::new(tokio::sync::watch::Sender::new(applied)),
+            feed: Arc::new(Feed::new(applied)),
+            writer: Arc::default(),
+        }
+    }
+
+    pub(super) async fn lock(&self) -> WriteGuard {
+        self.writer.clone().lock_owned().await
+    }
+
+    fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Applies the change log after the applied revision and up to `until` to the index, in
+    /// revision order. Runs under the write lock.
+    async fn follow_log(&self, _write: &WriteGuard, until: u64) -> Result<usize> {
+        let mut followed = 0;
+        loop {
+            let mut changes = self.store.changes_since(self.applied(), FOLLOW_PAGE).await?;
+            let n = changes.len();
+            changes.retain(|c| c.revision <= until);
+            let done = n < FOLLOW_PAGE || changes.len() < n;
+            followed += changes.len();
+            {
+                let mut index = self.index.write();
+                for change in changes {
+                    match &change.agent {
+                        // Liveness events change no agent; heartbeats reach the index on their own.
+                        _ if change.kind.is_liveness() => {}
+                        Some(agent) => index.upsert(agent, &[]),
+                        None => {
+                            index.remove(change.agent_id);
+                        }
+                    }
+                    let revision = change.revision;
+                    self.feed.push(change);
+                    self.applied.send_replace(revision);
+                }
+            }
+            if done {
+                return Ok(followed);
+            }
+        }
+    }
+
+    /// Takes a change this process stored into the feed: at once when it is the next revision;
+    /// otherwise other replicas stored changes before it, and those are taken in order up to it.
+    async fn take_stored(
+        &self,
+        write: &WriteGuard,
+        revision: u64,
+        logged: impl FnOnce() -> LoggedChange,
+    ) -> Result<()> {
+        if revision == self.applied() + 1 {
+            self.feed.push(logged());
+            self.applied.send_replace(revision);
+        } else {
+            self.follow_log(write, revision).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a change and applies it to the index as one step that runs to completion even if
+    /// the caller goes away: a client that disconnects mid-request must not leave the store and
+    /// the index apart. The write lock is held until the index has the change. Returns the agent
+    /// as this change left it (`None` once removed), whatever other replicas did next.
+    pub(super) async fn store_and_apply(
+        &self,
+        write: WriteGuard,
+        change: Change,
+        note: &AuditNote,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Option<Hit>> {
+        let (replica, note) = (self.clone(), note.clone());
+        let task = tokio::spawn(async move {
+            let (id, local) = (change.agent_id(), change.clone());
+            let revision = replica.store.apply(change, &note).await?;
+            let logged = || apply_to_index(&mut replica.index.write(), local, revision, clock.now_millis());
+            replica.take_stored(&write, revision, logged).await?;
+            Ok(replica.index.read().agent(id, clock.now_millis()))
+        });
+        task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))?
+    }
+
+    /// Appends a liveness event to the change log, under the write lock so that revisions stay
+    /// in order, and moves the index's applied revision past it.
+    pub(super) async fn append_liveness(&self, event: LivenessChange) -> Result<()> {
+        let write = self.lock().await;
+        let Some(revision) = self.store.append_event(&event).await? else {
+            return Ok(());
+        };
+        self.take_stored(&write, revision, || event.logged(revision)).await
+    }
+}
+
+impl AgentRegistry {
+    /// Brings the index up to date with changes other replicas stored. Returns how many
+    /// changes were applied.
+    pub async fn follow(&self) -> Result<usize> {
+        let mut write = self.replica.lock().await;
+        let followed = self.follow_locked(&mut write).await?;
+        drop(write);
+        self.follow_keys().await?;
+        Ok(followed)
+    }
+
+    /// Announces changes stored by any replica (`None`: this process is the only writer).
+    pub fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
+        self.replica.store.change_signal()
+    }
+
+    /// Follows the revision the index has applied: it moves after every change, local or made
+    /// through another replica.
+    pub fn watch_revision(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.replica.applied.subscribe()
+    }
+
+    /// Up to `limit` changes after revision `after`, in revision order: from memory when they
+    /// are recent, else from the store's change log.
+    pub async fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<LoggedChange>>> {
+        if let Some(recent) = self.replica.feed.after(after, limit) {
+            return Ok(recent);
+        }
+        Ok(self.replica.store.changes_since(after, limit).await?.into_iter().map(Arc::new).collect())
+    }
+
+    /// The oldest revision the change log holds: a watcher behind it may have missed changes.
+    pub async fn oldest_change(&self) -> Result<Option<u64>> {
+        self.replica.store.oldest_change().await
+    }
+
+    /// The last revision the index has applied.
+    pub fn applied_revision(&self) -> u64 {
+        self.replica.applied()
+    }
+
+    pub(super) async fn follow_locked(&self, write: &mut WriteGuard) -> Result<usize> {
+        let followed = self.replica.follow_log(write, u64::MAX).await?;
+        self.sync.lock().store = Instant::now();
+        Ok(followed)
+    }
+
+    /// Takes the write lock; with `catch_up`, first applies other replicas' changes. A write
+    /// does not need to: the store refuses one made from an outdated view, and the retry
+    /// catches up (as do the checks below when the index may be behind).
+    pub(super) async fn lock_writer(&self, catch_up: bool) -> Result<WriteGuard> {
+        let mut write = self.replica.lock().await;
+        if catch_up && self.shared_store {
+            self.follow_locked(&mut write).await?;
+        }
+        Ok(write)
+    }
+
+    /// Catches up with other replicas when `doubt` says the index may be behind them.
+    pub(super) async fn catch_up_if(&self, write: &mut WriteGuard, doubt: bool) -> Result<()> {
+        if doubt && self.shared_store {
+            self.follow_locked(write).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a change and applies it to the index (see [`Replica::store_and_apply`]).
+    pub(super) async fn apply(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Option<Hit>> {
+        let hit = self.replica.store_and_apply(write, change, note, self.clock.clone()).await?;
+        // The index holds every change up to this one.
+        self.sync.lock().store = Instant::now();
+        Ok(hit)
+    }
+
+    /// Applies a change that keeps the agent, and returns the agent as it left it. New
+    /// endpoints' first sighting is stored with the change itself (and is their creation time,
+    /// which every replica falls back to), so the liveness store is not touched here.
+    pub(super) async fn commit(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Hit> {
+        let id = change.agent_id();
+        self.apply(write, change, note).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+    }
+}
+
+/// Applies a change this replica stored, at the revision it was given; returns it as the change
+/// log holds it.
+fn apply_to_index(index: &mut Index, change: Change, revision: u64, at: Millis) -> LoggedChange {
+    let kind = change.kind();
+    match change {
+        Change::Put { mut agent, seen, .. } => {
+            agent.revision = revision;
+            index.upsert(&agent, &seen);
+            LoggedChange { revision, agent_id: agent.id, kind, agent: Some(*agent), at, endpoint_id: None }
+        }
+        Change::Delete { agent_id, .. } => {
+            index.remove(agent_id);
+            LoggedChange { revision, agent_id, kind, agent: None, at, endpoint_id: None }
+        }
+    }
+}
