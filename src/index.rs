@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use crate::claim::NameClaim;
 use crate::error::RegistryError;
 use crate::liveness::{LivenessPolicy, Millis};
 use crate::model::{Agent, AgentId, EndpointId, LivenessModel, Protocol, Transport};
@@ -78,6 +79,8 @@ pub struct EntryHead {
     layout: Layout,
     /// Kept beside the rendering, which only mentions it.
     origin: Option<Arc<ProtocolDocument>>,
+    /// Kept beside the rendering, which does not show them.
+    claims: Box<[NameClaim]>,
     /// Inline for the usual one or two endpoints.
     endpoints: SmallVec<[EndpointSlot; 2]>,
 }
@@ -106,6 +109,7 @@ impl Entry {
             .fields()
             .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.key.id)))?;
         agent.origin = self.origin.as_deref().cloned();
+        agent.claims = self.claims.to_vec();
         Ok(agent)
     }
 
@@ -213,6 +217,8 @@ pub struct Index {
     protocols: HashMap<Protocol, Postings>,
     transports: HashMap<Transport, Postings>,
     documents: HashMap<Protocol, Postings>,
+    /// The holder of every claimed name.
+    claims: HashMap<NameClaim, AgentId>,
 }
 
 /// The hot part of an entry.
@@ -409,8 +415,14 @@ impl Prepared {
             .collect();
         let key = SortKey::new(&agent.name, agent.id);
         let (layout, json) = Layout::render(agent, privacy);
-        let head =
-            EntryHead { key, revision: agent.revision, layout, origin: agent.origin.clone().map(Arc::new), endpoints };
+        let head = EntryHead {
+            key,
+            revision: agent.revision,
+            layout,
+            origin: agent.origin.clone().map(Arc::new),
+            claims: agent.claims.clone().into_boxed_slice(),
+            endpoints,
+        };
         let entry = Entry(triomphe::Arc::from_header_and_str(head, &json));
         Self { entry, terms: AgentTerms::of(agent) }
     }
@@ -457,6 +469,7 @@ impl Index {
             protocols: HashMap::new(),
             transports: HashMap::new(),
             documents: HashMap::new(),
+            claims: HashMap::new(),
         }
     }
 
@@ -604,7 +617,15 @@ impl Index {
         for e in &entry.endpoints {
             self.by_endpoint.insert(e.id, slot);
         }
+        for claim in &entry.claims {
+            self.claims.insert(claim.clone(), entry.key.id);
+        }
         self.entries[slot as usize] = Some(entry);
+    }
+
+    /// The agent holding a name, if any.
+    pub fn claim_holder(&self, claim: &NameClaim) -> Option<AgentId> {
+        self.claims.get(claim).copied()
     }
 
     /// Removes an agent; returns its endpoints' last-seen times.
@@ -612,14 +633,24 @@ impl Index {
         let slot = self.by_id.remove(&id)?;
         let entry = self.entries[slot as usize].take()?;
         // The index keeps agents only in rendered form; their terms are recomputed from it.
-        if let Ok(agent) = entry.agent() {
-            self.index_terms(&AgentTerms::of(&agent), slot, false);
+        match entry.agent() {
+            Ok(agent) => {
+                self.index_terms(&AgentTerms::of(&agent), slot, false);
+                self.free.push(slot);
+            }
+            // Its posting lists still name the slot: reusing it would list another agent under
+            // this one's terms, so it stays empty (postings of an empty slot match nothing).
+            Err(e) => {
+                tracing::error!(agent.id = %id, error = %e, "an index entry did not parse back; its slot is retired")
+            }
         }
         for e in &entry.endpoints {
             self.by_endpoint.remove(&e.id);
         }
+        for claim in &entry.claims {
+            self.claims.remove(claim);
+        }
         self.meta[slot as usize] = SlotMeta::vacant();
-        self.free.push(slot);
         self.generation.fetch_add(1, Ordering::AcqRel);
         let endpoints = entry
             .endpoints

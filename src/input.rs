@@ -60,6 +60,10 @@ pub struct AgentInput {
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub origin: Option<crate::protocol::ProtocolDocument>,
+    /// Set by the protocol routes: names the agent must hold alone.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub claims: Vec<crate::claim::ClaimRequest>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,6 +127,7 @@ impl AgentSpec {
             endpoints,
             metadata: self.metadata.clone(),
             permanent: self.permanent,
+            claims: Vec::new(),
             origin: self.origin.clone(),
             created_at: now,
             updated_at: now,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod claim;
 pub mod clock;
 pub mod error;
 pub mod index;

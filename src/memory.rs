@@ -26,6 +26,8 @@ struct MemoryState {
     agents: HashMap<AgentId, Agent>,
     last_seen: HashMap<EndpointId, Millis>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// Who holds each claimed name (as the SQL stores' `unique_names`).
+    claims: HashMap<crate::claim::NameClaim, AgentId>,
     api_keys: Vec<ApiKey>,
     events: Vec<AuditEvent>,
     dedupe: std::collections::HashSet<String>,
@@ -87,9 +89,12 @@ impl AgentStore for MemoryStore {
             Change::Delete { expected, .. } => Some(*expected),
         };
         let taken = match &change {
-            Change::Put { idempotency: Some(r), .. } => {
-                state.idempotency.contains_key(&(r.owner_id.clone(), r.key.clone()))
+            Change::Put { idempotency: Some(r), .. }
+                if state.idempotency.contains_key(&(r.owner_id.clone(), r.key.clone())) =>
+            {
+                true
             }
+            Change::Put { agent, expected: None, .. } => agent.claims.iter().any(|c| state.claims.contains_key(c)),
             _ => false,
         };
         if stored != expected || taken {
@@ -114,12 +119,20 @@ impl AgentStore for MemoryStore {
                 if let Some(record) = idempotency {
                     state.idempotency.insert((record.owner_id.clone(), record.key.clone()), record);
                 }
+                if expected.is_none() {
+                    for claim in &agent.claims {
+                        state.claims.insert(claim.clone(), agent.id);
+                    }
+                }
                 state.agents.insert(agent.id, *agent);
             }
             Change::Delete { agent_id, .. } => {
                 if let Some(old) = state.agents.remove(&agent_id) {
                     for e in &old.endpoints {
                         state.last_seen.remove(&e.id);
+                    }
+                    for claim in &old.claims {
+                        state.claims.remove(claim);
                     }
                 }
             }

@@ -199,6 +199,9 @@ pub struct Agent {
     /// A permanent agent stays registered when its last endpoint is evicted.
     #[serde(default)]
     pub permanent: bool,
+    /// Names the agent holds alone (kept by the store, not shown in the agent's JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::claim::NameClaim>,
     /// The protocol document the agent was registered with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<crate::protocol::ProtocolDocument>,

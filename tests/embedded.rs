@@ -13,6 +13,8 @@ mod bad_input;
 mod discovery;
 #[path = "liveness.rs"]
 mod liveness;
+#[path = "names.rs"]
+mod names;
 #[path = "protocols.rs"]
 mod protocols;
 #[path = "security.rs"]

@@ -191,3 +191,33 @@ async fn a_watcher_on_one_replica_sees_changes_made_through_another_in_order_and
     assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
     assert!(watcher.next(Duration::from_millis(500)).await.is_none(), "no duplicates");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_registered_at_once_through_two_replicas_still_have_one_holder_each() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(2, &url, &redis_prefix(), &[]).await;
+    let manifest = json!({"manifest": {"name": "Citation Agent", "input_content_types": ["text/plain"],
+        "output_content_types": ["text/plain"]}, "endpointUrl": "https://acp.example/"});
+    let replies = join_all((0..12).map(|i| cluster[i % 2].post("/acp/agents", manifest.clone()))).await;
+    let mut names: Vec<String> =
+        replies.iter().map(|r| r.ok(201)["labels"]["acp.name"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 12, "each replica granted names the other had granted: {names:?}");
+    let (_, bytes) = crate::support::fixtures("mcp-server-json").remove(0);
+    let document: Value = serde_json::from_slice(&bytes).unwrap();
+    let replies = join_all((0..6).map(|i| {
+        let key = format!("key-{i}");
+        let document = document.clone();
+        let replica = &cluster[i % 2];
+        async move {
+            replica.send(reqwest::Method::POST, "/mcp/servers", Some(document), &[("idempotency-key", &key)]).await
+        }
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    drop(cluster);
+    schema.drop_now().await;
+}

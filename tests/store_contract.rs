@@ -36,6 +36,7 @@ fn sample(name: &str) -> Agent {
         }],
         metadata: Default::default(),
         permanent: false,
+        claims: Vec::new(),
         origin: None,
         created_at: now,
         updated_at: now,
@@ -220,6 +221,23 @@ async fn contract(store: Arc<dyn AgentStore>) {
     assert_eq!((logged[0].revision, logged[0].kind, logged[0].endpoint_id), (r3, event.kind, Some(ea)));
     assert_eq!(logged[0].agent.as_ref().map(|x| x.id), Some(a.id));
     assert!(store.oldest_change().await.unwrap().is_some_and(|oldest| oldest <= r3));
+
+    // A name has one holder: a second registration claiming it is refused like a stale write,
+    // and leaves nothing behind; removing the holder frees the name.
+    let claim = agent_registry_core::claim::NameClaim { namespace: "acp.name".into(), name: "citer".into() };
+    let holder = Agent { claims: vec![claim.clone()], ..sample("holder") };
+    let held_at = apply(&*store, put(&holder, vec![], None)).await.unwrap();
+    let rival = Agent { claims: vec![claim.clone()], ..sample("rival") };
+    let before = store.current_revision().await.unwrap();
+    assert!(is_stale(apply(&*store, put(&rival, vec![], None)).await), "a name already held");
+    assert_eq!(store.current_revision().await.unwrap(), before, "the refused write left no change");
+    let loaded = store.load_all().await.unwrap();
+    assert!(loaded.iter().all(|s| s.agent.id != rival.id));
+    let stored = loaded.iter().find(|s| s.agent.id == holder.id).unwrap();
+    assert_eq!(stored.agent.claims, vec![claim.clone()], "claims are stored with the agent");
+    let kind = agent_registry_core::ports::ChangeKind::Deregistered;
+    apply(&*store, Change::Delete { agent_id: holder.id, kind, expected: held_at }).await.unwrap();
+    apply(&*store, put(&rival, vec![], None)).await.unwrap();
 }
 
 #[tokio::test]
@@ -231,7 +249,7 @@ async fn the_memory_store_keeps_the_store_contract() {
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
     let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 7);
+    assert_eq!(store.migrate().await.unwrap(), 8);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }

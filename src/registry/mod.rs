@@ -202,6 +202,41 @@ impl AgentRegistry {
         Ok(page)
     }
 
+    /// An agent known by `name` within `namespace`: the holder of that name; else an agent
+    /// labelled `namespace: name` (registered without claiming it); else one with an endpoint or
+    /// a document of `protocol`, found through the words of `name`, that `known_as` accepts (a
+    /// name derived by the protocol's own rules). Every step is an index lookup.
+    pub fn find_named(
+        &self,
+        namespace: &str,
+        name: &str,
+        protocol: crate::model::Protocol,
+        known_as: impl Fn(&crate::model::Agent) -> bool,
+    ) -> Result<Option<Hit>> {
+        let claim = crate::claim::NameClaim { namespace: namespace.to_owned(), name: name.to_owned() };
+        {
+            let index = self.replica.index.read();
+            if let Some(holder) = index.claim_holder(&claim) {
+                return Ok(index.agent(holder, self.clock.now_millis()));
+            }
+        }
+        let mut labelled = DiscoveryQuery::all(false);
+        labelled.labels = vec![(claim.namespace, claim.name)];
+        labelled.page_size = 1;
+        if let Some(hit) = self.search(&labelled)?.hits.into_iter().next() {
+            return Ok(Some(hit));
+        }
+        let mut worded = DiscoveryQuery::all(false);
+        worded.words = crate::query::words(name);
+        if worded.words.is_empty() {
+            return Ok(None);
+        }
+        worded.protocols = vec![protocol];
+        worded.with_documents = true;
+        worded.page_size = usize::MAX / 2;
+        Ok(self.search(&worded)?.hits.into_iter().find(|hit| hit.agent().is_ok_and(|a| known_as(&a))))
+    }
+
     /// Live agents ranked against a free-text task (see `Index::rank_for_task`).
     pub fn rank_for_task(
         &self,

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::replication::WriteGuard;
 use super::{AgentRegistry, RegisterOptions, Registration};
 use crate::auth::Caller;
+use crate::claim::ClaimRequest;
 use crate::error::{RegistryError, Result};
 use crate::index::{Hit, Index};
 use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
@@ -66,7 +67,8 @@ impl AgentRegistry {
             if exists() {
                 return Err(RegistryError::AgentExists(id.to_string()));
             }
-            let agent = spec.to_agent(id, owner.clone(), endpoints.clone(), now);
+            let mut agent = spec.to_agent(id, owner.clone(), endpoints.clone(), now);
+            self.grant_names(&input.claims, &mut agent)?;
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
                 owner_id: owner.clone(),
@@ -83,6 +85,20 @@ impl AgentRegistry {
                 return result.map(|hit| (hit, Registration::Created));
             }
         }
+    }
+
+    /// Grants a new agent the names it asks for, as the index stands under the write lock. The
+    /// store refuses a name another replica granted meanwhile, and the retry decides again.
+    fn grant_names(&self, requests: &[ClaimRequest], agent: &mut Agent) -> Result<()> {
+        let index = self.replica.index.read();
+        for request in requests {
+            let claim = request.resolve(&index, agent.id)?;
+            if let Some(label) = &request.label {
+                agent.labels.insert(label.clone(), claim.name.clone());
+            }
+            agent.claims.push(claim);
+        }
+        Ok(())
     }
 
     /// Replaces the descriptive fields; capabilities are replaced when given and kept when

@@ -7,6 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use agent_registry_core::claim::{ClaimRequest, OnTaken};
 use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits, validate_address};
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Translation};
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::document::{AcpFacts, AgentManifest, Link, Metadata};
-use crate::{ENDPOINT_NAME, NAME_LABEL, VERSION, domain_tag, normalise_name, schema};
+use crate::{ENDPOINT_NAME, NAME_LABEL, VERSION, domain_tag, normalise_name, schema, with_suffix};
 
 /// Where the endpoint URL sits in the body of `POST /acp/agents` (`{manifest, endpointUrl}`).
 const ENDPOINT_URL_POINTER: &str = "/endpointUrl";
@@ -82,9 +83,21 @@ pub fn translate(text: &str, base: &str, endpoint_url: &str) -> Result<Translati
             ..EndpointInput::default()
         }]),
         metadata: Some(facts),
+        claims: vec![name_claim(&normalise_name(name))],
         ..AgentInput::default()
     };
     Ok(Translation { agent, origin })
+}
+
+/// The ACP name is the registry's alone: a name already held gets the first free suffix, and
+/// the name granted is the agent's [`NAME_LABEL`].
+fn name_claim(name: &str) -> ClaimRequest {
+    ClaimRequest {
+        namespace: NAME_LABEL.to_owned(),
+        name: name.to_owned(),
+        on_taken: OnTaken::Suffix(with_suffix),
+        label: Some(NAME_LABEL.to_owned()),
+    }
 }
 
 /// The agent's `metadata`: `{"acp": AcpFacts}`.

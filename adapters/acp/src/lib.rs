@@ -30,13 +30,14 @@ use agent_registry_core::schema::Schema;
 
 pub use ingest::translate;
 pub use name::{MAX_LABEL_CHARS, is_label, normalise_name, with_suffix};
-pub use serve::{acp_name, endpoint_url, manifest};
+pub use serve::{acp_name, endpoint_url, find, manifest};
 
 /// The ACP version the manifests are read and served as (OpenAPI `info.version`).
 pub const VERSION: &str = "0.2.0";
 
 /// The label holding the name an agent is served under in ACP (an RFC 1123 label, unique in
-/// the registry: the HTTP layer assigns it and resolves collisions with [`with_suffix`]).
+/// the registry: a translated manifest claims it, and the registry resolves collisions with
+/// [`with_suffix`]). Also the namespace of that claim.
 pub const NAME_LABEL: &str = "acp.name";
 
 /// The name of the one endpoint a manifest registers: an ACP server has one REST surface for

@@ -6,9 +6,10 @@
 //! marker tags into `metadata.tags` (dotnet-agentregistry.md §5.3, §8.1 bug 8); this adds no
 //! tag of its own, and the `domain:` tags it derives go back to `metadata.domains`.
 
-use agent_registry_core::RegistryError;
+use agent_registry_core::index::Hit;
 use agent_registry_core::model::{Agent, Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, Served};
+use agent_registry_core::{AgentRegistry, RegistryError};
 use serde_json::{Map, Value};
 
 use crate::document::{AcpFacts, AgentManifest, Capability, Metadata};
@@ -36,11 +37,22 @@ pub fn manifest(agent: &Agent, acp_name: &str) -> Result<Served, RegistryError> 
     }
 }
 
-/// The name the agent is served under: its [`NAME_LABEL`] label, else its name normalised.
+/// The name the agent is served under: the ACP name it holds, else its [`NAME_LABEL`] label,
+/// else its name normalised.
 pub fn acp_name(agent: &Agent) -> String {
-    // Labels can be set through the generic API, so the value is normalised too (a label
-    // the registry assigned is already normal and comes back unchanged).
+    if let Some(claim) = agent.claims.iter().find(|c| c.namespace == NAME_LABEL) {
+        return claim.name.clone();
+    }
+    // Labels can be set through the generic API, so the value is normalised too.
     normalise_name(agent.labels.get(NAME_LABEL).unwrap_or(&agent.name))
+}
+
+/// The agent an ACP client asks for by name (as listed, or its original name): the holder of
+/// that ACP name, else an agent labelled with it, else an ACP agent whose name, normalised or
+/// as given, is that name. Index lookups only.
+pub fn find(registry: &AgentRegistry, name: &str) -> Result<Option<Hit>, RegistryError> {
+    let wanted = normalise_name(name);
+    registry.find_named(NAME_LABEL, &wanted, Protocol::ACP, |agent| acp_name(agent) == wanted || agent.name == name)
 }
 
 /// The base URL of the ACP server that runs the agent: the address of its first ACP endpoint

@@ -10,6 +10,8 @@
 use std::cmp::Ordering;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::claim::{ClaimRequest, OnTaken};
+use agent_registry_core::input::AgentInput;
 use agent_registry_core::model::{Agent, AgentId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,6 +28,24 @@ pub const DEFAULT_LIMIT: usize = 30;
 
 /// The largest `limit` accepted.
 pub const MAX_LIMIT: usize = 100;
+
+/// The namespace of the name and version a registered server holds alone: the catalogue lists
+/// one server per pair, and a second registration of a pair is refused.
+pub const SERVER_VERSION_CLAIM: &str = "mcp.server";
+
+/// The claim a registration makes for its server's name and version, when the agent it
+/// describes would be in the catalogue.
+pub fn server_claim(input: &AgentInput) -> Option<ClaimRequest> {
+    let draft = input.to_spec(&[]).ok()?.to_agent(AgentId::new_random(), String::new(), Vec::new(), Utc::now());
+    let entry = catalog_entry(&draft)?;
+    Some(ClaimRequest {
+        namespace: SERVER_VERSION_CLAIM.to_owned(),
+        // A JSON pair: no separator a name or version could contain.
+        name: Value::from(vec![entry.name, entry.version]).to_string(),
+        on_taken: OnTaken::Refuse,
+        label: None,
+    })
+}
 
 /// One server version in the catalogue: an agent's `server.json` and when it was published.
 #[derive(Clone, Debug, PartialEq)]

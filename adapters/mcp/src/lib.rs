@@ -25,7 +25,8 @@ mod tests;
 
 pub use build::{server_card, server_json, server_name, server_version};
 pub use catalog::{
-    Catalog, CatalogEntry, DEFAULT_LIMIT, ListCursor, ListQuery, MAX_LIMIT, OFFICIAL_META, VersionFilter, catalog_entry,
+    Catalog, CatalogEntry, DEFAULT_LIMIT, ListCursor, ListQuery, MAX_LIMIT, OFFICIAL_META, SERVER_VERSION_CLAIM,
+    VersionFilter, catalog_entry, server_claim,
 };
 pub use names::GENERIC_NAMESPACE;
 pub use translate::translate;

@@ -120,6 +120,8 @@ impl AgentStore for PostgresStore {
                     })?;
                 let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
                 let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
+                let (claim_spaces, claim_names): (Vec<&str>, Vec<&str>) =
+                    agent.claims.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).unzip();
                 sqlx::query_scalar(sql::PUT)
                     .bind(WRITE_LOCK)
                     .bind(agent_id)
@@ -140,6 +142,8 @@ impl AgentStore for PostgresStore {
                     .bind(&note.actor)
                     .bind(&note.source)
                     .bind(&note.summary)
+                    .bind(&claim_spaces)
+                    .bind(&claim_names)
                     .fetch_one(&self.pool)
                     .await
                     .map_err(stale)?
@@ -367,9 +371,9 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
 
 /// The statements that look rows up, each answered through an index (see `LOOKUPS`).
 pub mod sql {
-    /// Stores a change in one call (see migrations/postgres/0005).
+    /// Stores a change in one call (see migrations/postgres/0005 and 0008).
     pub const PUT: &str = "SELECT registry_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-        $17, $18, $19)";
+        $17, $18, $19, $20, $21)";
     pub const DELETE: &str = "SELECT registry_delete($1, $2, $3, $4, $5, $6, $7)";
     pub const LOAD_PAGE: &str = "SELECT id::text, document FROM agents WHERE id > $1 ORDER BY agents.id LIMIT $2";
     pub const LOAD_LAST_SEEN: &str =

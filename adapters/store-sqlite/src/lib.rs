@@ -166,6 +166,24 @@ impl AgentStore for SqliteStore {
                 if stored.rows_affected() == 0 {
                     return Err(stale());
                 }
+                // Names are granted at registration and kept until the agent is removed (the
+                // foreign key releases them).
+                if expected.is_none() {
+                    for claim in &agent.claims {
+                        let granted = sqlx::query(
+                            "INSERT INTO unique_names (namespace, name, agent_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&claim.namespace)
+                        .bind(&claim.name)
+                        .bind(&agent_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                        if granted.rows_affected() == 0 {
+                            return Err(stale());
+                        }
+                    }
+                }
                 let current: Vec<String> = agent.endpoints.iter().map(|e| e.id.to_string()).collect();
                 sqlx::query(
                     "DELETE FROM endpoint_liveness WHERE agent_id = ? AND endpoint_id NOT IN (SELECT value FROM json_each(?))",

@@ -5,7 +5,7 @@ use agent_registry_core::RegistryError;
 use agent_registry_core::index::Hit;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::protocol::Served;
-use agent_registry_core::query::{DiscoveryQuery, Position};
+use agent_registry_core::query::Position;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,8 @@ pub async fn ping() -> Response {
 
 /// Register an agent by its ACP manifest: `{"manifest": {...}, "endpointUrl": "<ACP server base URL>"}`
 /// (plus `liveness`, `ownerId`, `permanent`). The manifest's name is kept; the agent's ACP name is
-/// its RFC 1123 form, made unique with a `-2`, `-3`, … suffix when another agent has it already.
+/// its RFC 1123 form, made unique with a `-2`, `-3`, … suffix when another agent holds it already
+/// (decided by the registry under its write lock, so concurrent registrations get distinct names).
 #[utoipa::path(post, path = "/acp/agents", tag = "acp", security(("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, description = "Registered", body = agent_registry_core::view::AgentView),
@@ -48,30 +49,8 @@ pub async fn register(
         RegistryError::field("/endpointUrl", "is required: the base URL of the ACP server that runs the agent")
     })?;
     let translation = agent_registry_acp::translate(&submission.document, &submission.base, &endpoint_url)?;
-    let mut agent = submission.complete(translation, state.protocols.liveness_model);
-    let labels = agent.labels.get_or_insert_with(Default::default);
-    if let Some(wanted) = labels.get(agent_registry_acp::NAME_LABEL).cloned() {
-        labels.insert(agent_registry_acp::NAME_LABEL.to_owned(), free_name(&state, &wanted)?);
-    }
+    let agent = submission.complete(translation, state.protocols.liveness_model);
     super::agents::register_input(&state, &caller, &headers, &agent).await
-}
-
-/// The first of `name`, `name-2`, `name-3`, … that no agent holds as its ACP name.
-fn free_name(state: &AppState, name: &str) -> Result<String, ApiError> {
-    for n in 1..=1000 {
-        let candidate = if n == 1 { name.to_owned() } else { agent_registry_acp::with_suffix(name, n) };
-        if find_by_label(state, &candidate)?.is_none() {
-            return Ok(candidate);
-        }
-    }
-    Err(RegistryError::Internal(format!("no free ACP name for `{name}`")).into())
-}
-
-fn find_by_label(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {
-    let mut query = DiscoveryQuery::all(false);
-    query.labels = vec![(agent_registry_acp::NAME_LABEL.to_owned(), name.to_owned())];
-    query.page_size = 1;
-    Ok(state.registry.search(&query)?.hits.into_iter().next())
 }
 
 /// List ACP agent manifests: ACP's `limit` (1–1000, default 10) and `offset`, the discovery
@@ -134,21 +113,7 @@ pub async fn get(
     Ok(documents::serve(&headers, manifest_of(&hit)?, "application/json", DOCUMENT_MAX_AGE_SECONDS))
 }
 
-/// An agent by ACP name: its label, else (agents registered generically) the normalised form of
-/// its name, else its original name.
+/// An agent by ACP name (see `agent_registry_acp::find`).
 pub(crate) fn find(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {
-    if let Some(hit) = find_by_label(state, &agent_registry_acp::normalise_name(name))? {
-        return Ok(Some(hit));
-    }
-    let mut query = DiscoveryQuery::all(false);
-    query.protocols = vec![Protocol::ACP];
-    query.with_documents = true;
-    query.page_size = usize::MAX / 2;
-    let wanted = agent_registry_acp::normalise_name(name);
-    Ok(state
-        .registry
-        .search(&query)?
-        .hits
-        .into_iter()
-        .find(|hit| hit.agent().is_ok_and(|a| agent_registry_acp::acp_name(&a) == wanted || a.name == name)))
+    Ok(agent_registry_acp::find(&state.registry, name)?)
 }

@@ -41,21 +41,9 @@ pub async fn register(
 ) -> ApiResult {
     let submission = Submission::read(&body, "serverCard", &pairs)?;
     let translation = agent_registry_mcp::translate(&submission.document, &submission.base)?;
-    let agent = submission.complete(translation, state.protocols.liveness_model);
-    if headers.get("idempotency-key").is_none() {
-        let probe = agent_registry_mcp::catalog_entry(&draft_agent(&agent)?);
-        let catalog = state.protocols.catalog(&state.registry)?;
-        if let Some(existing) = probe.and_then(|e| catalog.find(&e.name, &e.version)) {
-            return Err(RegistryError::AgentExists(existing.to_string()).into());
-        }
-    }
+    let mut agent = submission.complete(translation, state.protocols.liveness_model);
+    agent.claims.extend(agent_registry_mcp::server_claim(&agent));
     super::agents::register_input(&state, &caller, &headers, &agent).await
-}
-
-/// The agent a translation would register, for looking up its server name and version.
-fn draft_agent(agent: &agent_registry_core::input::AgentInput) -> Result<agent_registry_core::model::Agent, ApiError> {
-    let spec = agent.to_spec(&[])?;
-    Ok(spec.to_agent(AgentId::new_random(), String::new(), Vec::new(), chrono::Utc::now()))
 }
 
 /// List MCP servers as Server Cards, with the discovery filters (`liveOnly` defaults to true;
