@@ -16,7 +16,7 @@ use crate::render::{Layout, LiveState, Privacy, RenderedAgent, parse_document};
 use smallvec::SmallVec;
 
 mod rank;
-pub use rank::{CapabilitySummary, Ranked, task_terms};
+pub use rank::{CapabilitySummary, Ranked, Serving, task_terms};
 
 type Slot = u32;
 

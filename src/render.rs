@@ -115,6 +115,18 @@ impl Privacy {
     pub fn is_private_label(&self, key: &str) -> bool {
         self.private_label_prefixes.iter().any(|p| key.starts_with(p.as_str()))
     }
+
+    /// Whether an anonymous reader may filter as `query` does: filtering by what is hidden from
+    /// them would reveal it.
+    pub fn allows_anonymous(&self, query: &crate::query::DiscoveryQuery) -> Result<(), crate::RegistryError> {
+        if self.hide_owner && query.owner.is_some() {
+            return Err(crate::RegistryError::Forbidden("filtering by owner needs credentials".into()));
+        }
+        if query.labels.iter().any(|(k, _)| self.is_private_label(k)) {
+            return Err(crate::RegistryError::Forbidden("filtering by a private label needs credentials".into()));
+        }
+        Ok(())
+    }
 }
 
 /// How an agent's rendered JSON is laid out; the JSON itself is kept by the caller (the index

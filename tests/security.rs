@@ -376,6 +376,11 @@ async fn anonymous_readers_see_no_owner_or_private_labels_when_configured() {
     anonymous.get("/agents?owner=lena").await.problem(403, "forbidden");
     anonymous.get("/discover/agents?label=internal.cost-center:42").await.problem(403, "forbidden");
     anonymous.get("/discover/agents?label=team:a").await.ok(200);
+    for route in ["/a2a/agents", "/mcp/servers", "/acp/agents"] {
+        let filtered = format!("{route}?label=internal.cost-center:42&liveOnly=false");
+        anonymous.get(&filtered).await.problem(403, "forbidden");
+        app.get(&filtered).await.ok(200);
+    }
 
     // With credentials, everything.
     let full = app.get(&format!("/agents/{id}")).await;

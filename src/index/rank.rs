@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Hit, Index, Slot, hit};
 use crate::liveness::Millis;
-use crate::model::{Agent, Protocol};
+use crate::model::{Agent, AgentId, EndpointId, Protocol, Transport};
 use crate::query::{DiscoveryQuery, words};
 
 /// BM25 parameters (the usual ones).
@@ -37,16 +37,33 @@ pub struct Ranked {
     pub matched: Matched,
 }
 
-/// A capability with how many agents offer it and how many live endpoints serve it.
+/// The capability projection: a capability with how many agents offer it and the live
+/// endpoints that serve it. The MCP tool and `GET /capabilities` both read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilitySummary {
     /// The capability name (lower case, as discovery matches it).
     pub name: String,
+    /// The name as the first live agent (in discovery order) spells it, else as discovery
+    /// matches it.
+    pub display_name: String,
     pub agents: usize,
     pub live_agents: usize,
     pub live_endpoints: usize,
     /// Protocols of the live endpoints.
     pub protocols: Vec<Protocol>,
+    /// The live endpoints, agents in discovery order.
+    pub endpoints: Vec<Serving>,
+}
+
+/// A live endpoint serving a capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    pub agent_id: AgentId,
+    pub agent_name: String,
+    pub endpoint_id: EndpointId,
+    pub protocol: Protocol,
+    pub transport: Transport,
+    pub address: String,
 }
 
 /// The stem a word is matched by.
@@ -152,27 +169,47 @@ impl Index {
         let mut out = Vec::new();
         for term in terms.take_while(|t| t.starts_with(prefix)) {
             let Some(postings) = self.capabilities.lists.get(term) else { continue };
+            let mut entries: Vec<&super::Entry> = postings.0.iter().filter_map(|slot| self.entry(*slot)).collect();
+            entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             let mut summary = CapabilitySummary {
                 name: term.to_string(),
-                agents: 0,
+                display_name: String::new(),
+                agents: entries.len(),
                 live_agents: 0,
                 live_endpoints: 0,
                 protocols: Vec::new(),
+                endpoints: Vec::new(),
             };
-            for slot in &postings.0 {
-                let Some(entry) = self.entry(*slot) else { continue };
-                summary.agents += 1;
-                let live: Vec<Protocol> = entry
-                    .endpoints
-                    .iter()
-                    .filter(|e| e.state(now).is_some_and(|s| s.is_live))
-                    .map(|e| e.protocol)
+            for entry in entries {
+                let live: Vec<usize> = (0..entry.endpoints.len())
+                    .filter(|i| entry.endpoints[*i].state(now).is_some_and(|s| s.is_live))
                     .collect();
-                if !live.is_empty() {
-                    summary.live_agents += 1;
-                    summary.live_endpoints += live.len();
-                    summary.protocols.extend(live);
+                if live.is_empty() {
+                    continue;
                 }
+                // Addresses and spellings live in the agent's JSON: parsed for live agents only.
+                let Ok(agent) = entry.agent() else { continue };
+                if summary.display_name.is_empty()
+                    && let Some(c) = agent.capabilities.iter().find(|c| c.name.to_lowercase() == summary.name)
+                {
+                    summary.display_name.clone_from(&c.name);
+                }
+                summary.live_agents += 1;
+                summary.live_endpoints += live.len();
+                for e in live.into_iter().filter_map(|i| agent.endpoints.get(i)) {
+                    summary.protocols.push(e.protocol);
+                    summary.endpoints.push(Serving {
+                        agent_id: agent.id,
+                        agent_name: agent.name.clone(),
+                        endpoint_id: e.id,
+                        protocol: e.protocol,
+                        transport: e.transport,
+                        address: e.address.clone(),
+                    });
+                }
+            }
+            if summary.display_name.is_empty() {
+                summary.display_name.clone_from(&summary.name);
             }
             summary.protocols.sort_unstable_by_key(|p| p.as_str());
             summary.protocols.dedup();

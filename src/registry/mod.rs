@@ -185,6 +185,15 @@ impl AgentRegistry {
         self.replica.index.read().agent(id, now).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 
+    /// Answers a discovery query for a reader; an anonymous one may not filter by what is
+    /// hidden from them.
+    pub fn search_as(&self, anonymous: bool, query: &DiscoveryQuery) -> Result<SearchPage> {
+        if anonymous {
+            self.config.privacy.allows_anonymous(query)?;
+        }
+        self.search(query)
+    }
+
     /// Answers a discovery query. Answers are remembered per query (whatever the page) for as
     /// long as they hold, so paging and popular queries do not re-evaluate every match.
     pub fn search(&self, query: &DiscoveryQuery) -> Result<SearchPage> {

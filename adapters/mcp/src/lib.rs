@@ -12,6 +12,7 @@
 //! `fixtures/protocols/`.
 #![forbid(unsafe_code)]
 
+mod ai_catalog;
 mod build;
 mod catalog;
 mod names;
@@ -23,6 +24,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use ai_catalog::{AGENT_CARD_TYPE, SERVER_CARD_TYPE, ai_catalog};
 pub use build::{server_card, server_json, server_name, server_version};
 pub use catalog::{
     Catalog, CatalogEntry, DEFAULT_LIMIT, ListCursor, ListQuery, MAX_LIMIT, OFFICIAL_META, SERVER_VERSION_CLAIM,

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, Submission};
-use super::extract::{Auth, ClientAddress, QueryPairs, RawJson};
+use super::extract::{Auth, ClientAddress, QueryPairs, RawJson, Reader};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -59,7 +59,12 @@ pub async fn register(
     params(("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query), ("domain" = Option<String>, Query),
         super::agents::DiscoveryParams),
     responses((status = 200, description = "`{agents: [AgentManifest]}`"), (status = 400, body = Problem)))]
-pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+pub async fn list(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    reader: Reader,
+    pairs: QueryPairs,
+) -> ApiResult {
     state.limits.discovery(client.0)?;
     let mut rest = Vec::new();
     let (mut limit, mut offset, mut domains) = (DEFAULT_LIMIT, 0, Vec::new());
@@ -84,7 +89,7 @@ pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: Q
     query.tags.extend(domains);
     query.page_size = limit;
     query.position = Position::Offset(offset);
-    let page = state.registry.search(&query)?;
+    let page = state.registry.search_as(reader.anonymous, &query)?;
     let agents: Vec<_> = page.hits.iter().filter_map(|hit| manifest_of(hit).ok().map(Served::into_value)).collect();
     Ok(axum::Json(json!({ "agents": agents })).into_response())
 }

@@ -62,17 +62,7 @@ fn page_response(
 ) -> ApiResult {
     state.limits.discovery(client.0)?;
     let query = pairs.discovery(live_only_default, allow_owner)?;
-    if reader.anonymous {
-        // Filtering by what is hidden would reveal it.
-        let privacy = &state.privacy;
-        if privacy.hide_owner && query.owner.is_some() {
-            return Err(RegistryError::Forbidden("filtering by owner needs credentials".into()).into());
-        }
-        if query.labels.iter().any(|(k, _)| privacy.is_private_label(k)) {
-            return Err(RegistryError::Forbidden("filtering by a private label needs credentials".into()).into());
-        }
-    }
-    let page = state.registry.search(&query)?;
+    let page = state.registry.search_as(reader.anonymous, &query)?;
     let mut response = json_bytes(StatusCode::OK, page_json(&page, reader.anonymous));
     // The store is unreachable: the last known index still answers, and says how old it is.
     if let Some(age) = state.registry.staleness() {

@@ -6,20 +6,17 @@ use agent_registry_core::RegistryError;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::protocol::Served;
 use agent_registry_core::query::DiscoveryQuery;
+use agent_registry_mcp::SERVER_CARD_TYPE;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, PublicBase, Submission};
-use super::extract::{Auth, ClientAddress, QueryPairs, RawJson};
+use super::extract::{Auth, ClientAddress, QueryPairs, RawJson, Reader};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
-
-/// Media type of a Server Card (SEP-2127 draft).
-const SERVER_CARD_TYPE: &str = "application/mcp-server-card+json";
 
 /// Register an MCP server by its Server Card or its MCP Registry `server.json`.
 ///
@@ -51,10 +48,15 @@ pub async fn register(
 #[utoipa::path(get, path = "/mcp/servers", tag = "mcp", params(super::agents::DiscoveryParams),
     responses((status = 200, description = "`{items: [{agentId, isLive, serverCard}], totalCount, page, …}`"),
         (status = 400, body = Problem)))]
-pub async fn list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
+pub async fn list(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    reader: Reader,
+    pairs: QueryPairs,
+) -> ApiResult {
     state.limits.discovery(client.0)?;
     let query = documents::protocol_query(&pairs.0, Protocol::MCP, true)?;
-    let page = state.registry.search(&query)?;
+    let page = state.registry.search_as(reader.anonymous, &query)?;
     let body = documents::page(&page, "serverCard", |hit| {
         agent_registry_mcp::server_card(&hit.agent().ok()?).ok().map(Served::into_value)
     });
@@ -149,42 +151,14 @@ pub async fn ai_catalog(State(state): State<AppState>, PublicBase(base): PublicB
 
 /// The AI Catalog as of the registry's current revision (liveness changes are revisions too).
 fn render_ai_catalog(state: &AppState, base: &str) -> Result<String, RegistryError> {
-    let mut entries = Vec::new();
-    for (protocol, media_type) in
-        [(Protocol::MCP, SERVER_CARD_TYPE), (Protocol::A2A, "application/a2a-agent-card+json")]
-    {
+    let live_over_http = |protocol| -> Result<Vec<agent_registry_core::model::Agent>, RegistryError> {
         let mut query = DiscoveryQuery::all(true);
         query.protocols = vec![protocol];
         // Cards and server cards are for Http endpoints; queues have no card URL to point at.
         query.transports = vec![agent_registry_core::model::Transport::Http];
         query.page_size = usize::MAX / 2;
-        for hit in state.registry.search(&query)?.hits {
-            let Ok(agent) = hit.agent() else { continue };
-            let (identifier, url) = match protocol {
-                Protocol::MCP => {
-                    let name = agent_registry_mcp::server_name(&agent);
-                    let (namespace, short) = name.split_once('/').unwrap_or(("agent-registry", name.as_str()));
-                    (
-                        format!("urn:air:agent-registry:{namespace}:{short}"),
-                        format!("{base}/mcp/servers/{}/server-card", agent.id),
-                    )
-                }
-                _ => (format!("urn:air:agent-registry:a2a:{}", agent.id), format!("{base}/a2a/agents/{}", agent.id)),
-            };
-            entries.push(json!({
-                "identifier": identifier,
-                "name": agent.name,
-                "description": agent.description,
-                "type": media_type,
-                "url": url,
-                "updatedAt": agent.updated_at,
-            }));
-        }
-    }
-    let catalog: Value = json!({
-        "specVersion": "1.0",
-        "host": { "name": "Agent Registry", "documentationUrl": format!("{base}/docs") },
-        "entries": entries,
-    });
-    Ok(catalog.to_string())
+        Ok(state.registry.search(&query)?.hits.iter().filter_map(|hit| hit.agent().ok()).collect())
+    };
+    let (servers, agents) = (live_over_http(Protocol::MCP)?, live_over_http(Protocol::A2A)?);
+    Ok(agent_registry_mcp::ai_catalog(base, &servers, &agents))
 }

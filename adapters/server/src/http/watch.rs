@@ -2,14 +2,13 @@
 //! revision order, resumable without gaps; `GET /capabilities` is the capability projection
 //! (each capability with its live endpoints), cached per revision and served with an `ETag`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_registry_core::RegistryError;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::ports::{ChangeKind, LoggedChange};
-use agent_registry_core::query::DiscoveryQuery;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -313,26 +312,22 @@ impl Projection {
         {
             return Ok((revision, body.clone()));
         }
-        let mut query = DiscoveryQuery::all(true);
-        query.page_size = usize::MAX / 2;
-        let page = state.registry.search(&query)?;
-        let mut by_name: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
-        for hit in &page.hits {
-            let agent = hit.agent()?;
-            let live: Vec<&agent_registry_core::model::Endpoint> =
-                hit.endpoints.iter().filter(|(_, s)| s.is_live).filter_map(|(i, _)| agent.endpoints.get(*i)).collect();
-            for capability in &agent.capabilities {
-                let entry = by_name
-                    .entry(capability.name.to_lowercase())
-                    .or_insert_with(|| (capability.name.clone(), Vec::new()));
-                for e in &live {
-                    entry.1.push(json!({"agentId": agent.id, "agentName": agent.name, "endpointId": e.id,
-                        "protocol": e.protocol, "transport": e.transport, "address": e.address}));
-                }
-            }
-        }
-        let capabilities: Vec<Value> =
-            by_name.into_values().map(|(name, endpoints)| json!({"name": name, "endpoints": endpoints})).collect();
+        let capabilities: Vec<Value> = state
+            .registry
+            .capability_summary(None, true)?
+            .into_iter()
+            .map(|c| {
+                let endpoints: Vec<Value> = c
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        json!({"agentId": e.agent_id, "agentName": e.agent_name, "endpointId": e.endpoint_id,
+                            "protocol": e.protocol, "transport": e.transport, "address": e.address})
+                    })
+                    .collect();
+                json!({"name": c.display_name, "endpoints": endpoints})
+            })
+            .collect();
         let body = Bytes::from(json!({"revision": revision, "capabilities": capabilities}).to_string());
         *self.at.lock() = Some((revision, body.clone()));
         Ok((revision, body))
