@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Hit, Index, Slot, hit};
+use super::search::hit;
+use super::{Hit, Index, Slot};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId, Protocol, Transport};
 use crate::query::{DiscoveryQuery, words};
