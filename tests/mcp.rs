@@ -318,3 +318,51 @@ async fn tools_share_the_discovery_rate_limit_of_the_client() {
     assert_eq!(limited["code"], "rate_limited");
     assert!(limited["retryAfterSeconds"].as_u64().is_some_and(|s| s >= 1));
 }
+
+#[tokio::test]
+async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
+    let app = TestApp::spawn().await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    if let Ok(path) = std::env::var("MCP_TOOLS_DUMP") {
+        std::fs::write(path, serde_json::to_string_pretty(&tools).unwrap()).unwrap();
+    }
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names[0], "find_agent_for_task", "the tool to try first is listed first: {names:?}");
+    let input =
+        |tool: &str| Value::Object(tools.iter().find(|t| t.name == tool).unwrap().input_schema.as_ref().clone());
+    let find = input("find_agent_for_task");
+    assert_eq!(find["required"], json!(["task"]));
+    assert_eq!(find["properties"]["task"]["maxLength"], 1000);
+    assert_eq!(find["properties"]["maxResults"]["default"], 5);
+    assert_eq!(find["properties"]["maxResults"]["maximum"], 20);
+    assert_eq!(find["properties"]["maxChars"]["minimum"], 300);
+    assert_eq!(find["properties"]["maxChars"]["maximum"], 50_000);
+    assert!(find["properties"]["protocol"]["enum"].as_array().unwrap().contains(&json!("A2A")));
+    let discover = input("discover_agents");
+    assert_eq!(discover["properties"]["pageSize"]["minimum"], 1);
+    assert_eq!(discover["properties"]["pageSize"]["maximum"], 100);
+    assert_eq!(discover["properties"]["pageSize"]["default"], 10);
+    assert_eq!(discover["properties"]["liveOnly"]["default"], true);
+    assert!(discover["properties"]["transport"]["enum"].as_array().unwrap().contains(&json!("Amqp")));
+    assert_eq!(input("get_agent")["required"], json!(["id"]));
+    for tool in &tools {
+        assert_eq!(tool.input_schema.get("additionalProperties"), Some(&json!(false)), "{}", tool.name);
+        assert!(tool.description.as_ref().is_some_and(|d| !d.is_empty()), "{}", tool.name);
+    }
+    // What the schemas say is what the tools refuse, with a pointer at the argument.
+    let unknown = call(&client, "discover_agents", json!({"colour": "blue"})).await;
+    assert_eq!(unknown.is_error, Some(true));
+    let body = unknown.structured_content.unwrap();
+    assert_eq!((&body["code"], &body["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/colour")));
+    let tag = call(&client, "discover_agents", json!({"tags": ["legal", 7]})).await.structured_content.unwrap();
+    assert_eq!(tag["code"], "validation_failed", "{tag}");
+    let live = call(&client, "list_capabilities", json!({"liveOnly": "yes"})).await.structured_content.unwrap();
+    assert_eq!((&live["code"], &live["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/liveOnly")));
+    let many = call(&client, "find_agent_for_task", json!({"task": "x", "maxResults": 21})).await;
+    assert_eq!(many.structured_content.unwrap()["errors"][0]["pointer"], "/maxResults");
+    // A comma-separated string of tags is taken, as the query string takes it.
+    let tags = call(&client, "discover_agents", json!({"tags": "legal,pdf", "liveOnly": false})).await;
+    assert_eq!(tags.is_error, Some(false), "{tags:?}");
+    client.cancel().await.ok();
+}

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod mcp_server;
 pub mod queues;
 
@@ -51,12 +52,12 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let registry = AgentRegistry::open(store, liveness, clock, registry_config).await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
-    let rates = http::limits::Rates {
+    let rates = limits::Rates {
         discovery_per_address: config.rate_limit_discovery,
         management_per_key: config.rate_limit_key,
         management_per_address: config.rate_limit_address,
     };
-    let limits = http::limits::Limits::new(rates, config.trusted_proxies.clone());
+    let limits = limits::Limits::new(rates, config.trusted_proxies.clone());
     let secret = config.jwt_hs256_secret.as_ref().map(|s| s.0.as_str());
     let oidc = config.oidc_issuer.as_ref().map(url::Url::as_str);
     let jwt = (secret.is_some() || oidc.is_some()).then(|| {

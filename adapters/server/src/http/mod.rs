@@ -10,7 +10,6 @@ pub mod events;
 pub mod extract;
 pub mod jwt;
 pub mod keys;
-pub mod limits;
 pub mod mcp;
 pub mod problem;
 pub mod queues;
@@ -69,7 +68,7 @@ pub struct Context {
     pub mcp: Arc<crate::mcp_server::McpSettings>,
     /// How the first Admin key may be issued (`None`: bootstrap is off).
     pub bootstrap: Option<Arc<keys::Bootstrap>>,
-    pub limits: Arc<limits::Limits>,
+    pub limits: Arc<crate::limits::Limits>,
     /// Validates bearer tokens (`None`: they are refused).
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
     /// Browser origins allowed cross-origin (none: no CORS headers at all).

@@ -39,6 +39,12 @@ pub enum ApiError {
     },
 }
 
+impl From<crate::limits::RateLimited> for ApiError {
+    fn from(refused: crate::limits::RateLimited) -> Self {
+        Self::rate_limited(refused.retry_after)
+    }
+}
+
 impl ApiError {
     pub fn rate_limited(retry_after: u64) -> Self {
         Self::RateLimited { retry_after: retry_after.max(1) }

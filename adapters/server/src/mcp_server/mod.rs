@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ErrorData as McpError;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
@@ -56,7 +58,8 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     if !settings.allowed_origins.is_empty() {
         config = config.with_allowed_origins(settings.allowed_origins.clone());
     }
-    let factory = move || Ok(RegistryMcp { state: state.clone() });
+    let tools = Arc::new(RegistryMcp::tool_router());
+    let factory = move || Ok(RegistryMcp { state: state.clone(), tools: tools.clone() });
     let router = axum::Router::new();
     if settings.sessions {
         router.route_service(
@@ -71,10 +74,12 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     }
 }
 
-/// One MCP connection's handler (cheap: it holds the shared state).
+/// One MCP connection's handler (cheap: it holds the shared state and the tool router, built
+/// once).
 #[derive(Clone)]
 pub struct RegistryMcp {
     state: AppState,
+    tools: Arc<ToolRouter<RegistryMcp>>,
 }
 
 impl RegistryMcp {
@@ -117,29 +122,31 @@ impl rmcp::ServerHandler for RegistryMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools::definitions()))
+        Ok(ListToolsResult::with_all_items(tools::ordered(self.tools.list_all())))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        tools::definitions().into_iter().find(|t| t.name == tools::canonical(name))
+        self.tools.get(tools::canonical(name)).cloned()
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // Tools are discovery: they share its per-client rate limit.
         if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
             let client = self.state.limits.client(parts);
-            if let Err(crate::http::problem::ApiError::RateLimited { retry_after }) =
-                self.state.limits.discovery(client)
-            {
-                return Ok(tools::rate_limited(retry_after).into());
+            if let Err(refused) = self.state.limits.discovery(client) {
+                return Ok(tools::rate_limited(refused).into());
             }
         }
-        let arguments = request.arguments.unwrap_or_default();
-        tools::call(&self.state, &request.name, &arguments).map(CallToolResponse::from)
+        let name = tools::canonical(&request.name).to_owned();
+        if !self.tools.has_route(&name) {
+            return Err(McpError::invalid_params(format!("unknown tool `{name}`"), None));
+        }
+        request.name = name.into();
+        self.tools.call(ToolCallContext::new(self, request, context)).await
     }
 
     async fn list_resources(

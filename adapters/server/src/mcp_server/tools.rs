@@ -1,18 +1,28 @@
-//! The discovery tools an LLM calls: their descriptions and JSON Schemas (written for a model to
-//! read), and their implementation over the `AgentRegistry`. Failures a model can act on (a bad
-//! argument, an unknown agent) are `isError` results carrying the REST API's stable error codes.
+//! The discovery tools an LLM calls, routed by rmcp's typed tool router: each tool's arguments
+//! are a struct whose JSON Schema (written for a model to read) is derived from the same type
+//! that parses them, and each structured answer's schema from the type that writes it. Failures
+//! a model can act on (a bad argument, an unknown agent) are `isError` results carrying the REST
+//! API's stable error codes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agent_registry_core::RegistryError;
 use agent_registry_core::index::Hit;
-use agent_registry_core::model::{AgentId, Protocol};
+use agent_registry_core::model::{AgentId, EndpointId, Protocol, Transport};
 use agent_registry_core::protocol::Served;
-use agent_registry_core::query::DiscoveryQuery;
+use agent_registry_core::query::{DiscoveryQuery, Filters};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::handler::server::tool::{IntoCallToolResult, schema_for_output};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
+use super::RegistryMcp;
 use crate::http::AppState;
 
 pub const INSTRUCTIONS: &str = "This server is an agent registry. To find an agent for a job, call find_agent_for_task \
@@ -28,12 +38,25 @@ pub const RESOURCE_KINDS: &[(&str, &str, &str)] = &[
     ("/acp-manifest", "acp-manifest", "The agent's ACP manifest"),
 ];
 
+/// `tools/list` keeps this order (the router sorts by name): the tool a model should try first
+/// comes first.
+const ORDER: &[&str] = &[
+    "find_agent_for_task",
+    "discover_agents",
+    "get_agent",
+    "get_a2a_card",
+    "get_mcp_server_card",
+    "get_acp_manifest",
+    "list_capabilities",
+];
+
 const TASK_CHARS: usize = 1_000;
 const DEFAULT_RESULTS: usize = 5;
 const MAX_RESULTS: usize = 20;
 const DEFAULT_CHARS: usize = 4_000;
 const MIN_CHARS: usize = 300;
 const MAX_CHARS: usize = 50_000;
+const DEFAULT_PAGE_SIZE: usize = 10;
 /// Descriptions are cut to this length when an answer must shrink to fit its budget.
 const SHORT_DESCRIPTION: usize = 120;
 
@@ -45,194 +68,344 @@ pub fn canonical(name: &str) -> &str {
     }
 }
 
-fn object(value: Value) -> Arc<JsonObject> {
-    Arc::new(value.as_object().cloned().unwrap_or_default())
+/// Every tool, in the order of `ORDER`.
+pub fn ordered(mut tools: Vec<rmcp::model::Tool>) -> Vec<rmcp::model::Tool> {
+    tools.sort_by_key(|t| ORDER.iter().position(|name| *name == t.name).unwrap_or(ORDER.len()));
+    tools
 }
 
-fn tool(name: &'static str, title: &str, description: &'static str, input: Value, output: Value) -> Tool {
-    let annotations =
-        ToolAnnotations::with_title(title).read_only(true).destructive(false).idempotent(true).open_world(false);
-    Tool::new(name, description, object(input)).with_raw_output_schema(object(output)).with_annotations(annotations)
-}
+// ---------------------------------------------------------------------------------------------
+// Arguments
 
-fn id_input(what: &str) -> Value {
-    json!({"type": "object", "properties": {"id": {"type": "string", "description": what}}, "required": ["id"]})
-}
+/// A tool's arguments, or the error that refuses them. rmcp answers arguments that do not
+/// deserialize with a bare text error; the registry's answer is `validation_failed` with a JSON
+/// pointer at the argument, as REST gives for a bad body.
+pub struct Checked<T>(pub Result<T, RegistryError>);
 
-fn endpoint_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"},
-        "protocol": {"type": "string", "enum": ["A2A", "MCP", "ACP", "Custom"]},
-        "transport": {"type": "string", "enum": ["Http", "Amqp", "AzureServiceBus"]},
-        "address": {"type": "string", "description": "URL or queue address to reach the agent"},
-        "isLive": {"type": "boolean"}},
-        "required": ["id", "protocol", "transport", "address", "isLive"]})
-}
-
-fn agent_summary_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"}, "description": {"type": ["string", "null"]},
-        "capabilities": {"type": "array", "items": {"type": "string"}},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "endpoints": {"type": "array", "items": endpoint_schema()}},
-        "required": ["id", "name", "capabilities", "endpoints"]})
-}
-
-fn document_output(what: &str) -> Value {
-    json!({"type": "object", "description": what, "additionalProperties": true})
-}
-
-/// Every tool, in a fixed order.
-pub fn definitions() -> Vec<Tool> {
-    let protocol = json!({"type": "string", "enum": ["A2A", "MCP", "ACP", "Custom"],
-        "description": "Only agents with an endpoint speaking this protocol"});
-    let mut ranked = agent_summary_schema();
-    ranked["properties"]["score"] = json!({"type": "number", "description": "BM25 relevance; higher is better"});
-    ranked["properties"]["matched"] = json!({"type": "object", "description":
-        "Each task word that matched, with the fields it was found in (name, capability, tag, description)",
-        "additionalProperties": {"type": "array", "items": {"type": "string"}}});
-    ranked["required"] = json!(["id", "name", "score", "matched", "capabilities", "endpoints"]);
-    vec![
-        tool(
-            "find_agent_for_task",
-            "Find an agent for a task",
-            "Rank live agents against a task described in plain words (BM25 over names, capabilities, tags and \
-             descriptions) and return the best few, each with why it matched and how to reach it. The answer fits \
-             maxChars characters and maxResults agents, so it never floods the context.",
-            json!({"type": "object", "properties": {
-                "task": {"type": "string", "description": "What needs doing, e.g. 'summarise a PDF contract'", "maxLength": TASK_CHARS},
-                "protocol": protocol,
-                "maxResults": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": DEFAULT_RESULTS,
-                    "description": "At most this many agents"},
-                "maxChars": {"type": "integer", "minimum": MIN_CHARS, "maximum": MAX_CHARS, "default": DEFAULT_CHARS,
-                    "description": "The JSON answer stays within this many characters (descriptions are shortened, then results dropped)"}},
-                "required": ["task"]}),
-            json!({"type": "object", "properties": {
-                "task": {"type": "string"},
-                "results": {"type": "array", "items": ranked},
-                "omitted": {"type": "integer", "description": "Matching agents left out to fit the budget"}},
-                "required": ["task", "results", "omitted"]}),
-        ),
-        tool(
-            "discover_agents",
-            "Discover agents",
-            "Find agents by exact filters, all combined with AND: capability name, capability prefix, tags, protocol, \
-             transport and words of text. Only agents with a live endpoint are returned unless liveOnly is false. \
-             Results are paged: pass nextCursor back as cursor.",
-            json!({"type": "object", "properties": {
-                "capability": {"type": "string", "description": "Exact capability name (case-insensitive)"},
-                "capabilityPrefix": {"type": "string", "description": "Capability names starting with this"},
-                "tags": {"type": "array", "items": {"type": "string"}, "description": "Every tag must be on the agent or one of its capabilities"},
-                "protocol": {"type": "string", "enum": ["A2A", "MCP", "ACP", "Custom"], "description": "An endpoint must speak it"},
-                "transport": {"type": "string", "enum": ["Http", "Amqp", "AzureServiceBus"], "description": "An endpoint must use it"},
-                "q": {"type": "string", "description": "Words that must each start a word of the agent's name, description, tags or capabilities"},
-                "liveOnly": {"type": "boolean", "default": true, "description": "Only agents with a live matching endpoint"},
-                "pageSize": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
-                "cursor": {"type": "string", "description": "nextCursor of the previous page"}}}),
-            json!({"type": "object", "properties": {
-                "totalCount": {"type": "integer", "description": "Agents matching every filter"},
-                "agents": {"type": "array", "items": agent_summary_schema()},
-                "nextCursor": {"type": ["string", "null"], "description": "Pass as cursor for the next page"}},
-                "required": ["totalCount", "agents"]}),
-        ),
-        tool(
-            "get_agent",
-            "Get an agent",
-            "One registered agent by id: description, capabilities (with input/output schemas), labels, and every \
-             endpoint with its liveness (isLive, lastSeenAt, expiresAt).",
-            id_input("The agent's id (a UUID)"),
-            json!({"type": "object", "properties": {
-                "id": {"type": "string"}, "name": {"type": "string"},
-                "capabilities": {"type": "array", "items": {"type": "object"}},
-                "endpoints": {"type": "array", "items": {"type": "object"}}},
-                "required": ["id", "name", "capabilities", "endpoints"], "additionalProperties": true}),
-        ),
-        tool(
-            "get_a2a_card",
-            "Get an A2A agent card",
-            "The A2A agent card of an agent with an A2A endpoint (the card it registered with, unchanged, or one \
-             built from its registration).",
-            id_input("The agent's id"),
-            document_output("An A2A AgentCard"),
-        ),
-        tool(
-            "get_mcp_server_card",
-            "Get an MCP server card",
-            "The MCP Server Card of an agent that is an MCP server.",
-            id_input("The agent's id"),
-            document_output("An MCP Server Card"),
-        ),
-        tool(
-            "get_acp_manifest",
-            "Get an ACP manifest",
-            "The ACP agent manifest of an agent with an ACP endpoint.",
-            id_input("The agent's id, or its ACP name"),
-            document_output("An ACP AgentManifest"),
-        ),
-        tool(
-            "list_capabilities",
-            "List capabilities",
-            "What the registry can do right now: every capability name with how many agents offer it, how many of \
-             them are live, their live endpoints and the protocols those speak.",
-            json!({"type": "object", "properties": {
-                "prefix": {"type": "string", "description": "Only capability names starting with this"},
-                "liveOnly": {"type": "boolean", "default": true, "description": "Leave out capabilities no live agent serves"}}}),
-            json!({"type": "object", "properties": {
-                "capabilities": {"type": "array", "items": {"type": "object", "properties": {
-                    "name": {"type": "string"}, "agents": {"type": "integer"}, "liveAgents": {"type": "integer"},
-                    "liveEndpoints": {"type": "integer"},
-                    "protocols": {"type": "array", "items": {"type": "string"}}},
-                    "required": ["name", "agents", "liveAgents", "liveEndpoints", "protocols"]}},
-                "count": {"type": "integer"}},
-                "required": ["capabilities", "count"]}),
-        ),
-    ]
-}
-
-/// Runs a tool. Unknown tools are protocol errors; everything else answers with a result.
-pub fn call(state: &AppState, name: &str, args: &JsonObject) -> Result<CallToolResult, McpError> {
-    let outcome = match canonical(name) {
-        "find_agent_for_task" => find_agent_for_task(state, args),
-        "discover_agents" => discover_agents(state, args),
-        "get_agent" => get_agent(state, args),
-        "get_a2a_card" => document(state, args, agent_registry_a2a::card),
-        "get_mcp_server_card" => document(state, args, agent_registry_mcp::server_card),
-        "get_acp_manifest" => acp_manifest(state, args),
-        "list_capabilities" => list_capabilities(state, args),
-        other => return Err(McpError::invalid_params(format!("unknown tool `{other}`"), None)),
-    };
-    Ok(match outcome {
-        Ok((value, text)) => {
-            let mut result = CallToolResult::structured(value);
-            if let Some(text) = text {
-                result.content = vec![ContentBlock::text(text)];
-            }
-            result
-        }
-        Err(e) => failure(&e),
-    })
-}
-
-/// A structured result and, when the JSON is not the best reading for a model, a text rendering.
-type Outcome = Result<(Value, Option<String>), RegistryError>;
-
-/// An `isError` result with the REST API's code, detail and field errors.
-fn failure(e: &RegistryError) -> CallToolResult {
-    let errors: Vec<Value> = e.fields().iter().map(|f| json!({"pointer": f.pointer, "detail": f.detail})).collect();
-    let detail = match e.kind() {
-        agent_registry_core::ErrorKind::Internal => "an internal error occurred; it has been logged".to_owned(),
-        _ => e.to_string(),
-    };
-    if e.kind() == agent_registry_core::ErrorKind::Internal {
-        tracing::error!(error = %e, "an MCP tool failed");
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let arguments = Value::deserialize(deserializer)?;
+        Ok(Self(serde_path_to_error::deserialize(arguments).map_err(|e| {
+            let pointer: String = e
+                .path()
+                .iter()
+                .map(|segment| match segment {
+                    serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                    serde_path_to_error::Segment::Map { key } => format!("/{key}"),
+                    serde_path_to_error::Segment::Enum { variant } => format!("/{variant}"),
+                    serde_path_to_error::Segment::Unknown => "/?".to_owned(),
+                })
+                .collect();
+            RegistryError::field(pointer, e.into_inner().to_string())
+        })))
     }
-    let mut result = CallToolResult::structured_error(json!({"code": e.code(), "detail": detail, "errors": errors}));
-    result.content = vec![ContentBlock::text(format!("Error {}: {detail}", e.code()))];
-    result
 }
+
+impl<T: JsonSchema> JsonSchema for Checked<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+fn protocol_names() -> Vec<&'static str> {
+    Protocol::ALL.iter().map(|p| p.as_str()).collect()
+}
+
+fn transport_names() -> Vec<&'static str> {
+    Transport::ALL.iter().map(|t| t.as_str()).collect()
+}
+
+/// An optional argument's enum: `null` is taken as "any", as an absent argument is.
+fn or_null(names: Vec<&'static str>) -> Vec<Option<&'static str>> {
+    names.into_iter().map(Some).chain([None]).collect()
+}
+
+/// `tags` is a list; a single comma-separated string is taken too, as the query string takes it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Tags {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// Arguments of `find_agent_for_task`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FindArgs {
+    /// What needs doing, e.g. 'summarise a PDF contract'
+    #[schemars(required, with = "String", length(max = TASK_CHARS))]
+    task: Option<String>,
+    /// Only agents with an endpoint speaking this protocol
+    #[schemars(extend("enum" = or_null(protocol_names())))]
+    protocol: Option<String>,
+    /// At most this many agents
+    #[schemars(range(min = 1, max = MAX_RESULTS), extend("default" = DEFAULT_RESULTS))]
+    max_results: Option<usize>,
+    /// The JSON answer stays within this many characters (descriptions are shortened, then results dropped)
+    #[schemars(range(min = MIN_CHARS, max = MAX_CHARS), extend("default" = DEFAULT_CHARS))]
+    max_chars: Option<usize>,
+}
+
+/// Arguments of `discover_agents`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DiscoverArgs {
+    /// Exact capability name (case-insensitive)
+    capability: Option<String>,
+    /// Capability names starting with this
+    capability_prefix: Option<String>,
+    /// Every tag must be on the agent or one of its capabilities
+    #[schemars(with = "Option<Vec<String>>")]
+    tags: Option<Tags>,
+    /// An endpoint must speak it
+    #[schemars(extend("enum" = or_null(protocol_names())))]
+    protocol: Option<String>,
+    /// An endpoint must use it
+    #[schemars(extend("enum" = or_null(transport_names())))]
+    transport: Option<String>,
+    /// Words that must each start a word of the agent's name, description, tags or capabilities
+    q: Option<String>,
+    /// Only agents with a live matching endpoint
+    #[schemars(extend("default" = true))]
+    live_only: Option<bool>,
+    #[schemars(range(min = 1, max = agent_registry_core::query::MAX_PAGE_SIZE), extend("default" = DEFAULT_PAGE_SIZE))]
+    page_size: Option<usize>,
+    /// nextCursor of the previous page
+    cursor: Option<String>,
+}
+
+/// Arguments of `get_agent`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentArgs {
+    /// The agent's id (a UUID)
+    #[schemars(required, with = "String")]
+    id: Option<String>,
+}
+
+/// Arguments of the tools that return an agent's A2A card or MCP Server Card.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardArgs {
+    /// The agent's id
+    #[schemars(required, with = "String")]
+    id: Option<String>,
+}
+
+/// Arguments of `get_acp_manifest`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestArgs {
+    /// The agent's id, or its ACP name
+    #[schemars(required, with = "String")]
+    id: Option<String>,
+}
+
+/// Arguments of `list_capabilities`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapabilitiesArgs {
+    /// Only capability names starting with this
+    prefix: Option<String>,
+    /// Leave out capabilities no live agent serves
+    #[schemars(extend("default" = true))]
+    live_only: Option<bool>,
+}
+
+fn bad_argument(name: &str, detail: impl Into<String>) -> RegistryError {
+    RegistryError::field(format!("/{name}"), detail)
+}
+
+/// A required argument (absent and `null` are both missing).
+fn required(value: Option<String>, name: &str) -> Result<String, RegistryError> {
+    value.ok_or_else(|| bad_argument(name, "is required"))
+}
+
+/// A whole-number argument held to the bounds its schema states.
+fn bounded(value: Option<usize>, name: &str, default: usize, min: usize, max: usize) -> Result<usize, RegistryError> {
+    let n = value.unwrap_or(default);
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(bad_argument(name, format!("must be a whole number from {min} to {max}")))
+    }
+}
+
+/// Query-parameter errors point at `?name`; tool arguments are JSON, so at `/name`.
+fn as_argument_error(e: RegistryError) -> RegistryError {
+    match e {
+        RegistryError::InvalidQuery { detail, pointer } => {
+            RegistryError::field(format!("/{}", pointer.trim_start_matches('?')), detail)
+        }
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+/// How to reach an agent.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(inline)]
+struct EndpointSummary {
+    #[schemars(with = "String")]
+    id: EndpointId,
+    name: String,
+    #[schemars(with = "String", extend("enum" = protocol_names()))]
+    protocol: Protocol,
+    #[schemars(with = "String", extend("enum" = transport_names()))]
+    transport: Transport,
+    /// URL or queue address to reach the agent
+    address: String,
+    is_live: bool,
+}
+
+/// The compact form of an agent a model reads: what it does and how to reach it.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
+struct AgentSummary {
+    #[schemars(with = "String")]
+    id: AgentId,
+    name: String,
+    description: Option<String>,
+    capabilities: Vec<String>,
+    tags: Vec<String>,
+    endpoints: Vec<EndpointSummary>,
+}
+
+/// One agent of a task's answer.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
+struct RankedAgent {
+    #[serde(flatten)]
+    agent: AgentSummary,
+    /// BM25 relevance; higher is better
+    score: f64,
+    /// Each task word that matched, with the fields it was found in (name, capability, tag, description)
+    matched: BTreeMap<String, Vec<&'static str>>,
+}
+
+/// The answer of `find_agent_for_task`.
+#[derive(Serialize, JsonSchema)]
+struct TaskAnswer {
+    task: String,
+    results: Vec<RankedAgent>,
+    /// Matching agents left out to fit the budget
+    omitted: usize,
+}
+
+/// The answer of `discover_agents`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct DiscoverAnswer {
+    /// Agents matching every filter
+    total_count: usize,
+    agents: Vec<AgentSummary>,
+    /// Pass as cursor for the next page
+    next_cursor: Option<String>,
+}
+
+/// One capability of `list_capabilities`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(inline)]
+struct CapabilityLine {
+    name: String,
+    agents: usize,
+    live_agents: usize,
+    live_endpoints: usize,
+    #[schemars(with = "Vec<String>")]
+    protocols: Vec<Protocol>,
+}
+
+/// The answer of `list_capabilities`.
+#[derive(Serialize, JsonSchema)]
+struct CapabilityList {
+    capabilities: Vec<CapabilityLine>,
+    count: usize,
+}
+
+/// The schema of `get_agent`'s answer: the REST API's agent document (rendered by the core, not
+/// through this type), of which a model relies on these fields.
+#[derive(JsonSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct AgentDocument {
+    id: String,
+    name: String,
+    capabilities: Vec<JsonObject>,
+    endpoints: Vec<JsonObject>,
+    #[serde(flatten)]
+    rest: JsonObject,
+}
+
+/// The schema of a protocol document (an A2A card, an MCP Server Card, an ACP manifest): any
+/// object, described for the model.
+fn document_schema(description: &str) -> Arc<JsonObject> {
+    let mut schema = schema_for_output::<JsonObject>().as_ref().clone();
+    schema.insert("description".into(), json!(description));
+    Arc::new(schema)
+}
+
+/// A structured answer and, when the JSON is not the best reading for a model, a text rendering.
+pub struct Answer {
+    value: Value,
+    text: Option<String>,
+}
+
+impl Answer {
+    fn new(value: impl Serialize, text: Option<String>) -> Result<Self, ToolError> {
+        let value = serde_json::to_value(value).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        Ok(Self { value, text })
+    }
+}
+
+impl IntoCallToolResult for Answer {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, McpError> {
+        let mut result = CallToolResult::structured(self.value);
+        if let Some(text) = self.text {
+            result.content = vec![ContentBlock::text(text)];
+        }
+        Ok(result.into())
+    }
+}
+
+/// A tool's failure: an `isError` result with the REST API's code, detail and field errors.
+pub struct ToolError(RegistryError);
+
+impl From<RegistryError> for ToolError {
+    fn from(e: RegistryError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, McpError> {
+        let e = self.0;
+        let errors: Vec<Value> = e.fields().iter().map(|f| json!({"pointer": f.pointer, "detail": f.detail})).collect();
+        let detail = match e.kind() {
+            agent_registry_core::ErrorKind::Internal => "an internal error occurred; it has been logged".to_owned(),
+            _ => e.to_string(),
+        };
+        if e.kind() == agent_registry_core::ErrorKind::Internal {
+            tracing::error!(error = %e, "an MCP tool failed");
+        }
+        let mut result =
+            CallToolResult::structured_error(json!({"code": e.code(), "detail": detail, "errors": errors}));
+        result.content = vec![ContentBlock::text(format!("Error {}: {detail}", e.code()))];
+        Ok(result.into())
+    }
+}
+
+type Outcome = Result<Answer, ToolError>;
 
 /// A call refused by the discovery rate limit.
-pub fn rate_limited(retry_after: u64) -> CallToolResult {
+pub fn rate_limited(refused: crate::limits::RateLimited) -> CallToolResult {
+    let retry_after = refused.retry_after;
     let detail = format!("too many requests from this client; retry in {retry_after} s");
     let mut result = CallToolResult::structured_error(
         json!({"code": "rate_limited", "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
@@ -250,265 +423,304 @@ pub fn protocol_error(e: RegistryError) -> McpError {
     }
 }
 
-fn bad_argument(name: &str, detail: impl Into<String>) -> RegistryError {
-    RegistryError::field(format!("/{name}"), detail)
-}
-
-fn string_arg(args: &JsonObject, name: &str) -> Result<Option<String>, RegistryError> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad_argument(name, "must be a string")),
-    }
-}
-
-fn bool_arg(args: &JsonObject, name: &str, default: bool) -> Result<bool, RegistryError> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(bad_argument(name, "must be true or false")),
-    }
-}
-
-fn number_arg(args: &JsonObject, name: &str, default: usize, min: usize, max: usize) -> Result<usize, RegistryError> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| bad_argument(name, format!("must be a whole number from {min} to {max}"))),
-    }
-}
-
-fn required_id(args: &JsonObject) -> Result<String, RegistryError> {
-    string_arg(args, "id")?.ok_or_else(|| bad_argument("id", "is required"))
-}
-
-/// Query-parameter errors point at `?name`; tool arguments are JSON, so at `/name`.
-fn as_argument_error(e: RegistryError) -> RegistryError {
-    match e {
-        RegistryError::InvalidQuery { detail, pointer } => {
-            RegistryError::field(format!("/{}", pointer.trim_start_matches('?')), detail)
-        }
-        other => other,
-    }
-}
-
-/// The compact form of an agent a model reads: what it does and how to reach it.
-fn summary(hit: &Hit) -> Result<Value, RegistryError> {
+fn summary(hit: &Hit) -> Result<AgentSummary, RegistryError> {
     let agent = hit.agent()?;
-    let endpoints: Vec<Value> = hit
+    let endpoints = hit
         .endpoints
         .iter()
         .filter_map(|(i, live)| {
             let e = agent.endpoints.get(*i)?;
-            Some(json!({"id": e.id, "name": e.name, "protocol": e.protocol, "transport": e.transport,
-                "address": e.address, "isLive": live.is_live}))
+            Some(EndpointSummary {
+                id: e.id,
+                name: e.name.clone(),
+                protocol: e.protocol,
+                transport: e.transport,
+                address: e.address.clone(),
+                is_live: live.is_live,
+            })
         })
         .collect();
-    Ok(json!({
-        "id": agent.id,
-        "name": agent.name,
-        "description": agent.description,
-        "capabilities": agent.capabilities.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        "tags": agent.tags,
-        "endpoints": endpoints,
-    }))
+    Ok(AgentSummary {
+        id: agent.id,
+        name: agent.name.clone(),
+        description: agent.description.clone(),
+        capabilities: agent.capabilities.iter().map(|c| c.name.clone()).collect(),
+        tags: agent.tags.clone(),
+        endpoints,
+    })
 }
 
-fn summary_line(agent: &Value) -> String {
-    let reach: Vec<String> = agent["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn summary_line(agent: &AgentSummary) -> String {
+    let reach: Vec<String> = agent
+        .endpoints
+        .iter()
         .map(|e| {
-            let live = if e["isLive"] == true { "live" } else { "not live" };
-            format!("{} over {} at {} ({live})", text(&e["protocol"]), text(&e["transport"]), text(&e["address"]))
+            let live = if e.is_live { "live" } else { "not live" };
+            format!("{} over {} at {} ({live})", e.protocol, e.transport, e.address)
         })
         .collect();
-    let capabilities: Vec<&str> =
-        agent["capabilities"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     format!(
         "{} (id {}): {}\n  capabilities: {}\n  reach: {}",
-        text(&agent["name"]),
-        text(&agent["id"]),
-        agent["description"].as_str().unwrap_or("no description"),
-        if capabilities.is_empty() { "none".to_owned() } else { capabilities.join(", ") },
+        agent.name,
+        agent.id,
+        agent.description.as_deref().unwrap_or("no description"),
+        if agent.capabilities.is_empty() { "none".to_owned() } else { agent.capabilities.join(", ") },
         if reach.is_empty() { "no endpoint".to_owned() } else { reach.join("; ") }
     )
 }
 
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
-}
-
-fn discover_agents(state: &AppState, args: &JsonObject) -> Outcome {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for key in ["capability", "capabilityPrefix", "protocol", "transport", "q", "cursor"] {
-        if let Some(v) = string_arg(args, key)? {
-            pairs.push((key.to_owned(), v));
-        }
-    }
-    match args.get("tags") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tags)) => {
-            for (i, tag) in tags.iter().enumerate() {
-                let tag = tag.as_str().ok_or_else(|| bad_argument(&format!("tags/{i}"), "must be a string"))?;
-                pairs.push(("tags".to_owned(), tag.to_owned()));
-            }
-        }
-        Some(Value::String(tags)) => pairs.push(("tags".to_owned(), tags.clone())),
-        Some(_) => return Err(bad_argument("tags", "must be a list of strings")),
-    }
-    pairs.push(("liveOnly".to_owned(), bool_arg(args, "liveOnly", true)?.to_string()));
-    pairs.push(("pageSize".to_owned(), number_arg(args, "pageSize", 10, 1, 100)?.to_string()));
-    if let Some(unknown) = args.keys().find(|k| !DISCOVER_ARGS.contains(&k.as_str())) {
-        return Err(bad_argument(unknown, "is not an argument of discover_agents"));
-    }
-    let query = DiscoveryQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), true, false)
-        .map_err(as_argument_error)?;
-    let page = state.registry.search(&query)?;
-    let agents = page.hits.iter().map(summary).collect::<Result<Vec<_>, _>>()?;
-    let mut rendering = format!("{} agent(s) match.", page.total);
-    for agent in &agents {
-        rendering.push_str("\n- ");
-        rendering.push_str(&summary_line(agent));
-    }
-    if let Some(cursor) = &page.next_cursor {
-        rendering.push_str(&format!("\nMore: call again with cursor \"{cursor}\"."));
-    }
-    let value = json!({"totalCount": page.total, "agents": agents, "nextCursor": page.next_cursor});
-    Ok((value, Some(rendering)))
-}
-
-const DISCOVER_ARGS: &[&str] =
-    &["capability", "capabilityPrefix", "tags", "protocol", "transport", "q", "liveOnly", "pageSize", "cursor"];
-
-fn agent_hit(state: &AppState, args: &JsonObject) -> Result<Hit, RegistryError> {
-    state.registry.get(AgentId::parse(&required_id(args)?).map_err(|e| bad_argument("id", e.to_string()))?)
-}
-
-fn get_agent(state: &AppState, args: &JsonObject) -> Outcome {
-    let hit = agent_hit(state, args)?;
-    let bytes = agent_registry_core::view::agent_json(&hit, true);
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Internal(e.to_string()))?;
-    Ok((value, None))
+fn agent_hit(state: &AppState, id: Option<String>) -> Result<Hit, RegistryError> {
+    let id = required(id, "id")?;
+    state.registry.get(AgentId::parse(&id).map_err(|e| bad_argument("id", e.to_string()))?)
 }
 
 fn document(
     state: &AppState,
-    args: &JsonObject,
+    id: Option<String>,
     render: impl Fn(&agent_registry_core::model::Agent) -> Result<Served, RegistryError>,
 ) -> Outcome {
-    let agent = agent_hit(state, args)?.agent()?;
-    Ok((render(&agent)?.into_value(), None))
+    let agent = agent_hit(state, id)?.agent()?;
+    Answer::new(render(&agent)?.into_value(), None)
 }
 
-fn acp_manifest(state: &AppState, args: &JsonObject) -> Outcome {
-    let id = required_id(args)?;
-    let hit = match AgentId::parse(&id) {
-        Ok(id) => state.registry.get(id)?,
-        Err(_) => crate::http::acp::find(state, &id)
-            .map_err(|_| RegistryError::AgentNotFound(id.clone()))?
-            .ok_or(RegistryError::AgentNotFound(id))?,
-    };
-    let agent = hit.agent()?;
-    let manifest = agent_registry_acp::manifest(&agent, &agent_registry_acp::acp_name(&agent))?;
-    Ok((manifest.into_value(), None))
-}
+// ---------------------------------------------------------------------------------------------
+// The tools
 
-fn list_capabilities(state: &AppState, args: &JsonObject) -> Outcome {
-    let prefix = string_arg(args, "prefix")?.map(|p| p.to_lowercase());
-    let live_only = bool_arg(args, "liveOnly", true)?;
-    let summaries = state.registry.capability_summary(prefix.as_deref(), live_only)?;
-    let mut rendering = format!("{} capabilities.", summaries.len());
-    let capabilities: Vec<Value> = summaries
-        .iter()
-        .map(|c| {
-            rendering.push_str(&format!(
-                "\n- {}: {} agent(s), {} live, {} live endpoint(s){}",
-                c.name,
-                c.agents,
-                c.live_agents,
-                c.live_endpoints,
-                if c.protocols.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", c.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "))
-                }
-            ));
-            json!({"name": c.name, "agents": c.agents, "liveAgents": c.live_agents,
-                "liveEndpoints": c.live_endpoints, "protocols": c.protocols})
-        })
-        .collect();
-    Ok((json!({"capabilities": capabilities, "count": summaries.len()}), Some(rendering)))
-}
-
-fn find_agent_for_task(state: &AppState, args: &JsonObject) -> Outcome {
-    let task = string_arg(args, "task")?.ok_or_else(|| bad_argument("task", "is required"))?;
-    if task.trim().is_empty() || task.chars().count() > TASK_CHARS {
-        return Err(bad_argument("task", format!("must be 1 to {TASK_CHARS} characters")));
+#[tool_router(vis = "pub(super)")]
+impl RegistryMcp {
+    /// Rank live agents against a task described in plain words (BM25 over names, capabilities, tags and
+    /// descriptions) and return the best few, each with why it matched and how to reach it. The answer fits
+    /// maxChars characters and maxResults agents, so it never floods the context.
+    #[tool(
+        annotations(
+            title = "Find an agent for a task",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<TaskAnswer>()
+    )]
+    fn find_agent_for_task(&self, Parameters(Checked(args)): Parameters<Checked<FindArgs>>) -> Outcome {
+        let args = args?;
+        let task = required(args.task, "task")?;
+        if task.trim().is_empty() || task.chars().count() > TASK_CHARS {
+            return Err(bad_argument("task", format!("must be 1 to {TASK_CHARS} characters")).into());
+        }
+        let protocol =
+            args.protocol.map(|p| p.parse::<Protocol>().map_err(|e| bad_argument("protocol", e))).transpose()?;
+        let max_results = bounded(args.max_results, "maxResults", DEFAULT_RESULTS, 1, MAX_RESULTS)?;
+        let max_chars = bounded(args.max_chars, "maxChars", DEFAULT_CHARS, MIN_CHARS, MAX_CHARS)?;
+        let ranked = self.state.registry.rank_for_task(&task, protocol, max_results)?;
+        let mut results = Vec::with_capacity(ranked.len());
+        for r in ranked {
+            let agent = summary(&r.hit)?;
+            results.push(RankedAgent { agent, score: (r.score * 1000.0).round() / 1000.0, matched: r.matched });
+        }
+        let answer = fit(task, results, max_chars)?;
+        let mut rendering = if answer.results.is_empty() {
+            "No live agent matches this task.".to_owned()
+        } else {
+            format!("Best matches for \"{}\":", answer.task)
+        };
+        for (n, r) in answer.results.iter().enumerate() {
+            let why: Vec<String> =
+                r.matched.iter().map(|(term, fields)| format!("'{term}' in {}", fields.join("/"))).collect();
+            rendering.push_str(&format!("\n{}. {}\n  matched: {}", n + 1, summary_line(&r.agent), why.join(", ")));
+        }
+        if answer.omitted > 0 {
+            rendering.push_str(&format!("\n({} more left out to fit maxChars.)", answer.omitted));
+        }
+        Answer::new(answer, Some(rendering))
     }
-    let protocol = string_arg(args, "protocol")?
-        .map(|p| p.parse::<Protocol>().map_err(|e| bad_argument("protocol", e)))
-        .transpose()?;
-    let max_results = number_arg(args, "maxResults", DEFAULT_RESULTS, 1, MAX_RESULTS)?;
-    let max_chars = number_arg(args, "maxChars", DEFAULT_CHARS, MIN_CHARS, MAX_CHARS)?;
-    let ranked = state.registry.rank_for_task(&task, protocol, max_results)?;
-    let mut results = Vec::with_capacity(ranked.len());
-    for r in &ranked {
-        let mut value = summary(&r.hit)?;
-        value["score"] = json!((r.score * 1000.0).round() / 1000.0);
-        value["matched"] = json!(r.matched);
-        results.push(value);
+
+    /// Find agents by exact filters, all combined with AND: capability name, capability prefix, tags, protocol,
+    /// transport and words of text. Only agents with a live endpoint are returned unless liveOnly is false.
+    /// Results are paged: pass nextCursor back as cursor.
+    #[tool(
+        annotations(
+            title = "Discover agents",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<DiscoverAnswer>()
+    )]
+    fn discover_agents(&self, Parameters(Checked(args)): Parameters<Checked<DiscoverArgs>>) -> Outcome {
+        let args = args?;
+        let tags: Vec<&str> = match &args.tags {
+            None => Vec::new(),
+            Some(Tags::List(tags)) => tags.iter().map(String::as_str).collect(),
+            Some(Tags::Text(tags)) => vec![tags.as_str()],
+        };
+        let filters = Filters {
+            capability: args.capability.as_deref(),
+            capability_prefix: args.capability_prefix.as_deref(),
+            tags,
+            protocol: args.protocol.as_deref(),
+            transport: args.transport.as_deref(),
+            q: args.q.as_deref(),
+            live_only: Some(args.live_only.unwrap_or(true)),
+            page_size: Some(args.page_size.unwrap_or(DEFAULT_PAGE_SIZE)),
+            cursor: args.cursor.as_deref(),
+            ..Filters::default()
+        };
+        let query = DiscoveryQuery::from_filters(filters, true).map_err(as_argument_error)?;
+        let page = self.state.registry.search(&query)?;
+        let agents = page.hits.iter().map(summary).collect::<Result<Vec<_>, _>>()?;
+        let mut rendering = format!("{} agent(s) match.", page.total);
+        for agent in &agents {
+            rendering.push_str("\n- ");
+            rendering.push_str(&summary_line(agent));
+        }
+        if let Some(cursor) = &page.next_cursor {
+            rendering.push_str(&format!("\nMore: call again with cursor \"{cursor}\"."));
+        }
+        Answer::new(DiscoverAnswer { total_count: page.total, agents, next_cursor: page.next_cursor }, Some(rendering))
     }
-    let (results, omitted) = fit(&task, results, max_chars);
-    let mut rendering = if results.is_empty() {
-        "No live agent matches this task.".to_owned()
-    } else {
-        format!("Best matches for \"{task}\":")
-    };
-    for (n, r) in results.iter().enumerate() {
-        let why: Vec<String> = r["matched"]
-            .as_object()
+
+    /// One registered agent by id: description, capabilities (with input/output schemas), labels, and every
+    /// endpoint with its liveness (isLive, lastSeenAt, expiresAt).
+    #[tool(
+        annotations(
+            title = "Get an agent",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<AgentDocument>()
+    )]
+    fn get_agent(&self, Parameters(Checked(args)): Parameters<Checked<AgentArgs>>) -> Outcome {
+        let hit = agent_hit(&self.state, args?.id)?;
+        let bytes = agent_registry_core::view::agent_json(&hit, true);
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        Answer::new(value, None)
+    }
+
+    /// The A2A agent card of an agent with an A2A endpoint (the card it registered with, unchanged, or one
+    /// built from its registration).
+    #[tool(
+        annotations(
+            title = "Get an A2A agent card",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = document_schema("An A2A AgentCard")
+    )]
+    fn get_a2a_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
+        document(&self.state, args?.id, agent_registry_a2a::card)
+    }
+
+    /// The MCP Server Card of an agent that is an MCP server.
+    #[tool(
+        annotations(
+            title = "Get an MCP server card",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = document_schema("An MCP Server Card")
+    )]
+    fn get_mcp_server_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
+        document(&self.state, args?.id, agent_registry_mcp::server_card)
+    }
+
+    /// The ACP agent manifest of an agent with an ACP endpoint.
+    #[tool(
+        annotations(
+            title = "Get an ACP manifest",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = document_schema("An ACP AgentManifest")
+    )]
+    fn get_acp_manifest(&self, Parameters(Checked(args)): Parameters<Checked<ManifestArgs>>) -> Outcome {
+        let id = required(args?.id, "id")?;
+        let hit = match AgentId::parse(&id) {
+            Ok(id) => self.state.registry.get(id)?,
+            Err(_) => crate::http::acp::find(&self.state, &id)
+                .map_err(|_| RegistryError::AgentNotFound(id.clone()))?
+                .ok_or(RegistryError::AgentNotFound(id))?,
+        };
+        let agent = hit.agent()?;
+        let manifest = agent_registry_acp::manifest(&agent, &agent_registry_acp::acp_name(&agent))?;
+        Answer::new(manifest.into_value(), None)
+    }
+
+    /// What the registry can do right now: every capability name with how many agents offer it, how many of
+    /// them are live, their live endpoints and the protocols those speak.
+    #[tool(
+        annotations(
+            title = "List capabilities",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<CapabilityList>()
+    )]
+    fn list_capabilities(&self, Parameters(Checked(args)): Parameters<Checked<CapabilitiesArgs>>) -> Outcome {
+        let args = args?;
+        let prefix = args.prefix.map(|p| p.to_lowercase());
+        let summaries = self.state.registry.capability_summary(prefix.as_deref(), args.live_only.unwrap_or(true))?;
+        let mut rendering = format!("{} capabilities.", summaries.len());
+        let capabilities: Vec<CapabilityLine> = summaries
             .into_iter()
-            .flatten()
-            .map(|(term, fields)| {
-                let fields: Vec<&str> = fields.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                format!("'{term}' in {}", fields.join("/"))
+            .map(|c| {
+                rendering.push_str(&format!(
+                    "\n- {}: {} agent(s), {} live, {} live endpoint(s){}",
+                    c.name,
+                    c.agents,
+                    c.live_agents,
+                    c.live_endpoints,
+                    if c.protocols.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", c.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "))
+                    }
+                ));
+                CapabilityLine {
+                    name: c.name,
+                    agents: c.agents,
+                    live_agents: c.live_agents,
+                    live_endpoints: c.live_endpoints,
+                    protocols: c.protocols,
+                }
             })
             .collect();
-        rendering.push_str(&format!("\n{}. {}\n  matched: {}", n + 1, summary_line(r), why.join(", ")));
+        let count = capabilities.len();
+        Answer::new(CapabilityList { capabilities, count }, Some(rendering))
     }
-    if omitted > 0 {
-        rendering.push_str(&format!("\n({omitted} more left out to fit maxChars.)"));
-    }
-    Ok((json!({"task": task, "results": results, "omitted": omitted}), Some(rendering)))
 }
 
 /// Shrinks an answer to `max_chars` of JSON: descriptions are shortened first, then the weakest
-/// results dropped. Returns the results kept and how many were dropped.
-fn fit(task: &str, mut results: Vec<Value>, max_chars: usize) -> (Vec<Value>, usize) {
-    let size = |results: &[Value], omitted: usize| {
-        json!({"task": task, "results": results, "omitted": omitted}).to_string().chars().count()
+/// results dropped.
+fn fit(task: String, results: Vec<RankedAgent>, max_chars: usize) -> Result<TaskAnswer, RegistryError> {
+    let size = |answer: &TaskAnswer| {
+        serde_json::to_string(answer).map(|s| s.chars().count()).map_err(|e| RegistryError::Internal(e.to_string()))
     };
-    if size(&results, 0) > max_chars {
-        for r in &mut results {
-            if let Some(d) = r["description"].as_str()
+    let mut answer = TaskAnswer { task, results, omitted: 0 };
+    if size(&answer)? > max_chars {
+        for r in &mut answer.results {
+            if let Some(d) = &mut r.agent.description
                 && d.chars().count() > SHORT_DESCRIPTION
             {
-                let short: String = d.chars().take(SHORT_DESCRIPTION - 1).collect();
-                r["description"] = json!(format!("{short}…"));
+                *d = format!("{}…", d.chars().take(SHORT_DESCRIPTION - 1).collect::<String>());
             }
         }
     }
-    let mut omitted = 0;
-    while !results.is_empty() && size(&results, omitted) > max_chars {
-        results.pop();
-        omitted += 1;
+    while !answer.results.is_empty() && size(&answer)? > max_chars {
+        answer.results.pop();
+        answer.omitted += 1;
     }
-    (results, omitted)
+    Ok(answer)
 }
 
 /// The document behind an `agent://{id}[/kind]` resource.

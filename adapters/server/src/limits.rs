@@ -1,6 +1,8 @@
-//! Rate limits: per client address on discovery, per key and per address on management routes,
-//! answered with `429` and `Retry-After`. Behind a proxy, the client address is taken from
-//! `X-Forwarded-For` only when the connection comes from a configured trusted proxy.
+//! Rate limits: per client address on discovery (REST routes and MCP tools alike), per key and
+//! per address on management routes. A refusal is a `RateLimited`, which each front door renders
+//! its own way (REST: `429` with `Retry-After`; MCP: an `isError` result). Behind a proxy, the
+//! client address is taken from `X-Forwarded-For` only when the connection comes from a
+//! configured trusted proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -12,7 +14,13 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use super::problem::ApiError;
+/// A request refused by a rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("too many requests; retry in {retry_after} s")]
+pub struct RateLimited {
+    /// Whole seconds until a retry can succeed, at least 1.
+    pub retry_after: u64,
+}
 
 /// Requests per second (with a burst of twice that); `0` turns a limit off.
 #[derive(Clone, Copy, Debug)]
@@ -38,11 +46,11 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKe
 fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: Option<&DefaultKeyedRateLimiter<K>>,
     key: &K,
-) -> Result<(), ApiError> {
+) -> Result<(), RateLimited> {
     let Some(limiter) = limiter else { return Ok(()) };
     limiter.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)
+        RateLimited { retry_after: (wait.as_secs_f64().ceil() as u64).max(1) }
     })
 }
 
@@ -78,16 +86,16 @@ impl Limits {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
-    pub fn discovery(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    pub fn discovery(&self, client: Option<IpAddr>) -> Result<(), RateLimited> {
         client.map_or(Ok(()), |ip| check(self.discovery.as_ref(), &ip))
     }
 
     /// Before credentials are checked: also slows down guessing keys.
-    pub fn management_address(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+    pub fn management_address(&self, client: Option<IpAddr>) -> Result<(), RateLimited> {
         client.map_or(Ok(()), |ip| check(self.per_address.as_ref(), &ip))
     }
 
-    pub fn management_key(&self, actor: &str) -> Result<(), ApiError> {
+    pub fn management_key(&self, actor: &str) -> Result<(), RateLimited> {
         check(self.per_key.as_ref(), &actor.to_owned())
     }
 
