@@ -113,12 +113,7 @@ pub async fn get(
     state.limits.discovery(client.0)?;
     let hit = match AgentId::parse(&name) {
         Ok(id) => state.registry.get(id)?,
-        Err(_) => find(&state, &name)?.ok_or_else(|| RegistryError::AgentNotFound(name.clone()))?,
+        Err(_) => agent_registry_acp::find(&state.registry, &name)?.ok_or(RegistryError::AgentNotFound(name))?,
     };
     Ok(documents::serve(&headers, manifest_of(&hit)?, "application/json", DOCUMENT_MAX_AGE_SECONDS))
-}
-
-/// An agent by ACP name (see `agent_registry_acp::find`).
-pub(crate) fn find(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {
-    Ok(agent_registry_acp::find(&state.registry, name)?)
 }

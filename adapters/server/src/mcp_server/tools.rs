@@ -645,9 +645,7 @@ impl RegistryMcp {
         let id = required(args?.id, "id")?;
         let hit = match AgentId::parse(&id) {
             Ok(id) => self.state.registry.get(id)?,
-            Err(_) => crate::http::acp::find(&self.state, &id)
-                .map_err(|_| RegistryError::AgentNotFound(id.clone()))?
-                .ok_or(RegistryError::AgentNotFound(id))?,
+            Err(_) => agent_registry_acp::find(&self.state.registry, &id)?.ok_or(RegistryError::AgentNotFound(id))?,
         };
         let agent = hit.agent()?;
         let manifest = agent_registry_acp::manifest(&agent, &agent_registry_acp::acp_name(&agent))?;
