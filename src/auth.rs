@@ -18,7 +18,8 @@ pub const KEY_PREFIX: &str = "ar_";
 pub const VISIBLE_CHARS: usize = 8;
 
 /// What a caller may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Everything: every agent, API keys, ownership transfers.
     Admin,

@@ -36,7 +36,8 @@ pub mod limits {
 }
 
 /// Body of `POST /agents` and `PUT /agents/{id}`.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentInput {
     /// Client-chosen id (registration only): a retried registration with the same id and body
@@ -52,30 +53,32 @@ pub struct AgentInput {
     pub capabilities: Option<Vec<CapabilityInput>>,
     /// Registration only; `PUT` keeps endpoints, which are managed through their own routes.
     pub endpoints: Option<Vec<EndpointInput>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Map<String, Value>>,
     /// A permanent agent is kept when its last endpoint is evicted.
     pub permanent: Option<bool>,
     /// Set by the protocol routes: the document the agent is registered with.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub origin: Option<crate::protocol::ProtocolDocument>,
 }
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CapabilityInput {
     pub name: Option<String>,
     pub description: Option<String>,
     pub tags: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub input_schema: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub output_schema: Option<Value>,
 }
 
 /// Body of `POST /agents/{id}/endpoints` and `PUT /agents/{id}/endpoints/{eid}`.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointInput {
     pub name: Option<String>,
@@ -89,7 +92,7 @@ pub struct EndpointInput {
     pub ttl_seconds: Option<i64>,
     pub heartbeat_interval_seconds: Option<i64>,
     /// A JSON object, or a string holding one (as the .NET registry's clients send it).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub protocol_metadata: Option<Value>,
 }
 
