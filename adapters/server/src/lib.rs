@@ -33,6 +33,8 @@ pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
+    #[error("cannot build the HTTP client that fetches {what}: {source}")]
+    HttpClient { what: &'static str, source: reqwest::Error },
 
 /// Opens the configured store, loads the registry and returns the app state.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
@@ -59,14 +61,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let limits = http::limits::Limits::new(rates, config.trusted_proxies.clone());
     let secret = config.jwt_hs256_secret.as_ref().map(|s| s.0.as_str());
     let oidc = config.oidc_issuer.as_ref().map(url::Url::as_str);
-    let jwt = (secret.is_some() || oidc.is_some()).then(|| {
-        Arc::new(http::jwt::JwtVerifier::new(
-            secret,
-            oidc,
-            config.jwt_issuer.as_deref(),
-            config.jwt_audience.as_deref(),
-        ))
-    });
+    let jwt = if secret.is_some() || oidc.is_some() {
+        let verifier =
+            http::jwt::JwtVerifier::new(secret, oidc, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref())
+                .map_err(|source| StartError::HttpClient { what: "the OIDC issuer's keys", source })?;
+        Some(Arc::new(verifier))
+    } else {
+        None
+    };
     let cors_origins = config
         .cors_allow_origins
         .iter()
@@ -86,7 +88,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         config.document_liveness_model,
         card_keys,
         config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
-    );
+    )
+    .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
     Ok(AppState::new(http::Context {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),

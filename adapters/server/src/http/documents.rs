@@ -256,20 +256,25 @@ pub struct Protocols {
 }
 
 impl Protocols {
-    pub fn new(liveness_model: LivenessModel, card_keys: jsonwebtoken::jwk::JwkSet, trusted_jku: Vec<String>) -> Self {
+    /// Fails when the client that fetches `jku` key sets cannot be built: a default client
+    /// would follow redirects and wait forever.
+    pub fn new(
+        liveness_model: LivenessModel,
+        card_keys: jsonwebtoken::jwk::JwkSet,
+        trusted_jku: Vec<String>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             liveness_model,
             card_keys,
             trusted_jku,
             http,
             catalog: parking_lot::Mutex::new(None),
             ai_catalog: parking_lot::Mutex::new(None),
-        }
+        })
     }
 
     /// Whether a signed card verifies: against the configured keys and the key sets its `jku`
