@@ -692,20 +692,14 @@ fn check_amqp_name(name: &str, what: &str) -> Result<(), String> {
 /// Decodes `%XX` escapes (a `+` stays a `+`, as in URL paths); `None` for a broken escape or
 /// bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // percent-encoding passes a broken escape through as it is; an address with one is refused.
+    let broken = text
+        .match_indices('%')
+        .any(|(i, _)| !text.get(i + 1..i + 3).is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit())));
+    if broken {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// Host suffixes of Service Bus namespaces (public Azure, then the sovereign clouds).

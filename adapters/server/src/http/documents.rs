@@ -160,7 +160,7 @@ impl Submission {
 pub fn serve(request: &HeaderMap, served: Served, content_type: &'static str, max_age: u32) -> Response {
     let body = served.into_bytes();
     let digest = Sha256::digest(&body);
-    let etag = format!("\"{}\"", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
     let cache = format!("public, max-age={max_age}");
     let matches = if_none_match(request, &etag);
     let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, cache)];
