@@ -47,7 +47,8 @@ impl NewEvent {
 }
 
 /// One entry of the audit trail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// Increasing; the cursor of the event listing.
@@ -59,7 +60,7 @@ pub struct AuditEvent {
     /// `registered`, `updated`, `endpoint_added`, …, `api_key_issued`, `api_key_revoked`,
     /// `revoked_api_key_used`, `bootstrap`.
     pub action: String,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub agent_id: Option<AgentId>,
     pub key_id: Option<Uuid>,
     /// The registry revision of an agent change.

@@ -18,7 +18,8 @@ pub const KEY_PREFIX: &str = "ar_";
 pub const VISIBLE_CHARS: usize = 8;
 
 /// What a caller may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Everything: every agent, API keys, ownership transfers.
     Admin,
@@ -157,12 +158,12 @@ fn random_token() -> String {
 }
 
 pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Equality whose time does not depend on where the inputs differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Every key this replica knows, by visible prefix, for authentication without a database call.

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 /// One field that failed validation, located by a JSON pointer (RFC 6901) into the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON pointer to the offending value, e.g. `/endpoints/0/address`; for query parameters
     /// the parameter name prefixed with `?`, e.g. `?pageSize`.

@@ -36,7 +36,8 @@ pub mod limits {
 }
 
 /// Body of `POST /agents` and `PUT /agents/{id}`.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AgentInput {
     /// Client-chosen id (registration only): a retried registration with the same id and body
@@ -52,13 +53,13 @@ pub struct AgentInput {
     pub capabilities: Option<Vec<CapabilityInput>>,
     /// Registration only; `PUT` keeps endpoints, which are managed through their own routes.
     pub endpoints: Option<Vec<EndpointInput>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Map<String, Value>>,
     /// A permanent agent is kept when its last endpoint is evicted.
     pub permanent: Option<bool>,
     /// Set by the protocol routes: the document the agent is registered with.
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub origin: Option<crate::protocol::ProtocolDocument>,
     /// Set by the protocol routes: names the agent must hold alone.
     #[serde(skip)]
@@ -66,20 +67,22 @@ pub struct AgentInput {
     pub claims: Vec<crate::claim::ClaimRequest>,
 }
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CapabilityInput {
     pub name: Option<String>,
     pub description: Option<String>,
     pub tags: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub input_schema: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub output_schema: Option<Value>,
 }
 
 /// Body of `POST /agents/{id}/endpoints` and `PUT /agents/{id}/endpoints/{eid}`.
-#[derive(Debug, Default, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointInput {
     pub name: Option<String>,
@@ -93,7 +96,7 @@ pub struct EndpointInput {
     pub ttl_seconds: Option<i64>,
     pub heartbeat_interval_seconds: Option<i64>,
     /// A JSON object, or a string holding one (as the .NET registry's clients send it).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub protocol_metadata: Option<Value>,
 }
 
@@ -694,20 +697,14 @@ fn check_amqp_name(name: &str, what: &str) -> Result<(), String> {
 /// Decodes `%XX` escapes (a `+` stays a `+`, as in URL paths); `None` for a broken escape or
 /// bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // percent-encoding passes a broken escape through as it is; an address with one is refused.
+    let broken = text
+        .match_indices('%')
+        .any(|(i, _)| !text.get(i + 1..i + 3).is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit())));
+    if broken {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// Host suffixes of Service Bus namespaces (public Azure, then the sovereign clouds).

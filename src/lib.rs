@@ -17,6 +17,7 @@ pub mod parallel;
 pub mod ports;
 pub mod protocol;
 pub mod query;
+pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod schema;

@@ -10,7 +10,8 @@ use crate::input::AgentInput;
 use crate::model::{Agent, Endpoint, Protocol};
 
 /// The document formats the registry reads and serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum DocumentFormat {
     /// A2A `AgentCard` (v1.0, v0.3 or v0.2).

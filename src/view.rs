@@ -13,7 +13,8 @@ use crate::index::{Hit, SearchPage};
 use crate::model::{AgentId, Capability, EndpointId, LivenessModel, Protocol, Transport};
 
 /// An agent with the live state of its (matching) endpoints.
-#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentView {
     pub id: AgentId,
@@ -26,7 +27,7 @@ pub struct AgentView {
     pub tags: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub capabilities: Vec<Capability>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Map<String, Value>,
     pub permanent: bool,
     /// The protocol document the agent was registered with (its protocol's routes serve it).
@@ -40,7 +41,8 @@ pub struct AgentView {
 }
 
 /// Which protocol document an agent was registered with.
-#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisteredWithView {
     pub format: crate::protocol::DocumentFormat,
@@ -52,7 +54,8 @@ pub struct RegisteredWithView {
 }
 
 /// An endpoint with its live state.
-#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointView {
     pub id: EndpointId,
@@ -65,7 +68,7 @@ pub struct EndpointView {
     pub ttl_seconds: Option<u32>,
     /// Heartbeat period of a `Persistent` endpoint.
     pub heartbeat_interval_seconds: Option<u32>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub protocol_metadata: Map<String, Value>,
     pub created_at: DateTime<Utc>,
     pub is_live: bool,
@@ -74,7 +77,8 @@ pub struct EndpointView {
 }
 
 /// A page of agents, in the envelope the .NET registry's clients read, plus a cursor.
-#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageView {
     pub items: Vec<AgentView>,
@@ -90,7 +94,8 @@ pub struct PageView {
 }
 
 /// Liveness of one endpoint after a heartbeat or renew.
-#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LivenessView {
     pub endpoint_id: EndpointId,

@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::NamedTempFile;
@@ -49,15 +49,24 @@ pub fn free_port() -> u16 {
 
 /// Accepts connections and never answers: a broker that hangs.
 pub async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let (port, _, holding) = counting_silent_server().await;
+    (port, holding)
+}
+
+/// A silent server that counts the connections it accepted, to tell a retry from none.
+pub async fn counting_silent_server() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     let holding = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
             held.push(socket);
         }
     });
-    (port, holding)
+    (port, accepted, holding)
 }
 
 impl Replica {

@@ -4,6 +4,11 @@
 
 // The API suite's files are compiled once per configuration, on purpose.
 #![allow(clippy::duplicate_mod)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside #[test] functions panic when a test cannot set up: that is the test failing"
+)]
 
 mod clients;
 mod cluster;

@@ -297,8 +297,9 @@ async fn brokers_that_hang_or_refuse_connections_neither_slow_nor_fail_registrat
         registry.register(agent(&format!("Unpublished {i}"), "publish-down", ephemeral(600))).await;
         slowest = slowest.max(started.elapsed());
     }
-    // Publishing waits up to seconds on a broker that hangs; registrations must not.
-    assert!(slowest < Duration::from_millis(500), "slowest registration: {slowest:?}");
+    // Publishing waits on a broker that hangs for at least its 2 s connect timeout; a registration
+    // that waited with it would take that long. (How fast registrations are: benches/run.py.)
+    assert!(slowest < Duration::from_millis(1_500), "slowest registration: {slowest:?}");
     assert_eq!(registry.discovered("/discover/agents?capability=publish-down&pageSize=100").await.len(), 30);
     registry.get("/readyz").await.ok(200);
     assert!(registry.log().contains("publishing changes failed"), "failures are logged:\n{}", registry.log());
@@ -347,7 +348,8 @@ async fn publication_catches_up_in_order_once_a_cut_off_broker_is_reachable_agai
         revision(registry.put(&path, json!({"name": "Before", "description": "cut"})).await.ok(200)),
         "updated",
     ));
-    assert!(started.elapsed() < Duration::from_secs(1), "the API answers while the brokers are away");
+    // Three writes that each waited for a cut broker's 2 s connect timeout would take 6 s or more.
+    assert!(started.elapsed() < Duration::from_secs(4), "the API answers while the brokers are away");
     // Long enough for several failed attempts; nothing gets through the cut.
     let quiet = Duration::from_millis(1500);
     assert!(hear!(next_nats, &mut subscriber, 1, quiet, all).is_empty(), "NATS is cut off");

@@ -3,6 +3,7 @@
 //! broker, and the example KEDA worker registering, renewing on each message and lapsing when
 //! stopped. The tests fail, never skip, when RabbitMQ is unreachable.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -15,7 +16,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cluster::{Replica, free_port, silent_server};
+use crate::cluster::{Replica, counting_silent_server, free_port};
 use crate::support::{TestApp, amqp_url};
 
 /// Host and port of [`amqp_url`], as queue addresses name them.
@@ -268,9 +269,8 @@ async fn queue_facts_report_whether_the_queue_exists_with_its_message_and_consum
 async fn queues_on_other_brokers_exchanges_and_http_endpoints_get_no_broker_call() {
     let app = TestApp::spawn_with_args(&["--amqp-url", &amqp_url()]).await;
     let (id, eid) = queue_agent(&app, "Elsewhere", "amqp://mq.example:5672/%2F/tasks").await;
-    let started = Instant::now();
+    // The error says no broker was asked (mq.example does not resolve; a try would say so).
     let facts = app.get(&format!("/agents/{id}/endpoints/{eid}/queue")).await.ok(200).clone();
-    assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(facts["exists"], Value::Null);
     assert!(facts["error"].as_str().unwrap().contains("another broker"), "{facts}");
     assert!(facts.get("messageCount").is_none());
@@ -291,7 +291,7 @@ async fn queues_on_other_brokers_exchanges_and_http_endpoints_get_no_broker_call
 
 #[tokio::test]
 async fn a_silent_or_dead_broker_costs_at_most_a_second_once_and_never_stalls_discovery() {
-    let (port, holding) = silent_server().await;
+    let (port, accepted, holding) = counting_silent_server().await;
     let app = TestApp::spawn_with_args(&["--amqp-url", &format!("amqp://guest:guest@127.0.0.1:{port}/%2f")]).await;
     let (id, eid) = queue_agent(&app, "Silent", &format!("amqp://127.0.0.1:{port}/%2F/tasks")).await;
     let path = format!("/agents/{id}/endpoints/{eid}/queue");
@@ -300,35 +300,34 @@ async fn a_silent_or_dead_broker_costs_at_most_a_second_once_and_never_stalls_di
         async {
             let started = Instant::now();
             let facts = app.get(&path).await.ok(200).clone();
-            (facts, started.elapsed())
+            (facts, started.elapsed(), Instant::now())
         },
         async {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let started = Instant::now();
             app.get("/discover/agents?transport=Amqp").await.ok(200);
-            started.elapsed()
+            Instant::now()
         }
     );
-    let (facts, took) = facts;
+    let (facts, took, facts_done) = facts;
     assert_eq!(facts["exists"], Value::Null);
     assert!(facts["error"].as_str().unwrap().contains("did not answer within 1000 ms"), "{facts}");
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1_800), "took {took:?}");
-    assert!(discovery < Duration::from_millis(600), "discovery waited {discovery:?} for the broker");
+    // At least the check's timeout; the upper bound only says it gave up (a busy machine is slow).
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(10), "took {took:?}");
+    assert!(discovery < facts_done, "discovery waited for the broker");
 
-    // The broker is left alone for a while: the next answers come at once.
-    let started = Instant::now();
+    // The broker is left alone for a while: the next answers make no connection to it.
+    let tried = accepted.load(Ordering::SeqCst);
     let page = app.get("/discover/agents?transport=Amqp&include=queue").await.ok(200).clone();
-    assert!(started.elapsed() < Duration::from_millis(600), "took {:?}", started.elapsed());
     assert_eq!(page["items"][0]["endpoints"][0]["queue"]["exists"], Value::Null);
+    assert_eq!(accepted.load(Ordering::SeqCst), tried, "the silent broker was tried again");
     holding.abort();
 
     // Nothing listens at all: refused at once.
     let closed = free_port();
     let app = TestApp::spawn_with_args(&["--amqp-url", &format!("amqp://guest:guest@127.0.0.1:{closed}/%2f")]).await;
     let (id, eid) = queue_agent(&app, "Dead", &format!("amqp://127.0.0.1:{closed}/%2F/tasks")).await;
-    let started = Instant::now();
+    // Refused, not timed out: the error says which.
     let facts = app.get(&format!("/agents/{id}/endpoints/{eid}/queue")).await.ok(200).clone();
-    assert!(started.elapsed() < Duration::from_millis(1_200), "took {:?}", started.elapsed());
     assert!(facts["error"].as_str().unwrap().contains("unreachable"), "{facts}");
 }
 
@@ -438,15 +437,12 @@ async fn the_example_worker_registers_its_queue_renews_on_each_message_and_lapse
     let lease_end = millis(&agent_view["endpoints"][0]["expiresAt"]);
     let started = Instant::now();
     while !live_queue_endpoints(&registry, &capability).await.is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(4), "the lease never lapsed");
+        assert!(started.elapsed() < Duration::from_secs(15), "the lease never lapsed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Not before the lease's end; how soon after it depends on the machine, so no upper bound.
     let lapsed_at = now_millis();
-    assert!(
-        lapsed_at >= lease_end - 50 && lapsed_at <= lease_end + 800,
-        "lapsed {} ms after the lease end",
-        lapsed_at - lease_end
-    );
+    assert!(lapsed_at >= lease_end - 50, "lapsed {} ms before the lease end", lease_end - lapsed_at);
     // The queue is still there for consumers that route work whether or not a worker runs.
     let all = registry.get(&format!("/discover/agents?capability={capability}&liveOnly=false")).await.ok(200).clone();
     assert_eq!(all["items"][0]["endpoints"][0]["isLive"], false);

@@ -400,9 +400,19 @@ async fn sweep_leftovers(admin: &sqlx::PgPool) {
     if let Ok(client) = redis::Client::open(redis_url())
         && let Ok(mut redis) = client.get_multiplexed_async_connection().await
     {
-        let keys: Vec<String> = redis::cmd("KEYS").arg("test-*").query_async(&mut redis).await.unwrap_or_default();
-        for key in keys.iter().filter(|k| is_leftover(k, "test-", '-')) {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query_async(&mut redis).await;
+        // SCAN, not KEYS: the Redis is shared, and KEYS blocks it for the whole keyspace.
+        let mut cursor = 0_u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg("test-*").arg("COUNT").arg(1_000);
+            let Ok((next, keys)) = scan.query_async::<(u64, Vec<String>)>(&mut redis).await else { break };
+            for key in keys.iter().filter(|k| is_leftover(k, "test-", '-')) {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query_async(&mut redis).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
     }
 }

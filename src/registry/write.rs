@@ -394,6 +394,5 @@ pub(super) fn endpoint_not_found(id: AgentId, endpoint_id: EndpointId) -> Regist
 /// A stable hash of a registration request, to recognise retries.
 fn hash_request(input: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(input).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(&bytes))
 }

@@ -14,6 +14,7 @@ use agent_registry_core::input::{
 };
 use agent_registry_core::model::{Agent, Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Served, Translation};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
 use crate::fields::{self, Problems};
@@ -301,15 +302,9 @@ fn queue_endpoint(card: &Map<String, Value>, base: &str, problems: &mut Problems
 /// Percent-encodes a name for a URL path segment or query value (everything but RFC 3986's
 /// unreserved characters; `/` too, unless `keep_slashes`, as Service Bus entity paths use it).
 fn encode_path(text: &str, keep_slashes: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') || (keep_slashes && byte == b'/') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    const WITH_SLASHES: &AsciiSet = &UNRESERVED.remove(b'/');
+    utf8_percent_encode(text, if keep_slashes { WITH_SLASHES } else { UNRESERVED }).to_string()
 }
 
 /// The queued A2A card of an agent.

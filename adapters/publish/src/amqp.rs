@@ -176,7 +176,7 @@ impl Connected {
 impl std::fmt::Debug for AmqpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpSettings")
-            .field("url", &crate::without_password(&self.url))
+            .field("url", &agent_registry_core::redact::url_credentials(&self.url))
             .field("exchange", &self.exchange)
             .finish()
     }

@@ -37,6 +37,7 @@ struct Message<'a> {
 
 impl Event {
     pub fn of(change: &LoggedChange) -> Self {
+        #[expect(clippy::expect_used, reason = "render::document writes JSON; RawValue only re-parses it")]
         let document = change.agent.as_ref().map(|agent| {
             let text = render::document(agent);
             RawValue::from_string(text).expect("a rendered agent is JSON")
@@ -53,6 +54,7 @@ impl Event {
             endpoint_id: change.endpoint_id.map(|id| id.to_string()),
             agent: document.as_deref(),
         };
+        #[expect(clippy::expect_used, reason = "strings, numbers and valid JSON always serialise to a Vec")]
         let payload = serde_json::to_vec(&message).expect("a message serialises");
         Self { revision: change.revision, kind: change.kind.as_str(), agent_id, document, rewrites_document, payload }
     }

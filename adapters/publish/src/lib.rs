@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_registry_core::AgentRegistry;
+use agent_registry_core::redact::url_credentials;
 use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -251,24 +252,7 @@ impl std::fmt::Debug for PublishSettings {
         f.debug_struct("PublishSettings")
             .field("nats", &self.nats)
             .field("amqp", &self.amqp)
-            .field("redis", &self.redis.as_ref().map(|(url, prefix)| (without_password(url), prefix)))
+            .field("redis", &self.redis.as_ref().map(|(url, prefix)| (url_credentials(url), prefix)))
             .finish()
-    }
-}
-
-/// A broker URL with the credentials between `//` and `@` hidden, for `Debug` (never a log).
-fn without_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn debug_output_hides_broker_credentials() {
-        assert_eq!(super::without_password("amqp://guest:secret@host:5672/%2f"), "amqp://***@host:5672/%2f");
-        assert_eq!(super::without_password("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
 }

@@ -175,7 +175,7 @@ impl Sink for NatsSink {
 impl std::fmt::Debug for NatsSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsSettings")
-            .field("url", &crate::without_password(&self.url))
+            .field("url", &agent_registry_core::redact::url_credentials(&self.url))
             .field("subject_prefix", &self.subject_prefix)
             .field("kv_bucket", &self.kv_bucket)
             .finish()

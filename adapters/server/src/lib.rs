@@ -14,6 +14,7 @@ use std::time::Duration;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
+use agent_registry_core::redact::url_credentials;
 use agent_registry_core::{AgentRegistry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_publish::Publisher;
@@ -33,6 +34,8 @@ pub enum StartError {
     Registry(#[from] agent_registry_core::RegistryError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot build the HTTP client that fetches {what}: {source}")]
+    HttpClient { what: &'static str, source: reqwest::Error },
 }
 
 /// Opens the configured store, loads the registry and returns the app state.
@@ -60,14 +63,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let limits = limits::Limits::new(rates, config.trusted_proxies.clone());
     let secret = config.jwt_hs256_secret.as_ref().map(|s| s.0.as_str());
     let oidc = config.oidc_issuer.as_ref().map(url::Url::as_str);
-    let jwt = (secret.is_some() || oidc.is_some()).then(|| {
-        Arc::new(http::jwt::JwtVerifier::new(
-            secret,
-            oidc,
-            config.jwt_issuer.as_deref(),
-            config.jwt_audience.as_deref(),
-        ))
-    });
+    let jwt = if secret.is_some() || oidc.is_some() {
+        let verifier =
+            http::jwt::JwtVerifier::new(secret, oidc, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref())
+                .map_err(|source| StartError::HttpClient { what: "the OIDC issuer's keys", source })?;
+        Some(Arc::new(verifier))
+    } else {
+        None
+    };
     let cors_origins = config
         .cors_allow_origins
         .iter()
@@ -87,7 +90,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         config.document_liveness_model,
         card_keys,
         config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
-    );
+    )
+    .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
     Ok(AppState::new(http::Context {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),
@@ -224,8 +228,8 @@ pub fn spawn_publisher(registry: &Arc<AgentRegistry>, config: &Config) -> Result
     let publisher = Publisher::spawn(registry.clone(), settings).map_err(StartError::Config)?;
     if publisher.is_some() {
         tracing::info!(
-            nats = config.nats_url.as_deref().map(redact),
-            amqp = config.amqp_publish_url.as_deref().map(redact),
+            nats = config.nats_url.as_deref().map(url_credentials),
+            amqp = config.amqp_publish_url.as_deref().map(url_credentials),
             shared = config.redis_url.is_some(),
             "publishing changes"
         );
@@ -275,7 +279,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         %addr,
         agents = registry.agent_count(),
         startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        database = %redact(&config.database_url),
+        database = %url_credentials(&config.database_url),
         "agent registry listening"
     );
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -369,16 +373,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {},
         () = terminate => {},
-    }
-}
-
-/// A database URL without its password, for logs.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }

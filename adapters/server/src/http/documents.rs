@@ -160,7 +160,7 @@ impl Submission {
 pub fn serve(request: &HeaderMap, served: Served, content_type: &'static str, max_age: u32) -> Response {
     let body = served.into_bytes();
     let digest = Sha256::digest(&body);
-    let etag = format!("\"{}\"", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
     let cache = format!("public, max-age={max_age}");
     let matches = if_none_match(request, &etag);
     let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, cache)];
@@ -256,20 +256,25 @@ pub struct Protocols {
 }
 
 impl Protocols {
-    pub fn new(liveness_model: LivenessModel, card_keys: jsonwebtoken::jwk::JwkSet, trusted_jku: Vec<String>) -> Self {
+    /// Fails when the client that fetches `jku` key sets cannot be built: a default client
+    /// would follow redirects and wait forever.
+    pub fn new(
+        liveness_model: LivenessModel,
+        card_keys: jsonwebtoken::jwk::JwkSet,
+        trusted_jku: Vec<String>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             liveness_model,
             card_keys,
             trusted_jku,
             http,
             catalog: parking_lot::Mutex::new(None),
             ai_catalog: parking_lot::Mutex::new(None),
-        }
+        })
     }
 
     /// Whether a signed card verifies: against the configured keys and the key sets its `jku`

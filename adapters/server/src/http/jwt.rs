@@ -50,20 +50,29 @@ fn invalid(detail: impl std::fmt::Display) -> RegistryError {
 
 impl JwtVerifier {
     /// Accepts HS256 tokens signed with `secret` and/or tokens signed by the keys of
-    /// `oidc_issuer`; `issuer` defaults to the OIDC issuer.
-    pub fn new(secret: Option<&str>, oidc_issuer: Option<&str>, issuer: Option<&str>, audience: Option<&str>) -> Self {
-        let oidc = oidc_issuer.map(|url| Oidc {
-            issuer: url.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
-            keys: Default::default(),
-            refreshed: Default::default(),
-        });
-        Self {
+    /// `oidc_issuer`; `issuer` defaults to the OIDC issuer. Fails when the client that fetches
+    /// the issuer's keys cannot be built (a default client would fetch without a timeout).
+    pub fn new(
+        secret: Option<&str>,
+        oidc_issuer: Option<&str>,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Result<Self, reqwest::Error> {
+        let oidc = match oidc_issuer {
+            Some(url) => Some(Oidc {
+                issuer: url.trim_end_matches('/').to_owned(),
+                client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+                keys: Default::default(),
+                refreshed: Default::default(),
+            }),
+            None => None,
+        };
+        Ok(Self {
             secret: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
             issuer: issuer.or_else(|| oidc_issuer.map(|u| u.trim_end_matches('/'))).map(str::to_owned),
             oidc,
             audience: audience.map(str::to_owned),
-        }
+        })
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
