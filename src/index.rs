@@ -104,7 +104,7 @@ impl Entry {
     fn agent(&self) -> Result<Agent, RegistryError> {
         let mut agent = self
             .fields()
-            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.key.id)))?;
+            .map_err(|e| RegistryError::internal_from(format!("agent {} does not parse back", self.key.id), e))?;
         agent.origin = self.origin.as_deref().cloned();
         Ok(agent)
     }

@@ -64,7 +64,7 @@ fn free_name(state: &AppState, name: &str) -> Result<String, ApiError> {
             return Ok(candidate);
         }
     }
-    Err(RegistryError::Internal(format!("no free ACP name for `{name}`")).into())
+    Err(RegistryError::internal(format!("no free ACP name for `{name}`")).into())
 }
 
 fn find_by_label(state: &AppState, name: &str) -> Result<Option<Hit>, ApiError> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue::RATE_LIMITED;
 use agent_registry_core::index::Hit;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::protocol::Served;
@@ -220,10 +221,12 @@ type Outcome = Result<(Value, Option<String>), RegistryError>;
 fn failure(e: &RegistryError) -> CallToolResult {
     let errors: Vec<Value> = e.fields().iter().map(|f| json!({"pointer": f.pointer, "detail": f.detail})).collect();
     let detail = match e.kind() {
-        agent_registry_core::ErrorKind::Internal => "an internal error occurred; it has been logged".to_owned(),
+        agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured => {
+            "an internal error occurred; it has been logged".to_owned()
+        }
         _ => e.to_string(),
     };
-    if e.kind() == agent_registry_core::ErrorKind::Internal {
+    if matches!(e.kind(), agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured) {
         tracing::error!(error = %e, "an MCP tool failed");
     }
     let mut result = CallToolResult::structured_error(json!({"code": e.code(), "detail": detail, "errors": errors}));
@@ -235,9 +238,9 @@ fn failure(e: &RegistryError) -> CallToolResult {
 pub fn rate_limited(retry_after: u64) -> CallToolResult {
     let detail = format!("too many requests from this client; retry in {retry_after} s");
     let mut result = CallToolResult::structured_error(
-        json!({"code": "rate_limited", "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
+        json!({"code": RATE_LIMITED.code, "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
     );
-    result.content = vec![ContentBlock::text(format!("Error rate_limited: {detail}"))];
+    result.content = vec![ContentBlock::text(format!("Error {}: {detail}", RATE_LIMITED.code))];
     result
 }
 
@@ -245,7 +248,9 @@ pub fn rate_limited(retry_after: u64) -> CallToolResult {
 pub fn protocol_error(e: RegistryError) -> McpError {
     let data = Some(json!({"code": e.code()}));
     match e.kind() {
-        agent_registry_core::ErrorKind::Internal => McpError::internal_error("internal error", data),
+        agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured => {
+            McpError::internal_error("internal error", data)
+        }
         _ => McpError::invalid_params(e.to_string(), data),
     }
 }
@@ -392,7 +397,8 @@ fn agent_hit(state: &AppState, args: &JsonObject) -> Result<Hit, RegistryError> 
 fn get_agent(state: &AppState, args: &JsonObject) -> Outcome {
     let hit = agent_hit(state, args)?;
     let bytes = agent_registry_core::view::agent_json(&hit, true);
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::internal_from("a rendered page does not parse", e))?;
     Ok((value, None))
 }
 
@@ -517,7 +523,7 @@ pub fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<St
     let served = match kind {
         "" => {
             return String::from_utf8(agent_registry_core::view::agent_json(&hit, true))
-                .map_err(|e| RegistryError::Internal(e.to_string()));
+                .map_err(|e| RegistryError::internal_from("an agent's JSON is not UTF-8", e));
         }
         "a2a-card" => agent_registry_a2a::card(&hit.agent()?)?,
         "mcp-server-card" => agent_registry_mcp::server_card(&hit.agent()?)?,
@@ -527,5 +533,6 @@ pub fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<St
         }
         _ => return Err(RegistryError::AgentNotFound(format!("{id}/{kind}"))),
     };
-    String::from_utf8(served.into_bytes()).map_err(|e| RegistryError::Internal(e.to_string()))
+    String::from_utf8(served.into_bytes())
+        .map_err(|e| RegistryError::internal_from("a served document is not UTF-8", e))
 }
