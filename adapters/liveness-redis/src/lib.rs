@@ -128,3 +128,20 @@ impl LivenessStore for RedisLiveness {
         Ok(pairs.into_iter().filter_map(|(id, at)| Some((EndpointId::parse(&id).ok()?, at as Millis))).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agent_registry_core::ErrorKind;
+    use redis::{ErrorKind as K, RedisError};
+
+    use super::classify;
+
+    #[test]
+    fn an_outage_is_unavailable_and_refused_credentials_are_misconfigured() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(classify(refused).kind(), ErrorKind::Unavailable);
+        let denied = RedisError::from((K::AuthenticationFailed, "WRONGPASS"));
+        assert_eq!(classify(denied).kind(), ErrorKind::Misconfigured);
+        assert!(std::error::Error::source(&classify(RedisError::from((K::Client, "bug")))).is_some());
+    }
+}

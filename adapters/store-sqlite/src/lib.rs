@@ -472,3 +472,31 @@ impl AgentStore for SqliteStore {
         rows.into_iter().map(ApiKey::from_row).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agent_registry_core::ErrorKind;
+    use sqlx::migrate::MigrateError;
+
+    use super::{classify, classify_migration};
+
+    #[test]
+    fn an_outage_is_unavailable_a_schema_that_does_not_fit_is_misconfigured_and_the_rest_internal() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(sqlx::Error::Io(refused)).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::PoolTimedOut).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::ColumnNotFound("document".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::Decode("not a uuid".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify_migration(MigrateError::VersionMismatch(1)).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::RowNotFound).kind(), ErrorKind::Internal);
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(classify_migration(MigrateError::Execute(lost)).kind(), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn the_driver_error_is_kept_as_the_source() {
+        let e = classify(sqlx::Error::PoolTimedOut);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("pool timed out while waiting for an open connection"));
+    }
+}
