@@ -8,6 +8,7 @@
 mod clients;
 mod cluster;
 mod embedded;
+mod errors;
 mod faults;
 mod mcp;
 mod parsing;
