@@ -74,7 +74,7 @@ pub type EventRow = (i64, Millis, String, Option<String>, String, Option<String>
 impl AuditEvent {
     pub fn from_row(row: EventRow) -> Result<Self> {
         let (id, at, actor, source, action, agent_id, key_id, revision, summary) = row;
-        let unreadable = |what: &str| RegistryError::Internal(format!("audit event {id} is unreadable: {what}"));
+        let unreadable = |what: &str| RegistryError::internal(format!("audit event {id} is unreadable: {what}"));
         Ok(Self {
             id: u64::try_from(id).map_err(|_| unreadable("id"))?,
             at: crate::clock::to_datetime(at),

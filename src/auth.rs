@@ -123,7 +123,7 @@ impl ApiKey {
     /// revoked, revision).
     pub fn from_row(row: KeyRow) -> Result<Self> {
         let (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision) = row;
-        let unreadable = |what: &str| RegistryError::Internal(format!("stored API key {id} is unreadable: {what}"));
+        let unreadable = |what: &str| RegistryError::internal(format!("stored API key {id} is unreadable: {what}"));
         Ok(Self {
             id: Uuid::try_parse(&id).map_err(|_| unreadable("id"))?,
             prefix,

@@ -1,8 +1,17 @@
-//! The registry's one error type. Every variant has a stable snake_case `code()` (it is API:
-//! clients match on it) and a transport-neutral `ErrorKind` that the HTTP and MCP layers map to
-//! their own status codes.
+//! The registry's one error type. Every variant has a stable snake_case `code()` from the
+//! catalogue (it is API: clients match on it) and a transport-neutral `ErrorKind` that says how
+//! the failure is handled: an outage is retried, a misconfiguration stops the process at start.
+//! The texts speak of the domain; the front doors add their own routes and headers as hints.
+
+pub mod catalogue;
 
 use serde::Serialize;
+
+use crate::model::LivenessModel;
+pub use catalogue::ErrorCode;
+
+/// The cause an error carries: a driver's error, or a message where there is none.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// One field that failed validation, located by a JSON pointer (RFC 6901) into the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,7 +40,11 @@ pub enum ErrorKind {
     Conflict,
     PreconditionFailed,
     Unprocessable,
+    /// A backend is unreachable for now (connection, pool, timeout, I/O): retried.
     Unavailable,
+    /// The deployment does not fit this binary (schema, migrations, credentials, settings):
+    /// retrying cannot help, so start-up stops with the message.
+    Misconfigured,
     Internal,
 }
 
@@ -53,24 +66,39 @@ pub enum RegistryError {
     DuplicateEndpointName { name: String, pointer: String },
     #[error("capability name `{name}` is used more than once on this agent")]
     DuplicateCapabilityName { name: String, pointer: String },
-    #[error("{0}")]
-    LivenessModelMismatch(String),
+    /// A heartbeat or renewal that does not fit the liveness model: `endpoint` (or, when
+    /// `None`, every endpoint of `agent` that could take the call) uses `uses`.
+    #[error("{}", liveness_mismatch(agent, endpoint.as_deref(), *uses))]
+    LivenessModelMismatch { agent: String, endpoint: Option<String>, uses: LivenessModel },
     #[error("the agent is at revision {current}, not {expected}")]
     RevisionMismatch { expected: u64, current: u64 },
-    #[error("this Idempotency-Key was already used with a different request body")]
+    #[error("this idempotency key was already used with a different request body")]
     IdempotencyKeyReused,
-    #[error("storage is unavailable: {0}")]
-    StorageUnavailable(String),
-    #[error("liveness store is unavailable: {0}")]
-    LivenessUnavailable(String),
+    #[error("storage is unavailable: {source}")]
+    StorageUnavailable {
+        #[source]
+        source: BoxError,
+    },
+    #[error("liveness store is unavailable: {source}")]
+    LivenessUnavailable {
+        #[source]
+        source: BoxError,
+    },
+    /// What the deployment gets wrong, in `context`, over the driver's error if there is one.
+    #[error("the deployment is misconfigured: {context}{}", cause(.source))]
+    Misconfigured {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("API key {0} does not exist")]
     KeyNotFound(String),
-    #[error("{0}")]
-    BootstrapRefused(String),
+    #[error("an Admin key exists already; issue further keys with it")]
+    BootstrapRefused,
     #[error("API key {0} is revoked already")]
     KeyRevoked(String),
     /// A change was made from an outdated view of the agent (another replica changed it
@@ -82,8 +110,29 @@ pub enum RegistryError {
     SchemaViolation(Vec<FieldError>),
     #[error("agent {agent} has no {protocol} endpoint, so it has no {protocol} document")]
     NoProtocolDocument { agent: String, protocol: crate::model::Protocol },
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug, or data that breaks an invariant: what was being done, and why it failed.
+    #[error("internal error: {context}{}", cause(.source))]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+fn cause(source: &Option<BoxError>) -> String {
+    source.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+}
+
+fn liveness_mismatch(agent: &str, endpoint: Option<&str>, uses: LivenessModel) -> String {
+    match (endpoint, uses) {
+        (Some(endpoint), LivenessModel::Ephemeral) => {
+            format!("endpoint {endpoint} uses Ephemeral liveness; renew its lease instead")
+        }
+        (Some(endpoint), LivenessModel::Persistent) => {
+            format!("endpoint {endpoint} uses Persistent liveness; send a heartbeat instead")
+        }
+        (None, _) => format!("agent {agent} has no Persistent endpoints to heartbeat; renew its Ephemeral endpoints"),
+    }
 }
 
 fn summarize(errors: &[FieldError]) -> String {
@@ -93,29 +142,36 @@ fn summarize(errors: &[FieldError]) -> String {
 impl RegistryError {
     /// Stable machine-readable code. Never change an existing one.
     pub fn code(&self) -> &'static str {
+        self.entry().code
+    }
+
+    /// The catalogue's entry for this error: code, status and title.
+    pub fn entry(&self) -> ErrorCode {
+        use catalogue as c;
         match self {
-            Self::Validation(_) => "validation_failed",
-            Self::InvalidQuery { .. } => "invalid_query",
-            Self::InvalidId { .. } => "invalid_id",
-            Self::AgentNotFound(_) => "agent_not_found",
-            Self::EndpointNotFound { .. } => "endpoint_not_found",
-            Self::AgentExists(_) => "agent_exists",
-            Self::DuplicateEndpointName { .. } => "duplicate_endpoint_name",
-            Self::DuplicateCapabilityName { .. } => "duplicate_capability_name",
-            Self::LivenessModelMismatch(_) => "liveness_model_mismatch",
-            Self::RevisionMismatch { .. } => "revision_mismatch",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::StorageUnavailable(_) => "storage_unavailable",
-            Self::LivenessUnavailable(_) => "liveness_unavailable",
-            Self::StaleWrite(_) => "concurrent_change",
-            Self::Unauthenticated(_) => "unauthenticated",
-            Self::Forbidden(_) => "forbidden",
-            Self::KeyNotFound(_) => "api_key_not_found",
-            Self::BootstrapRefused(_) => "bootstrap_refused",
-            Self::KeyRevoked(_) => "api_key_revoked",
-            Self::SchemaViolation(_) => "schema_violation",
-            Self::NoProtocolDocument { .. } => "no_protocol_document",
-            Self::Internal(_) => "internal_error",
+            Self::Validation(_) => c::VALIDATION_FAILED,
+            Self::InvalidQuery { .. } => c::INVALID_QUERY,
+            Self::InvalidId { .. } => c::INVALID_ID,
+            Self::AgentNotFound(_) => c::AGENT_NOT_FOUND,
+            Self::EndpointNotFound { .. } => c::ENDPOINT_NOT_FOUND,
+            Self::AgentExists(_) => c::AGENT_EXISTS,
+            Self::DuplicateEndpointName { .. } => c::DUPLICATE_ENDPOINT_NAME,
+            Self::DuplicateCapabilityName { .. } => c::DUPLICATE_CAPABILITY_NAME,
+            Self::LivenessModelMismatch { .. } => c::LIVENESS_MODEL_MISMATCH,
+            Self::RevisionMismatch { .. } => c::REVISION_MISMATCH,
+            Self::IdempotencyKeyReused => c::IDEMPOTENCY_KEY_REUSED,
+            Self::StorageUnavailable { .. } => c::STORAGE_UNAVAILABLE,
+            Self::LivenessUnavailable { .. } => c::LIVENESS_UNAVAILABLE,
+            Self::Misconfigured { .. } => c::MISCONFIGURED,
+            Self::StaleWrite(_) => c::CONCURRENT_CHANGE,
+            Self::Unauthenticated(_) => c::UNAUTHENTICATED,
+            Self::Forbidden(_) => c::FORBIDDEN,
+            Self::KeyNotFound(_) => c::API_KEY_NOT_FOUND,
+            Self::BootstrapRefused => c::BOOTSTRAP_REFUSED,
+            Self::KeyRevoked(_) => c::API_KEY_REVOKED,
+            Self::SchemaViolation(_) => c::SCHEMA_VIOLATION,
+            Self::NoProtocolDocument { .. } => c::NO_PROTOCOL_DOCUMENT,
+            Self::Internal { .. } => c::INTERNAL_ERROR,
         }
     }
 
@@ -131,14 +187,15 @@ impl RegistryError {
             Self::AgentExists(_)
             | Self::DuplicateEndpointName { .. }
             | Self::DuplicateCapabilityName { .. }
-            | Self::LivenessModelMismatch(_)
+            | Self::LivenessModelMismatch { .. }
             | Self::StaleWrite(_)
-            | Self::BootstrapRefused(_)
+            | Self::BootstrapRefused
             | Self::KeyRevoked(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused | Self::SchemaViolation(_) => ErrorKind::Unprocessable,
-            Self::StorageUnavailable(_) | Self::LivenessUnavailable(_) => ErrorKind::Unavailable,
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::StorageUnavailable { .. } | Self::LivenessUnavailable { .. } => ErrorKind::Unavailable,
+            Self::Misconfigured { .. } => ErrorKind::Misconfigured,
+            Self::Internal { .. } => ErrorKind::Internal,
         }
     }
 
@@ -156,17 +213,32 @@ impl RegistryError {
 
     /// A short human title for the kind of problem.
     pub fn title(&self) -> &'static str {
-        match self.kind() {
-            ErrorKind::InvalidInput => "The request is invalid",
-            ErrorKind::NotFound => "Not found",
-            ErrorKind::Unauthenticated => "Credentials are missing or invalid",
-            ErrorKind::Forbidden => "Not allowed",
-            ErrorKind::Conflict => "Conflict with the current state",
-            ErrorKind::PreconditionFailed => "Precondition failed",
-            ErrorKind::Unprocessable => "Request cannot be processed",
-            ErrorKind::Unavailable => "Service temporarily unavailable",
-            ErrorKind::Internal => "Internal error",
-        }
+        self.entry().title
+    }
+
+    /// Storage cannot be reached now; `source` says why.
+    pub fn storage_unavailable(source: impl Into<BoxError>) -> Self {
+        Self::StorageUnavailable { source: source.into() }
+    }
+
+    /// The liveness store cannot be reached now; `source` says why.
+    pub fn liveness_unavailable(source: impl Into<BoxError>) -> Self {
+        Self::LivenessUnavailable { source: source.into() }
+    }
+
+    /// The deployment is wrong in a way `context` names, found through `source`.
+    pub fn misconfigured(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Misconfigured { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// A bug or broken invariant that `context` describes.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Self::Internal { context: context.into(), source: None }
+    }
+
+    /// A failure of `source` while doing what `context` says.
+    pub fn internal_from(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Internal { context: context.into(), source: Some(source.into()) }
     }
 
     pub fn query(pointer: &str, detail: impl Into<String>) -> Self {

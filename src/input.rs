@@ -63,7 +63,7 @@ pub struct AgentInput {
     pub origin: Option<crate::protocol::ProtocolDocument>,
     /// Set by the protocol routes: names the agent must hold alone.
     #[serde(skip)]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub claims: Vec<crate::claim::ClaimRequest>,
 }
 

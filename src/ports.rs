@@ -140,7 +140,7 @@ impl LoggedChange {
     /// Reads one change-log row (`document` is the agent's JSON, absent for removals).
     pub fn parse(row: &ChangeRow) -> Result<Self> {
         let (revision, agent_id, kind, at, document, endpoint) = row;
-        let unreadable = |what: String| RegistryError::Internal(format!("change {revision} is unreadable: {what}"));
+        let unreadable = |what: String| RegistryError::internal(format!("change {revision} is unreadable: {what}"));
         Ok(Self {
             revision: u64::try_from(*revision).map_err(|e| unreadable(e.to_string()))?,
             agent_id: AgentId::parse(agent_id)?,
@@ -196,7 +196,7 @@ impl StoredAgent {
         }
         crate::parallel::map(documents, |(id, document)| {
             serde_json::from_str::<Agent>(document)
-                .map_err(|e| RegistryError::Internal(format!("stored agent {id} is unreadable: {e}")))
+                .map_err(|e| RegistryError::internal_from(format!("stored agent {id} is unreadable"), e))
         })
         .into_iter()
         .map(|agent| {

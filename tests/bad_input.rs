@@ -180,6 +180,7 @@ async fn invalid_discovery_parameters_are_400_never_ignored() {
 async fn error_codes_are_stable() {
     // Error codes are API: this list only ever grows.
     use agent_registry_core::RegistryError as E;
+    use agent_registry_core::model::LivenessModel;
     let codes: Vec<&str> = [
         E::Validation(vec![]),
         E::query("x", "y"),
@@ -189,12 +190,12 @@ async fn error_codes_are_stable() {
         E::AgentExists(String::new()),
         E::DuplicateEndpointName { name: String::new(), pointer: String::new() },
         E::DuplicateCapabilityName { name: String::new(), pointer: String::new() },
-        E::LivenessModelMismatch(String::new()),
+        E::LivenessModelMismatch { agent: String::new(), endpoint: None, uses: LivenessModel::Ephemeral },
         E::RevisionMismatch { expected: 1, current: 2 },
         E::IdempotencyKeyReused,
-        E::StorageUnavailable(String::new()),
-        E::LivenessUnavailable(String::new()),
-        E::Internal(String::new()),
+        E::storage_unavailable(""),
+        E::liveness_unavailable(""),
+        E::internal(""),
     ]
     .iter()
     .map(E::code)

@@ -1,6 +1,7 @@
 //! A replica cut off from Redis or PostgreSQL (through a proxy), and started while they are
 //! away: it answers what it can, refuses what it cannot with 503, and recovers by itself.
 
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -107,5 +108,51 @@ async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_a
     replica.register(agent("Late", "late-start", ephemeral(60))).await;
     assert_eq!(replica.discovered("/discover/agents?capability=late-start").await, ["Late"]);
     drop(replica);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_whose_applied_migration_was_changed_stops_the_binary_with_the_reason_instead_of_retrying() {
+    let (url, schema) = postgres_schema().await;
+    let binary = env!("CARGO_BIN_EXE_agent-registry");
+    let migrated = Command::new(binary).args(["migrate", "--database-url", &url, "--log", "warn"]).status().unwrap();
+    assert!(migrated.success(), "the schema is migrated first");
+    // The URL's search_path selects this test's own schema: no other schema is touched.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = (SELECT min(version) FROM _sqlx_migrations)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let append = || std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url, "--auto-migrate", "--log", "warn"])
+        .stdout(append())
+        .stderr(append())
+        .spawn()
+        .unwrap();
+    // Not a speed promise: a binary that retries would never exit, and the test must end.
+    let mut waited = Duration::ZERO;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!(
+                "the binary kept retrying a misconfigured schema:\n{}",
+                std::fs::read_to_string(log.path()).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    };
+    let output = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!status.success(), "a misconfiguration is a failed start:\n{output}");
+    assert!(output.contains("misconfigured"), "the message names the class:\n{output}");
+    assert!(output.contains("previously applied but has been modified"), "and the cause:\n{output}");
+    assert!(!output.contains("not ready yet"), "it never retried:\n{output}");
     schema.drop_now().await;
 }

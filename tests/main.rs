@@ -13,6 +13,7 @@
 mod clients;
 mod cluster;
 mod embedded;
+mod errors;
 mod faults;
 mod mcp;
 mod parsing;

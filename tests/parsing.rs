@@ -10,8 +10,8 @@ use proptest::prelude::*;
 proptest! {
     #[test]
     fn random_bytes_never_panic_and_fail_as_4xx(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        if let Err(ApiError::Http { status, .. }) = parse_json::<AgentInput>(&bytes) {
-            prop_assert!(status.is_client_error());
+        if let Err(e @ ApiError::Http { .. }) = parse_json::<AgentInput>(&bytes) {
+            prop_assert!(e.status().is_client_error());
         }
     }
 
@@ -35,9 +35,10 @@ proptest! {
                     prop_assert_eq!(e.code(), "validation_failed");
                 }
             }
-            Err(ApiError::Http { status, errors, .. }) => {
-                prop_assert_eq!(status, StatusCode::BAD_REQUEST);
-                prop_assert!(!errors.is_empty());
+            Err(e @ ApiError::Http { .. }) => {
+                prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+                let has_fields = matches!(&e, ApiError::Http { errors, .. } if !errors.is_empty());
+                prop_assert!(has_fields);
             }
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
         }

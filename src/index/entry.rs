@@ -79,7 +79,7 @@ impl Entry {
     pub(super) fn agent(&self) -> Result<Agent, RegistryError> {
         let mut agent = self
             .fields()
-            .map_err(|e| RegistryError::Internal(format!("agent {} does not parse back: {e}", self.key.id)))?;
+            .map_err(|e| RegistryError::internal_from(format!("agent {} does not parse back", self.key.id), e))?;
         agent.origin = self.origin.as_deref().cloned();
         agent.claims = self.claims.to_vec();
         Ok(agent)

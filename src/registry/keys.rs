@@ -67,9 +67,7 @@ impl AgentRegistry {
     ) -> Result<(ApiKey, String)> {
         self.follow_keys().await?;
         if !again && self.keys.read().has_active_admin(self.clock.now_millis()) {
-            return Err(RegistryError::BootstrapRefused(
-                "an Admin key exists already; issue further keys with it (POST /api-keys)".into(),
-            ));
+            return Err(RegistryError::BootstrapRefused);
         }
         let request = KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None };
         let note = AuditNote { actor: "bootstrap".into(), source, summary: String::new() };

@@ -37,10 +37,11 @@ impl AgentRegistry {
         let persistent: Vec<EndpointId> =
             agent.endpoints.iter().filter(|e| e.liveness_model == LivenessModel::Persistent).map(|e| e.id).collect();
         if persistent.is_empty() {
-            return Err(RegistryError::LivenessModelMismatch(format!(
-                "agent {id} has no Persistent endpoints to heartbeat; renew its Ephemeral endpoints with \
-                 POST /agents/{id}/endpoints/{{endpointId}}/renew"
-            )));
+            return Err(RegistryError::LivenessModelMismatch {
+                agent: id.to_string(),
+                endpoint: None,
+                uses: LivenessModel::Ephemeral,
+            });
         }
         let mut out = Vec::with_capacity(persistent.len());
         for endpoint_id in persistent {
@@ -63,16 +64,11 @@ impl AgentRegistry {
             (found.model, found.lease)
         };
         if actual != model {
-            return Err(RegistryError::LivenessModelMismatch(match actual {
-                LivenessModel::Ephemeral => format!(
-                    "endpoint {endpoint_id} uses Ephemeral liveness; renew its lease with \
-                     POST /agents/{id}/endpoints/{endpoint_id}/renew instead"
-                ),
-                LivenessModel::Persistent => format!(
-                    "endpoint {endpoint_id} uses Persistent liveness; send \
-                     POST /agents/{id}/endpoints/{endpoint_id}/heartbeat instead"
-                ),
-            }));
+            return Err(RegistryError::LivenessModelMismatch {
+                agent: id.to_string(),
+                endpoint: Some(endpoint_id.to_string()),
+                uses: actual,
+            });
         }
         let now = self.clock.now_millis();
         self.liveness.touch(endpoint_id, now, lease).await?;
@@ -107,8 +103,8 @@ impl AgentRegistry {
         }
         match self.sync.lock().liveness {
             Some(at) if at.elapsed() <= self.config.liveness_stale_after() => Ok(()),
-            _ => Err(RegistryError::LivenessUnavailable(
-                "heartbeats recorded by other replicas cannot be read right now".into(),
+            _ => Err(RegistryError::liveness_unavailable(
+                "heartbeats recorded by other replicas cannot be read right now",
             )),
         }
     }

@@ -149,7 +149,7 @@ impl AgentRegistry {
                 index.insert(prepared);
             }
         }
-        reading.await.map_err(|e| RegistryError::Internal(format!("loading agents failed: {e}")))?;
+        reading.await.map_err(|e| RegistryError::internal_from("loading agents failed", e))?;
         store.finished_loading().await;
         let registry = Self {
             shared_store: store.change_signal().is_some(),

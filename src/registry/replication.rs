@@ -125,7 +125,7 @@ impl Replica {
             replica.take_stored(&write, revision, logged).await?;
             Ok(replica.index.read().agent(id, clock.now_millis()))
         });
-        task.await.map_err(|e| RegistryError::Internal(format!("a write task failed: {e}")))?
+        task.await.map_err(|e| RegistryError::internal_from("a write task failed", e))?
     }
 
     /// Appends a liveness event to the change log, under the write lock so that revisions stay

@@ -45,7 +45,7 @@ static SKILL: Compiled = LazyLock::new(|| {
 
 /// The schema each skill of a queued card is checked against.
 pub(crate) fn skill() -> Result<&'static Schema, RegistryError> {
-    SKILL.as_ref().map_err(|e| RegistryError::Internal(e.clone()))
+    SKILL.as_ref().map_err(|e| RegistryError::internal(e.clone()))
 }
 
 /// The schema a card of `version` ("1.0", "0.3" or "0.2") is checked against.
@@ -57,5 +57,5 @@ pub(crate) fn for_version(version: &str) -> Result<&'static Schema, RegistryErro
     };
     // The schemas are embedded, so this fails only if a fixture file is broken; a test compiles
     // all three.
-    compiled.as_ref().map_err(|e| RegistryError::Internal(e.clone()))
+    compiled.as_ref().map_err(|e| RegistryError::internal(e.clone()))
 }

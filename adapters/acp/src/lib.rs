@@ -73,5 +73,5 @@ static SCHEMA: LazyLock<Result<Schema, String>> = LazyLock::new(|| {
 /// The derived schema submitted manifests are checked against (a 500 if it did not compile,
 /// which a unit test rules out).
 pub fn schema() -> Result<&'static Schema, RegistryError> {
-    SCHEMA.as_ref().map_err(|e| RegistryError::Internal(e.clone()))
+    SCHEMA.as_ref().map_err(|e| RegistryError::internal(e.clone()))
 }

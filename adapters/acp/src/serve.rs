@@ -82,7 +82,7 @@ fn submitted(text: &str, name: &str) -> Result<Served, RegistryError> {
             document.insert("name".to_owned(), wanted);
             Ok(Served::Built(Value::Object(document)))
         }
-        _ => Err(RegistryError::Internal("a stored ACP manifest is not a JSON object".to_owned())),
+        _ => Err(RegistryError::internal("a stored ACP manifest is not a JSON object")),
     }
 }
 
@@ -123,7 +123,7 @@ fn built(agent: &Agent, name: &str) -> Result<Value, RegistryError> {
         status: facts.status,
         extra: Map::new(),
     };
-    serde_json::to_value(manifest).map_err(|e| RegistryError::Internal(format!("building an ACP manifest: {e}")))
+    serde_json::to_value(manifest).map_err(|e| RegistryError::internal_from("building an ACP manifest", e))
 }
 
 /// Kept content types, or `*/*` when there are none (the spec requires at least one).

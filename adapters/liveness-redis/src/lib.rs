@@ -17,14 +17,36 @@ pub struct RedisLiveness {
     key: String,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::LivenessUnavailable(e.to_string())
+/// The one place Redis's errors get their class: an unreachable, slow or busy server is retried
+/// (503), one that refuses this registry's credentials, commands or keys stops start-up,
+/// anything else is a bug.
+fn classify(e: redis::RedisError) -> RegistryError {
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
+        return RegistryError::liveness_unavailable(e);
+    }
+    match e.kind() {
+        // Loading a dump, failing over (a replica that is read-only for now), a cluster re-forming.
+        K::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly) => {
+            RegistryError::liveness_unavailable(e)
+        }
+        K::AuthenticationFailed | K::InvalidClientConfig | K::Server(S::NoPerm) | K::RESP3NotSupported => {
+            RegistryError::misconfigured("Redis refuses this registry's URL or credentials", e)
+        }
+        // An unknown command (a Redis older than 6.2) or a key of another type (a prefix shared
+        // with something else).
+        K::Server(S::ResponseError) | K::Extension | K::UnexpectedReturnType => RegistryError::misconfigured(
+            "Redis does not fit this registry (version 6.2 or later, its own key prefix)",
+            e,
+        ),
+        _ => RegistryError::internal_from("a Redis call failed", e),
+    }
 }
 
 impl RedisLiveness {
     /// Connects to `url`; every key this store writes starts with `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let client = redis::Client::open(url).map_err(classify)?;
         // Fail fast while Redis is away (callers answer 503 and retry later) instead of queueing
         // behind long reconnection back-offs.
         let config = ConnectionManagerConfig::new()
@@ -32,7 +54,7 @@ impl RedisLiveness {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(classify)?;
         Ok(Self { connection, key: format!("{prefix}:last-seen") })
     }
 }
@@ -48,7 +70,7 @@ impl LivenessStore for RedisLiveness {
             .arg(endpoint.to_string())
             .query_async::<()>(&mut self.connection.clone())
             .await
-            .map_err(unavailable)
+            .map_err(classify)
     }
 
     async fn forget(&self, endpoints: &[EndpointId]) -> Result<()> {
@@ -61,7 +83,7 @@ impl LivenessStore for RedisLiveness {
             .arg(&members)
             .query_async::<()>(&mut self.connection.clone())
             .await
-            .map_err(unavailable)
+            .map_err(classify)
     }
 
     async fn last_seen(&self, endpoints: &[EndpointId]) -> Result<Vec<Option<Millis>>> {
@@ -74,7 +96,7 @@ impl LivenessStore for RedisLiveness {
             .arg(&members)
             .query_async(&mut self.connection.clone())
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         // Milliseconds since 1970 stay far below 2^53: the scores are exact.
         #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
         Ok(scores.into_iter().map(|s| s.map(|s| s as Millis)).collect())
@@ -85,7 +107,7 @@ impl LivenessStore for RedisLiveness {
     }
 
     async fn ping(&self) -> Result<()> {
-        redis::cmd("PING").query_async::<()>(&mut self.connection.clone()).await.map_err(unavailable)
+        redis::cmd("PING").query_async::<()>(&mut self.connection.clone()).await.map_err(classify)
     }
 
     fn is_shared(&self) -> bool {
@@ -101,8 +123,25 @@ impl LivenessStore for RedisLiveness {
             .arg("WITHSCORES")
             .query_async(&mut self.connection.clone())
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
         Ok(pairs.into_iter().filter_map(|(id, at)| Some((EndpointId::parse(&id).ok()?, at as Millis))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_registry_core::ErrorKind;
+    use redis::{ErrorKind as K, RedisError};
+
+    use super::classify;
+
+    #[test]
+    fn an_outage_is_unavailable_and_refused_credentials_are_misconfigured() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(classify(refused).kind(), ErrorKind::Unavailable);
+        let denied = RedisError::from((K::AuthenticationFailed, "WRONGPASS"));
+        assert_eq!(classify(denied).kind(), ErrorKind::Misconfigured);
+        assert!(std::error::Error::source(&classify(RedisError::from((K::Client, "bug")))).is_some());
     }
 }

@@ -189,7 +189,7 @@ fn from_domain(agent: &Agent, target: Target) -> Result<Value, RegistryError> {
         kept(&mut document, "packages");
     }
     make_valid(document, schema).ok_or_else(|| {
-        RegistryError::Internal(format!(
+        RegistryError::internal(format!(
             "the {} built for agent {} does not follow its schema",
             target.label(),
             agent.id

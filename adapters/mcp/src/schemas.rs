@@ -113,7 +113,7 @@ pub fn server_json_latest() -> Result<&'static Schema, RegistryError> {
 /// A schema that failed to compile is a build defect, not a client error; the tests compile
 /// every one, so this is never seen in practice, but it must not panic a request.
 fn available(compiled: &'static Result<Schema, String>) -> Result<&'static Schema, RegistryError> {
-    compiled.as_ref().map_err(|e| RegistryError::Internal(e.clone()))
+    compiled.as_ref().map_err(|e| RegistryError::internal(e.clone()))
 }
 
 static SERVER_CARD: LazyLock<Result<Schema, String>> = LazyLock::new(|| {

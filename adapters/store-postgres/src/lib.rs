@@ -36,30 +36,82 @@ pub struct PostgresStore {
     signal: OnceLock<Arc<ChangeSignal>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::StorageUnavailable(e.to_string())
+/// The one place PostgreSQL's errors get their class: an outage is retried (503), a database
+/// that does not fit this binary stops start-up, anything else is a bug.
+fn classify(e: sqlx::Error) -> RegistryError {
+    use sqlx::Error as E;
+    if is_outage(&e) {
+        return RegistryError::storage_unavailable(e);
+    }
+    match e {
+        E::Database(ref db) => match db.code().as_deref().unwrap_or_default() {
+            // Wrong password or role, unknown database, missing privileges.
+            c if c.starts_with("28") || c == "3D000" || c == "42501" => {
+                RegistryError::misconfigured("PostgreSQL refuses this registry's credentials or database", e)
+            }
+            // Undefined table, column, function, type or schema: migrations are missing.
+            "42P01" | "42703" | "42883" | "42704" | "3F000" => RegistryError::misconfigured(SCHEMA_MISMATCH, e),
+            _ => RegistryError::internal_from("PostgreSQL refused a statement", e),
+        },
+        E::Migrate(m) => classify_migration(*m),
+        E::Configuration(_) | E::Tls(_) => {
+            RegistryError::misconfigured("the PostgreSQL connection settings are wrong", e)
+        }
+        E::TypeNotFound { .. }
+        | E::ColumnNotFound(_)
+        | E::ColumnIndexOutOfBounds { .. }
+        | E::ColumnDecode { .. }
+        | E::Decode(_) => RegistryError::misconfigured(SCHEMA_MISMATCH, e),
+        _ => RegistryError::internal_from("a PostgreSQL call failed", e),
+    }
+}
+
+/// The server cannot be reached or is overloaded, shutting down, or timed out a statement: all
+/// pass, so the call is worth retrying.
+fn is_outage(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
+        // SQLSTATE classes: connection exception, insufficient resources, operator
+        // intervention, transaction rollback (serialization failure, deadlock).
+        E::Database(db) => db.code().is_some_and(|c| ["08", "53", "57", "40"].iter().any(|class| c.starts_with(class))),
+        _ => false,
+    }
+}
+
+const SCHEMA_MISMATCH: &str = "the PostgreSQL schema does not match this binary (run `agent-registry migrate`)";
+
+/// A migration that cannot run is a misconfiguration, unless the database went away meanwhile.
+fn classify_migration(e: sqlx::migrate::MigrateError) -> RegistryError {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(ref inner) | M::ExecuteMigration(ref inner, _) if is_outage(inner) => {
+            RegistryError::storage_unavailable(e)
+        }
+        _ => RegistryError::misconfigured("the PostgreSQL migrations do not match this binary's", e),
+    }
 }
 
 impl PostgresStore {
     /// Connects (the pool reconnects by itself later) without touching the schema.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
+        let options = PgConnectOptions::from_str(url).map_err(classify)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(Self { pool, signal: OnceLock::new() })
     }
 
     /// Applies pending migrations from `migrations/postgres`; returns how many the database has.
     pub async fn migrate(&self) -> Result<usize> {
-        MIGRATOR.run(&self.pool).await.map_err(unavailable)?;
+        MIGRATOR.run(&self.pool).await.map_err(classify_migration)?;
         let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
             .fetch_one(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(usize::try_from(applied).unwrap_or_default())
     }
 }
@@ -70,12 +122,12 @@ impl PostgresStore {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         let applied: i64 = if exists {
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.pool)
                 .await
-                .map_err(unavailable)?
+                .map_err(classify)?
         } else {
             0
         };
@@ -91,10 +143,10 @@ impl AgentStore for PostgresStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         let ids: Vec<Uuid> = rows.iter().filter_map(|(id, _)| Uuid::try_parse(id).ok()).collect();
         let last_seen: Vec<(String, String, i64)> =
-            sqlx::query_as(sql::LOAD_LAST_SEEN).bind(&ids).fetch_all(&self.pool).await.map_err(unavailable)?;
+            sqlx::query_as(sql::LOAD_LAST_SEEN).bind(&ids).fetch_all(&self.pool).await.map_err(classify)?;
         StoredAgent::parse_page(&rows, last_seen)
     }
 
@@ -105,19 +157,18 @@ impl AgentStore for PostgresStore {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(STALE_WRITE) => {
                 RegistryError::StaleWrite(change.agent_id().to_string())
             }
-            _ => unavailable(e),
+            _ => classify(e),
         };
         let agent_id = change.agent_id().0;
         let revision: i64 = match &change {
             Change::Put { agent, kind, seen, idempotency, expected } => {
-                let document = serde_json::to_string(&**agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let document = serde_json::to_string(&**agent)
+                    .map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
                 // `revision` is the document's last field; the function appends the real one.
                 let prefix = document
                     .strip_suffix(&format!("{}}}", agent.revision))
                     .filter(|p| p.ends_with("\"revision\":"))
-                    .ok_or_else(|| {
-                        RegistryError::Internal("an agent document does not end with its revision".into())
-                    })?;
+                    .ok_or_else(|| RegistryError::internal("an agent document does not end with its revision"))?;
                 let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
                 let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
                 let (claim_spaces, claim_names): (Vec<&str>, Vec<&str>) =
@@ -160,7 +211,7 @@ impl AgentStore for PostgresStore {
                 .await
                 .map_err(stale)?,
         };
-        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
@@ -178,7 +229,7 @@ impl AgentStore for PostgresStore {
         .bind(&event.dedupe)
         .execute(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         Ok(())
     }
 
@@ -193,12 +244,12 @@ impl AgentStore for PostgresStore {
             .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         rows.into_iter().map(AuditEvent::from_row).collect()
     }
 
     async fn prune_events(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query(sql::PRUNE_EVENTS).bind(before).execute(&self.pool).await.map_err(unavailable)?;
+        let done = sqlx::query(sql::PRUNE_EVENTS).bind(before).execute(&self.pool).await.map_err(classify)?;
         Ok(done.rows_affected())
     }
 
@@ -208,7 +259,7 @@ impl AgentStore for PostgresStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(row.map(|(request_hash, agent, created_at)| IdempotencyRecord {
             owner_id: owner_id.to_owned(),
             key: key.to_owned(),
@@ -219,20 +270,20 @@ impl AgentStore for PostgresStore {
     }
 
     async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query(sql::EXPIRE_IDEMPOTENCY).bind(before).execute(&self.pool).await.map_err(unavailable)?;
+        let done = sqlx::query(sql::EXPIRE_IDEMPOTENCY).bind(before).execute(&self.pool).await.map_err(classify)?;
         Ok(done.rows_affected())
     }
 
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
         let (ids, times): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-        sqlx::query(sql::RECORD_LAST_SEEN).bind(&ids).bind(&times).execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query(sql::RECORD_LAST_SEEN).bind(&ids).bind(&times).execute(&self.pool).await.map_err(classify)?;
         Ok(())
     }
 
     async fn current_revision(&self) -> Result<u64> {
         // The newest committed change, not the sequence: a drawn revision may belong to a
         // transaction still in flight (or one rolled back).
-        let last: i64 = sqlx::query_scalar(sql::CURRENT_REVISION).fetch_one(&self.pool).await.map_err(unavailable)?;
+        let last: i64 = sqlx::query_scalar(sql::CURRENT_REVISION).fetch_one(&self.pool).await.map_err(classify)?;
         Ok(u64::try_from(last).unwrap_or_default())
     }
 
@@ -242,18 +293,19 @@ impl AgentStore for PostgresStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         rows.iter().map(LoggedChange::parse).collect()
     }
 
     async fn oldest_change(&self) -> Result<Option<u64>> {
         let oldest: Option<i64> =
-            sqlx::query_scalar(sql::OLDEST_CHANGE).fetch_one(&self.pool).await.map_err(unavailable)?;
+            sqlx::query_scalar(sql::OLDEST_CHANGE).fetch_one(&self.pool).await.map_err(classify)?;
         Ok(oldest.and_then(|r| u64::try_from(r).ok()))
     }
 
     async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
-        let document = serde_json::to_string(&event.agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let document =
+            serde_json::to_string(&event.agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
         let revision: Option<i64> = sqlx::query_scalar(sql::EVENT)
             .bind(WRITE_LOCK)
             .bind(event.agent.id.0)
@@ -264,12 +316,12 @@ impl AgentStore for PostgresStore {
             .bind(&event.dedupe)
             .fetch_one(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(revision.and_then(|r| u64::try_from(r).ok()))
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query(sql::PRUNE_CHANGES).bind(before).execute(&self.pool).await.map_err(unavailable)?;
+        let done = sqlx::query(sql::PRUNE_CHANGES).bind(before).execute(&self.pool).await.map_err(classify)?;
         Ok(done.rows_affected())
     }
 
@@ -286,18 +338,18 @@ impl AgentStore for PostgresStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(classify)
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         // Ordered like the change log, so a replica reading keys by revision misses none.
         let revision: i64 =
             sqlx::query_scalar("SELECT nextval('api_key_revision') FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
                 .bind(WRITE_LOCK)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(classify)?;
         sqlx::query(
             "INSERT INTO api_keys
                (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision)
@@ -318,16 +370,16 @@ impl AgentStore for PostgresStore {
         .bind(revision)
         .execute(&mut *tx)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         // Other replicas read the change at once (a revoked key must fail everywhere quickly).
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANGES_CHANNEL)
             .bind(KEYS_CHANGED)
             .execute(&mut *tx)
             .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
@@ -336,7 +388,7 @@ impl AgentStore for PostgresStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         rows.into_iter().map(ApiKey::from_row).collect()
     }
 }
@@ -443,4 +495,32 @@ pub mod sql {
         ("upkeep: prune the audit trail", PRUNE_EVENTS),
         ("audit: events, newest first", EVENTS),
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_registry_core::ErrorKind;
+    use sqlx::migrate::MigrateError;
+
+    use super::{classify, classify_migration};
+
+    #[test]
+    fn an_outage_is_unavailable_a_schema_that_does_not_fit_is_misconfigured_and_the_rest_internal() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(sqlx::Error::Io(refused)).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::PoolTimedOut).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::ColumnNotFound("document".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::Decode("not a uuid".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify_migration(MigrateError::VersionMismatch(1)).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::RowNotFound).kind(), ErrorKind::Internal);
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(classify_migration(MigrateError::Execute(lost)).kind(), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn the_driver_error_is_kept_as_the_source() {
+        let e = classify(sqlx::Error::PoolTimedOut);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("pool timed out while waiting for an open connection"));
+    }
 }

@@ -29,15 +29,66 @@ pub struct SqliteStore {
     loader: SqlitePool,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::StorageUnavailable(e.to_string())
+/// The one place SQLite's errors get their class: a busy, locked or unreadable file is retried
+/// (503), a database that does not fit this binary stops start-up, anything else is a bug.
+fn classify(e: sqlx::Error) -> RegistryError {
+    use sqlx::Error as E;
+    if is_outage(&e) {
+        return RegistryError::storage_unavailable(e);
+    }
+    match e {
+        E::Database(ref db) => match primary_code(db.as_ref()) {
+            // READONLY, CORRUPT, AUTH, NOTADB
+            8 | 11 | 23 | 26 => RegistryError::misconfigured("the SQLite database file cannot be used", e),
+            // ERROR, for a table, column or function this binary expects and does not find.
+            1 if db.message().starts_with("no such ") => RegistryError::misconfigured(SCHEMA_MISMATCH, e),
+            _ => RegistryError::internal_from("SQLite refused a statement", e),
+        },
+        E::Migrate(m) => classify_migration(*m),
+        E::Configuration(_) => RegistryError::misconfigured("the SQLite database URL is wrong", e),
+        E::TypeNotFound { .. }
+        | E::ColumnNotFound(_)
+        | E::ColumnIndexOutOfBounds { .. }
+        | E::ColumnDecode { .. }
+        | E::Decode(_) => RegistryError::misconfigured(SCHEMA_MISMATCH, e),
+        _ => RegistryError::internal_from("a SQLite call failed", e),
+    }
+}
+
+/// The file is busy, locked, full or cannot be read or opened now: worth retrying.
+fn is_outage(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
+        // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL
+        E::Database(db) => matches!(primary_code(db.as_ref()), 5 | 6 | 10 | 13 | 14 | 15),
+        _ => false,
+    }
+}
+
+/// SQLite's primary result code: the low byte of the extended code sqlx reports.
+fn primary_code(db: &dyn sqlx::error::DatabaseError) -> i32 {
+    db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or_default() & 0xff
+}
+
+const SCHEMA_MISMATCH: &str = "the SQLite schema does not match this binary";
+
+/// A migration that cannot run is a misconfiguration, unless the file was busy or unreadable.
+fn classify_migration(e: sqlx::migrate::MigrateError) -> RegistryError {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::Execute(ref inner) | M::ExecuteMigration(ref inner, _) if is_outage(inner) => {
+            RegistryError::storage_unavailable(e)
+        }
+        _ => RegistryError::misconfigured("the SQLite migrations do not match this binary's", e),
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(unavailable)?
+            .map_err(classify)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -48,13 +99,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.clone())
             .await
-            .map_err(unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(unavailable)?;
+            .map_err(classify)?;
+        MIGRATOR.run(&pool).await.map_err(classify_migration)?;
         let loader = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.pragma("mmap_size", "4294967296"))
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(Self { pool, loader })
     }
 
@@ -64,7 +115,7 @@ impl SqliteStore {
         let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
             .fetch_one(&store.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         store.pool.close().await;
         Ok(usize::try_from(applied).unwrap_or_default())
     }
@@ -88,21 +139,21 @@ impl AgentStore for SqliteStore {
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(self.reader())
                 .await
-                .map_err(unavailable)?;
+                .map_err(classify)?;
         let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
         let last_seen: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness
              WHERE agent_id IN (SELECT value FROM json_each(?))",
         )
-        .bind(serde_json::to_string(&ids).map_err(|e| RegistryError::Internal(e.to_string()))?)
+        .bind(serde_json::to_string(&ids).map_err(|e| RegistryError::internal_from("encoding agent ids", e))?)
         .fetch_all(self.reader())
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         StoredAgent::parse_page(&rows, last_seen)
     }
 
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
         let agent_id = change.agent_id().to_string();
         let revision: i64 = sqlx::query_scalar(
@@ -113,12 +164,13 @@ impl AgentStore for SqliteStore {
         .bind(change.kind().as_str())
         .fetch_one(&mut *tx)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         match &change {
             Change::Put { agent, seen, idempotency, expected, .. } => {
                 let mut agent = agent.clone();
                 agent.revision = u64::try_from(revision).unwrap_or_default();
-                let document = serde_json::to_string(&agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+                let document =
+                    serde_json::to_string(&agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
                 if let Some(r) = idempotency {
                     let recorded = sqlx::query(
                         "INSERT INTO idempotency_keys (owner_id, key, request_hash, agent_id, created_at)
@@ -131,7 +183,7 @@ impl AgentStore for SqliteStore {
                     .bind(r.created_at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(classify)?;
                     if recorded.rows_affected() == 0 {
                         return Err(stale());
                     }
@@ -162,7 +214,7 @@ impl AgentStore for SqliteStore {
                 }
                 .execute(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(classify)?;
                 if stored.rows_affected() == 0 {
                     return Err(stale());
                 }
@@ -178,7 +230,7 @@ impl AgentStore for SqliteStore {
                         .bind(&agent_id)
                         .execute(&mut *tx)
                         .await
-                        .map_err(unavailable)?;
+                        .map_err(classify)?;
                         if granted.rows_affected() == 0 {
                             return Err(stale());
                         }
@@ -192,7 +244,7 @@ impl AgentStore for SqliteStore {
                 .bind(serde_json::to_string(&current).unwrap_or_default())
                 .execute(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(classify)?;
                 for (endpoint, at) in seen {
                     sqlx::query(
                         "INSERT INTO endpoint_liveness (endpoint_id, agent_id, last_seen_at) VALUES (?, ?, ?)
@@ -203,14 +255,14 @@ impl AgentStore for SqliteStore {
                     .bind(at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(classify)?;
                 }
                 sqlx::query("UPDATE changes SET document = ? WHERE revision = ?")
                     .bind(&document)
                     .bind(revision)
                     .execute(&mut *tx)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(classify)?;
             }
             Change::Delete { expected, .. } => {
                 let deleted = sqlx::query("DELETE FROM agents WHERE id = ? AND revision = ?")
@@ -218,7 +270,7 @@ impl AgentStore for SqliteStore {
                     .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
                     .execute(&mut *tx)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(classify)?;
                 if deleted.rows_affected() == 0 {
                     return Err(stale());
                 }
@@ -236,9 +288,9 @@ impl AgentStore for SqliteStore {
         .bind(&note.summary)
         .execute(&mut *tx)
         .await
-        .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
@@ -256,7 +308,7 @@ impl AgentStore for SqliteStore {
         .bind(&event.dedupe)
         .execute(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         Ok(())
     }
 
@@ -276,7 +328,7 @@ impl AgentStore for SqliteStore {
         .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         rows.into_iter().map(AuditEvent::from_row).collect()
     }
 
@@ -285,7 +337,7 @@ impl AgentStore for SqliteStore {
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(done.rows_affected())
     }
 
@@ -297,7 +349,7 @@ impl AgentStore for SqliteStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         row.map(|row| {
             let agent: String = row.get(1);
             Ok(IdempotencyRecord {
@@ -316,7 +368,7 @@ impl AgentStore for SqliteStore {
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(done.rows_affected())
     }
 
@@ -330,10 +382,13 @@ impl AgentStore for SqliteStore {
                  FROM (SELECT value ->> 0 AS id, value ->> 1 AS at FROM json_each(?)) AS v
                  WHERE endpoint_liveness.endpoint_id = v.id",
             )
-            .bind(serde_json::to_string(&pairs).map_err(|e| RegistryError::Internal(e.to_string()))?)
+            .bind(
+                serde_json::to_string(&pairs)
+                    .map_err(|e| RegistryError::internal_from("encoding last-seen times", e))?,
+            )
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         }
         Ok(())
     }
@@ -342,7 +397,7 @@ impl AgentStore for SqliteStore {
         let revision: Option<i64> = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
             .fetch_optional(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(revision.and_then(|r| u64::try_from(r).ok()).unwrap_or(0))
     }
 
@@ -355,18 +410,19 @@ impl AgentStore for SqliteStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         rows.iter().map(LoggedChange::parse).collect()
     }
 
     async fn oldest_change(&self) -> Result<Option<u64>> {
         let oldest: Option<i64> =
-            sqlx::query_scalar("SELECT min(revision) FROM changes").fetch_one(&self.pool).await.map_err(unavailable)?;
+            sqlx::query_scalar("SELECT min(revision) FROM changes").fetch_one(&self.pool).await.map_err(classify)?;
         Ok(oldest.and_then(|r| u64::try_from(r).ok()))
     }
 
     async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
-        let document = serde_json::to_string(&event.agent).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let document =
+            serde_json::to_string(&event.agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
         let done = sqlx::query(
             "INSERT OR IGNORE INTO changes (agent_id, kind, at, document, endpoint_id, dedupe)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -379,7 +435,7 @@ impl AgentStore for SqliteStore {
         .bind(&event.dedupe)
         .execute(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         Ok((done.rows_affected() > 0).then(|| u64::try_from(done.last_insert_rowid()).unwrap_or_default()))
     }
 
@@ -388,12 +444,12 @@ impl AgentStore for SqliteStore {
             .bind(before)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(classify)?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(unavailable)
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(classify)
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
@@ -417,8 +473,8 @@ impl AgentStore for SqliteStore {
         .bind(key.revoked_at)
         .fetch_one(&self.pool)
         .await
-        .map_err(unavailable)?;
-        u64::try_from(revision).map_err(|e| RegistryError::Internal(e.to_string()))
+        .map_err(classify)?;
+        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
@@ -430,7 +486,35 @@ impl AgentStore for SqliteStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(classify)?;
         rows.into_iter().map(ApiKey::from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_registry_core::ErrorKind;
+    use sqlx::migrate::MigrateError;
+
+    use super::{classify, classify_migration};
+
+    #[test]
+    fn an_outage_is_unavailable_a_schema_that_does_not_fit_is_misconfigured_and_the_rest_internal() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(sqlx::Error::Io(refused)).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::PoolTimedOut).kind(), ErrorKind::Unavailable);
+        assert_eq!(classify(sqlx::Error::ColumnNotFound("document".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::Decode("not a uuid".into())).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify_migration(MigrateError::VersionMismatch(1)).kind(), ErrorKind::Misconfigured);
+        assert_eq!(classify(sqlx::Error::RowNotFound).kind(), ErrorKind::Internal);
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(classify_migration(MigrateError::Execute(lost)).kind(), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn the_driver_error_is_kept_as_the_source() {
+        let e = classify(sqlx::Error::PoolTimedOut);
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("pool timed out while waiting for an open connection"));
     }
 }

@@ -2,6 +2,7 @@
 //! formats) happens here, so handlers only see well-formed input.
 
 use agent_registry_core::auth::Caller;
+use agent_registry_core::error::catalogue;
 use agent_registry_core::input::escape_pointer;
 use agent_registry_core::query::DiscoveryQuery;
 use agent_registry_core::{FieldError, RegistryError};
@@ -46,20 +47,18 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
             });
         if is_json != Some(true) {
             return Err(ApiError::http(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                catalogue::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::http(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    catalogue::PAYLOAD_TOO_LARGE,
                     format!("the body is larger than {} bytes", agent_registry_core::input::limits::BODY_BYTES),
                 )
             } else {
-                ApiError::http(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
+                ApiError::http(catalogue::UNREADABLE_BODY, rejection.body_text())
             }
         })?;
         Ok(Self(bytes))
@@ -69,7 +68,7 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
 /// Parses JSON, reporting syntax errors with their position and type errors with their pointer.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::http(StatusCode::BAD_REQUEST, "malformed_json", "the request body is empty"));
+        return Err(ApiError::http(catalogue::MALFORMED_JSON, "the request body is empty"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -77,8 +76,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         if inner.is_data() {
             ApiError::Http {
-                status: StatusCode::BAD_REQUEST,
-                code: "validation_failed",
+                code: catalogue::VALIDATION_FAILED,
                 detail: format!("{pointer}: {inner}"),
                 errors: vec![FieldError::new(pointer, strip_position(&inner.to_string()))],
             }
@@ -91,7 +89,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::http(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}"))
+    ApiError::http(catalogue::MALFORMED_JSON, format!("the body is not valid JSON: {e}"))
 }
 
 fn strip_position(message: &str) -> String {

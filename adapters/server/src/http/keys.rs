@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_registry_core::auth::{ApiKey, Scope, constant_time_eq, hash_secret, to_datetime};
+use agent_registry_core::error::catalogue;
 use agent_registry_core::{KeyRequest, RegistryError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -185,7 +186,7 @@ pub async fn bootstrap(
     body: axum::body::Bytes,
 ) -> ApiResult {
     let Some(config) = state.bootstrap.clone() else {
-        return Err(ApiError::http(StatusCode::NOT_FOUND, "route_not_found", "no route for /api-keys/bootstrap"));
+        return Err(ApiError::http(catalogue::ROUTE_NOT_FOUND, "no route for /api-keys/bootstrap"));
     };
     {
         let mut failures = config.failures.lock();

@@ -3,12 +3,13 @@
 //! read API that VS Code and GitHub Copilot use (`/v0.1`, `/v0`), and the AI Catalog.
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::protocol::Served;
 use agent_registry_core::query::DiscoveryQuery;
 use agent_registry_mcp::SERVER_CARD_TYPE;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -137,7 +138,7 @@ pub async fn registry_version(
 }
 
 fn server_not_found(name: &str) -> ApiError {
-    ApiError::http(StatusCode::NOT_FOUND, "server_not_found", format!("no MCP server named `{name}` (in that version)"))
+    ApiError::http(catalogue::SERVER_NOT_FOUND, format!("no MCP server named `{name}` (in that version)"))
 }
 
 /// The AI Catalog (`/.well-known/ai-catalog.json`): every live registered agent and MCP server,

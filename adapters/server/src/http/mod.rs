@@ -19,6 +19,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use agent_registry_core::AgentRegistry;
+use agent_registry_core::error::catalogue;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -234,14 +235,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
         .merge(Scalar::with_url("/docs", api))
         .fallback(|uri: Uri| async move {
-            ApiError::http(StatusCode::NOT_FOUND, "route_not_found", format!("no route for {}", uri.path()))
+            ApiError::http(catalogue::ROUTE_NOT_FOUND, format!("no route for {}", uri.path()))
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::http(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not accept that method",
-            )
+            ApiError::http(catalogue::METHOD_NOT_ALLOWED, "this route does not accept that method")
         })
         .layer(DefaultBodyLimit::max(agent_registry_core::input::limits::BODY_BYTES))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -249,12 +246,7 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
-            ApiError::http(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "An internal error occurred; it has been logged.",
-            )
-            .into_response()
+            ApiError::http(catalogue::INTERNAL_ERROR, "An internal error occurred; it has been logged.").into_response()
         }))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))

@@ -1,7 +1,9 @@
 //! `ApiError`: every failure of the HTTP API as RFC 9457 `application/problem+json`, with the
-//! stable `code` of the core error (or of the HTTP layer), the fields at fault, and no
-//! internals in 5xx bodies. Each error is logged once, here, inside the request span.
+//! stable `code`, status and title of its catalogue entry (the core's, for core errors and the
+//! HTTP layer's own alike), the fields at fault, and no internals in 5xx bodies. Each error is
+//! logged once, here, inside the request span.
 
+use agent_registry_core::error::{ErrorCode, catalogue};
 use agent_registry_core::{ErrorKind, FieldError, RegistryError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,10 +28,9 @@ pub struct Problem {
 #[derive(Debug)]
 pub enum ApiError {
     Registry(RegistryError),
-    /// A failure of the HTTP layer itself (body, headers, routing).
+    /// A failure of the HTTP layer itself (body, headers, routing), named by its catalogue entry.
     Http {
-        status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         errors: Vec<FieldError>,
     },
@@ -50,18 +51,31 @@ impl ApiError {
         Self::RateLimited { retry_after: retry_after.max(1) }
     }
 
-    pub fn http(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Http { status, code, detail: detail.into(), errors: Vec::new() }
+    pub fn http(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::Http { code, detail: detail.into(), errors: Vec::new() }
     }
 
     pub fn bad_header(name: &str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         Self::Http {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_header",
+            code: catalogue::INVALID_HEADER,
             errors: vec![FieldError::new(format!("header:{name}"), detail.clone())],
             detail: format!("header {name} {detail}"),
         }
+    }
+
+    /// The catalogue's entry for this failure.
+    pub fn entry(&self) -> ErrorCode {
+        match self {
+            ApiError::Registry(e) => e.entry(),
+            ApiError::Http { code, .. } => *code,
+            ApiError::RateLimited { .. } => catalogue::RATE_LIMITED,
+        }
+    }
+
+    /// The status the answer carries.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.entry().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -71,63 +85,75 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+/// The `detail` of a core error over REST: the core speaks of the domain, and a REST client
+/// also learns which route or header to use instead.
+fn rest_detail(e: &RegistryError) -> String {
+    use agent_registry_core::model::LivenessModel;
+    match e {
+        RegistryError::LivenessModelMismatch { agent, endpoint: Some(endpoint), uses: LivenessModel::Ephemeral } => {
+            format!(
+                "endpoint {endpoint} uses Ephemeral liveness; renew its lease with \
+                 POST /agents/{agent}/endpoints/{endpoint}/renew instead"
+            )
+        }
+        RegistryError::LivenessModelMismatch { agent, endpoint: Some(endpoint), uses: LivenessModel::Persistent } => {
+            format!(
+                "endpoint {endpoint} uses Persistent liveness; send \
+                 POST /agents/{agent}/endpoints/{endpoint}/heartbeat instead"
+            )
+        }
+        RegistryError::LivenessModelMismatch { agent, endpoint: None, .. } => format!(
+            "agent {agent} has no Persistent endpoints to heartbeat; renew its Ephemeral endpoints with \
+             POST /agents/{agent}/endpoints/{{endpointId}}/renew"
+        ),
+        RegistryError::IdempotencyKeyReused => {
+            "this Idempotency-Key was already used with a different request body".to_owned()
+        }
+        RegistryError::BootstrapRefused => format!("{e} (POST /api-keys)"),
+        _ => e.to_string(),
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let self_retry_after = match &self {
-            ApiError::RateLimited { retry_after } => Some(*retry_after),
-            _ => None,
-        };
-        let (status, code, title, detail, errors) = match self {
+        let (status, entry) = (self.status(), self.entry());
+        let (detail, errors, retry_after) = match self {
             ApiError::Registry(e) => {
-                let status = status_of(e.kind());
                 // A backend outage is logged once by the task that notices it, not per request.
                 match e.kind() {
-                    ErrorKind::Internal => tracing::error!(code = e.code(), error = %e, "request failed"),
+                    ErrorKind::Internal | ErrorKind::Misconfigured => {
+                        tracing::error!(code = e.code(), error = %e, "request failed")
+                    }
                     ErrorKind::Unavailable => tracing::debug!(code = e.code(), error = %e, "request failed"),
                     _ => {}
                 }
                 let detail = match e.kind() {
                     ErrorKind::Internal => "An internal error occurred; it has been logged.".to_owned(),
+                    ErrorKind::Misconfigured => {
+                        "The service is misconfigured; the log tells its operators what to fix.".to_owned()
+                    }
                     ErrorKind::Unavailable => format!("{}; retry shortly.", e.title()),
-                    _ => e.to_string(),
+                    _ => rest_detail(&e),
                 };
-                (status, e.code(), e.title().to_owned(), detail, e.fields())
+                (detail, e.fields(), None)
             }
-            ApiError::Http { status, code, detail, errors } => {
-                let title = status.canonical_reason().unwrap_or("Error").to_owned();
-                (status, code, title, detail, errors)
-            }
+            ApiError::Http { detail, errors, .. } => (detail, errors, None),
             ApiError::RateLimited { retry_after } => {
-                let detail = format!("too many requests; retry in {retry_after} s");
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too Many Requests".to_owned(), detail, Vec::new())
+                (format!("too many requests; retry in {retry_after} s"), Vec::new(), Some(retry_after))
             }
         };
-        let retry_after = match self_retry_after {
+        let retry_after = match retry_after {
             Some(secs) => Some(secs),
             None if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             None => None,
         };
-        tracing::debug!(status = status.as_u16(), code, "problem response");
+        tracing::debug!(status = status.as_u16(), code = entry.code, "problem response");
         let problem = Problem {
-            kind: format!("urn:agent-registry:problem:{code}"),
-            title,
+            kind: format!("urn:agent-registry:problem:{}", entry.code),
+            title: entry.title.to_owned(),
             status: status.as_u16(),
             detail,
-            code: code.to_owned(),
+            code: entry.code.to_owned(),
             errors,
         };
         let mut response = (status, axum::Json(problem)).into_response();

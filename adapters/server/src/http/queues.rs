@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue;
 use agent_registry_core::model::{AgentId, EndpointId, Transport};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -20,9 +21,6 @@ use super::problem::{ApiError, Problem};
 use crate::queues::QueueFactsView;
 
 type ApiResult = Result<Response, ApiError>;
-
-/// The code of asking for queue facts of an endpoint that is not `Amqp`.
-pub const NOT_AMQP: &str = "not_an_amqp_endpoint";
 
 /// What the broker says about an `Amqp` endpoint's queue.
 ///
@@ -49,8 +47,7 @@ pub async fn facts(
         .ok_or_else(|| RegistryError::EndpointNotFound { agent: id.to_string(), endpoint: eid.to_string() })?;
     if endpoint.transport != Transport::Amqp {
         return Err(ApiError::http(
-            StatusCode::CONFLICT,
-            NOT_AMQP,
+            catalogue::NOT_AN_AMQP_ENDPOINT,
             format!(
                 "endpoint {eid} uses the {} transport; queue facts are read for Amqp endpoints only",
                 endpoint.transport
@@ -94,9 +91,9 @@ pub async fn with_queue_facts(state: &AppState, page: Response) -> ApiResult {
     let (mut parts, body) = page.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
-        .map_err(|e| RegistryError::Internal(format!("reading a rendered page: {e}")))?;
+        .map_err(|e| RegistryError::internal_from("reading a rendered page", e))?;
     let mut page: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| RegistryError::Internal(format!("a rendered page does not parse: {e}")))?;
+        .map_err(|e| RegistryError::internal_from("a rendered page does not parse", e))?;
     let mut addresses: Vec<String> = amqp_endpoints(&mut page)
         .filter_map(|endpoint| endpoint.get("address").and_then(Value::as_str).map(str::to_owned))
         .collect();
@@ -110,7 +107,7 @@ pub async fn with_queue_facts(state: &AppState, page: Response) -> ApiResult {
             object.insert("queue".into(), serde_json::to_value(view).unwrap_or(Value::Null));
         }
     }
-    let body = serde_json::to_vec(&page).map_err(|e| RegistryError::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(&page).map_err(|e| RegistryError::internal_from("serializing a page", e))?;
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, Body::from(body)))
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -70,8 +71,7 @@ pub fn starting_router(waiting: Waiting) -> Router {
         )
         .fallback(|uri: Uri| async move {
             ApiError::http(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
+                catalogue::NOT_READY,
                 format!("the registry is starting and cannot serve {} yet; retry shortly", uri.path()),
             )
         })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::ports::{ChangeKind, LoggedChange};
 use axum::body::Bytes;
@@ -236,8 +237,7 @@ pub async fn watch(
     if open.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= state.watch.max_watchers {
         open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         return Err(ApiError::http(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_watchers",
+            catalogue::TOO_MANY_WATCHERS,
             format!(
                 "this replica serves {} watch streams already; retry later or on another replica",
                 state.watch.max_watchers

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::error::catalogue::RATE_LIMITED;
 use agent_registry_core::index::Hit;
 use agent_registry_core::model::{AgentId, EndpointId, Protocol, Transport};
 use agent_registry_core::protocol::Served;
@@ -359,7 +360,8 @@ pub struct Answer {
 
 impl Answer {
     fn new(value: impl Serialize, text: Option<String>) -> Result<Self, ToolError> {
-        let value = serde_json::to_value(value).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let value = serde_json::to_value(value)
+            .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))?;
         Ok(Self { value, text })
     }
 }
@@ -388,10 +390,13 @@ impl IntoCallToolResult for ToolError {
         let e = self.0;
         let errors: Vec<Value> = e.fields().iter().map(|f| json!({"pointer": f.pointer, "detail": f.detail})).collect();
         let detail = match e.kind() {
-            agent_registry_core::ErrorKind::Internal => "an internal error occurred; it has been logged".to_owned(),
+            agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured => {
+                "an internal error occurred; it has been logged".to_owned()
+            }
             _ => e.to_string(),
         };
-        if e.kind() == agent_registry_core::ErrorKind::Internal {
+        if matches!(e.kind(), agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured)
+        {
             tracing::error!(error = %e, "an MCP tool failed");
         }
         let mut result =
@@ -408,9 +413,9 @@ pub fn rate_limited(refused: crate::limits::RateLimited) -> CallToolResult {
     let retry_after = refused.retry_after;
     let detail = format!("too many requests from this client; retry in {retry_after} s");
     let mut result = CallToolResult::structured_error(
-        json!({"code": "rate_limited", "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
+        json!({"code": RATE_LIMITED.code, "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
     );
-    result.content = vec![ContentBlock::text(format!("Error rate_limited: {detail}"))];
+    result.content = vec![ContentBlock::text(format!("Error {}: {detail}", RATE_LIMITED.code))];
     result
 }
 
@@ -418,7 +423,9 @@ pub fn rate_limited(refused: crate::limits::RateLimited) -> CallToolResult {
 pub fn protocol_error(e: RegistryError) -> McpError {
     let data = Some(json!({"code": e.code()}));
     match e.kind() {
-        agent_registry_core::ErrorKind::Internal => McpError::internal_error("internal error", data),
+        agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured => {
+            McpError::internal_error("internal error", data)
+        }
         _ => McpError::invalid_params(e.to_string(), data),
     }
 }
@@ -595,7 +602,8 @@ impl RegistryMcp {
     fn get_agent(&self, Parameters(Checked(args)): Parameters<Checked<AgentArgs>>) -> Outcome {
         let hit = agent_hit(&self.state, args?.id)?;
         let bytes = agent_registry_core::view::agent_json(&hit, true);
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Internal(e.to_string()))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))?;
         Answer::new(value, None)
     }
 
@@ -702,7 +710,9 @@ impl RegistryMcp {
 /// results dropped.
 fn fit(task: String, results: Vec<RankedAgent>, max_chars: usize) -> Result<TaskAnswer, RegistryError> {
     let size = |answer: &TaskAnswer| {
-        serde_json::to_string(answer).map(|s| s.chars().count()).map_err(|e| RegistryError::Internal(e.to_string()))
+        serde_json::to_string(answer)
+            .map(|s| s.chars().count())
+            .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))
     };
     let mut answer = TaskAnswer { task, results, omitted: 0 };
     if size(&answer)? > max_chars {
@@ -727,7 +737,7 @@ pub fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<St
     let served = match kind {
         "" => {
             return String::from_utf8(agent_registry_core::view::agent_json(&hit, true))
-                .map_err(|e| RegistryError::Internal(e.to_string()));
+                .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e));
         }
         "a2a-card" => agent_registry_a2a::card(&hit.agent()?)?,
         "mcp-server-card" => agent_registry_mcp::server_card(&hit.agent()?)?,
@@ -737,5 +747,6 @@ pub fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<St
         }
         _ => return Err(RegistryError::AgentNotFound(format!("{id}/{kind}"))),
     };
-    String::from_utf8(served.into_bytes()).map_err(|e| RegistryError::Internal(e.to_string()))
+    String::from_utf8(served.into_bytes())
+        .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))
 }
