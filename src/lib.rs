@@ -3,6 +3,7 @@
 //! use-cases. No web, database or cache crate is used here; adapters implement the ports.
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod audit;
 pub mod auth;
 pub mod claim;

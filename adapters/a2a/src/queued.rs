@@ -7,11 +7,13 @@
 //! entityPath?}` that says where tasks are sent. Unlike the .NET registry, an unknown technology
 //! is refused (it read every unknown name as AMQP), and the endpoint's address is a real broker
 //! address (`amqp://host:port/<vhost>/<taskTopic>`), not the bare topic name.
+//!
+//! One file on purpose (about 600 lines): the queued card's reading, building and address rules
+//! are one format, and its tests sit beside them.
 
 use agent_registry_core::RegistryError;
-use agent_registry_core::input::{
-    AgentInput, AmqpAddress, AmqpTarget, EndpointInput, ServiceBusAddress, limits, validate_address,
-};
+use agent_registry_core::address::{AmqpAddress, AmqpTarget, ServiceBusAddress, validate_address};
+use agent_registry_core::input::{AgentInput, EndpointInput, limits};
 use agent_registry_core::model::{Agent, Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Served, Translation};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};

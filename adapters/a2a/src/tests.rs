@@ -2,6 +2,8 @@
 //! and the edge cases in `fixtures/protocols/a2a-edge`: translation, byte-exact serving, schema
 //! validity of built cards, signatures, and property tests that unknown members change nothing
 //! and that no input panics.
+//!
+//! Long on purpose: one test module for the adapter, fixtures and properties side by side.
 
 use std::path::PathBuf;
 

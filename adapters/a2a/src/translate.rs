@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use agent_registry_core::RegistryError;
-use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits, validate_address};
+use agent_registry_core::address::validate_address;
+use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits};
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Translation};
 use serde_json::{Map, Value};

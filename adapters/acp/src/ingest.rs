@@ -7,8 +7,9 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use agent_registry_core::address::validate_address;
 use agent_registry_core::claim::{ClaimRequest, OnTaken};
-use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits, validate_address};
+use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits};
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Translation};
 use agent_registry_core::{FieldError, RegistryError};

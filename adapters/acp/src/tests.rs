@@ -2,6 +2,8 @@
 //! translates, keeps its bytes, and comes back as submitted but for `name`; the derived schema
 //! refuses what the spec's types refuse, with pointers; manifests built from the domain pass the
 //! official schema's rules.
+//!
+//! Long on purpose: one test module for the adapter, fixtures and properties side by side.
 
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput};

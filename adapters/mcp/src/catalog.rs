@@ -6,6 +6,9 @@
 //! Servers are listed by name, then version (semantic-version order where versions parse as
 //! such), and paged with an opaque cursor naming the last entry served, so that entries added
 //! between two pages neither repeat nor hide the ones after the cursor.
+//!
+//! One file on purpose (about 700 lines, half of it tests): the list, versions and cursor rules
+//! answer one API and are read together.
 
 use std::cmp::Ordering;
 

@@ -1,6 +1,8 @@
 //! Tests of the adapter as the HTTP layer uses it: every example document translates and is
 //! served back exactly, derived and built documents follow the official schemas, errors point
 //! into the document, and nothing panics on any input.
+//!
+//! Long on purpose: one test module for the adapter, fixtures and properties side by side.
 
 use agent_registry_core::ErrorKind;
 use agent_registry_core::model::{Agent, Protocol, Transport};

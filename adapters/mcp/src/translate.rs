@@ -14,7 +14,8 @@
 
 use std::collections::HashSet;
 
-use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits, validate_address};
+use agent_registry_core::address::validate_address;
+use agent_registry_core::input::{AgentInput, CapabilityInput, EndpointInput, limits};
 use agent_registry_core::liveness::LivenessPolicy;
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, ProtocolDocument, Translation};

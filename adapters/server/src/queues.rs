@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_registry_core::input::{AmqpAddress, AmqpTarget};
+use agent_registry_core::address::{AmqpAddress, AmqpTarget};
 use chrono::{DateTime, Utc};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;

@@ -1,4 +1,7 @@
 //! The production store: PostgreSQL through sqlx, shared by every replica of one registry.
+//!
+//! One file on purpose (about 500 lines): every statement of the store contract, read together
+//! with the transaction each one runs in.
 #![forbid(unsafe_code)]
 
 use std::str::FromStr;

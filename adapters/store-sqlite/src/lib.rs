@@ -1,4 +1,7 @@
 //! The embedded default store: SQLite through sqlx, in WAL mode, created and migrated at start.
+//!
+//! One file on purpose (about 500 lines): every statement of the store contract, read together
+//! with the transaction each one runs in.
 #![forbid(unsafe_code)]
 
 use std::str::FromStr;

@@ -3,6 +3,9 @@
 //! that parses them, and each structured answer's schema from the type that writes it. Failures
 //! a model can act on (a bad argument, an unknown agent) are `isError` results carrying the REST
 //! API's stable error codes.
+//!
+//! One file on purpose (about 750 lines): each tool's argument struct, answer struct and body
+//! sit together, so that a tool's schema and its parsing cannot drift apart.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
