@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, PublicBase, Submission};
-use super::extract::{Auth, ClientAddress, QueryPairs, RawJson, Reader};
+use super::extract::{Auth, Discovering, QueryPairs, RawJson};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -48,13 +48,7 @@ pub async fn card_well_known(state: State<AppState>, headers: HeaderMap, id: Pat
 #[utoipa::path(get, path = "/a2a/agents", tag = "a2a", params(super::agents::DiscoveryParams),
     responses((status = 200, description = "`{items: [{agentId, isLive, card}], totalCount, page, …, nextCursor}`"),
         (status = 400, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    client: ClientAddress,
-    reader: Reader,
-    pairs: QueryPairs,
-) -> ApiResult {
-    state.limits.discovery(client.0)?;
+pub async fn list(State(state): State<AppState>, reader: Discovering, pairs: QueryPairs) -> ApiResult {
     let mut query = documents::protocol_query(&pairs.0, Protocol::A2A, true)?;
     // Cards exist for Http interfaces only: queue-backed agents are listed at /a2a/async/agents.
     if query.transports.iter().any(|t| *t != agent_registry_core::model::Transport::Http) {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, Submission};
-use super::extract::{Auth, ClientAddress, QueryPairs, RawJson, Reader};
+use super::extract::{Auth, ClientAddress, Discovering, QueryPairs, RawJson};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -59,13 +59,7 @@ pub async fn register(
     params(("limit" = Option<u32>, Query), ("offset" = Option<u32>, Query), ("domain" = Option<String>, Query),
         super::agents::DiscoveryParams),
     responses((status = 200, description = "`{agents: [AgentManifest]}`"), (status = 400, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    client: ClientAddress,
-    reader: Reader,
-    pairs: QueryPairs,
-) -> ApiResult {
-    state.limits.discovery(client.0)?;
+pub async fn list(State(state): State<AppState>, reader: Discovering, pairs: QueryPairs) -> ApiResult {
     let mut rest = Vec::new();
     let (mut limit, mut offset, mut domains) = (DEFAULT_LIMIT, 0, Vec::new());
     for (key, value) in &pairs.0 {

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::extract::{Auth, ClientAddress, JsonBody, QueryPairs, Reader, idempotency_key, if_match};
+use super::extract::{Auth, Discovering, JsonBody, QueryPairs, Reader, idempotency_key, if_match};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -55,12 +55,11 @@ pub fn agent_created(hit: &Hit) -> Response {
 
 fn page_response(
     state: &AppState,
-    (client, reader): (ClientAddress, Reader),
+    reader: &Discovering,
     pairs: &QueryPairs,
     live_only_default: bool,
     allow_owner: bool,
 ) -> ApiResult {
-    state.limits.discovery(client.0)?;
     let query = pairs.discovery(live_only_default, allow_owner)?;
     let page = state.registry.search_as(reader.anonymous, &query)?;
     let mut response = json_bytes(StatusCode::OK, page_json(&page, reader.anonymous));
@@ -119,13 +118,8 @@ pub async fn register_input(
 #[utoipa::path(get, path = "/agents", tag = "agents",
     params(DiscoveryParams, ("owner" = Option<String>, Query, description = "Only agents of this owner")),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    client: ClientAddress,
-    reader: Reader,
-    pairs: QueryPairs,
-) -> ApiResult {
-    page_response(&state, (client, reader), &pairs, false, true)
+pub async fn list(State(state): State<AppState>, reader: Discovering, pairs: QueryPairs) -> ApiResult {
+    page_response(&state, &reader, &pairs, false, true)
 }
 
 /// Discover live agents by capability, tag, label, protocol, transport or text.
@@ -138,14 +132,9 @@ pub async fn list(
 #[utoipa::path(get, path = "/discover/agents", tag = "discovery",
     params(DiscoveryParams, ("include" = Option<String>, Query, description = "`queue`: add queue facts to Amqp endpoints")),
     responses((status = 200, body = PageView), (status = 400, body = Problem)))]
-pub async fn discover(
-    State(state): State<AppState>,
-    client: ClientAddress,
-    reader: Reader,
-    mut pairs: QueryPairs,
-) -> ApiResult {
+pub async fn discover(State(state): State<AppState>, reader: Discovering, mut pairs: QueryPairs) -> ApiResult {
     let include_queue = super::queues::take_include(&mut pairs)?;
-    let page = page_response(&state, (client, reader), &pairs, true, false)?;
+    let page = page_response(&state, &reader, &pairs, true, false)?;
     if include_queue { super::queues::with_queue_facts(&state, page).await } else { Ok(page) }
 }
 

@@ -218,6 +218,22 @@ impl FromRequestParts<AppState> for ClientAddress {
     }
 }
 
+/// A discovery read: the client checked against the discovery rate limit, and whether it reads
+/// anonymously.
+pub struct Discovering {
+    pub anonymous: bool,
+}
+
+impl FromRequestParts<AppState> for Discovering {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state.limits.discovery(state.limits.client(parts))?;
+        let Ok(Reader { anonymous }) = Reader::from_request_parts(parts, state).await;
+        Ok(Self { anonymous })
+    }
+}
+
 /// Who reads a public route: anonymous unless valid credentials come with the request (invalid
 /// ones are ignored here: reads need none).
 pub struct Reader {

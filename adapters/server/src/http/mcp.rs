@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::documents::{self, DOCUMENT_MAX_AGE_SECONDS, PublicBase, Submission};
-use super::extract::{Auth, ClientAddress, QueryPairs, RawJson, Reader};
+use super::extract::{Auth, ClientAddress, Discovering, QueryPairs, RawJson};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -49,13 +49,7 @@ pub async fn register(
 #[utoipa::path(get, path = "/mcp/servers", tag = "mcp", params(super::agents::DiscoveryParams),
     responses((status = 200, description = "`{items: [{agentId, isLive, serverCard}], totalCount, page, …}`"),
         (status = 400, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    client: ClientAddress,
-    reader: Reader,
-    pairs: QueryPairs,
-) -> ApiResult {
-    state.limits.discovery(client.0)?;
+pub async fn list(State(state): State<AppState>, reader: Discovering, pairs: QueryPairs) -> ApiResult {
     let query = documents::protocol_query(&pairs.0, Protocol::MCP, true)?;
     let page = state.registry.search_as(reader.anonymous, &query)?;
     let body = documents::page(&page, "serverCard", |hit| {
