@@ -125,10 +125,19 @@ async fn a_schema_whose_applied_migration_was_changed_stops_the_binary_with_the_
         .unwrap();
     pool.close().await;
 
+    // With and without --auto-migrate: migrating, or only checking the schema, finds it.
+    for migrate in [&["--auto-migrate"][..], &[]] {
+        refuses_to_start(binary, &url, migrate).await;
+    }
+    schema.drop_now().await;
+}
+
+async fn refuses_to_start(binary: &str, url: &str, extra: &[&str]) {
     let log = tempfile::NamedTempFile::new().unwrap();
     let append = || std::fs::OpenOptions::new().append(true).open(log.path()).unwrap();
     let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url, "--auto-migrate", "--log", "warn"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url, "--log", "warn"])
+        .args(extra)
         .stdout(append())
         .stderr(append())
         .spawn()
@@ -154,5 +163,4 @@ async fn a_schema_whose_applied_migration_was_changed_stops_the_binary_with_the_
     assert!(output.contains("misconfigured"), "the message names the class:\n{output}");
     assert!(output.contains("previously applied but has been modified"), "and the cause:\n{output}");
     assert!(!output.contains("not ready yet"), "it never retried:\n{output}");
-    schema.drop_now().await;
 }

@@ -126,15 +126,24 @@ impl PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(classify)?;
-        let applied: i64 = if exists {
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
+        let applied: Vec<(i64, Vec<u8>)> = if exists {
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
                 .await
                 .map_err(classify)?
         } else {
-            0
+            Vec::new()
         };
-        Ok(MIGRATOR.iter().count().saturating_sub(usize::try_from(applied).unwrap_or_default()))
+        // An applied migration this binary ships differently is a schema it cannot trust.
+        for (version, checksum) in &applied {
+            if MIGRATOR.iter().any(|m| m.version == *version && *m.checksum != checksum[..]) {
+                return Err(RegistryError::misconfigured(
+                    "the PostgreSQL migrations do not match this binary's",
+                    sqlx::migrate::MigrateError::VersionMismatch(*version),
+                ));
+            }
+        }
+        Ok(MIGRATOR.iter().count().saturating_sub(applied.len()))
     }
 }
 

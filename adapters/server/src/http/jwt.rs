@@ -61,7 +61,12 @@ impl JwtVerifier {
         let oidc = match oidc_issuer {
             Some(url) => Some(Oidc {
                 issuer: url.trim_end_matches('/').to_owned(),
-                client: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+                // Key fetches follow no redirect: the issuer's own URLs only.
+                client: reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .timeout(Duration::from_secs(5))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()?,
                 keys: Default::default(),
                 refreshed: Default::default(),
             }),
