@@ -39,10 +39,26 @@ pub struct ClaimRequest {
 }
 
 impl ClaimRequest {
+    /// Whether the name asked for is held by an agent other than `id`.
+    pub(crate) fn is_taken(&self, index: &Index, id: AgentId) -> bool {
+        let wanted = NameClaim { namespace: self.namespace.clone(), name: self.name.clone() };
+        self.holder(index, &wanted, id).is_some()
+    }
+
+    /// The agent other than `id` that holds a name. A name shown as a label is also held by an
+    /// agent that only has the label (registered before names were claimed, or labelled through
+    /// the generic API).
+    fn holder(&self, index: &Index, claim: &NameClaim, id: AgentId) -> Option<AgentId> {
+        index
+            .claim_holder(claim)
+            .filter(|holder| *holder != id)
+            .or_else(|| self.label.as_deref().and_then(|label| index.labelled(label, &claim.name, id)))
+    }
+
     /// The name this request is granted for agent `id` as the index stands, or why not.
     pub(crate) fn resolve(&self, index: &Index, id: AgentId) -> Result<NameClaim, RegistryError> {
         let claim = |name: String| NameClaim { namespace: self.namespace.clone(), name };
-        let holder = |claim: &NameClaim| index.claim_holder(claim).filter(|holder| *holder != id);
+        let holder = |claim: &NameClaim| self.holder(index, claim, id);
         let wanted = claim(self.name.clone());
         let Some(taken_by) = holder(&wanted) else {
             return Ok(wanted);

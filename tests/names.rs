@@ -99,3 +99,25 @@ async fn a_server_json_name_and_version_is_registered_once_whatever_idempotency_
     next["version"] = json!("99.0.0");
     app.send(Method::POST, "/mcp/servers", Some(next), &[("idempotency-key", "e")]).await.ok(201);
 }
+
+#[tokio::test]
+async fn an_acp_name_shown_by_another_agents_label_is_taken_too() {
+    let app = TestApp::spawn().await;
+    app.register(json!({"name": "Hand made", "labels": {"acp.name": "citation-agent"},
+        "endpoints": [{"name": "acp", "protocol": "ACP", "address": "https://other.example/", "livenessModel": "Persistent"}]}))
+        .await;
+    let registered = app.post("/acp/agents", acp_manifest("Citation Agent")).await.ok(201).clone();
+    assert_eq!(registered["labels"]["acp.name"], "citation-agent-2");
+    assert_eq!(app.get("/acp/agents/citation-agent-2").await.ok(200)["name"], "citation-agent-2");
+}
+
+#[tokio::test]
+async fn a_generic_acp_agent_is_found_by_its_derived_name_even_when_accents_were_folded() {
+    let app = TestApp::spawn().await;
+    app.register(json!({"name": "Bücher Bot",
+        "endpoints": [{"name": "acp", "protocol": "ACP", "address": "https://books.example/", "livenessModel": "Persistent"}]}))
+        .await;
+    assert_eq!(app.get("/acp/agents/bucher-bot").await.ok(200)["name"], "bucher-bot");
+    assert_eq!(app.get("/acp/agents/B%C3%BCcher%20Bot").await.ok(200)["name"], "bucher-bot");
+    app.get("/acp/agents/nobody-here").await.problem(404, "agent_not_found");
+}

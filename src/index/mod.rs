@@ -191,6 +191,12 @@ impl Index {
         self.claims.get(claim).copied()
     }
 
+    /// An agent other than `except` whose label `key` is `value`, if any.
+    pub fn labelled(&self, key: &str, value: &str, except: AgentId) -> Option<AgentId> {
+        let list = self.labels.get(label_key(key, value).as_str())?;
+        list.0.iter().filter_map(|slot| self.entry(*slot)).map(|e| e.key.id).find(|id| *id != except)
+    }
+
     /// Removes an agent; returns its endpoints' last-seen times.
     pub fn remove(&mut self, id: AgentId) -> Option<Removed> {
         let slot = self.by_id.remove(&id)?;
@@ -210,7 +216,9 @@ impl Index {
             self.by_endpoint.remove(&e.id);
         }
         for claim in &entry.claims {
-            self.claims.remove(claim);
+            if self.claims.get(claim) == Some(&id) {
+                self.claims.remove(claim);
+            }
         }
         self.meta[slot as usize] = SlotMeta::vacant();
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -234,6 +242,17 @@ impl Index {
             .chain(self.transports.values_mut())
             .chain(self.documents.values_mut());
         lists.for_each(|list| list.remove(slot));
+        for terms in [&mut self.capabilities, &mut self.words] {
+            terms.lists.retain(|_, list| !list.0.is_empty());
+            let lists = &terms.lists;
+            terms.sorted.retain(|term| lists.contains_key(term));
+        }
+        for map in [&mut self.tags, &mut self.labels, &mut self.owners] {
+            map.retain(|_, list| !list.0.is_empty());
+        }
+        self.protocols.retain(|_, list| !list.0.is_empty());
+        self.transports.retain(|_, list| !list.0.is_empty());
+        self.documents.retain(|_, list| !list.0.is_empty());
     }
 
     fn index_terms(&mut self, terms: &AgentTerms, slot: Slot, insert: bool) {

@@ -235,15 +235,22 @@ impl AgentRegistry {
         if let Some(hit) = self.search(&labelled)?.hits.into_iter().next() {
             return Ok(Some(hit));
         }
-        let mut worded = DiscoveryQuery::all(false);
-        worded.words = crate::query::words(name);
-        if worded.words.is_empty() {
-            return Ok(None);
+        // All the words first; then each alone, since a derived name may have lost what makes
+        // another word match (an accent folded: `bucher` does not start `bücher`).
+        let words = crate::query::words(name);
+        let alone = words.iter().map(|w| vec![w.clone()]);
+        for words in std::iter::once(words.clone()).chain(alone).filter(|w| !w.is_empty()) {
+            let mut worded = DiscoveryQuery::all(false);
+            worded.words = words;
+            worded.protocols = vec![protocol];
+            worded.with_documents = true;
+            worded.page_size = usize::MAX / 2;
+            let found = self.search(&worded)?.hits.into_iter().find(|hit| hit.agent().is_ok_and(|a| known_as(&a)));
+            if found.is_some() {
+                return Ok(found);
+            }
         }
-        worded.protocols = vec![protocol];
-        worded.with_documents = true;
-        worded.page_size = usize::MAX / 2;
-        Ok(self.search(&worded)?.hits.into_iter().find(|hit| hit.agent().is_ok_and(|a| known_as(&a))))
+        Ok(None)
     }
 
     /// Live agents ranked against a free-text task (see `Index::rank_for_task`).

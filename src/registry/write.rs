@@ -68,6 +68,9 @@ impl AgentRegistry {
                 return Err(RegistryError::AgentExists(id.to_string()));
             }
             let mut agent = spec.to_agent(id, owner.clone(), endpoints.clone(), now);
+            // A name held by an agent that another replica removed moments ago is free.
+            let contested = input.claims.iter().any(|r| r.is_taken(&self.replica.index.read(), id));
+            self.catch_up_if(&mut write, contested).await?;
             self.grant_names(&input.claims, &mut agent)?;
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
@@ -96,7 +99,9 @@ impl AgentRegistry {
             if let Some(label) = &request.label {
                 agent.labels.insert(label.clone(), claim.name.clone());
             }
-            agent.claims.push(claim);
+            if !agent.claims.contains(&claim) {
+                agent.claims.push(claim);
+            }
         }
         Ok(())
     }

@@ -105,6 +105,8 @@ fn payload(state: &AppState, change: &LoggedChange) -> String {
         if let Some(object) = agent.as_object_mut() {
             // The document an agent registered with is served by its protocol's routes.
             object.remove("origin");
+            // Held names are the registry's bookkeeping; the agent's JSON never shows them.
+            object.remove("claims");
             if state.privacy.hide_owner {
                 object.remove("ownerId");
             }
