@@ -407,3 +407,43 @@ async fn redis_liveness_keeps_the_liveness_contract() {
     assert!(store.is_shared());
     liveness_contract(&store).await;
 }
+
+#[tokio::test]
+async fn agents_stored_before_names_were_claimed_hold_the_names_their_documents_give() {
+    use agent_registry_core::claim::{ClaimRequest, NameClaim, OnTaken};
+    use agent_registry_core::clock::SystemClock;
+    use agent_registry_core::{AgentRegistry, RegisterOptions, RegistryConfig};
+
+    let store: Arc<dyn AgentStore> = Arc::new(MemoryStore::default());
+    // Stored by an earlier version: no claims in the document.
+    let legacy = sample("weather");
+    apply(&*store, put(&legacy, vec![], None)).await.unwrap();
+    let config = RegistryConfig {
+        legacy_claims: |agent| vec![NameClaim { namespace: "server".into(), name: agent.name.clone() }],
+        ..Default::default()
+    };
+    let liveness = Arc::new(InProcessLiveness::new(store.clone()));
+    let registry = AgentRegistry::open(store.clone(), liveness, Arc::new(SystemClock), config).await.unwrap();
+    let admin = agent_registry_core::auth::Caller {
+        actor: "test".into(),
+        source: None,
+        owner: "admin".into(),
+        scope: agent_registry_core::auth::Scope::Admin,
+    };
+    let mut input: agent_registry_core::input::AgentInput =
+        serde_json::from_value(serde_json::json!({"name": "weather again"})).unwrap();
+    let claim = |name: &str| ClaimRequest {
+        namespace: "server".into(),
+        name: name.into(),
+        on_taken: OnTaken::Refuse,
+        label: None,
+    };
+    input.claims = vec![claim("weather")];
+    let refused = registry.register(&admin, &input, &RegisterOptions::default()).await;
+    assert!(
+        matches!(&refused, Err(agent_registry_core::RegistryError::AgentExists(holder)) if *holder == legacy.id.to_string()),
+        "{refused:?}"
+    );
+    input.claims = vec![claim("weather-2")];
+    registry.register(&admin, &input, &RegisterOptions::default()).await.unwrap();
+}

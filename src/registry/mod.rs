@@ -35,6 +35,9 @@ pub struct RegistryConfig {
     pub follow_interval: Duration,
     /// What anonymous callers may not see.
     pub privacy: Privacy,
+    /// The names an agent stored without any (registered before names were claimed) holds:
+    /// derived by the protocol adapters when the index is loaded, so that none is granted twice.
+    pub legacy_claims: fn(&crate::model::Agent) -> Vec<crate::claim::NameClaim>,
 }
 
 impl Default for RegistryConfig {
@@ -47,6 +50,7 @@ impl Default for RegistryConfig {
             liveness_sync: Duration::from_millis(250),
             follow_interval: Duration::from_secs(1),
             privacy: Privacy::default(),
+            legacy_claims: |_| Vec::new(),
         }
     }
 }
@@ -144,6 +148,9 @@ impl AgentRegistry {
                     }
                 }
                 s.last_seen.extend(s.agent.endpoints.iter().filter_map(|e| fresher.remove(&e.id).map(|t| (e.id, t))));
+                if s.agent.claims.is_empty() {
+                    s.agent.claims = (config.legacy_claims)(&s.agent);
+                }
             }
             for prepared in prepare_in_parallel(&config, page) {
                 index.insert(prepared);

@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 
 use agent_registry_core::RegistryError;
-use agent_registry_core::claim::{ClaimRequest, OnTaken};
+use agent_registry_core::claim::{ClaimRequest, NameClaim, OnTaken};
 use agent_registry_core::input::AgentInput;
 use agent_registry_core::model::{Agent, AgentId};
 use base64::Engine;
@@ -40,14 +40,20 @@ pub const SERVER_VERSION_CLAIM: &str = "mcp.server";
 /// describes would be in the catalogue.
 pub fn server_claim(input: &AgentInput) -> Option<ClaimRequest> {
     let draft = input.to_spec(&[]).ok()?.to_agent(AgentId::new_random(), String::new(), Vec::new(), Utc::now());
-    let entry = catalog_entry(&draft)?;
-    Some(ClaimRequest {
-        namespace: SERVER_VERSION_CLAIM.to_owned(),
-        // A JSON pair: no separator a name or version could contain.
-        name: Value::from(vec![entry.name, entry.version]).to_string(),
-        on_taken: OnTaken::Refuse,
-        label: None,
-    })
+    let held = held_claim(&draft)?;
+    Some(ClaimRequest { namespace: held.namespace, name: held.name, on_taken: OnTaken::Refuse, label: None })
+}
+
+/// The name and version an agent registered with an MCP document holds (as `POST /mcp/servers`
+/// claims them); other agents hold none.
+pub fn held_claim(agent: &Agent) -> Option<NameClaim> {
+    if agent.origin.as_ref().is_none_or(|o| o.protocol() != agent_registry_core::model::Protocol::MCP) {
+        return None;
+    }
+    let entry = catalog_entry(agent)?;
+    // A JSON pair: no separator a name or version could contain.
+    let name = Value::from(vec![entry.name, entry.version]).to_string();
+    Some(NameClaim { namespace: SERVER_VERSION_CLAIM.to_owned(), name })
 }
 
 /// One server version in the catalogue: an agent's `server.json` and when it was published.

@@ -28,7 +28,7 @@ pub use ai_catalog::{AGENT_CARD_TYPE, SERVER_CARD_TYPE, ai_catalog};
 pub use build::{server_card, server_json, server_name, server_version};
 pub use catalog::{
     Catalog, CatalogEntry, DEFAULT_LIMIT, ListCursor, ListQuery, MAX_LIMIT, OFFICIAL_META, SERVER_VERSION_CLAIM,
-    VersionFilter, catalog_entry, server_claim,
+    VersionFilter, catalog_entry, held_claim, server_claim,
 };
 pub use names::GENERIC_NAMESPACE;
 pub use translate::translate;

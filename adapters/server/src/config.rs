@@ -311,6 +311,9 @@ impl Config {
                 hide_owner: self.hide_owner_from_anonymous,
                 private_label_prefixes: self.private_label_prefixes.iter().filter(|p| !p.is_empty()).cloned().collect(),
             },
+            // ACP names shown as labels are found through the label; an MCP server's name and
+            // version have to be read from its document.
+            legacy_claims: |agent| agent_registry_mcp::held_claim(agent).into_iter().collect(),
         })
     }
 
