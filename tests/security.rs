@@ -296,13 +296,15 @@ const JWT_SECRET: &str = "a-test-secret-of-at-least-32-characters!";
 const JWT_ARGS: [&str; 6] =
     ["--jwt-hs256-secret", JWT_SECRET, "--jwt-issuer", "https://issuer.test", "--jwt-audience", "agent-registry"];
 
-/// A token with these claims (defaults: valid for an hour, right issuer and audience).
+/// A token with these claims (defaults: valid for an hour, right issuer and audience); a claim
+/// given as `null` is left out.
 fn token(secret: &str, claims: Value) -> String {
     let now = chrono::Utc::now().timestamp();
     let mut all = json!({"iss": "https://issuer.test", "aud": "agent-registry", "exp": now + 3600, "nbf": now - 10});
     for (k, v) in claims.as_object().unwrap() {
         all[k] = v.clone();
     }
+    all.as_object_mut().unwrap().retain(|_, v| !v.is_null());
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &all,
@@ -347,6 +349,8 @@ async fn jwt_bearer_tokens_carry_owner_and_scope_and_bad_ones_are_401() {
         ),
         ("not yet valid", token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent", "nbf": now + 600}))),
         ("without sub", token(JWT_SECRET, json!({"registry_scope": "Agent"}))),
+        ("without aud", token(JWT_SECRET, json!({"sub": "ops", "roles": ["registry.admin"], "aud": null}))),
+        ("without iss", token(JWT_SECRET, json!({"sub": "ops", "roles": ["registry.admin"], "iss": null}))),
         ("not a JWT", "x.y.z".to_owned()),
     ] {
         let reply = send(bad).await;

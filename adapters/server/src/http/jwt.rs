@@ -84,7 +84,12 @@ impl JwtVerifier {
         let mut validation = Validation::new(algorithm);
         validation.validate_nbf = true;
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience is required, not only checked when present: a token
+        // without the claim would otherwise pass.
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
         }
