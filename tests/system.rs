@@ -102,4 +102,9 @@ async fn cross_origin_access_is_off_by_default_and_allowed_only_for_configured_o
     let read =
         open.send(reqwest::Method::GET, "/discover/agents", None, &[("origin", "https://console.example")]).await;
     assert_eq!(read.header("access-control-allow-origin"), Some("https://console.example"));
+
+    // A wildcard allows every origin (it used to panic inside tower-http at start).
+    let any = TestApp::spawn_with_args(&["--cors-allow-origins", "*"]).await;
+    let reply = any.send(reqwest::Method::OPTIONS, "/agents", None, &other).await;
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
 }

@@ -117,12 +117,17 @@ fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLa
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// Cross-origin access for the configured browser origins only.
+/// Cross-origin access for the configured browser origins only; `*` allows every origin (the
+/// API sends no credentialed CORS, so a wildcard is allowed by browsers).
 fn cors(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::Method;
+    use tower_http::cors::AllowOrigin;
     (!origins.is_empty()).then(|| {
+        // tower-http refuses `*` inside a list (it panics): a wildcard stands alone.
+        let allowed =
+            if origins.iter().any(|o| o == "*") { AllowOrigin::any() } else { AllowOrigin::list(origins.to_vec()) };
         tower_http::cors::CorsLayer::new()
-            .allow_origin(origins.to_vec())
+            .allow_origin(allowed)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([
                 header::CONTENT_TYPE,
