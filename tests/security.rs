@@ -351,6 +351,12 @@ async fn jwt_bearer_tokens_carry_owner_and_scope_and_bad_ones_are_401() {
         ("without sub", token(JWT_SECRET, json!({"registry_scope": "Agent"}))),
         ("without aud", token(JWT_SECRET, json!({"sub": "ops", "roles": ["registry.admin"], "aud": null}))),
         ("without iss", token(JWT_SECRET, json!({"sub": "ops", "roles": ["registry.admin"], "iss": null}))),
+        ("a subject too long", token(JWT_SECRET, json!({"sub": "k".repeat(5_000), "registry_scope": "Agent"}))),
+        (
+            "a subject with control characters",
+            token(JWT_SECRET, json!({"sub": "bad\nsub\u{0}", "registry_scope": "Agent"})),
+        ),
+        ("an empty subject", token(JWT_SECRET, json!({"sub": " ", "registry_scope": "Agent"}))),
         ("not a JWT", "x.y.z".to_owned()),
     ] {
         let reply = send(bad).await;

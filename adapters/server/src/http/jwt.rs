@@ -117,9 +117,14 @@ impl JwtVerifier {
             }
             _ => return Err(invalid("this registry accepts no tokens signed that way")),
         };
-        if claims.sub.trim().is_empty() {
-            return Err(RegistryError::Unauthenticated("the bearer token has an empty `sub`".into()));
-        }
+        // The subject becomes an owner id: it obeys the same rules as one given in a body.
+        let owner = agent_registry_core::input::check_owner(&claims.sub).map_err(|_| {
+            RegistryError::Unauthenticated(format!(
+                "the bearer token's `sub` is not a valid owner id (not empty, at most {} characters, no \
+                 control characters)",
+                agent_registry_core::input::limits::OWNER_CHARS
+            ))
+        })?;
         let from_roles = || {
             if claims.roles.iter().any(|r| r == "registry.admin") {
                 Some(Scope::Admin)
@@ -132,7 +137,7 @@ impl JwtVerifier {
         let scope = claims.registry_scope.as_deref().and_then(Scope::parse).or_else(from_roles).ok_or_else(|| {
             RegistryError::Forbidden("the bearer token grants no registry scope (`registry_scope` or `roles`)".into())
         })?;
-        Ok(Caller { actor: format!("jwt:{}", claims.sub), source, owner: claims.sub, scope })
+        Ok(Caller { actor: format!("jwt:{owner}"), source, owner, scope })
     }
 }
 
