@@ -181,6 +181,25 @@ async fn bootstrap_needs_the_token_is_refused_once_an_admin_exists_and_slows_gue
 }
 
 #[tokio::test]
+async fn a_bootstrap_guesser_locks_out_its_own_address_only() {
+    let app = TestApp::spawn_with_args(&["--bootstrap-token", BOOTSTRAP_TOKEN, "--trusted-proxies", "127.0.0.1"]).await;
+    let anonymous = app.with_key(None);
+    let from = |client: &'static str, token: &'static str| {
+        let anonymous = anonymous.clone();
+        async move {
+            let headers = [("x-bootstrap-token", token), ("x-forwarded-for", client)];
+            anonymous.send(Method::POST, "/api-keys/bootstrap", None, &headers).await
+        }
+    };
+    for _ in 0..5 {
+        from("203.0.113.9", "a-wrong-token-of-some-length").await.problem(401, "unauthenticated");
+    }
+    from("203.0.113.9", BOOTSTRAP_TOKEN).await.problem(429, "rate_limited");
+    // Another address still reaches the token check (bootstrap is closed: the app has its key).
+    from("203.0.113.10", BOOTSTRAP_TOKEN).await.problem(409, "bootstrap_refused");
+}
+
+#[tokio::test]
 async fn without_a_bootstrap_token_the_bootstrap_route_does_not_exist() {
     let app = TestApp::spawn_without_keys().await;
     for body in [None, Some(json!({"description": "x"}))] {

@@ -1,6 +1,7 @@
 //! API keys: issue (Admin), list, read, revoke, and the bootstrap of the first Admin key.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,13 +152,16 @@ pub struct Bootstrap {
     token_hash: String,
     /// Issue another Admin key even when one exists (`--allow-repeated-bootstrap`).
     again: bool,
-    /// Times of recent wrong tokens, to slow down guessing.
-    failures: parking_lot::Mutex<VecDeque<Instant>>,
+    /// Times of recent wrong tokens per client address, to slow down guessing: a guesser
+    /// locks out itself, not the operator holding the right token.
+    failures: parking_lot::Mutex<HashMap<Option<IpAddr>, VecDeque<Instant>>>,
 }
 
 /// Wrong tokens allowed per window before every attempt is refused until the window passes.
 const BOOTSTRAP_FAILURES: usize = 5;
 const BOOTSTRAP_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose failures are remembered at most; past it the oldest memories are dropped.
+const BOOTSTRAP_ADDRESSES: usize = 10_000;
 
 impl Bootstrap {
     pub fn new(token: &str, again: bool) -> Arc<Self> {
@@ -189,11 +193,16 @@ pub async fn bootstrap(
         return Err(ApiError::http(catalogue::ROUTE_NOT_FOUND, "no route for /api-keys/bootstrap"));
     };
     {
-        let mut failures = config.failures.lock();
-        while failures.front().is_some_and(|t| t.elapsed() > BOOTSTRAP_WINDOW) {
-            failures.pop_front();
-        }
-        if failures.len() >= BOOTSTRAP_FAILURES {
+        let mut all = config.failures.lock();
+        all.retain(|_, times| {
+            while times.front().is_some_and(|t| t.elapsed() > BOOTSTRAP_WINDOW) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        if let Some(failures) = all.get(&source)
+            && failures.len() >= BOOTSTRAP_FAILURES
+        {
             let oldest = failures.front().map_or(BOOTSTRAP_WINDOW, |t| BOOTSTRAP_WINDOW.saturating_sub(t.elapsed()));
             return Err(ApiError::rate_limited(oldest.as_secs()));
         }
@@ -201,7 +210,12 @@ pub async fn bootstrap(
     let given = headers.get("x-bootstrap-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
     // Hashes have one length, so the comparison takes the same time whatever was sent.
     if !constant_time_eq(hash_secret(given).as_bytes(), config.token_hash.as_bytes()) {
-        config.failures.lock().push_back(Instant::now());
+        let mut all = config.failures.lock();
+        if all.len() >= BOOTSTRAP_ADDRESSES && !all.contains_key(&source) {
+            all.clear();
+        }
+        all.entry(source).or_default().push_back(Instant::now());
+        drop(all);
         tracing::warn!("a wrong bootstrap token was sent");
         return Err(RegistryError::Unauthenticated("wrong or missing X-Bootstrap-Token".into()).into());
     }
