@@ -90,6 +90,17 @@ fn rabbit(task_topic: &str) -> Value {
 }
 
 /// Registers an agent with one Amqp endpoint at `address`; returns (agent id, endpoint id).
+#[tokio::test]
+async fn queue_facts_never_echo_what_the_broker_said() {
+    let app = TestApp::spawn_with_args(&["--amqp-url", &amqp_url()]).await;
+    let vhost = format!("agent-registry-test-no-vhost-{}", uuid::Uuid::new_v4().simple());
+    let (id, eid) = queue_agent(&app, "Probe", &format!("amqp://{}/{vhost}/q", broker_authority())).await;
+    let facts = app.get(&format!("/agents/{id}/endpoints/{eid}/queue")).await.ok(200).clone();
+    assert_eq!(facts["exists"], Value::Null, "{facts}");
+    let reason = facts["error"].as_str().unwrap();
+    assert!(!reason.contains(&vhost) && !reason.to_lowercase().contains("vhost"), "the broker's words leak: {reason}");
+}
+
 async fn queue_agent(app: &TestApp, name: &str, address: &str) -> (String, String) {
     let agent = app
         .register(json!({"name": name, "endpoints": [

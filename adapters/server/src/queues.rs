@@ -202,11 +202,17 @@ impl QueueFacts {
         match tokio::time::timeout(TIMEOUT, self.declare(vhost, queue)).await {
             Ok(Ok((messages, consumers))) => QueueFactsView::found(messages, consumers),
             Ok(Err(Failure::NotFound)) => QueueFactsView::missing(),
+            // The broker's own words stay in the log: echoed, they would let anyone probe the
+            // operator's broker (which vhosts exist, what the account may do).
             Ok(Err(Failure::Broker(e))) => {
+                tracing::warn!(error = %e, "queue facts: the AMQP broker refused a check");
                 self.connections.lock().await.remove(vhost);
-                QueueFactsView::unknown(format!("the broker refused the check: {e}"))
+                QueueFactsView::unknown("the broker refused the check")
             }
-            Ok(Err(Failure::Connect(e))) => self.went_down(vhost, format!("the broker is unreachable: {e}")).await,
+            Ok(Err(Failure::Connect(e))) => {
+                tracing::warn!(error = %e, "queue facts: the AMQP broker could not be reached");
+                self.went_down(vhost, "the broker is unreachable".to_owned()).await
+            }
             Err(_) => {
                 let reason = format!("the broker did not answer within {} ms", TIMEOUT.as_millis());
                 self.went_down(vhost, reason).await
