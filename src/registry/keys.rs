@@ -29,7 +29,6 @@ impl AgentRegistry {
         match keys.find(secret) {
             Some(key) if key.is_active(now) => Ok(Caller { source, ..key.caller() }),
             Some(key) if key.revoked_at.is_some() => {
-                tracing::warn!(key.id = %key.id, source, "a revoked API key was used");
                 self.audit_revoked_use(key.id, source, now);
                 Err(RegistryError::Unauthenticated("this API key has been revoked".into()))
             }
@@ -48,6 +47,8 @@ impl AgentRegistry {
             }
             recent.insert(key_id, now);
         }
+        // Logged as often as audited: a client retrying a revoked key must not flood the log.
+        tracing::warn!(key.id = %key_id, source, "a revoked API key was used (logged at most once a minute per key)");
         let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
         self.audit_later(NewEvent::about_key(now, "revoked_api_key_used", key_id, note));
     }
