@@ -239,6 +239,32 @@ impl Check {
         let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > limits::JSON_OBJECT_BYTES {
             self.fail(pointer, format!("is {size} bytes of JSON; the limit is {}", limits::JSON_OBJECT_BYTES));
+        } else {
+            self.no_nul(pointer, value);
+        }
+    }
+
+    /// Refuses NUL in the keys and strings of stored JSON, as every other string refuses it:
+    /// PostgreSQL cannot store it, and many clients cut text there.
+    fn no_nul(&mut self, pointer: &str, value: &Value) {
+        match value {
+            Value::String(s) if s.contains('\0') => self.fail(pointer, "contains a NUL character"),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.no_nul(&format!("{pointer}/{i}"), item);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let at = format!("{pointer}/{}", escape_pointer(key));
+                    if key.contains('\0') {
+                        self.fail(&at, "has a NUL character in its key");
+                    } else {
+                        self.no_nul(&at, item);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

@@ -44,6 +44,8 @@ async fn invalid_registrations_are_400_with_the_field_at_fault_and_nothing_is_st
         ),
         (json!({"name": "ok", "metadata": "text"}), "/metadata"),
         (json!({"name": "ok", "metadata": {"big": "x".repeat(70_000)}}), "/metadata"),
+        (json!({"name": "ok", "metadata": {"note": ["fine", "cut\u{0}here"]}}), "/metadata/note/1"),
+        (json!({"name": "ok", "metadata": {"a\u{0}b": 1}}), "/metadata/a\u{0}b"),
         (json!({"name": "ok", "id": "not-a-uuid"}), "/id"),
         (with_endpoint("transport", json!("Carrier")), "/endpoints/0/transport"),
         (with_endpoint("transport", json!(9)), "/endpoints/0/transport"),
