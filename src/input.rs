@@ -187,6 +187,11 @@ impl Check {
         if v.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {
             self.fail(pointer, "must not contain control characters");
         }
+        // In a name, tag or label an invisible character makes two values look alike
+        // (`summar\u{200b}ize` and `summarize`), and a bidi override makes one read backwards.
+        if !multiline && v.chars().any(is_invisible) {
+            self.fail(pointer, "must not contain invisible or bidirectional formatting characters");
+        }
     }
 
     fn tags(&mut self, pointer: &str, tags: Option<&[String]>) -> Vec<String> {
@@ -317,6 +322,13 @@ impl Check {
             })
             .collect()
     }
+}
+
+/// Zero-width and bidirectional formatting characters (Unicode's default-ignorable ones a reader
+/// cannot see, and the explicit direction marks, embeddings, overrides and isolates).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
+        | '\u{061C}' | '\u{FEFF}' | '\u{180E}')
 }
 
 /// RFC 6901 escaping of one reference token.
