@@ -245,7 +245,8 @@ impl AgentRegistry {
         // All the words first; then each alone, since a derived name may have lost what makes
         // another word match (an accent folded: `bucher` does not start `bücher`).
         let words = crate::query::words(name);
-        let alone = words.iter().map(|w| vec![w.clone()]);
+        // A one-word name asks the same query alone: once is enough.
+        let alone = words.iter().filter(|_| words.len() > 1).map(|w| vec![w.clone()]);
         for words in std::iter::once(words.clone()).chain(alone).filter(|w| !w.is_empty()) {
             let mut worded = DiscoveryQuery::all(false);
             worded.words = words;
