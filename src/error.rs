@@ -79,6 +79,13 @@ pub enum RegistryError {
         #[source]
         source: BoxError,
     },
+    /// The store has no room for the write (a full disk, or the configured size reached):
+    /// nothing was stored, and retrying helps once space is made.
+    #[error("storage is full: {source}")]
+    StorageFull {
+        #[source]
+        source: BoxError,
+    },
     #[error("liveness store is unavailable: {source}")]
     LivenessUnavailable {
         #[source]
@@ -161,6 +168,7 @@ impl RegistryError {
             Self::RevisionMismatch { .. } => c::REVISION_MISMATCH,
             Self::IdempotencyKeyReused => c::IDEMPOTENCY_KEY_REUSED,
             Self::StorageUnavailable { .. } => c::STORAGE_UNAVAILABLE,
+            Self::StorageFull { .. } => c::INSUFFICIENT_STORAGE,
             Self::LivenessUnavailable { .. } => c::LIVENESS_UNAVAILABLE,
             Self::Misconfigured { .. } => c::MISCONFIGURED,
             Self::StaleWrite(_) => c::CONCURRENT_CHANGE,
@@ -193,7 +201,9 @@ impl RegistryError {
             | Self::KeyRevoked(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused | Self::SchemaViolation(_) => ErrorKind::Unprocessable,
-            Self::StorageUnavailable { .. } | Self::LivenessUnavailable { .. } => ErrorKind::Unavailable,
+            Self::StorageUnavailable { .. } | Self::StorageFull { .. } | Self::LivenessUnavailable { .. } => {
+                ErrorKind::Unavailable
+            }
             Self::Misconfigured { .. } => ErrorKind::Misconfigured,
             Self::Internal { .. } => ErrorKind::Internal,
         }
@@ -219,6 +229,11 @@ impl RegistryError {
     /// Storage cannot be reached now; `source` says why.
     pub fn storage_unavailable(source: impl Into<BoxError>) -> Self {
         Self::StorageUnavailable { source: source.into() }
+    }
+
+    /// The store has no room for a write; `source` says why.
+    pub fn storage_full(source: impl Into<BoxError>) -> Self {
+        Self::StorageFull { source: source.into() }
     }
 
     /// The liveness store cannot be reached now; `source` says why.

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod audit;
 pub mod auth;
+pub mod bounded;
 pub mod claim;
 pub mod clock;
 pub mod error;

@@ -258,11 +258,12 @@ impl InProcessLiveness {
 
 #[async_trait]
 impl LivenessStore for InProcessLiveness {
-    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<()> {
+    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<Option<Millis>> {
         let mut pending = self.pending.lock();
         let t = pending.entry(endpoint).or_insert(at);
         *t = (*t).max(at);
-        Ok(())
+        // Touches already flushed are not kept here: the index, this process's own, knows.
+        Ok(None)
     }
 
     async fn forget(&self, endpoints: &[EndpointId]) -> Result<()> {

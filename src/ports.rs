@@ -313,7 +313,17 @@ pub trait AgentStore: Send + Sync + 'static {
 /// Where "endpoint X was last seen at T" lives. A heartbeat touches only this store.
 #[async_trait]
 pub trait LivenessStore: Send + Sync + 'static {
-    async fn touch(&self, endpoint: EndpointId, at: Millis, lease_millis: Millis) -> Result<()>;
+    /// Records that `endpoint` was seen at `at`; returns when it was seen before, if this store
+    /// knows. A shared store answers atomically: of touches that race on several replicas,
+    /// exactly one finds the endpoint dead, and only that replica announces it live again.
+    async fn touch(&self, endpoint: EndpointId, at: Millis, lease_millis: Millis) -> Result<Option<Millis>>;
+    /// Records that each of `endpoints` was seen at `at` (keeping later times).
+    async fn touch_all(&self, endpoints: &[EndpointId], at: Millis) -> Result<()> {
+        for endpoint in endpoints {
+            self.touch(*endpoint, at, 0).await?;
+        }
+        Ok(())
+    }
     async fn forget(&self, endpoints: &[EndpointId]) -> Result<()>;
     /// Last-seen times as this store knows them, in the order asked.
     async fn last_seen(&self, endpoints: &[EndpointId]) -> Result<Vec<Option<Millis>>>;

@@ -152,6 +152,9 @@ pub fn shared_backends(database: &str, redis: &str, prefix: &str) -> Vec<String>
 pub struct Proxy {
     pub port: u16,
     open: Arc<AtomicBool>,
+    /// While true, connections stay open and carry nothing: a peer that stopped (SIGSTOP) or
+    /// a partition that drops packets.
+    frozen: tokio::sync::watch::Sender<bool>,
     links: Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>>,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -171,23 +174,35 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let open = Arc::new(AtomicBool::new(true));
+        let frozen = tokio::sync::watch::Sender::new(false);
         let links = Arc::new(parking_lot::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
-        let (accept_open, accept_links) = (open.clone(), links.clone());
+        let (accept_open, accept_links, accept_frozen) = (open.clone(), links.clone(), frozen.clone());
         let accepting = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !accept_open.load(Ordering::Acquire) {
                     continue; // dropped: closed at once
                 }
-                let target = target.clone();
+                let (target, mut frozen) = (target.clone(), accept_frozen.subscribe());
                 let link = tokio::spawn(async move {
+                    let held = *frozen.borrow();
+                    if held {
+                        // Held open, never answered.
+                        return std::future::pending().await;
+                    }
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let froze = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                            _ = frozen.wait_for(|f| *f) => true,
+                        };
+                        if froze {
+                            std::future::pending::<()>().await;
+                        }
                     }
                 });
                 accept_links.lock().push(link.abort_handle());
             }
         });
-        Self { port, open, links, accepting }
+        Self { port, open, frozen, links, accepting }
     }
 
     /// `url` with its host and port replaced by this proxy's.
@@ -205,6 +220,18 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.open.store(true, Ordering::Release);
+    }
+
+    /// Stops carrying bytes, keeping every connection open, and holds new ones unanswered.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Carries new connections again; the frozen ones are closed, as the peer's kernel would
+    /// after a long stop.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+        self.links.lock().drain(..).for_each(|link| link.abort());
     }
 }
 

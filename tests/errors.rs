@@ -36,6 +36,7 @@ fn core_errors() -> Vec<E> {
         E::RevisionMismatch { expected: 3, current: 4 },
         E::IdempotencyKeyReused,
         E::storage_unavailable("connection refused"),
+        E::storage_full("database or disk is full"),
         E::liveness_unavailable("connection refused"),
         E::misconfigured("the PostgreSQL migrations do not match this binary's", "migration 1 was modified"),
         E::Unauthenticated("unknown API key".into()),

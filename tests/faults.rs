@@ -87,6 +87,42 @@ async fn without_postgres_writes_answer_503_discovery_says_how_stale_and_all_res
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_postgres_frozen_every_write_is_answered_503_within_its_bound_and_all_resumes() {
+    let (url, schema) = postgres_schema().await;
+    let postgres = Proxy::to(&url).await;
+    let mut args = shared_backends(&postgres.url(&url), &redis_url(), &redis_prefix());
+    args.extend(["--store-timeout-ms".into(), "300".into()]);
+    let replica = Replica::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let kept = replica.register(agent("Kept", "pg-frozen", persistent(30))).await;
+    let path = format!("/agents/{}", kept["id"].as_str().unwrap());
+
+    postgres.freeze();
+    // Writes at once, some queued behind others: each gets an answer, none hangs. (The limit is
+    // not a speed promise: without bounds they would wait for ever, and the test must end.)
+    let writes = (0..6).map(|n| replica.post("/agents", agent(&format!("Frozen {n}"), "pg-frozen", ephemeral(60))));
+    let answers = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(writes))
+        .await
+        .expect("writes to a frozen database hung");
+    for answer in &answers {
+        answer.problem(503, "storage_unavailable");
+        assert!(answer.header("retry-after").is_some(), "a 503 says when to retry");
+    }
+    assert_eq!(replica.get(&path).await.ok(200)["name"], "Kept", "reads are served from the index");
+    let ready = tokio::time::timeout(Duration::from_secs(60), replica.get("/readyz")).await.expect("readiness hung");
+    assert_eq!(ready.body["checks"]["storage"]["status"], "down", "{}", ready.body);
+
+    postgres.thaw();
+    eventually(Duration::from_secs(20), "writes work again", || async {
+        replica.post("/agents", agent("After", "pg-frozen", ephemeral(60))).await.status == 201
+    })
+    .await;
+    let names = replica.discovered("/discover/agents?capability=pg-frozen").await;
+    assert!(names.contains(&"After".to_owned()) && names.contains(&"Kept".to_owned()), "{names:?}");
+    drop(replica);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_and_then_serves() {
     let (url, schema) = postgres_schema().await;
     let (postgres, redis) = (Proxy::to(&url).await, Proxy::to(&redis_url()).await);

@@ -24,5 +24,6 @@ mod queues;
 mod redis;
 mod replicas;
 mod shared;
+mod storage;
 mod store_contract;
 mod support;

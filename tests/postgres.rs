@@ -39,7 +39,13 @@ async fn an_unmigrated_postgres_schema_is_refused_until_migrate_runs() {
     let migrated =
         Command::new(binary).args(["migrate", "--database-url", &url, "--log", "off"]).status().expect("binary runs");
     assert!(migrated.success());
-    let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.unwrap();
+    let store = agent_registry_store_postgres::PostgresStore::connect(
+        &url,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     assert_eq!(store.pending_migrations().await.unwrap(), 0);
     schema.drop_now().await;
 }
@@ -66,7 +72,13 @@ pub async fn lookup_plans(url: &str) -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn every_lookup_the_store_makes_is_answered_through_an_index() {
     let (url, schema) = postgres_schema().await;
-    let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.unwrap();
+    let store = agent_registry_store_postgres::PostgresStore::connect(
+        &url,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
     store.migrate().await.unwrap();
     for (name, plan) in lookup_plans(&url).await {
         assert!(!plan.contains("Seq Scan"), "{name} scans a whole table:\n{plan}");

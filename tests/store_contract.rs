@@ -248,7 +248,13 @@ async fn the_memory_store_keeps_the_store_contract() {
 #[tokio::test]
 async fn the_postgres_store_keeps_the_store_contract() {
     let (url, schema) = crate::support::postgres_schema().await;
-    let store = agent_registry_store_postgres::PostgresStore::connect(&url).await.expect("PostgreSQL is reachable");
+    let store = agent_registry_store_postgres::PostgresStore::connect(
+        &url,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .expect("PostgreSQL is reachable");
     assert_eq!(store.migrate().await.unwrap(), 8);
     contract(Arc::new(store)).await;
     schema.drop_now().await;
@@ -373,7 +379,7 @@ async fn liveness_contract(store: &dyn LivenessStore) {
     store.ping().await.unwrap();
     let (a, b) = (EndpointId::new_random(), EndpointId::new_random());
     store.touch(a, 2_000, 10).await.unwrap();
-    store.touch(a, 1_000, 10).await.unwrap();
+    let before = store.touch(a, 1_000, 10).await.unwrap();
     store.touch(b, 1_795_000_000_123, 10).await.unwrap();
     assert_eq!(
         store.last_seen(&[a, b, EndpointId::new_random()]).await.unwrap(),
@@ -381,7 +387,12 @@ async fn liveness_contract(store: &dyn LivenessStore) {
         "the latest time is kept, a late touch never moves it back"
     );
     if store.is_shared() {
+        assert_eq!(before, Some(2_000), "a shared store says when the endpoint was seen before the touch");
         assert_eq!(store.seen_since(1_500).await.unwrap(), [(a, 2_000), (b, 1_795_000_000_123)]);
+        let (c, d) = (EndpointId::new_random(), EndpointId::new_random());
+        store.touch_all(&[a, c, d], 3_000).await.unwrap();
+        assert_eq!(store.last_seen(&[a, c, d]).await.unwrap(), [Some(3_000), Some(3_000), Some(3_000)]);
+        store.forget(&[c, d]).await.unwrap();
         assert_eq!(store.seen_since(1_795_000_000_124).await.unwrap(), []);
     } else {
         assert_eq!(store.seen_since(0).await.unwrap(), [], "a store of one process has no one to tell");

@@ -78,6 +78,8 @@ catalogue! {
     MISCONFIGURED = "misconfigured", 500, "Service misconfigured";
     STORAGE_UNAVAILABLE = "storage_unavailable", 503, TITLE_UNAVAILABLE;
     LIVENESS_UNAVAILABLE = "liveness_unavailable", 503, TITLE_UNAVAILABLE;
+    /// The database has no room left (a full disk, or its configured size reached).
+    INSUFFICIENT_STORAGE = "insufficient_storage", 507, "Insufficient Storage";
     /// The replica serves as many watch streams as it may.
     TOO_MANY_WATCHERS = "too_many_watchers", 503, "Service Unavailable";
     /// The service is still starting (a backend was unreachable at start).

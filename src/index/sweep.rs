@@ -34,6 +34,20 @@ impl Index {
         Some(revived)
     }
 
+    /// Endpoints whose lease had not ended at `at`.
+    pub fn live_endpoints(&self, at: Millis) -> Vec<EndpointId> {
+        let mut out = Vec::new();
+        for entry in self.entries.iter().flatten() {
+            for slot in &entry.endpoints {
+                let t = slot.last_seen.load(Ordering::Acquire);
+                if t != EVICTING && t.saturating_add(slot.lease) > at {
+                    out.push(slot.id);
+                }
+            }
+        }
+        out
+    }
+
     /// Endpoints whose lease ended in `(after, until]`: (agent, endpoint, when it ended).
     pub fn expired_between(&self, after: Millis, until: Millis) -> Vec<(AgentId, EndpointId, Millis)> {
         let mut out = Vec::new();

@@ -32,6 +32,7 @@ impl AgentRegistry {
     /// Heartbeat of every Persistent endpoint of an agent in one call.
     #[tracing::instrument(level = "debug", skip_all, fields(agent.id = %id))]
     pub async fn heartbeat_agent(&self, caller: &Caller, id: AgentId) -> Result<Vec<LivenessView>> {
+        self.catch_up_unless(|index| index.agent(id, 0).is_some()).await?;
         self.authorize(caller, id)?;
         let agent = self.get(id)?.agent()?;
         let persistent: Vec<EndpointId> =
@@ -57,6 +58,7 @@ impl AgentRegistry {
         endpoint_id: EndpointId,
         model: LivenessModel,
     ) -> Result<LivenessView> {
+        self.catch_up_unless(|index| index.endpoint(id, endpoint_id).is_some()).await?;
         self.authorize(caller, id)?;
         let (actual, lease) = {
             let index = self.replica.index.read();
@@ -71,11 +73,17 @@ impl AgentRegistry {
             });
         }
         let now = self.clock.now_millis();
-        self.liveness.touch(endpoint_id, now, lease).await?;
-        let Some(revived) = self.replica.index.read().touch(endpoint_id, now) else {
+        let before = self.liveness.touch(endpoint_id, now, lease).await?;
+        let Some(revived_here) = self.replica.index.read().touch(endpoint_id, now) else {
             // Evicted or removed while we were recording the touch.
             return Err(endpoint_not_found(id, endpoint_id));
         };
+        // A shared store says whether this touch is the one that ended the endpoint's death
+        // there: of replicas racing, one announces it, and one that has not yet read back
+        // another's touch announces nothing.
+        // Right after an outage, endpoints are given a lease rather than announced (see
+        // `grant_grace`).
+        let revived = revived_here && before.is_none_or(|t| t.saturating_add(lease) <= now) && !self.liveness_lost();
         if revived {
             let note = caller.note(format!("endpoint {endpoint_id} is live again"));
             let event =
@@ -117,6 +125,10 @@ impl AgentRegistry {
         }
         let started = self.clock.now_millis();
         let since = self.sync.lock().liveness_cursor - LIVENESS_MARGIN_MILLIS;
+        let lost_at = self.sync.lock().liveness_lost_at;
+        if let Some(lost_at) = lost_at {
+            self.grant_grace(lost_at, started).await?;
+        }
         match self.liveness.seen_since(since).await {
             Ok(seen) => {
                 {
@@ -131,10 +143,36 @@ impl AgentRegistry {
                 Ok(seen.len())
             }
             Err(e) => {
-                self.sync.lock().liveness = None;
+                let mut sync = self.sync.lock();
+                sync.liveness = None;
+                sync.liveness_lost_at.get_or_insert(started);
                 Err(e)
             }
         }
+    }
+
+    /// After an outage of the shared liveness store, during which heartbeats and renewals were
+    /// refused, every endpoint live when it began counts as seen when it ended: it gets a full
+    /// lease to be heard from again instead of expiring for the outage. Recorded in the store,
+    /// so every replica reads the same times back.
+    async fn grant_grace(&self, lost_at: Millis, now: Millis) -> Result<()> {
+        let live = self.replica.index.read().live_endpoints(lost_at);
+        self.liveness.touch_all(&live, now).await.inspect_err(|_| self.sync.lock().liveness = None)?;
+        {
+            let index = self.replica.index.read();
+            for endpoint in &live {
+                index.touch(*endpoint, now);
+            }
+        }
+        self.sync.lock().liveness_lost_at = None;
+        tracing::info!(endpoints = live.len(), "the liveness store is back: live endpoints get a lease from now");
+        Ok(())
+    }
+
+    /// Whether the shared liveness store could not be read lately: expiries are not announced
+    /// then, since the heartbeats that would have prevented them may have been refused.
+    pub(super) fn liveness_lost(&self) -> bool {
+        self.sync.lock().liveness_lost_at.is_some()
     }
 
     /// Logging a liveness event of one endpoint (`None` once the agent is gone). The future owns

@@ -33,6 +33,8 @@ pub struct RegistryConfig {
     pub liveness_sync: Duration,
     /// How often a replica reads a shared store's change log even without a notification.
     pub follow_interval: Duration,
+    /// Longest a write waits for the writes before it (each bounded by the store's own bound).
+    pub write_wait: Duration,
     /// What anonymous callers may not see.
     pub privacy: Privacy,
     /// The names an agent stored without any (registered before names were claimed) holds:
@@ -49,6 +51,7 @@ impl Default for RegistryConfig {
             audit_retention_secs: 90 * 24 * 3600,
             liveness_sync: Duration::from_millis(250),
             follow_interval: Duration::from_secs(1),
+            write_wait: Duration::from_secs(2),
             privacy: Privacy::default(),
             legacy_claims: |_| Vec::new(),
         }
@@ -104,6 +107,8 @@ pub(super) struct SyncState {
     liveness: Option<Instant>,
     /// Touches from this time on (less a margin for in-flight ones) are read next time.
     liveness_cursor: Millis,
+    /// When reading a shared liveness store started failing (`None` while it works).
+    liveness_lost_at: Option<Millis>,
 }
 
 impl AgentRegistry {
@@ -172,6 +177,7 @@ impl AgentRegistry {
                 store: Instant::now(),
                 liveness: Some(Instant::now()),
                 liveness_cursor,
+                liveness_lost_at: None,
             }),
         };
         // Changes stored while loading, and every API key.
@@ -187,6 +193,14 @@ impl AgentRegistry {
         self.replica.index.read().len()
     }
 
+    /// The agent, as a reader asks for it: an agent stored through another replica moments ago
+    /// is found, not answered 404 (see [`AgentRegistry::catch_up_unless`]).
+    pub async fn find(&self, id: AgentId) -> Result<Hit> {
+        self.catch_up_unless(|index| index.agent(id, 0).is_some()).await?;
+        self.get(id)
+    }
+
+    /// The agent as this replica's index holds it now.
     pub fn get(&self, id: AgentId) -> Result<Hit> {
         let now = self.clock.now_millis();
         self.replica.index.read().agent(id, now).ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))

@@ -3,6 +3,7 @@
 //! feed watchers read.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::RwLock;
@@ -11,7 +12,7 @@ use super::AgentRegistry;
 use super::feed::Feed;
 use crate::audit::AuditNote;
 use crate::clock::Clock;
-use crate::error::{RegistryError, Result};
+use crate::error::{ErrorKind, RegistryError, Result};
 use crate::index::{Hit, Index};
 use crate::liveness::Millis;
 use crate::ports::{AgentStore, Change, ChangeSignal, LivenessChange, LoggedChange};
@@ -36,6 +37,10 @@ pub(super) struct Replica {
     pub(super) feed: Arc<Feed>,
     /// Serialises this process's writes so the index applies changes in revision order.
     pub(super) writer: Arc<tokio::sync::Mutex<()>>,
+    /// A write failed as an outage (cut off by a bound, a connection lost before the answer):
+    /// it may have been stored all the same, so the index reads the change log back before the
+    /// next write.
+    in_doubt: Arc<AtomicBool>,
 }
 
 impl Replica {
@@ -46,6 +51,7 @@ impl Replica {
             applied: Arc::new(tokio::sync::watch::Sender::new(applied)),
             feed: Arc::new(Feed::new(applied)),
             writer: Arc::default(),
+            in_doubt: Arc::default(),
         }
     }
 
@@ -120,7 +126,11 @@ impl Replica {
         let (replica, note) = (self.clone(), note.clone());
         let task = tokio::spawn(async move {
             let (id, local) = (change.agent_id(), change.clone());
-            let revision = replica.store.apply(change, &note).await?;
+            let revision = replica.store.apply(change, &note).await.inspect_err(|e| {
+                if e.kind() == ErrorKind::Unavailable {
+                    replica.in_doubt.store(true, Ordering::Release);
+                }
+            })?;
             let logged = || apply_to_index(&mut replica.index.write(), local, revision, clock.now_millis());
             replica.take_stored(&write, revision, logged).await?;
             Ok(replica.index.read().agent(id, clock.now_millis()))
@@ -190,11 +200,44 @@ impl AgentRegistry {
     /// does not need to: the store refuses one made from an outdated view, and the retry
     /// catches up (as do the checks below when the index may be behind).
     pub(super) async fn lock_writer(&self, catch_up: bool) -> Result<WriteGuard> {
-        let mut write = self.replica.lock().await;
-        if catch_up && self.shared_store {
-            self.follow_locked(&mut write).await?;
+        // Behind a write the database is slow to answer, a request waits no longer than for
+        // the database itself.
+        let wait = self.config.write_wait;
+        let mut write = tokio::time::timeout(wait, self.replica.lock()).await.map_err(|_| {
+            RegistryError::storage_unavailable(format!("writes are queued behind a slow database for over {wait:?}"))
+        })?;
+        let in_doubt = self.replica.in_doubt.swap(false, Ordering::AcqRel);
+        if (catch_up && self.shared_store) || in_doubt {
+            self.follow_locked(&mut write).await.inspect_err(|_| {
+                self.replica.in_doubt.fetch_or(in_doubt, Ordering::AcqRel);
+            })?;
         }
         Ok(write)
+    }
+
+    /// Whether a failed write may have been stored, so the index may miss it until it reads
+    /// the change log back.
+    pub(super) fn in_doubt(&self) -> bool {
+        self.replica.in_doubt.load(Ordering::Acquire)
+    }
+
+    /// Before a read says an agent or endpoint does not exist, makes sure this replica is not
+    /// merely behind the others: when the store holds newer changes than the index, they are
+    /// applied first. When the store cannot say, the read fails as an outage (503), never as a
+    /// wrong "not found".
+    pub(super) async fn catch_up_unless(&self, known: impl Fn(&Index) -> bool) -> Result<()> {
+        if !self.shared_store || known(&self.replica.index.read()) {
+            return Ok(());
+        }
+        let newest = self.replica.store.current_revision().await?;
+        if newest > self.replica.applied() {
+            let mut write = self.lock_writer(false).await?;
+            // Another read may have caught up while this one waited.
+            if newest > self.replica.applied() {
+                self.follow_locked(&mut write).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Catches up with other replicas when `doubt` says the index may be behind them.

@@ -17,6 +17,10 @@ impl AgentRegistry {
     /// replica at once: each eviction is conditional on the agent's revision, and on a shared
     /// liveness store the endpoint's last touch is checked again first.
     pub async fn evict_stale(&self) -> Result<usize> {
+        if self.liveness_lost() {
+            // Heartbeats may have been refused: nobody is evicted for the liveness store's outage.
+            return Ok(0);
+        }
         let now = self.clock.now_millis();
         let candidates = self.replica.index.read().evictable(now);
         let mut by_agent: std::collections::BTreeMap<AgentId, Vec<(EndpointId, Millis)>> = Default::default();
@@ -120,6 +124,10 @@ impl AgentRegistry {
     /// Periodic upkeep: eviction, durable liveness, forgetting old idempotency keys and
     /// change-log entries.
     pub async fn maintain(&self) -> Result<usize> {
+        if self.in_doubt() {
+            // Reads the change log back, so readers see a write that was stored after all.
+            drop(self.lock_writer(false).await?);
+        }
         self.audit_expiries().await;
         let evicted = self.evict_stale().await?;
         self.liveness.flush().await?;
@@ -133,6 +141,10 @@ impl AgentRegistry {
     /// Appends an `endpoint_expired` event for each lease that ended since the last look. Every
     /// replica notices the same expiries; the store records each once.
     async fn audit_expiries(&self) {
+        if self.liveness_lost() {
+            // Announced, if they still hold, once the liveness store is back (and its grace over).
+            return;
+        }
         let now = self.clock.now_millis();
         let after = self.expiries_seen_until.swap(now, Ordering::AcqRel);
         let expired = self.replica.index.read().expired_between(after, now);

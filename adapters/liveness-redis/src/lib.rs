@@ -11,6 +11,14 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+/// Returns the member's score before `ZADD GT` sets the new one (Redis runs a script atomically).
+const TOUCH: &str = "local previous = redis.call('ZSCORE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+return previous";
+
+/// Endpoints one `ZADD` of `touch_all` sets.
+const TOUCH_ALL_CHUNK: usize = 1_000;
+
 pub struct RedisLiveness {
     /// Reconnects by itself after Redis comes back.
     connection: ConnectionManager,
@@ -61,16 +69,32 @@ impl RedisLiveness {
 
 #[async_trait]
 impl LivenessStore for RedisLiveness {
-    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<()> {
-        // GT: a late or replayed touch never moves the time back.
-        redis::cmd("ZADD")
+    async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<Option<Millis>> {
+        // The previous time and the new one in one step, so that racing replicas agree on which
+        // touch revived the endpoint. GT: a late or replayed touch never moves the time back.
+        let previous: Option<f64> = redis::cmd("EVAL")
+            .arg(TOUCH)
+            .arg(1)
             .arg(&self.key)
-            .arg("GT")
             .arg(at)
             .arg(endpoint.to_string())
-            .query_async::<()>(&mut self.connection.clone())
+            .query_async(&mut self.connection.clone())
             .await
-            .map_err(classify)
+            .map_err(classify)?;
+        #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
+        Ok(previous.map(|p| p as Millis))
+    }
+
+    async fn touch_all(&self, endpoints: &[EndpointId], at: Millis) -> Result<()> {
+        for chunk in endpoints.chunks(TOUCH_ALL_CHUNK) {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(&self.key).arg("GT");
+            for endpoint in chunk {
+                zadd.arg(at).arg(endpoint.to_string());
+            }
+            zadd.query_async::<()>(&mut self.connection.clone()).await.map_err(classify)?;
+        }
+        Ok(())
     }
 
     async fn forget(&self, endpoints: &[EndpointId]) -> Result<()> {

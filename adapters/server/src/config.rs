@@ -43,6 +43,18 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
     pub database_url: String,
 
+    /// Longest a request waits for one database call (a pooled connection, a lock, a
+    /// statement), in milliseconds: past it the request is answered `503 storage_unavailable`
+    /// with `Retry-After`, whatever the database does.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_STORE_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_timeout_ms: u64,
+
+    /// Largest size of the SQLite database file, in MiB (0: as large as the disk allows). Writes
+    /// that do not fit are refused with `507 insufficient_storage`, as on a full disk.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_SQLITE_MAX_SIZE_MIB", default_value_t = 0)]
+    pub sqlite_max_size_mib: u64,
+
     /// Redis URL (`redis://HOST:PORT`) for liveness; without it, liveness is kept in the process
     /// and written to the database in batches.
     #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_URL")]
@@ -307,6 +319,7 @@ impl Config {
             audit_retention_secs: i64::from(self.audit_retention_days) * 86_400,
             liveness_sync: Duration::from_millis(self.liveness_sync_interval_ms),
             follow_interval: Duration::from_millis(self.follow_interval_ms),
+            write_wait: Duration::from_millis(self.store_timeout_ms),
             privacy: agent_registry_core::render::Privacy {
                 hide_owner: self.hide_owner_from_anonymous,
                 private_label_prefixes: self.private_label_prefixes.iter().filter(|p| !p.is_empty()).cloned().collect(),
@@ -315,6 +328,20 @@ impl Config {
             // version have to be read from its document.
             legacy_claims: |agent| agent_registry_mcp::held_claim(agent).into_iter().collect(),
         })
+    }
+
+    /// How long database calls may take.
+    pub fn store_bounds(&self) -> agent_registry_core::bounded::StoreBounds {
+        let request = Duration::from_millis(self.store_timeout_ms);
+        agent_registry_core::bounded::StoreBounds { request, upkeep: (request * 15).max(Duration::from_secs(30)) }
+    }
+
+    /// How the SQLite file is used.
+    pub fn sqlite_settings(&self) -> agent_registry_store_sqlite::SqliteSettings {
+        agent_registry_store_sqlite::SqliteSettings {
+            max_size_bytes: (self.sqlite_max_size_mib > 0).then(|| self.sqlite_max_size_mib.saturating_mul(1 << 20)),
+            wait: Duration::from_millis(self.store_timeout_ms),
+        }
     }
 
     /// How `/mcp` is served.

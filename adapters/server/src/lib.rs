@@ -11,6 +11,7 @@ pub mod queues;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_registry_core::bounded::BoundedStore;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
@@ -41,7 +42,7 @@ pub enum StartError {
 /// Opens the configured store, loads the registry and returns the app state.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let registry_config = config.registry().map_err(StartError::Config)?;
-    let store = open_store(&config.database_url, config.auto_migrate).await?;
+    let store = open_store(config).await?;
     let liveness: Arc<dyn LivenessStore> = match &config.redis_url {
         Some(url) => Arc::new(RedisLiveness::connect(url, &config.redis_key_prefix).await?),
         None => {
@@ -108,14 +109,17 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     }))
 }
 
-/// The store a database URL names. SQLite is created and migrated at start (the embedded
-/// default needs no setup); PostgreSQL is migrated by `migrate` or `--auto-migrate`.
-async fn open_store(url: &str, auto_migrate: bool) -> Result<Arc<dyn AgentStore>, StartError> {
-    match url.split(':').next().unwrap_or_default() {
-        "sqlite" => Ok(Arc::new(SqliteStore::open(url).await?)),
+/// The store `--database-url` names, each call bounded by `--store-timeout-ms`. SQLite is
+/// created and migrated at start (the embedded default needs no setup); PostgreSQL is migrated
+/// by `migrate` or `--auto-migrate`.
+async fn open_store(config: &Config) -> Result<Arc<dyn AgentStore>, StartError> {
+    let bounds = config.store_bounds();
+    let url = config.database_url.as_str();
+    let store: Arc<dyn AgentStore> = match url.split(':').next().unwrap_or_default() {
+        "sqlite" => Arc::new(SqliteStore::open_with(url, &config.sqlite_settings()).await?),
         "postgres" | "postgresql" => {
-            let store = PostgresStore::connect(url).await?;
-            if auto_migrate {
+            let store = PostgresStore::connect(url, bounds.request, bounds.upkeep).await?;
+            if config.auto_migrate {
                 store.migrate().await?;
             } else if store.pending_migrations().await? > 0 {
                 return Err(StartError::Config(
@@ -123,20 +127,27 @@ async fn open_store(url: &str, auto_migrate: bool) -> Result<Arc<dyn AgentStore>
                         .into(),
                 ));
             }
-            Ok(Arc::new(store))
+            Arc::new(store)
         }
-        other => Err(StartError::Config(format!(
-            "unsupported --database-url scheme `{other}`: use sqlite://PATH or postgres://..."
-        ))),
-    }
+        other => {
+            return Err(StartError::Config(format!(
+                "unsupported --database-url scheme `{other}`: use sqlite://PATH or postgres://..."
+            )));
+        }
+    };
+    Ok(Arc::new(BoundedStore::new(store, bounds)))
 }
 
 /// Applies migrations and reports how many the database has.
 pub async fn migrate(config: &Config) -> Result<usize, StartError> {
     match config.database_url.split(':').next().unwrap_or_default() {
-        "postgres" | "postgresql" => Ok(PostgresStore::connect(&config.database_url).await?.migrate().await?),
+        "postgres" | "postgresql" => {
+            // Migrations may rewrite large tables: only the wait for a connection is bounded.
+            let (wait, statement) = (config.store_bounds().request, Duration::from_secs(3_600));
+            Ok(PostgresStore::connect(&config.database_url, wait, statement).await?.migrate().await?)
+        }
         "sqlite" => Ok(SqliteStore::migrate(&config.database_url).await?),
-        _ => open_store(&config.database_url, false).await.map(|_| 0),
+        _ => open_store(config).await.map(|_| 0),
     }
 }
 

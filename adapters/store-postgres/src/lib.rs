@@ -77,7 +77,10 @@ fn is_outage(e: &sqlx::Error) -> bool {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => true,
         // SQLSTATE classes: connection exception, insufficient resources, operator
         // intervention, transaction rollback (serialization failure, deadlock).
-        E::Database(db) => db.code().is_some_and(|c| ["08", "53", "57", "40"].iter().any(|class| c.starts_with(class))),
+        // And a lock wait past `lock_timeout`.
+        E::Database(db) => {
+            db.code().is_some_and(|c| c == "55P03" || ["08", "53", "57", "40"].iter().any(|class| c.starts_with(class)))
+        }
         _ => false,
     }
 }
@@ -96,12 +99,17 @@ fn classify_migration(e: sqlx::migrate::MigrateError) -> RegistryError {
 }
 
 impl PostgresStore {
-    /// Connects (the pool reconnects by itself later) without touching the schema.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(classify)?;
+    /// Connects (the pool reconnects by itself later) without touching the schema. `wait` bounds
+    /// a wait for a pooled connection (connecting included) and for a lock; statements that run
+    /// longer than `statement` are cancelled by the server.
+    pub async fn connect(url: &str, wait: Duration, statement: Duration) -> Result<Self> {
+        let millis = |d: Duration| d.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)
+            .map_err(classify)?
+            .options([("lock_timeout", millis(wait)), ("statement_timeout", millis(statement))]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(wait)
             .connect_with(options)
             .await
             .map_err(classify)?;

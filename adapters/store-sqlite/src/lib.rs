@@ -4,7 +4,9 @@
 //! with the transaction each one runs in.
 #![forbid(unsafe_code)]
 
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agent_registry_core::audit::{AuditEvent, AuditNote, EventQuery, EventRow, NewEvent};
@@ -16,13 +18,39 @@ use agent_registry_core::ports::{
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
 
 /// Endpoints whose last-seen time one statement records.
 const LAST_SEEN_CHUNK: usize = 2_000;
 
+/// Bytes the readiness probe writes once a write found the database full: ready again means a
+/// registration of this size fits.
+const PROBE_BYTES: i64 = 64 * 1024;
+
+/// SQLite's page size, which `max_page_count` counts in.
+const PAGE_BYTES: u64 = 4096;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How the database file is used.
+#[derive(Clone, Debug)]
+pub struct SqliteSettings {
+    /// Largest size the database file may grow to (`None`: as large as the disk allows). A write
+    /// past it is refused like one on a full disk.
+    pub max_size_bytes: Option<u64>,
+    /// Longest a statement waits for another connection's write lock, and for a pooled
+    /// connection.
+    pub wait: Duration,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self { max_size_bytes: None, wait: Duration::from_secs(2) }
+    }
+}
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -30,12 +58,17 @@ pub struct SqliteStore {
     /// (about twice as fast as reading through the pool); closed once they are done, so the
     /// mapping does not stay in the process's memory.
     loader: SqlitePool,
+    /// A write found no room; readiness stays down until a probe write fits again.
+    full: AtomicBool,
 }
 
 /// The one place SQLite's errors get their class: a busy, locked or unreadable file is retried
 /// (503), a database that does not fit this binary stops start-up, anything else is a bug.
 fn classify(e: sqlx::Error) -> RegistryError {
     use sqlx::Error as E;
+    if is_full(&e) {
+        return RegistryError::storage_full(e);
+    }
     if is_outage(&e) {
         return RegistryError::storage_unavailable(e);
     }
@@ -58,13 +91,18 @@ fn classify(e: sqlx::Error) -> RegistryError {
     }
 }
 
-/// The file is busy, locked, full or cannot be read or opened now: worth retrying.
+/// The disk is full, or the database reached `max_page_count`.
+fn is_full(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if primary_code(db.as_ref()) == 13)
+}
+
+/// The file is busy, locked or cannot be read or opened now: worth retrying.
 fn is_outage(e: &sqlx::Error) -> bool {
     use sqlx::Error as E;
     match e {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
-        // BUSY, LOCKED, IOERR, FULL, CANTOPEN, PROTOCOL
-        E::Database(db) => matches!(primary_code(db.as_ref()), 5 | 6 | 10 | 13 | 14 | 15),
+        // BUSY, LOCKED, IOERR, CANTOPEN, PROTOCOL
+        E::Database(db) => matches!(primary_code(db.as_ref()), 5 | 6 | 10 | 14 | 15),
         _ => false,
     }
 }
@@ -72,6 +110,40 @@ fn is_outage(e: &sqlx::Error) -> bool {
 /// SQLite's primary result code: the low byte of the extended code sqlx reports.
 fn primary_code(db: &dyn sqlx::error::DatabaseError) -> i32 {
     db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or_default() & 0xff
+}
+
+/// SQLite creates the database file, never its directory: a missing one is named at start.
+fn ensure_directory(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(RegistryError::misconfigured(
+        format!("the directory of the SQLite database {} does not exist", path.display()),
+        "create it, or point --database-url at a writable directory",
+    ))
+}
+
+/// Opening or first writing the file failed. One that cannot be opened, created or written
+/// (permissions, a read-only file or mount) stays so: a misconfiguration that names the path. A
+/// busy or full one is retried.
+fn unusable_file(path: &Path, e: sqlx::Error) -> RegistryError {
+    let permanent = match &e {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::PermissionDenied,
+        // READONLY, CANTOPEN, PERM
+        sqlx::Error::Database(db) => matches!(primary_code(db.as_ref()), 8 | 14 | 3),
+        _ => false,
+    };
+    if permanent {
+        return RegistryError::misconfigured(
+            format!(
+                "the SQLite database {} cannot be opened or written (check its path and permissions)",
+                path.display()
+            ),
+            e,
+        );
+    }
+    classify(e)
 }
 
 const SCHEMA_MISMATCH: &str = "the SQLite schema does not match this binary";
@@ -88,28 +160,66 @@ fn classify_migration(e: sqlx::migrate::MigrateError) -> RegistryError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and applies pending migrations.
+    /// Opens (creating if missing) the database at `url` with the default settings and applies
+    /// pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
+        Self::open_with(url, &SqliteSettings::default()).await
+    }
+
+    /// Opens (creating if missing) the database at `url` and applies pending migrations. A file
+    /// that cannot be created or written is a misconfiguration naming its path, not an outage:
+    /// retrying would not help.
+    pub async fn open_with(url: &str, settings: &SqliteSettings) -> Result<Self> {
+        let mut options = SqliteConnectOptions::from_str(url)
             .map_err(classify)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(settings.wait);
+        if let Some(bytes) = settings.max_size_bytes {
+            options = options.pragma("max_page_count", (bytes / PAGE_BYTES).max(1).to_string());
+        }
+        let path = options.get_filename().to_owned();
+        let unusable = |e: sqlx::Error| unusable_file(&path, e);
+        ensure_directory(&path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(settings.wait)
             .connect_with(options.clone())
             .await
-            .map_err(classify)?;
+            .map_err(unusable)?;
         MIGRATOR.run(&pool).await.map_err(classify_migration)?;
         let loader = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.pragma("mmap_size", "4294967296"))
             .await
-            .map_err(classify)?;
-        Ok(Self { pool, loader })
+            .map_err(unusable)?;
+        let store = Self { pool, loader, full: AtomicBool::new(false) };
+        // A read-only file opens and reads: only a write finds it out.
+        store.probe_write().await.map_err(unusable)?;
+        Ok(store)
+    }
+
+    /// Writes and removes a row of `PROBE_BYTES` in one transaction: it fails when the file is
+    /// read-only, the disk is full or the database reached its size.
+    async fn probe_write(&self) -> std::result::Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO storage_probe (filler) VALUES (zeroblob(?))")
+            .bind(PROBE_BYTES)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM storage_probe").execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
+    /// Classifies a failed write, and remembers a full database for readiness.
+    fn failed(&self, e: sqlx::Error) -> RegistryError {
+        let e = classify(e);
+        if matches!(e, RegistryError::StorageFull { .. }) {
+            self.full.store(true, Ordering::Release);
+        }
+        e
     }
 
     /// Applies pending migrations and reports how many migrations the database now has.
@@ -123,40 +233,9 @@ impl SqliteStore {
         Ok(usize::try_from(applied).unwrap_or_default())
     }
 
-    fn reader(&self) -> &SqlitePool {
-        if self.loader.is_closed() { &self.pool } else { &self.loader }
-    }
-}
-
-#[async_trait]
-impl AgentStore for SqliteStore {
-    async fn finished_loading(&self) {
-        self.loader.close().await;
-    }
-
-    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
-        // UUIDs are stored hyphenated and lower-case, so text order is id order.
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, document FROM agents WHERE id > ? ORDER BY id LIMIT ?")
-                .bind(after.map(|a| a.to_string()).unwrap_or_default())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(self.reader())
-                .await
-                .map_err(classify)?;
-        let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
-        let last_seen: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness
-             WHERE agent_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&ids).map_err(|e| RegistryError::internal_from("encoding agent ids", e))?)
-        .fetch_all(self.reader())
-        .await
-        .map_err(classify)?;
-        StoredAgent::parse_page(&rows, last_seen)
-    }
-
-    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+    /// Stores one change in one transaction on `conn`.
+    async fn apply_on(conn: &mut SqliteConnection, change: &Change, note: &AuditNote) -> Result<u64> {
+        let mut tx = conn.begin().await.map_err(classify)?;
         let stale = || RegistryError::StaleWrite(change.agent_id().to_string());
         let agent_id = change.agent_id().to_string();
         let revision: i64 = sqlx::query_scalar(
@@ -168,7 +247,7 @@ impl AgentStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
-        match &change {
+        match change {
             Change::Put { agent, seen, idempotency, expected, .. } => {
                 let mut agent = agent.clone();
                 agent.revision = u64::try_from(revision).unwrap_or_default();
@@ -296,6 +375,55 @@ impl AgentStore for SqliteStore {
         u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
+    fn reader(&self) -> &SqlitePool {
+        if self.loader.is_closed() { &self.pool } else { &self.loader }
+    }
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn finished_loading(&self) {
+        self.loader.close().await;
+    }
+
+    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
+        // UUIDs are stored hyphenated and lower-case, so text order is id order.
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, document FROM agents WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after.map(|a| a.to_string()).unwrap_or_default())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(self.reader())
+                .await
+                .map_err(classify)?;
+        let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+        let last_seen: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT endpoint_id, agent_id, last_seen_at FROM endpoint_liveness
+             WHERE agent_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&ids).map_err(|e| RegistryError::internal_from("encoding agent ids", e))?)
+        .fetch_all(self.reader())
+        .await
+        .map_err(classify)?;
+        StoredAgent::parse_page(&rows, last_seen)
+    }
+
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        let applied = Self::apply_on(&mut conn, &change, note).await;
+        if let Err(e) = &applied {
+            // After a failed statement SQLite may have rolled the transaction back by itself, or
+            // not: the connection is closed, never reused, so no later write can run inside a
+            // transaction that is never committed.
+            conn.close_on_drop();
+            if matches!(e, RegistryError::StorageFull { .. }) {
+                self.full.store(true, Ordering::Release);
+            }
+        } else {
+            self.full.store(false, Ordering::Release);
+        }
+        applied
+    }
+
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_events (at, actor, source, action, agent_id, key_id, summary, dedupe)
@@ -311,7 +439,7 @@ impl AgentStore for SqliteStore {
         .bind(&event.dedupe)
         .execute(&self.pool)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -391,7 +519,7 @@ impl AgentStore for SqliteStore {
             )
             .execute(&self.pool)
             .await
-            .map_err(classify)?;
+            .map_err(|e| self.failed(e))?;
         }
         Ok(())
     }
@@ -438,7 +566,7 @@ impl AgentStore for SqliteStore {
         .bind(&event.dedupe)
         .execute(&self.pool)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.failed(e))?;
         Ok((done.rows_affected() > 0).then(|| u64::try_from(done.last_insert_rowid()).unwrap_or_default()))
     }
 
@@ -452,6 +580,11 @@ impl AgentStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        if self.full.load(Ordering::Acquire) {
+            self.probe_write().await.map_err(|e| self.failed(e))?;
+            self.full.store(false, Ordering::Release);
+            return Ok(());
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(classify)
     }
 
@@ -476,7 +609,7 @@ impl AgentStore for SqliteStore {
         .bind(key.revoked_at)
         .fetch_one(&self.pool)
         .await
-        .map_err(classify)?;
+        .map_err(|e| self.failed(e))?;
         u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 

@@ -52,7 +52,7 @@ pub async fn register(
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn card(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    let agent = state.registry.find(AgentId::parse(&id)?).await?.agent()?;
     let served = agent_registry_a2a::queued_card(&agent)?;
     Ok(documents::serve(&headers, served, CARD_TYPE, DOCUMENT_MAX_AGE_SECONDS))
 }

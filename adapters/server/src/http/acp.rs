@@ -106,7 +106,7 @@ pub async fn get(
     // A name that is no label is looked for among all ACP agents: limited like discovery.
     state.limits.discovery(client.0)?;
     let hit = match AgentId::parse(&name) {
-        Ok(id) => state.registry.get(id)?,
+        Ok(id) => state.registry.find(id).await?,
         Err(_) => agent_registry_acp::find(&state.registry, &name)?.ok_or(RegistryError::AgentNotFound(name))?,
     };
     Ok(documents::serve(&headers, manifest_of(&hit)?, "application/json", DOCUMENT_MAX_AGE_SECONDS))

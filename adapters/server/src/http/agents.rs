@@ -142,7 +142,7 @@ pub async fn discover(State(state): State<AppState>, reader: Discovering, mut pa
 #[utoipa::path(get, path = "/agents/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(State(state): State<AppState>, reader: Reader, Path(id): Path<String>) -> ApiResult {
-    let hit = state.registry.get(AgentId::parse(&id)?)?;
+    let hit = state.registry.find(AgentId::parse(&id)?).await?;
     Ok(viewed_agent(StatusCode::OK, &hit, reader.anonymous))
 }
 
@@ -213,7 +213,7 @@ fn endpoint_response(state: &AppState, status: StatusCode, hit: &Hit, endpoint: 
     responses((status = 200, body = EndpointView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_endpoint(State(state): State<AppState>, Path((id, eid)): Path<(String, String)>) -> ApiResult {
     let (id, eid) = ids(&id, &eid)?;
-    let hit = state.registry.get(id)?;
+    let hit = state.registry.find(id).await?;
     endpoint_response(&state, StatusCode::OK, &hit, eid)
 }
 

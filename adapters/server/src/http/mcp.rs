@@ -63,7 +63,7 @@ pub async fn list(State(state): State<AppState>, reader: Discovering, pairs: Que
     responses((status = 200, description = "The Server Card"), (status = 304, description = "Unchanged"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn card(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    let agent = state.registry.find(AgentId::parse(&id)?).await?.agent()?;
     Ok(documents::serve(
         &headers,
         agent_registry_mcp::server_card(&agent)?,
@@ -78,7 +78,7 @@ pub async fn card(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     responses((status = 200, description = "The Server Card", content_type = "application/mcp-server-card+json"),
         (status = 304, description = "Unchanged"), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn server_card(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    let agent = state.registry.find(AgentId::parse(&id)?).await?.agent()?;
     Ok(documents::serve(&headers, agent_registry_mcp::server_card(&agent)?, SERVER_CARD_TYPE, 3600))
 }
 
@@ -87,7 +87,7 @@ pub async fn server_card(State(state): State<AppState>, headers: HeaderMap, Path
     responses((status = 200, description = "The server.json document"), (status = 304, description = "Unchanged"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn server_json(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let agent = state.registry.get(AgentId::parse(&id)?)?.agent()?;
+    let agent = state.registry.find(AgentId::parse(&id)?).await?.agent()?;
     Ok(documents::serve(
         &headers,
         agent_registry_mcp::server_json(&agent)?,

@@ -132,6 +132,10 @@ impl IntoResponse for ApiError {
                     ErrorKind::Misconfigured => {
                         "The service is misconfigured; the log tells its operators what to fix.".to_owned()
                     }
+                    ErrorKind::Unavailable if matches!(e, RegistryError::StorageFull { .. }) => {
+                        "The database has no room for this write, so nothing was stored; retry once space is made."
+                            .to_owned()
+                    }
                     ErrorKind::Unavailable => format!("{}; retry shortly.", e.title()),
                     _ => rest_detail(&e),
                 };
@@ -145,6 +149,8 @@ impl IntoResponse for ApiError {
         let retry_after = match retry_after {
             Some(secs) => Some(secs),
             None if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            // Space is made by an operator, not in a second.
+            None if status == StatusCode::INSUFFICIENT_STORAGE => Some(30),
             None => None,
         };
         tracing::debug!(status = status.as_u16(), code = entry.code, "problem response");

@@ -41,7 +41,7 @@ pub async fn facts(
 ) -> ApiResult {
     state.limits.discovery(client.0)?;
     let (id, eid) = (AgentId::parse(&id)?, EndpointId::parse(&eid)?);
-    let agent = state.registry.get(id)?.agent()?;
+    let agent = state.registry.find(id).await?.agent()?;
     let endpoint = agent
         .endpoint(eid)
         .ok_or_else(|| RegistryError::EndpointNotFound { agent: id.to_string(), endpoint: eid.to_string() })?;

@@ -202,7 +202,7 @@ impl rmcp::ServerHandler for RegistryMcp {
         let rest = uri.strip_prefix("agent://").ok_or_else(|| not_found(&uri))?;
         let (id, kind) = rest.split_once('/').map_or((rest, ""), |(id, kind)| (id, kind));
         let id = AgentId::parse(id).map_err(|_| not_found(&uri))?;
-        let document = tools::resource_document(&self.state, id, kind).map_err(|e| match e.kind() {
+        let document = tools::resource_document(&self.state, id, kind).await.map_err(|e| match e.kind() {
             agent_registry_core::ErrorKind::NotFound | agent_registry_core::ErrorKind::InvalidInput => not_found(&uri),
             _ => tools::protocol_error(e),
         })?;

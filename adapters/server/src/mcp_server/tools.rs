@@ -479,17 +479,17 @@ fn summary_line(agent: &AgentSummary) -> String {
     )
 }
 
-fn agent_hit(state: &AppState, id: Option<String>) -> Result<Hit, RegistryError> {
+async fn agent_hit(state: &AppState, id: Option<String>) -> Result<Hit, RegistryError> {
     let id = required(id, "id")?;
-    state.registry.get(AgentId::parse(&id).map_err(|e| bad_argument("id", e.to_string()))?)
+    state.registry.find(AgentId::parse(&id).map_err(|e| bad_argument("id", e.to_string()))?).await
 }
 
-fn document(
+async fn document(
     state: &AppState,
     id: Option<String>,
     render: impl Fn(&agent_registry_core::model::Agent) -> Result<Served, RegistryError>,
 ) -> Outcome {
-    let agent = agent_hit(state, id)?.agent()?;
+    let agent = agent_hit(state, id).await?.agent()?;
     Answer::new(render(&agent)?.into_value(), None)
 }
 
@@ -602,8 +602,8 @@ impl RegistryMcp {
         ),
         output_schema = schema_for_output::<AgentDocument>()
     )]
-    fn get_agent(&self, Parameters(Checked(args)): Parameters<Checked<AgentArgs>>) -> Outcome {
-        let hit = agent_hit(&self.state, args?.id)?;
+    async fn get_agent(&self, Parameters(Checked(args)): Parameters<Checked<AgentArgs>>) -> Outcome {
+        let hit = agent_hit(&self.state, args?.id).await?;
         let bytes = agent_registry_core::view::agent_json(&hit, true);
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))?;
@@ -622,8 +622,8 @@ impl RegistryMcp {
         ),
         output_schema = document_schema("An A2A AgentCard")
     )]
-    fn get_a2a_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
-        document(&self.state, args?.id, agent_registry_a2a::card)
+    async fn get_a2a_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
+        document(&self.state, args?.id, agent_registry_a2a::card).await
     }
 
     /// The MCP Server Card of an agent that is an MCP server.
@@ -637,8 +637,8 @@ impl RegistryMcp {
         ),
         output_schema = document_schema("An MCP Server Card")
     )]
-    fn get_mcp_server_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
-        document(&self.state, args?.id, agent_registry_mcp::server_card)
+    async fn get_mcp_server_card(&self, Parameters(Checked(args)): Parameters<Checked<CardArgs>>) -> Outcome {
+        document(&self.state, args?.id, agent_registry_mcp::server_card).await
     }
 
     /// The ACP agent manifest of an agent with an ACP endpoint.
@@ -652,10 +652,10 @@ impl RegistryMcp {
         ),
         output_schema = document_schema("An ACP AgentManifest")
     )]
-    fn get_acp_manifest(&self, Parameters(Checked(args)): Parameters<Checked<ManifestArgs>>) -> Outcome {
+    async fn get_acp_manifest(&self, Parameters(Checked(args)): Parameters<Checked<ManifestArgs>>) -> Outcome {
         let id = required(args?.id, "id")?;
         let hit = match AgentId::parse(&id) {
-            Ok(id) => self.state.registry.get(id)?,
+            Ok(id) => self.state.registry.find(id).await?,
             Err(_) => agent_registry_acp::find(&self.state.registry, &id)?.ok_or(RegistryError::AgentNotFound(id))?,
         };
         let agent = hit.agent()?;
@@ -735,8 +735,8 @@ fn fit(task: String, results: Vec<RankedAgent>, max_chars: usize) -> Result<Task
 }
 
 /// The document behind an `agent://{id}[/kind]` resource.
-pub fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<String, RegistryError> {
-    let hit = state.registry.get(id)?;
+pub async fn resource_document(state: &AppState, id: AgentId, kind: &str) -> Result<String, RegistryError> {
+    let hit = state.registry.find(id).await?;
     let served = match kind {
         "" => {
             return String::from_utf8(agent_registry_core::view::agent_json(&hit, true))

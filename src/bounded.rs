@@ -1,0 +1,126 @@
+//! Every call to the store ends within a bound, whatever the backend does (a frozen server, a
+//! partition, a full pool): past it the call fails as an outage, which clients retry. The
+//! drivers have bounds of their own (pool waits, lock waits); this one holds when they do not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
+use crate::auth::ApiKey;
+use crate::error::{RegistryError, Result};
+use crate::liveness::Millis;
+use crate::model::{AgentId, EndpointId};
+use crate::ports::{AgentStore, Change, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent};
+
+/// How long store calls may take.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreBounds {
+    /// A call a request waits for.
+    pub request: Duration,
+    /// Start-up's page reads and upkeep's bulk deletes, which nobody waits for and which may
+    /// touch many rows.
+    pub upkeep: Duration,
+}
+
+impl Default for StoreBounds {
+    fn default() -> Self {
+        Self { request: Duration::from_secs(2), upkeep: Duration::from_secs(30) }
+    }
+}
+
+/// A store whose every call is bounded by [`StoreBounds`].
+pub struct BoundedStore {
+    inner: Arc<dyn AgentStore>,
+    bounds: StoreBounds,
+}
+
+impl BoundedStore {
+    pub fn new(inner: Arc<dyn AgentStore>, bounds: StoreBounds) -> Self {
+        Self { inner, bounds }
+    }
+}
+
+/// Runs `call` for at most `bound`. A write cut off may still commit: the registry then treats
+/// its index as in doubt and reads the change log back (see `Replica::store_and_apply`).
+async fn within<T>(bound: Duration, what: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+        Err(RegistryError::storage_unavailable(format!("the database did not answer {what} within {bound:?}")))
+    })
+}
+
+#[async_trait]
+impl AgentStore for BoundedStore {
+    async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
+        within(self.bounds.upkeep, "a page of agents", self.inner.load_page(after, limit)).await
+    }
+
+    async fn finished_loading(&self) {
+        let _ = tokio::time::timeout(self.bounds.upkeep, self.inner.finished_loading()).await;
+    }
+
+    async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
+        within(self.bounds.request, "a change", self.inner.apply(change, note)).await
+    }
+
+    async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        within(self.bounds.request, "an idempotency lookup", self.inner.find_idempotency(owner_id, key)).await
+    }
+
+    async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
+        within(self.bounds.upkeep, "expiring idempotency keys", self.inner.expire_idempotency(before)).await
+    }
+
+    async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
+        within(self.bounds.upkeep, "recording last-seen times", self.inner.record_last_seen(seen)).await
+    }
+
+    async fn current_revision(&self) -> Result<u64> {
+        within(self.bounds.request, "the current revision", self.inner.current_revision()).await
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
+        within(self.bounds.request, "the change log", self.inner.changes_since(after, limit)).await
+    }
+
+    async fn prune_changes(&self, before: Millis) -> Result<u64> {
+        within(self.bounds.upkeep, "pruning the change log", self.inner.prune_changes(before)).await
+    }
+
+    async fn oldest_change(&self) -> Result<Option<u64>> {
+        within(self.bounds.request, "the oldest change", self.inner.oldest_change()).await
+    }
+
+    async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
+        within(self.bounds.request, "a liveness event", self.inner.append_event(event)).await
+    }
+
+    fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
+        self.inner.change_signal()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        within(self.bounds.request, "a ping", self.inner.ping()).await
+    }
+
+    async fn record_event(&self, event: &NewEvent) -> Result<()> {
+        within(self.bounds.request, "an audit event", self.inner.record_event(event)).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
+        within(self.bounds.request, "audit events", self.inner.events(query)).await
+    }
+
+    async fn prune_events(&self, before: Millis) -> Result<u64> {
+        within(self.bounds.upkeep, "pruning audit events", self.inner.prune_events(before)).await
+    }
+
+    async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
+        within(self.bounds.request, "an API key", self.inner.save_api_key(key)).await
+    }
+
+    async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
+        within(self.bounds.request, "API keys", self.inner.api_keys_since(after, limit)).await
+    }
+}
