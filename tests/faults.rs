@@ -123,6 +123,88 @@ async fn with_postgres_frozen_every_write_is_answered_503_within_its_bound_and_a
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn endpoints_that_kept_heartbeating_through_a_redis_outage_do_not_expire_for_it() {
+    let (url, schema) = postgres_schema().await;
+    let redis = Proxy::to(&redis_url()).await;
+    let mut args = shared_backends(&url, &redis.url(&redis_url()), &redis_prefix());
+    args.extend(["--maintenance-interval-ms".into(), "50".into()]);
+    let replica = Replica::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Live for 2.5 s after each heartbeat, which it sends every 300 ms, outage or not.
+    let beating = replica.register(agent("Beating", "outage-grace", persistent(1))).await;
+    let beat = heartbeat_path(&beating);
+    let sender = crate::support::Http::clone(&replica);
+    let heartbeats = tokio::spawn(async move {
+        loop {
+            let _ = sender.post_empty(&beat).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    redis.cut();
+    // Longer than the lease: every heartbeat meanwhile is refused.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    redis.restore();
+    eventually(Duration::from_secs(10), "discovery answers again", || async {
+        replica.get("/discover/agents?capability=outage-grace").await.status == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(replica.discovered("/discover/agents?capability=outage-grace").await, ["Beating"]);
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM changes WHERE agent_id = $1::uuid ORDER BY revision")
+        .bind(beating["id"].as_str().unwrap())
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["registered"], "no expiry (nor revival) for the outage");
+
+    // Once it stops, it expires as usual.
+    heartbeats.abort();
+    eventually(Duration::from_secs(10), "the lease ends", || async {
+        replica.discovered("/discover/agents?capability=outage-grace").await.is_empty()
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the expiry is logged", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE agent_id = $1::uuid AND kind = 'expired'")
+            .bind(beating["id"].as_str().unwrap())
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        n == 1
+    })
+    .await;
+    drop(replica);
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_cut_off_from_postgres_says_it_cannot_tell_instead_of_answering_404() {
+    let (url, schema) = postgres_schema().await;
+    let postgres = Proxy::to(&url).await;
+    let lagging = shared_backends(&postgres.url(&url), &redis_url(), &redis_prefix());
+    let lagging = Replica::start(&lagging.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let direct = shared_backends(&url, &redis_url(), &redis_prefix());
+    let direct = Replica::start(&direct.iter().map(String::as_str).collect::<Vec<_>>()).await;
+
+    postgres.cut();
+    let newer = direct.register(agent("Newer", "lag", persistent(30))).await;
+    let path = format!("/agents/{}", newer["id"].as_str().unwrap());
+    // It exists; the cut-off replica cannot know: a 503, never a 404.
+    lagging.get(&path).await.problem(503, "storage_unavailable");
+    lagging.post_empty(&heartbeat_path(&newer)).await.problem(503, "storage_unavailable");
+    // An agent it knows is served as before.
+    let known = direct.register(agent("Known", "lag", persistent(30))).await;
+    postgres.restore();
+    eventually(Duration::from_secs(10), "the replica catches up", || async { lagging.get(&path).await.status == 200 })
+        .await;
+    lagging.post_empty(&heartbeat_path(&known)).await.ok(200);
+    // And a real 404 stays one.
+    lagging.get(&format!("/agents/{}", uuid::Uuid::new_v4())).await.problem(404, "agent_not_found");
+    drop((lagging, direct));
+    schema.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_replica_started_while_the_backends_are_down_waits_reports_not_ready_and_then_serves() {
     let (url, schema) = postgres_schema().await;
     let (postgres, redis) = (Proxy::to(&url).await, Proxy::to(&redis_url()).await);

@@ -217,3 +217,45 @@ async fn names_registered_at_once_through_two_replicas_still_have_one_holder_eac
     drop(cluster);
     schema.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_revived_through_every_replica_at_once_is_announced_live_once() {
+    let (url, schema) = postgres_schema().await;
+    let cluster = replicas(3, &url, &redis_prefix(), &["--maintenance-interval-ms", "50"]).await;
+    let fleeting = cluster[0].register(agent("Fleeting", "revive-once", ephemeral(1))).await;
+    let endpoint = fleeting["endpoints"][0]["id"].as_str().unwrap().to_owned();
+    let renew = format!("/agents/{}/endpoints/{endpoint}/renew", id(&fleeting));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let count = |kind: &'static str| {
+        let (admin, endpoint) = (admin.clone(), endpoint.clone());
+        async move {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE kind = $1 AND endpoint_id = $2::uuid")
+                .bind(kind)
+                .bind(&endpoint)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    for round in 1..=3 {
+        // The lease ends (every replica notices; one expiry is logged).
+        eventually(Duration::from_secs(10), "the lease ends", || async { count("expired").await >= round }).await;
+        for replica in &cluster {
+            eventually(Duration::from_secs(10), "every replica sees it dead", || async {
+                replica.discovered("/discover/agents?capability=revive-once").await.is_empty()
+            })
+            .await;
+        }
+        // Renewed through all three replicas at the same moment: one transition, one event.
+        for reply in join_all(cluster.iter().map(|r| r.post_empty(&renew))).await {
+            reply.ok(200);
+        }
+        eventually(Duration::from_secs(10), "the revival is logged", || async { count("became_live").await >= round })
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count("became_live").await, round, "round {round}: one became_live per revival");
+    }
+    drop(cluster);
+    schema.drop_now().await;
+}
