@@ -43,6 +43,7 @@ fn core_errors() -> Vec<E> {
         E::KeyNotFound(AGENT.into()),
         E::BootstrapRefused,
         E::KeyRevoked(AGENT.into()),
+        E::LastAdminKey(AGENT.into()),
         E::StaleWrite(AGENT.into()),
         E::SchemaViolation(field()),
         E::NoProtocolDocument { agent: AGENT.into(), protocol: Protocol::A2A },

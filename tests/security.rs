@@ -164,6 +164,39 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_or_expired_keys_
 }
 
 #[tokio::test]
+async fn the_last_active_admin_key_is_not_revoked_unless_forced() {
+    let app = TestApp::spawn().await;
+    let id_of = |keys: &Value, secret: &str| {
+        let keys = keys["items"].as_array().unwrap();
+        keys.iter().find(|k| secret.starts_with(k["prefix"].as_str().unwrap())).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let second = app.issue_key("ops", "Admin").await;
+    let keys = app.get("/api-keys?active=true").await.ok(200).clone();
+    let ops = app.with_key(Some(&second));
+    let first_id = keys["items"].as_array().unwrap().iter().find(|k| k["ownerId"] == "admin").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second_id = id_of(&keys, &second);
+
+    // With two Admin keys one may go; the other is then the last and stays.
+    ops.delete(&format!("/api-keys/{first_id}")).await.ok(204);
+    let refused = ops.delete(&format!("/api-keys/{second_id}")).await;
+    assert!(refused.problem(409, "last_admin_key")["detail"].as_str().unwrap().contains(&second_id));
+    ops.get("/api-keys").await.ok(200);
+    // An Agent key going away is never refused, and neither is a forced revocation.
+    let agent_key = ops.issue_key("carol", "Agent").await;
+    let agent_id = id_of(&ops.get("/api-keys?owner=carol").await.ok(200).clone(), &agent_key);
+    ops.delete(&format!("/api-keys/{agent_id}")).await.ok(204);
+    ops.delete(&format!("/api-keys/{second_id}?force=yes")).await.problem(400, "invalid_query");
+    ops.delete(&format!("/api-keys/{second_id}?force=true")).await.ok(204);
+    ops.get("/api-keys").await.problem(401, "unauthenticated");
+}
+
+#[tokio::test]
 async fn bootstrap_needs_the_token_is_refused_once_an_admin_exists_and_slows_guessing() {
     // The test app issues itself the first Admin key with the token; that closes bootstrap.
     let app = TestApp::spawn_with_args(&["--bootstrap-token", BOOTSTRAP_TOKEN]).await;

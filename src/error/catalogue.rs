@@ -65,6 +65,8 @@ catalogue! {
     CONCURRENT_CHANGE = "concurrent_change", 409, TITLE_CONFLICT;
     BOOTSTRAP_REFUSED = "bootstrap_refused", 409, TITLE_CONFLICT;
     API_KEY_REVOKED = "api_key_revoked", 409, TITLE_CONFLICT;
+    /// Revoking the key would leave no active Admin key (unless forced).
+    LAST_ADMIN_KEY = "last_admin_key", 409, TITLE_CONFLICT;
     /// Queue facts asked for an endpoint that is not `Amqp`.
     NOT_AN_AMQP_ENDPOINT = "not_an_amqp_endpoint", 409, "Conflict";
     REVISION_MISMATCH = "revision_mismatch", 412, TITLE_PRECONDITION;

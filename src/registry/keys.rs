@@ -123,14 +123,25 @@ impl AgentRegistry {
     }
 
     /// Revokes a key at once on this replica, and within a follow interval on the others.
-    /// Admin may revoke any key, others only the key they call with.
-    pub async fn revoke_key(&self, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+    /// Admin may revoke any key, others only the key they call with. The last active Admin key
+    /// is kept unless `force`: without one, nobody could issue or revoke keys any more (only a
+    /// repeated bootstrap could recover).
+    pub async fn revoke_key(&self, caller: &Caller, id: Uuid, force: bool) -> Result<ApiKey> {
+        // Under the write lock, so two revocations on this replica cannot each leave the other
+        // key as "the one that remains".
+        let _writing = self.replica.lock().await;
         self.follow_keys().await?;
         let mut key = self.get_key(caller, id)?;
         if key.revoked_at.is_some() {
             return Err(RegistryError::KeyRevoked(id.to_string()));
         }
         let now = self.clock.now_millis();
+        if !force && key.scope == Scope::Admin && key.is_active(now) {
+            let others = self.keys.read().all().any(|k| k.id != id && k.scope == Scope::Admin && k.is_active(now));
+            if !others {
+                return Err(RegistryError::LastAdminKey(id.to_string()));
+            }
+        }
         key.revoked_at = Some(now);
         key.revision = self.replica.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
