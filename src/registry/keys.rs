@@ -40,15 +40,16 @@ impl AgentRegistry {
     /// Records the use of a revoked key in the audit trail, at most once a minute per key (an
     /// attacker replaying it must not be able to flood the database).
     fn audit_revoked_use(&self, key_id: Uuid, source: Option<String>, now: Millis) {
-        {
-            let mut recent = self.revoked_uses.lock();
-            if recent.get(&key_id).is_some_and(|t| now - t < 60_000) {
-                return;
-            }
-            recent.insert(key_id, now);
-        }
+        let Some(suppressed) = self.revoked_uses.admit(key_id, now) else {
+            return;
+        };
         // Logged as often as audited: a client retrying a revoked key must not flood the log.
-        tracing::warn!(key.id = %key_id, source, "a revoked API key was used (logged at most once a minute per key)");
+        tracing::warn!(
+            key.id = %key_id,
+            source,
+            suppressed,
+            "a revoked API key was used (logged at most once a minute per key; `suppressed` uses since the last line)"
+        );
         let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
         self.audit_later(NewEvent::about_key(now, "revoked_api_key_used", key_id, note));
     }

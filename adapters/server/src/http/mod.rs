@@ -26,6 +26,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -255,5 +256,18 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(on_failure))
+}
+
+/// A failed response, logged once: a `503` is logged where it arises (a backend outage by the
+/// task that notices it; refused watchers at most once a minute), so a client retrying in a
+/// loop cannot flood the log through it; other server errors and broken bodies as errors.
+fn on_failure(failure: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(status = 503, latency_ms, "response failed");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }
