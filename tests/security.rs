@@ -571,3 +571,53 @@ async fn an_endpoint_expiring_and_coming_back_is_in_the_audit_trail_once() {
     }
     assert_eq!(seen, ["endpoint_live", "endpoint_expired", "registered"]);
 }
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from `socket`: its head, or
+/// `None` if the connection closed first.
+async fn read_response(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return Some(head);
+            }
+        }
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_answered_before_its_body_was_read_serves_the_next_request_or_says_it_closes() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let body = json!({"name": "Early", "description": "x".repeat(4_000)}).to_string();
+    let head = format!(
+        "POST /agents HTTP/1.1\r\nhost: registry\r\ncontent-type: application/json\r\nx-api-key: ar_wrong\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    // The head alone: the 401 is answered before any of the body arrives.
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let first = read_response(&mut socket).await.expect("the 401 arrives");
+    assert!(first.starts_with("http/1.1 401"), "{first}");
+    if first.lines().any(|l| l == "connection: close") {
+        // Told: a client opens a new connection for its next request.
+        return;
+    }
+    let sent = socket.write_all(body.as_bytes()).await.is_ok()
+        && socket.write_all(b"GET /healthz HTTP/1.1\r\nhost: registry\r\n\r\n").await.is_ok();
+    let second = if sent { read_response(&mut socket).await } else { None };
+    assert!(
+        second.as_deref().is_some_and(|h| h.starts_with("http/1.1 200")),
+        "the connection was kept without `Connection: close`, so it must answer the next request: {second:?}"
+    );
+}
