@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod json;
 pub mod limits;
 pub mod mcp_server;
 pub mod queues;
