@@ -228,9 +228,10 @@ pub struct Config {
     pub a2a_signing_keys: Option<std::path::PathBuf>,
 
     /// URL prefixes (comma-separated) of `jku` key sets that may be fetched to verify A2A card
-    /// signatures; a card's `jku` elsewhere is never fetched.
+    /// signatures; a card's `jku` elsewhere is never fetched. Compared as parsed URLs: the same
+    /// scheme, host and port, and a path under the prefix's segments (`..` resolved first).
     #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_TRUSTED_JKU", value_delimiter = ',')]
-    pub a2a_trusted_jku: Vec<String>,
+    pub a2a_trusted_jku: Vec<crate::http::jku::TrustedPrefix>,
 
     /// Keep MCP sessions of 2025-era clients in this process (only with a single replica): they
     /// get a stream of `notifications/resources/list_changed`. Off: stateless, any replica

@@ -87,12 +87,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         }
         None => jsonwebtoken::jwk::JwkSet { keys: Vec::new() },
     };
-    let protocols = http::documents::Protocols::new(
-        config.document_liveness_model,
-        card_keys,
-        config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
-    )
-    .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
+    let protocols =
+        http::documents::Protocols::new(config.document_liveness_model, card_keys, config.a2a_trusted_jku.clone())
+            .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
     Ok(AppState::new(http::Context {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod documents;
 pub mod events;
 pub mod extract;
+pub mod jku;
 pub mod jwt;
 pub mod keys;
 pub mod mcp;
