@@ -85,6 +85,10 @@ fn one_of_each() -> Vec<ApiError> {
             catalogue::TOO_MANY_WATCHERS,
             "this replica serves 2 watch streams already; retry later or on another replica",
         ),
+        ApiError::http(
+            catalogue::TOO_MANY_CONNECTIONS,
+            "this replica holds as many connections as it may; retry shortly or on another replica",
+        ),
         ApiError::http(catalogue::NOT_READY, "the registry is starting and cannot serve /agents yet; retry shortly"),
     ]);
     all

@@ -82,6 +82,8 @@ catalogue! {
     LIVENESS_UNAVAILABLE = "liveness_unavailable", 503, TITLE_UNAVAILABLE;
     /// The replica serves as many watch streams as it may.
     TOO_MANY_WATCHERS = "too_many_watchers", 503, "Service Unavailable";
+    /// The replica holds as many connections as it may; this one serves only the probes.
+    TOO_MANY_CONNECTIONS = "too_many_connections", 503, "Service Unavailable";
     /// The service is still starting (a backend was unreachable at start).
     NOT_READY = "not_ready", 503, "Service Unavailable";
 }

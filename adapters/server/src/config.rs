@@ -253,6 +253,21 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_WATCHERS", default_value_t = 10_000)]
     pub max_watchers: usize,
 
+    /// A request's head must arrive within this time of its connection opening or of the
+    /// previous response on it, in milliseconds; slower connections are closed (slowloris).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// A connection with no request in flight is closed after this many milliseconds.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub http_keep_alive_timeout_ms: u64,
+
+    /// Most connections open at once (default: the process's file-descriptor limit less a
+    /// quarter, at least 64, for its other files). The last 8 serve only `/healthz` and
+    /// `/readyz`; connections beyond the cap are closed at once.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -315,6 +330,30 @@ impl Config {
             // ACP names shown as labels are found through the label; an MCP server's name and
             // version have to be read from its document.
             legacy_claims: |agent| agent_registry_mcp::held_claim(agent).into_iter().collect(),
+        })
+    }
+
+    /// How connections are limited, checked for consistency.
+    pub fn connection_limits(&self) -> Result<crate::connections::ConnectionLimits, String> {
+        for (value, flag) in [
+            (self.http_header_timeout_ms, "--http-header-timeout-ms"),
+            (self.http_keep_alive_timeout_ms, "--http-keep-alive-timeout-ms"),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        let max_connections = self.max_connections.unwrap_or_else(crate::connections::default_max_connections);
+        if max_connections <= crate::connections::PROBE_RESERVE {
+            return Err(format!(
+                "--max-connections must be more than {} (the connections kept for probes)",
+                crate::connections::PROBE_RESERVE
+            ));
+        }
+        Ok(crate::connections::ConnectionLimits {
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(self.http_keep_alive_timeout_ms),
+            max_connections,
         })
     }
 
