@@ -108,6 +108,10 @@ pub enum RegistryError {
     BootstrapRefused,
     #[error("API key {0} is revoked already")]
     KeyRevoked(String),
+    /// Revoking this key would leave no active Admin key, so nobody could issue or revoke keys
+    /// any more; refused unless forced.
+    #[error("API key {0} is the last active Admin key; issue another Admin key first, or force the revocation")]
+    LastAdminKey(String),
     /// A change was made from an outdated view of the agent (another replica changed it
     /// first); the registry catches up and retries, so clients rarely see it.
     #[error("agent {0} was changed concurrently; retry the request")]
@@ -177,6 +181,7 @@ impl RegistryError {
             Self::KeyNotFound(_) => c::API_KEY_NOT_FOUND,
             Self::BootstrapRefused => c::BOOTSTRAP_REFUSED,
             Self::KeyRevoked(_) => c::API_KEY_REVOKED,
+            Self::LastAdminKey(_) => c::LAST_ADMIN_KEY,
             Self::SchemaViolation(_) => c::SCHEMA_VIOLATION,
             Self::NoProtocolDocument { .. } => c::NO_PROTOCOL_DOCUMENT,
             Self::Internal { .. } => c::INTERNAL_ERROR,
@@ -198,7 +203,8 @@ impl RegistryError {
             | Self::LivenessModelMismatch { .. }
             | Self::StaleWrite(_)
             | Self::BootstrapRefused
-            | Self::KeyRevoked(_) => ErrorKind::Conflict,
+            | Self::KeyRevoked(_)
+            | Self::LastAdminKey(_) => ErrorKind::Conflict,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused | Self::SchemaViolation(_) => ErrorKind::Unprocessable,
             Self::StorageUnavailable { .. } | Self::StorageFull { .. } | Self::LivenessUnavailable { .. } => {

@@ -23,6 +23,7 @@ pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod schema;
+pub mod throttle;
 pub mod view;
 
 pub use error::{ErrorKind, FieldError, RegistryError, Result};

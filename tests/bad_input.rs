@@ -226,3 +226,32 @@ async fn error_codes_are_stable() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_key_repeated_in_any_json_body_is_400_at_its_pointer_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    let card = r#"{"name": "Honest", "description": "d", "version": "1.0.0",
+        "supportedInterfaces": [{"url": "https://honest.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+        "capabilities": {}, "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+        "skills": [{"id": "s", "name": "s", "description": "d", "tags": ["t"]}], "name": "Impostor"}"#;
+    let agent = r#"{"name": "A", "endpoints": [{"name": "e", "address": "https://a.example", "name": "f"}]}"#;
+    let cases = [
+        ("/a2a/agents", card.to_owned(), "/name"),
+        ("/a2a/agents", format!(r#"{{"card": {card}}}"#), "/card/name"),
+        ("/agents", agent.to_owned(), "/endpoints/0/name"),
+        ("/agents", r#"{"name": "A", "labels": {"k": "1", "\u006b": "2"}}"#.to_owned(), "/labels/k"),
+    ];
+    for (path, body, pointer) in cases {
+        let reply = app.raw(Method::POST, path, Some("application/json"), body.into_bytes()).await;
+        reply.problem(400, "validation_failed");
+        assert_eq!(reply.pointers(), [pointer], "{path}: {}", reply.body);
+    }
+    assert_eq!(app.get("/agents?liveOnly=false").await.ok(200)["totalCount"], 0);
+
+    // The MCP endpoint's JSON-RPC bodies too: a parser keeping the first `method` would see
+    // another request than one keeping the last.
+    let rpc = r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "method": "initialize", "params": {}}"#;
+    let reply = app.raw(Method::POST, "/mcp", Some("application/json"), rpc.into()).await;
+    reply.problem(400, "validation_failed");
+    assert_eq!(reply.pointers(), ["/method"]);
+}

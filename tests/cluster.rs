@@ -73,9 +73,31 @@ impl Replica {
     /// Starts the binary with `args` on a free port; returns once it answers `/healthz` (it
     /// may not be ready yet: see `wait_ready`).
     pub async fn launch(args: &[&str]) -> Self {
+        Self::launch_limited(args, None).await
+    }
+
+    /// Starts the binary, ready and with an Admin key, allowed `fd_limit` open files.
+    pub async fn start_with_fd_limit(fd_limit: u32, args: &[&str]) -> Self {
+        let mut replica = Self::launch_limited(args, Some(fd_limit)).await;
+        replica.wait_ready().await;
+        replica.http.bootstrap().await;
+        replica
+    }
+
+    async fn launch_limited(args: &[&str], fd_limit: Option<u32>) -> Self {
         let port = free_port();
         let log = NamedTempFile::new().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_agent-registry"))
+        let binary = env!("CARGO_BIN_EXE_agent-registry");
+        // The shell lowers the limit and becomes the binary (same process id).
+        let mut command = match fd_limit {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\""), binary]);
+                shell
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(if args.contains(&"--log") { &[][..] } else { &["--log", "warn"][..] })
             .args(bootstrap_args())

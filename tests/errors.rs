@@ -44,6 +44,7 @@ fn core_errors() -> Vec<E> {
         E::KeyNotFound(AGENT.into()),
         E::BootstrapRefused,
         E::KeyRevoked(AGENT.into()),
+        E::LastAdminKey(AGENT.into()),
         E::StaleWrite(AGENT.into()),
         E::SchemaViolation(field()),
         E::NoProtocolDocument { agent: AGENT.into(), protocol: Protocol::A2A },
@@ -84,6 +85,10 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::http(
             catalogue::TOO_MANY_WATCHERS,
             "this replica serves 2 watch streams already; retry later or on another replica",
+        ),
+        ApiError::http(
+            catalogue::TOO_MANY_CONNECTIONS,
+            "this replica holds as many connections as it may; retry shortly or on another replica",
         ),
         ApiError::http(catalogue::NOT_READY, "the registry is starting and cannot serve /agents yet; retry shortly"),
     ]);

@@ -12,6 +12,7 @@
 
 mod clients;
 mod cluster;
+mod connections;
 mod embedded;
 mod errors;
 mod faults;

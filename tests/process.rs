@@ -70,3 +70,16 @@ fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn refused_watchers_are_logged_once_a_minute_not_once_each() {
+    let server = Replica::start(&["--max-watchers", "1"]).await;
+    let _holding = crate::support::Watcher::open(&server.base, "", None).await;
+    for _ in 0..5 {
+        server.get("/watch").await.problem(503, "too_many_watchers");
+    }
+    let log = server.log();
+    let refusals = log.lines().filter(|l| l.contains("refused a watch stream")).count();
+    assert_eq!(refusals, 1, "one line for five refusals:\n{log}");
+    assert!(!log.contains("response failed"), "and none per response:\n{log}");
+}

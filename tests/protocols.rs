@@ -613,3 +613,73 @@ async fn card_keys_named_by_jku_are_fetched_only_under_a_trusted_prefix() {
 fn signed_card_with_jku(card: Value, pem: &[u8], kid: &str, jku: &str) -> Vec<u8> {
     sign(card, pem, json!({"alg": "EdDSA", "typ": "JOSE", "kid": kid, "jku": jku}))
 }
+
+/// Serves the test keys at any path but `/trusted/{n}/…` with `n` > 0 (an empty key set there),
+/// recording the paths fetched; with `together`, none is answered before that many fetches
+/// have arrived.
+async fn key_server(together: usize) -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    let edge = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/protocols/a2a-edge");
+    let jwks = std::fs::read_to_string(edge.join("test-only-keys.jwks.json")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fetched = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (seen, barrier) = (fetched.clone(), std::sync::Arc::new(tokio::sync::Barrier::new(together)));
+    let keys = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        seen.lock().push(uri.path().to_owned());
+        let numbered =
+            uri.path().strip_prefix("/trusted/").and_then(|rest| rest.split('/').next()?.parse::<u32>().ok());
+        let set = if numbered.is_some_and(|n| n > 0) { r#"{"keys": []}"#.to_owned() } else { jwks.clone() };
+        let barrier = barrier.clone();
+        async move {
+            barrier.wait().await;
+            ([("content-type", "application/json")], set)
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, keys).await.unwrap() });
+    (base, fetched)
+}
+
+fn pem_and_card() -> (Vec<u8>, Value) {
+    let edge = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/protocols/a2a-edge");
+    let pem = std::fs::read(edge.join("test-only-ed25519.pem")).unwrap();
+    let card = json_of(&fixtures("a2a-agent-card").into_iter().find(|(n, _)| n.contains("currency")).unwrap().1);
+    (pem, card)
+}
+
+#[tokio::test]
+async fn a_jku_that_leaves_the_trusted_path_once_resolved_is_never_fetched() {
+    let (base, fetched) = key_server(1).await;
+    let (pem, card) = pem_and_card();
+    let app = TestApp::spawn_with_args(&["--a2a-trusted-jku", &format!("{base}/trusted")]).await;
+    for outside in ["/trusted/../admin/jwks.json", "/trusted/%2e%2e/admin/jwks.json", "/trusted-evil/jwks.json"] {
+        let signed = signed_card_with_jku(card.clone(), &pem, "test-ed25519", &format!("{base}{outside}"));
+        let agent = post_raw(&app, "/a2a/agents", &signed).await.ok(201).clone();
+        assert_eq!(agent["registeredWith"]["signatureVerified"], false, "{outside}");
+    }
+    assert_eq!(*fetched.lock(), Vec::<String>::new(), "nothing outside the prefix was fetched");
+    let inside = signed_card_with_jku(card, &pem, "test-ed25519", &format!("{base}/trusted/a/../jwks.json"));
+    let agent = post_raw(&app, "/a2a/agents", &inside).await.ok(201).clone();
+    assert_eq!(agent["registeredWith"]["signatureVerified"], true);
+    assert_eq!(*fetched.lock(), ["/trusted/jwks.json"], "the URL fetched is the one checked");
+}
+
+#[tokio::test]
+async fn the_key_sets_of_several_signatures_are_fetched_at_once() {
+    // The key server answers only once all eight fetches have arrived, and only the first set
+    // holds the key: fetched one after the other, the first would have timed out before the
+    // last arrived, and the card would not verify.
+    let (base, fetched) = key_server(8).await;
+    let (pem, card) = pem_and_card();
+    let signatures: Vec<Value> = (0..8)
+        .map(|i| {
+            let jku = format!("{base}/trusted/{i}/jwks.json");
+            json_of(&signed_card_with_jku(card.clone(), &pem, "test-ed25519", &jku))["signatures"][0].clone()
+        })
+        .collect();
+    let mut signed = card;
+    signed["signatures"] = Value::Array(signatures);
+    let app = TestApp::spawn_with_args(&["--a2a-trusted-jku", &format!("{base}/trusted/")]).await;
+    let agent = post_raw(&app, "/a2a/agents", &serde_json::to_vec(&signed).unwrap()).await.ok(201).clone();
+    assert_eq!(agent["registeredWith"]["signatureVerified"], true);
+    assert_eq!(fetched.lock().len(), 8);
+}

@@ -164,6 +164,39 @@ async fn keys_are_shown_once_listed_without_secrets_and_revoked_or_expired_keys_
 }
 
 #[tokio::test]
+async fn the_last_active_admin_key_is_not_revoked_unless_forced() {
+    let app = TestApp::spawn().await;
+    let id_of = |keys: &Value, secret: &str| {
+        let keys = keys["items"].as_array().unwrap();
+        keys.iter().find(|k| secret.starts_with(k["prefix"].as_str().unwrap())).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let second = app.issue_key("ops", "Admin").await;
+    let keys = app.get("/api-keys?active=true").await.ok(200).clone();
+    let ops = app.with_key(Some(&second));
+    let first_id = keys["items"].as_array().unwrap().iter().find(|k| k["ownerId"] == "admin").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second_id = id_of(&keys, &second);
+
+    // With two Admin keys one may go; the other is then the last and stays.
+    ops.delete(&format!("/api-keys/{first_id}")).await.ok(204);
+    let refused = ops.delete(&format!("/api-keys/{second_id}")).await;
+    assert!(refused.problem(409, "last_admin_key")["detail"].as_str().unwrap().contains(&second_id));
+    ops.get("/api-keys").await.ok(200);
+    // An Agent key going away is never refused, and neither is a forced revocation.
+    let agent_key = ops.issue_key("carol", "Agent").await;
+    let agent_id = id_of(&ops.get("/api-keys?owner=carol").await.ok(200).clone(), &agent_key);
+    ops.delete(&format!("/api-keys/{agent_id}")).await.ok(204);
+    ops.delete(&format!("/api-keys/{second_id}?force=yes")).await.problem(400, "invalid_query");
+    ops.delete(&format!("/api-keys/{second_id}?force=true")).await.ok(204);
+    ops.get("/api-keys").await.problem(401, "unauthenticated");
+}
+
+#[tokio::test]
 async fn bootstrap_needs_the_token_is_refused_once_an_admin_exists_and_slows_guessing() {
     // The test app issues itself the first Admin key with the token; that closes bootstrap.
     let app = TestApp::spawn_with_args(&["--bootstrap-token", BOOTSTRAP_TOKEN]).await;
@@ -537,4 +570,54 @@ async fn an_endpoint_expiring_and_coming_back_is_in_the_audit_trail_once() {
         seen = actions().await;
     }
     assert_eq!(seen, ["endpoint_live", "endpoint_expired", "registered"]);
+}
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from `socket`: its head, or
+/// `None` if the connection closed first.
+async fn read_response(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            if bytes.len() >= end + 4 + length {
+                return Some(head);
+            }
+        }
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_answered_before_its_body_was_read_serves_the_next_request_or_says_it_closes() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn().await;
+    let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let body = json!({"name": "Early", "description": "x".repeat(4_000)}).to_string();
+    let head = format!(
+        "POST /agents HTTP/1.1\r\nhost: registry\r\ncontent-type: application/json\r\nx-api-key: ar_wrong\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    );
+    // The head alone: the 401 is answered before any of the body arrives.
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let first = read_response(&mut socket).await.expect("the 401 arrives");
+    assert!(first.starts_with("http/1.1 401"), "{first}");
+    if first.lines().any(|l| l == "connection: close") {
+        // Told: a client opens a new connection for its next request.
+        return;
+    }
+    let sent = socket.write_all(body.as_bytes()).await.is_ok()
+        && socket.write_all(b"GET /healthz HTTP/1.1\r\nhost: registry\r\n\r\n").await.is_ok();
+    let second = if sent { read_response(&mut socket).await } else { None };
+    assert!(
+        second.as_deref().is_some_and(|h| h.starts_with("http/1.1 200")),
+        "the connection was kept without `Connection: close`, so it must answer the next request: {second:?}"
+    );
 }

@@ -134,8 +134,14 @@ impl<B: Backend> App<B> {
 
     /// A registry started without a bootstrap token, so without any API key.
     pub async fn spawn_without_keys() -> Self {
+        Self::spawn_with_args_without_keys(&[]).await
+    }
+
+    /// A registry started with `args` and without any API key.
+    pub async fn spawn_with_args_without_keys(args: &[&str]) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        let (argv, schema) = B::arguments(&dir).await;
+        let (mut argv, schema) = B::arguments(&dir).await;
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
         Self::start(dir, Arc::new(ManualClock::starting_now()), argv, schema.map(Arc::new), false).await
     }
 
@@ -156,11 +162,14 @@ impl<B: Backend> App<B> {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let registry_config = config.registry().expect("test config");
         let followers = spawn_followers(&state.registry, &registry_config);
-        let app = router(state.clone());
-        let server = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app).await.expect("server runs");
-        });
+        // Served as the binary serves, with its connection limits.
+        let limits = config.connection_limits().expect("test config");
+        let server = tokio::spawn(agent_registry::connections::serve(
+            listener,
+            router(state.clone()),
+            limits,
+            std::future::pending(),
+        ));
         let mut http = Http::new(base);
         if with_admin {
             http.bootstrap().await;

@@ -65,6 +65,8 @@ catalogue! {
     CONCURRENT_CHANGE = "concurrent_change", 409, TITLE_CONFLICT;
     BOOTSTRAP_REFUSED = "bootstrap_refused", 409, TITLE_CONFLICT;
     API_KEY_REVOKED = "api_key_revoked", 409, TITLE_CONFLICT;
+    /// Revoking the key would leave no active Admin key (unless forced).
+    LAST_ADMIN_KEY = "last_admin_key", 409, TITLE_CONFLICT;
     /// Queue facts asked for an endpoint that is not `Amqp`.
     NOT_AN_AMQP_ENDPOINT = "not_an_amqp_endpoint", 409, "Conflict";
     REVISION_MISMATCH = "revision_mismatch", 412, TITLE_PRECONDITION;
@@ -82,6 +84,8 @@ catalogue! {
     INSUFFICIENT_STORAGE = "insufficient_storage", 507, "Insufficient Storage";
     /// The replica serves as many watch streams as it may.
     TOO_MANY_WATCHERS = "too_many_watchers", 503, "Service Unavailable";
+    /// The replica holds as many connections as it may; this one serves only the probes.
+    TOO_MANY_CONNECTIONS = "too_many_connections", 503, "Service Unavailable";
     /// The service is still starting (a backend was unreachable at start).
     NOT_READY = "not_ready", 503, "Service Unavailable";
 }

@@ -40,15 +40,16 @@ impl AgentRegistry {
     /// Records the use of a revoked key in the audit trail, at most once a minute per key (an
     /// attacker replaying it must not be able to flood the database).
     fn audit_revoked_use(&self, key_id: Uuid, source: Option<String>, now: Millis) {
-        {
-            let mut recent = self.revoked_uses.lock();
-            if recent.get(&key_id).is_some_and(|t| now - t < 60_000) {
-                return;
-            }
-            recent.insert(key_id, now);
-        }
+        let Some(suppressed) = self.revoked_uses.admit(key_id, now) else {
+            return;
+        };
         // Logged as often as audited: a client retrying a revoked key must not flood the log.
-        tracing::warn!(key.id = %key_id, source, "a revoked API key was used (logged at most once a minute per key)");
+        tracing::warn!(
+            key.id = %key_id,
+            source,
+            suppressed,
+            "a revoked API key was used (logged at most once a minute per key; `suppressed` uses since the last line)"
+        );
         let note = AuditNote { actor: format!("key:{key_id}"), source, summary: "a revoked API key was used".into() };
         self.audit_later(NewEvent::about_key(now, "revoked_api_key_used", key_id, note));
     }
@@ -123,14 +124,25 @@ impl AgentRegistry {
     }
 
     /// Revokes a key at once on this replica, and within a follow interval on the others.
-    /// Admin may revoke any key, others only the key they call with.
-    pub async fn revoke_key(&self, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+    /// Admin may revoke any key, others only the key they call with. The last active Admin key
+    /// is kept unless `force`: without one, nobody could issue or revoke keys any more (only a
+    /// repeated bootstrap could recover).
+    pub async fn revoke_key(&self, caller: &Caller, id: Uuid, force: bool) -> Result<ApiKey> {
+        // Under the write lock, so two revocations on this replica cannot each leave the other
+        // key as "the one that remains".
+        let _writing = self.replica.lock().await;
         self.follow_keys().await?;
         let mut key = self.get_key(caller, id)?;
         if key.revoked_at.is_some() {
             return Err(RegistryError::KeyRevoked(id.to_string()));
         }
         let now = self.clock.now_millis();
+        if !force && key.scope == Scope::Admin && key.is_active(now) {
+            let others = self.keys.read().all().any(|k| k.id != id && k.scope == Scope::Admin && k.is_active(now));
+            if !others {
+                return Err(RegistryError::LastAdminKey(id.to_string()));
+            }
+        }
         key.revoked_at = Some(now);
         key.revision = self.replica.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());

@@ -95,8 +95,8 @@ pub struct AgentRegistry {
     keys: RwLock<KeyRing>,
     /// Leases that ended up to this time have been audited.
     expiries_seen_until: AtomicI64,
-    /// When the use of each revoked key was last audited.
-    revoked_uses: parking_lot::Mutex<HashMap<uuid::Uuid, Millis>>,
+    /// The use of each revoked key is audited and logged at most once a minute.
+    revoked_uses: crate::throttle::Throttle<uuid::Uuid>,
 }
 
 /// How recently this replica caught up with what other replicas did.
@@ -170,7 +170,7 @@ impl AgentRegistry {
             clock,
             config,
             keys: RwLock::default(),
-            revoked_uses: Default::default(),
+            revoked_uses: crate::throttle::Throttle::per_minute(),
             expiries_seen_until: AtomicI64::new(liveness_cursor),
             answers: Default::default(),
             sync: parking_lot::Mutex::new(SyncState {

@@ -240,9 +240,10 @@ pub struct Config {
     pub a2a_signing_keys: Option<std::path::PathBuf>,
 
     /// URL prefixes (comma-separated) of `jku` key sets that may be fetched to verify A2A card
-    /// signatures; a card's `jku` elsewhere is never fetched.
+    /// signatures; a card's `jku` elsewhere is never fetched. Compared as parsed URLs: the same
+    /// scheme, host and port, and a path under the prefix's segments (`..` resolved first).
     #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_TRUSTED_JKU", value_delimiter = ',')]
-    pub a2a_trusted_jku: Vec<String>,
+    pub a2a_trusted_jku: Vec<crate::http::jku::TrustedPrefix>,
 
     /// Keep MCP sessions of 2025-era clients in this process (only with a single replica): they
     /// get a stream of `notifications/resources/list_changed`. Off: stateless, any replica
@@ -263,6 +264,21 @@ pub struct Config {
     /// Most `GET /watch` streams one replica serves at once; more are refused with 503.
     #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_WATCHERS", default_value_t = 10_000)]
     pub max_watchers: usize,
+
+    /// A request's head must arrive within this time of its connection opening or of the
+    /// previous response on it, in milliseconds; slower connections are closed (slowloris).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// A connection with no request in flight is closed after this many milliseconds.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub http_keep_alive_timeout_ms: u64,
+
+    /// Most connections open at once (default: the process's file-descriptor limit less a
+    /// quarter, at least 64, for its other files). The last 8 serve only `/healthz` and
+    /// `/readyz`; connections beyond the cap are closed at once.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
@@ -342,6 +358,30 @@ impl Config {
             max_size_bytes: (self.sqlite_max_size_mib > 0).then(|| self.sqlite_max_size_mib.saturating_mul(1 << 20)),
             wait: Duration::from_millis(self.store_timeout_ms),
         }
+    }
+
+    /// How connections are limited, checked for consistency.
+    pub fn connection_limits(&self) -> Result<crate::connections::ConnectionLimits, String> {
+        for (value, flag) in [
+            (self.http_header_timeout_ms, "--http-header-timeout-ms"),
+            (self.http_keep_alive_timeout_ms, "--http-keep-alive-timeout-ms"),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        let max_connections = self.max_connections.unwrap_or_else(crate::connections::default_max_connections);
+        if max_connections <= crate::connections::PROBE_RESERVE {
+            return Err(format!(
+                "--max-connections must be more than {} (the connections kept for probes)",
+                crate::connections::PROBE_RESERVE
+            ));
+        }
+        Ok(crate::connections::ConnectionLimits {
+            header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(self.http_keep_alive_timeout_ms),
+            max_connections,
+        })
     }
 
     /// How `/mcp` is served.

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connections;
 pub mod http;
+pub mod json;
 pub mod limits;
 pub mod mcp_server;
 pub mod queues;
@@ -87,12 +89,9 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         }
         None => jsonwebtoken::jwk::JwkSet { keys: Vec::new() },
     };
-    let protocols = http::documents::Protocols::new(
-        config.document_liveness_model,
-        card_keys,
-        config.a2a_trusted_jku.iter().filter(|p| !p.is_empty()).cloned().collect(),
-    )
-    .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
+    let protocols =
+        http::documents::Protocols::new(config.document_liveness_model, card_keys, config.a2a_trusted_jku.clone())
+            .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
     Ok(AppState::new(http::Context {
         registry: Arc::new(registry),
         public_url: config.public_url().into(),
@@ -262,12 +261,13 @@ impl Drop for AbortOnDrop {
 /// retrying and answers probes as not ready instead of exiting.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let started = std::time::Instant::now();
+    let limits = config.connection_limits().map_err(StartError::Config)?;
     let listen = |source| StartError::Listen { addr: config.listen, source };
     let socket = std::net::TcpListener::bind(config.listen).map_err(listen)?;
     socket.set_nonblocking(true).map_err(listen)?;
     let addr = socket.local_addr().map_err(listen)?;
     let stop = stop_on_signal();
-    let Some(state) = open_when_reachable(&config, &socket, stop.clone()).await? else {
+    let Some(state) = open_when_reachable(&config, &socket, limits, stop.clone()).await? else {
         tracing::info!("stopped before the backends became reachable");
         return Ok(());
     };
@@ -278,12 +278,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let publisher = spawn_publisher(&registry, &config)?;
     let maintenance =
         AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
-    let limits = state.limits.clone();
+    let rates = state.limits.clone();
     let _forget_idle_clients = AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            limits.forget_idle();
+            rates.forget_idle();
         }
     }));
     tracing::info!(
@@ -291,13 +291,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         agents = registry.agent_count(),
         startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         database = %url_credentials(&config.database_url),
+        max_connections = limits.max_connections,
         "agent registry listening"
     );
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop.clone()));
+    let server = connections::serve(listener, router(state), limits, stopped(stop.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
-        result = server.into_future() => result.map_err(|source| StartError::Listen { addr, source })?,
+        () = server => {},
         () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "grace period over; dropping remaining connections");
         }
@@ -319,19 +319,17 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 async fn open_when_reachable(
     config: &Config,
     socket: &std::net::TcpListener,
+    limits: connections::ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<AppState>, StartError> {
     let listen = |source| StartError::Listen { addr: config.listen, source };
     let probes = TcpListener::from_std(socket.try_clone().map_err(listen)?).map_err(listen)?;
     let waiting = http::system::Waiting::default();
     let (opened, opened_rx) = tokio::sync::oneshot::channel::<()>();
-    let answering = tokio::spawn(
-        axum::serve(probes, http::system::starting_router(waiting.clone()))
-            .with_graceful_shutdown(async move {
-                let _ = opened_rx.await;
-            })
-            .into_future(),
-    );
+    let answering =
+        tokio::spawn(connections::serve(probes, http::system::starting_router(waiting.clone()), limits, async move {
+            let _ = opened_rx.await;
+        }));
     let mut delay = Duration::from_millis(250);
     let outcome = loop {
         match build(config, Arc::new(SystemClock)).await {

@@ -23,6 +23,12 @@ use super::AppState;
 use super::extract::{QueryPairs, if_none_match, parse_json};
 use super::problem::ApiError;
 
+/// The longest the `jku` key sets of one card may take to fetch, all of them together.
+const JKU_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The largest `jku` key set read.
+const JKU_MAX_BYTES: usize = 256 * 1024;
+
 /// How long clients may cache a served document before revalidating it with its `ETag`.
 pub const DOCUMENT_MAX_AGE_SECONDS: u32 = 300;
 
@@ -247,7 +253,7 @@ pub struct Protocols {
     /// Keys A2A card signatures are checked against.
     pub card_keys: jsonwebtoken::jwk::JwkSet,
     /// URL prefixes of `jku` key sets that may be fetched.
-    pub trusted_jku: Vec<String>,
+    pub trusted_jku: Vec<super::jku::TrustedPrefix>,
     pub http: reqwest::Client,
     /// The MCP Registry catalogue, rebuilt when the registry's revision moves.
     catalog: parking_lot::Mutex<Option<(u64, std::sync::Arc<agent_registry_mcp::Catalog>)>>,
@@ -261,10 +267,11 @@ impl Protocols {
     pub fn new(
         liveness_model: LivenessModel,
         card_keys: jsonwebtoken::jwk::JwkSet,
-        trusted_jku: Vec<String>,
+        trusted_jku: Vec<super::jku::TrustedPrefix>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(JKU_BUDGET)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
@@ -280,13 +287,22 @@ impl Protocols {
     /// Whether a signed card verifies: against the configured keys and the key sets its `jku`
     /// headers name when they lie under a trusted prefix (others are never fetched: a card must
     /// not make the registry call arbitrary URLs). `None` for unsigned cards.
+    ///
+    /// The key sets are fetched at once, all within one `JKU_BUDGET`: a card naming several
+    /// slow key servers holds its registration for the budget, not for their sum.
     pub async fn verify_card(&self, text: &str) -> Option<bool> {
         let mut keys = self.card_keys.clone();
-        for url in agent_registry_a2a::signature_key_urls(text) {
-            if !self.trusted_jku.iter().any(|prefix| url.starts_with(prefix.as_str())) {
-                continue;
-            }
-            match self.fetch_keys(&url).await {
+        let urls: Vec<url::Url> = agent_registry_a2a::signature_key_urls(text)
+            .iter()
+            .filter_map(|jku| super::jku::trusted_url(jku, &self.trusted_jku))
+            .collect();
+        let deadline = tokio::time::Instant::now() + JKU_BUDGET;
+        let fetches = urls.iter().map(|url| async move {
+            let fetched = tokio::time::timeout_at(deadline, self.fetch_keys(url)).await;
+            (url, fetched.unwrap_or_else(|_| Err("no answer within the time budget".into())))
+        });
+        for (url, fetched) in futures_util::future::join_all(fetches).await {
+            match fetched {
                 Ok(set) => keys.keys.extend(set.keys),
                 Err(e) => tracing::warn!(jku = %url, error = %e, "could not fetch a card's signing keys"),
             }
@@ -294,8 +310,20 @@ impl Protocols {
         agent_registry_a2a::verify_signatures(text, &keys)
     }
 
-    async fn fetch_keys(&self, url: &str) -> Result<jsonwebtoken::jwk::JwkSet, reqwest::Error> {
-        self.http.get(url).send().await?.error_for_status()?.json().await
+    /// One key set, of at most `JKU_MAX_BYTES`.
+    async fn fetch_keys(
+        &self,
+        url: &url::Url,
+    ) -> Result<jsonwebtoken::jwk::JwkSet, Box<dyn std::error::Error + Send + Sync>> {
+        let mut response = self.http.get(url.clone()).send().await?.error_for_status()?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > JKU_MAX_BYTES {
+                return Err(format!("the key set is larger than {JKU_MAX_BYTES} bytes").into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(serde_json::from_slice(&body)?)
     }
 
     /// The AI Catalog for `base`, rendered again only when the registry's revision moved (it

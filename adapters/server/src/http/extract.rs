@@ -28,24 +28,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The bytes of a JSON body (media type and size checked, syntax not yet): for documents that
-/// must be kept exactly as sent.
+/// The bytes of a JSON body (media type and size checked, no key repeated in an object, syntax
+/// not yet): for documents that must be kept exactly as sent.
 pub struct RawJson(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawJson {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
-        if is_json != Some(true) {
+        if !is_json(req.headers()) {
             return Err(ApiError::http(
                 catalogue::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as JSON with `Content-Type: application/json`",
@@ -61,7 +52,29 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
                 ApiError::http(catalogue::UNREADABLE_BODY, rejection.body_text())
             }
         })?;
+        refuse_repeated_keys(&bytes)?;
         Ok(Self(bytes))
+    }
+}
+
+/// Whether the body is declared JSON (`application/json` or `application/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(|m| {
+        let m = m.trim().to_ascii_lowercase();
+        m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+    })
+}
+
+/// `400` at the pointer of a key an object of the body repeats (every JSON body is checked,
+/// the MCP endpoint's too: see `crate::json`).
+pub fn refuse_repeated_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    match crate::json::repeated_key(bytes) {
+        None => Ok(()),
+        Some(pointer) => Err(ApiError::Http {
+            code: catalogue::VALIDATION_FAILED,
+            detail: format!("{pointer}: the key appears twice in its object; JSON keys must be unique"),
+            errors: vec![FieldError::new(pointer, "appears twice in its object; JSON keys must be unique")],
+        }),
     }
 }
 

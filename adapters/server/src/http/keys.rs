@@ -137,13 +137,30 @@ pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Pa
     Ok(Json(view(&state, &key, None)).into_response())
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeOptions {
+    /// Revoke the key even if it is the last active Admin key (afterwards only a repeated
+    /// bootstrap can issue an Admin key again).
+    #[serde(default)]
+    force: bool,
+}
+
 /// Revoke an API key (Admin, or the key itself); it stops working on every replica within the
-/// follow interval. Revoking a revoked key is `409 api_key_revoked`.
-#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("api_key" = [])), params(("id" = String, Path)),
+/// follow interval. Revoking a revoked key is `409 api_key_revoked`; revoking the last active
+/// Admin key is `409 last_admin_key` unless `force=true`.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", security(("api_key" = [])),
+    params(("id" = String, Path), RevokeOptions),
     responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-pub async fn revoke(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
-    state.registry.revoke_key(&caller, key_id(&id)?).await?;
+pub async fn revoke(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    options: Result<Query<RevokeOptions>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(options) = options.map_err(|e| RegistryError::query("force", e.body_text()))?;
+    state.registry.revoke_key(&caller, key_id(&id)?, options.force).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod documents;
 pub mod events;
 pub mod extract;
+pub mod jku;
 pub mod jwt;
 pub mod keys;
 pub mod mcp;
@@ -26,6 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -255,5 +257,71 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(close_after_unread_body))
+        .layer(TraceLayer::new_for_http().on_failure(on_failure))
+}
+
+/// An answer given before the request's body was read to its end (a `401` before the body of a
+/// POST, a `413`) says `Connection: close`: hyper closes such a connection rather than read a
+/// body nobody wants, and a client that was not told would send its next request on it and
+/// fail (RFC 9112 §9.6).
+async fn close_after_unread_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use http_body::Body as _;
+    let version = request.version();
+    if request.body().is_end_stream() || version >= axum::http::Version::HTTP_2 {
+        return next.run(request).await;
+    }
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = request.map(|body| axum::body::Body::new(ReadToEnd { body, read: read.clone() }));
+    let mut response = next.run(request).await;
+    if !read.load(std::sync::atomic::Ordering::Acquire) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    body: axum::body::Body,
+    read: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for ReadToEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A failed response, logged once: a `503` is logged where it arises (a backend outage by the
+/// task that notices it; refused watchers at most once a minute), so a client retrying in a
+/// loop cannot flood the log through it; other server errors and broken bodies as errors.
+fn on_failure(failure: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(status = 503, latency_ms, "response failed");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }

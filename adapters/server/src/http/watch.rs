@@ -238,6 +238,15 @@ pub async fn watch(
     let open = &state.watch.open;
     if open.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= state.watch.max_watchers {
         open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        // A client retrying in a loop must not flood the log: one line a minute, with a count.
+        if let Some(suppressed) = state.watch.refusals.admit((), state.registry.now_millis()) {
+            tracing::warn!(
+                max_watchers = state.watch.max_watchers,
+                suppressed,
+                "refused a watch stream: too many are open (logged at most once a minute; `suppressed` refusals \
+                 since the last line)"
+            );
+        }
         return Err(ApiError::http(
             catalogue::TOO_MANY_WATCHERS,
             format!(
@@ -283,11 +292,19 @@ pub struct Shared {
     /// Streams open now, and how many may be.
     open: Arc<std::sync::atomic::AtomicUsize>,
     max_watchers: usize,
+    /// Refusals beyond `max_watchers` are logged at most once a minute.
+    refusals: agent_registry_core::throttle::Throttle<()>,
 }
 
 impl Shared {
     pub fn new(max_watchers: usize) -> Self {
-        Self { payloads: Payloads::default(), projection: Projection::default(), open: Arc::default(), max_watchers }
+        Self {
+            payloads: Payloads::default(),
+            projection: Projection::default(),
+            open: Arc::default(),
+            max_watchers,
+            refusals: agent_registry_core::throttle::Throttle::per_minute(),
+        }
     }
 }
 

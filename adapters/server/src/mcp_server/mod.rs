@@ -61,7 +61,7 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     let tools = Arc::new(RegistryMcp::tool_router());
     let factory = move || Ok(RegistryMcp { state: state.clone(), tools: tools.clone() });
     let router = axum::Router::new();
-    if settings.sessions {
+    let router = if settings.sessions {
         router.route_service(
             "/mcp",
             StreamableHttpService::new(factory, Arc::new(LocalSessionManager::default()), config),
@@ -71,7 +71,28 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
             "/mcp",
             StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config),
         )
+    };
+    router.layer(axum::middleware::from_fn(refuse_repeated_keys))
+}
+
+/// JSON-RPC bodies obey the rule of every JSON body (no key twice in an object), checked before
+/// rmcp parses them; other bodies are rmcp's to answer.
+async fn refuse_repeated_keys(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequest;
+    use axum::response::IntoResponse;
+    if !crate::http::extract::is_json(request.headers()) {
+        return next.run(request).await;
     }
+    let (parts, body) = request.into_parts();
+    let read = axum::extract::Request::from_parts(parts.clone(), body);
+    let bytes = match crate::http::extract::RawJson::from_request(read, &()).await {
+        Ok(crate::http::extract::RawJson(bytes)) => bytes,
+        Err(refused) => return refused.into_response(),
+    };
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
 /// One MCP connection's handler (cheap: it holds the shared state and the tool router, built
