@@ -43,6 +43,8 @@ impl Scope {
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    /// What its owner may keep registered, when its key says (else the registry's default).
+    pub quota: Option<crate::quota::Quota>,
     /// Who acted, for the audit trail: `key:<id>` or `jwt:<subject>`.
     pub actor: String,
     /// The client's address, for the audit trail.
@@ -74,7 +76,20 @@ impl Caller {
 }
 
 /// A stored key's columns, in the order `ApiKey::from_row` reads them.
-pub type KeyRow = (String, String, String, String, String, String, Millis, Option<Millis>, Option<Millis>, i64);
+pub type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Millis,
+    Option<Millis>,
+    Option<Millis>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// An API key as stored: everything but the secret, of which only the hash is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +107,8 @@ pub struct ApiKey {
     pub revoked_at: Option<Millis>,
     /// Orders changes to keys, so replicas can read the ones they have not seen.
     pub revision: u64,
+    /// The quota of the owner's agents registered with this key (`None`: the default).
+    pub quota: Option<crate::quota::Quota>,
 }
 
 impl ApiKey {
@@ -115,6 +132,7 @@ impl ApiKey {
             expires_at,
             revoked_at: None,
             revision: 0,
+            quota: None,
         };
         (key, secret)
     }
@@ -122,7 +140,20 @@ impl ApiKey {
     /// Reads a stored row: (id, prefix, hash, owner, scope, description, created, expires,
     /// revoked, revision).
     pub fn from_row(row: KeyRow) -> Result<Self> {
-        let (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision) = row;
+        let (
+            id,
+            prefix,
+            hash,
+            owner_id,
+            scope,
+            description,
+            created_at,
+            expires_at,
+            revoked_at,
+            revision,
+            agents,
+            bytes,
+        ) = row;
         let unreadable = |what: &str| RegistryError::internal(format!("stored API key {id} is unreadable: {what}"));
         Ok(Self {
             id: Uuid::try_parse(&id).map_err(|_| unreadable("id"))?,
@@ -135,6 +166,13 @@ impl ApiKey {
             expires_at,
             revoked_at,
             revision: u64::try_from(revision).map_err(|_| unreadable("revision"))?,
+            quota: match (agents, bytes) {
+                (Some(agents), Some(bytes)) => Some(crate::quota::Quota {
+                    max_agents: u32::try_from(agents).map_err(|_| unreadable("quota"))?,
+                    max_document_bytes: u64::try_from(bytes).map_err(|_| unreadable("quota"))?,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -143,7 +181,13 @@ impl ApiKey {
     }
 
     pub fn caller(&self) -> Caller {
-        Caller { actor: format!("key:{}", self.id), source: None, owner: self.owner_id.clone(), scope: self.scope }
+        Caller {
+            actor: format!("key:{}", self.id),
+            source: None,
+            owner: self.owner_id.clone(),
+            scope: self.scope,
+            quota: self.quota,
+        }
     }
 }
 

@@ -98,6 +98,10 @@ pub enum RegistryError {
         #[source]
         source: Option<BoxError>,
     },
+    #[error(
+        "owner `{owner}` is at its quota: {quota} is {limit} (remove agents, or have an Admin issue a key with a larger quota)"
+    )]
+    QuotaExceeded { owner: String, quota: &'static str, limit: u64 },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -178,6 +182,7 @@ impl RegistryError {
             Self::StaleWrite(_) => c::CONCURRENT_CHANGE,
             Self::Unauthenticated(_) => c::UNAUTHENTICATED,
             Self::Forbidden(_) => c::FORBIDDEN,
+            Self::QuotaExceeded { .. } => c::QUOTA_EXCEEDED,
             Self::KeyNotFound(_) => c::API_KEY_NOT_FOUND,
             Self::BootstrapRefused => c::BOOTSTRAP_REFUSED,
             Self::KeyRevoked(_) => c::API_KEY_REVOKED,
@@ -196,7 +201,7 @@ impl RegistryError {
             | Self::KeyNotFound(_)
             | Self::NoProtocolDocument { .. } => ErrorKind::NotFound,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
-            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::Forbidden(_) | Self::QuotaExceeded { .. } => ErrorKind::Forbidden,
             Self::AgentExists(_)
             | Self::DuplicateEndpointName { .. }
             | Self::DuplicateCapabilityName { .. }

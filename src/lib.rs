@@ -19,6 +19,7 @@ pub mod parallel;
 pub mod ports;
 pub mod protocol;
 pub mod query;
+pub mod quota;
 pub mod redact;
 pub mod registry;
 pub mod render;

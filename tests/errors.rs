@@ -41,6 +41,7 @@ fn core_errors() -> Vec<E> {
         E::misconfigured("the PostgreSQL migrations do not match this binary's", "migration 1 was modified"),
         E::Unauthenticated("unknown API key".into()),
         E::Forbidden("this needs an Admin credential".into()),
+        E::QuotaExceeded { owner: "kim".into(), quota: "maxAgents", limit: 1_000 },
         E::KeyNotFound(AGENT.into()),
         E::BootstrapRefused,
         E::KeyRevoked(AGENT.into()),

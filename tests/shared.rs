@@ -18,6 +18,8 @@ mod liveness;
 mod names;
 #[path = "protocols.rs"]
 mod protocols;
+#[path = "quotas.rs"]
+mod quotas;
 #[path = "security.rs"]
 mod security;
 #[path = "system.rs"]

@@ -184,6 +184,20 @@ fn start_and_exit(url: &str) -> (std::process::ExitStatus, String) {
 }
 
 #[test]
+fn an_unparsable_redis_url_stops_the_binary_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_agent-registry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--redis-url", "redis//no-colon"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("registry.db").display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("--redis-url") && !log.contains("not ready yet"), "{log}");
+}
+
+#[test]
 fn a_missing_directory_stops_the_binary_with_the_path_instead_of_retrying() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no-such-dir").join("registry.db");

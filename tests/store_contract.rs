@@ -255,7 +255,8 @@ async fn the_postgres_store_keeps_the_store_contract() {
     )
     .await
     .expect("PostgreSQL is reachable");
-    assert_eq!(store.migrate().await.unwrap(), 8);
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/postgres")).unwrap().count();
+    assert_eq!(store.migrate().await.unwrap(), shipped, "every migration the binary ships is applied");
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -356,6 +357,7 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
         source: None,
         owner: "admin".into(),
         scope: agent_registry_core::auth::Scope::Admin,
+        quota: None,
     };
     let input: agent_registry_core::input::AgentInput =
         serde_json::from_value(serde_json::json!({"id": id, "name": "cut off"})).unwrap();
@@ -440,6 +442,7 @@ async fn agents_stored_before_names_were_claimed_hold_the_names_their_documents_
         source: None,
         owner: "admin".into(),
         scope: agent_registry_core::auth::Scope::Admin,
+        quota: None,
     };
     let mut input: agent_registry_core::input::AgentInput =
         serde_json::from_value(serde_json::json!({"name": "weather again"})).unwrap();

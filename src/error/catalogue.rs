@@ -49,6 +49,8 @@ catalogue! {
     INVALID_HEADER = "invalid_header", 400, "Bad Request";
     UNAUTHENTICATED = "unauthenticated", 401, TITLE_UNAUTHENTICATED;
     FORBIDDEN = "forbidden", 403, TITLE_FORBIDDEN;
+    /// The owner keeps as many agents, or document bytes, as its quota allows.
+    QUOTA_EXCEEDED = "quota_exceeded", 403, "Quota exceeded";
     AGENT_NOT_FOUND = "agent_not_found", 404, TITLE_NOT_FOUND;
     ENDPOINT_NOT_FOUND = "endpoint_not_found", 404, TITLE_NOT_FOUND;
     API_KEY_NOT_FOUND = "api_key_not_found", 404, TITLE_NOT_FOUND;

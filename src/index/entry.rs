@@ -66,6 +66,12 @@ impl std::ops::Deref for Entry {
 }
 
 impl Entry {
+    /// What the agent counts against its owner's quota: its JSON and its protocol document.
+    pub(super) fn document_bytes(&self) -> u64 {
+        let origin = self.origin.as_ref().map_or(0, |o| o.text.len());
+        u64::try_from(self.0.slice.len() + origin).unwrap_or(u64::MAX)
+    }
+
     pub(super) fn rendered(&self) -> RenderedAgent<'_> {
         RenderedAgent::new(&self.0.slice, &self.0.header.layout)
     }

@@ -186,6 +186,16 @@ impl Index {
         self.entries[slot as usize] = Some(entry);
     }
 
+    /// What an owner has registered: its agents, and the bytes of their JSON and protocol
+    /// documents.
+    pub fn usage(&self, owner: &str) -> crate::quota::Usage {
+        let Some(list) = self.owners.get(owner) else {
+            return crate::quota::Usage::default();
+        };
+        let document_bytes = list.0.iter().filter_map(|slot| self.entry(*slot)).map(Entry::document_bytes).sum();
+        crate::quota::Usage { agents: u32::try_from(list.0.len()).unwrap_or(u32::MAX), document_bytes }
+    }
+
     /// The agent holding a name, if any.
     pub fn claim_holder(&self, claim: &NameClaim) -> Option<AgentId> {
         self.claims.get(claim).copied()

@@ -19,6 +19,8 @@ pub struct KeyRequest {
     pub scope: Scope,
     pub description: String,
     pub expires_at: Option<Millis>,
+    /// What the owner may keep registered through this key (`None`: the registry's default).
+    pub quota: Option<crate::quota::Quota>,
 }
 
 impl AgentRegistry {
@@ -71,7 +73,8 @@ impl AgentRegistry {
         if !again && self.keys.read().has_active_admin(self.clock.now_millis()) {
             return Err(RegistryError::BootstrapRefused);
         }
-        let request = KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None };
+        let request =
+            KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None, quota: None };
         let note = AuditNote { actor: "bootstrap".into(), source, summary: String::new() };
         self.store_new_key(note, "bootstrap", request).await
     }
@@ -92,6 +95,7 @@ impl AgentRegistry {
             return Err(RegistryError::field("/expiresAt", "must lie in the future"));
         }
         let (mut key, secret) = ApiKey::issue(owner_id, request.scope, description.to_owned(), now, request.expires_at);
+        key.quota = request.quota;
         key.revision = self.replica.store.save_api_key(&key).await?;
         self.keys.write().put(key.clone());
         note.summary = format!("issued {} key ar_{}… for owner `{}`", key.scope.as_str(), key.prefix, key.owner_id);

@@ -35,6 +35,8 @@ pub struct RegistryConfig {
     pub follow_interval: Duration,
     /// Longest a write waits for the writes before it (each bounded by the store's own bound).
     pub write_wait: Duration,
+    /// What an owner may keep registered unless its key says otherwise.
+    pub quota: crate::quota::Quota,
     /// What anonymous callers may not see.
     pub privacy: Privacy,
     /// The names an agent stored without any (registered before names were claimed) holds:
@@ -52,6 +54,7 @@ impl Default for RegistryConfig {
             liveness_sync: Duration::from_millis(250),
             follow_interval: Duration::from_secs(1),
             write_wait: Duration::from_secs(2),
+            quota: crate::quota::Quota::default(),
             privacy: Privacy::default(),
             legacy_claims: |_| Vec::new(),
         }

@@ -72,6 +72,7 @@ impl AgentRegistry {
             let contested = input.claims.iter().any(|r| r.is_taken(&self.replica.index.read(), id));
             self.catch_up_if(&mut write, contested).await?;
             self.grant_names(&input.claims, &mut agent)?;
+            self.ensure_quota(caller, &owner, 1, || document_bytes(&agent))?;
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
                 owner_id: owner.clone(),
@@ -314,6 +315,9 @@ impl AgentRegistry {
             let mut agent = self.current_for_write(&mut write, caller, id, if_match).await?;
             let (expected, before) = (agent.revision, agent.clone());
             edit(&mut agent)?;
+            self.ensure_quota(caller, &agent.owner_id, 0, || {
+                document_bytes(&agent).saturating_sub(document_bytes(&before))
+            })?;
             let note = caller.note(describe(kind, Some(&before), &agent));
             let change = Change::Put {
                 agent: Box::new(agent),
@@ -328,6 +332,25 @@ impl AgentRegistry {
             }
         }
     }
+}
+
+impl AgentRegistry {
+    /// An Agent caller's owner stays within its quota, the one its key carries or the
+    /// registry's default; Admin callers are the operators and have none. Checked under the
+    /// write lock, so concurrent registrations cannot overshoot it together.
+    fn ensure_quota(&self, caller: &Caller, owner: &str, agents: u32, bytes: impl FnOnce() -> u64) -> Result<()> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let quota = caller.quota.unwrap_or(self.config.quota);
+        let usage = self.replica.index.read().usage(owner);
+        quota.allows(owner, usage, agents, bytes())
+    }
+}
+
+/// What an agent counts against its owner's quota: its JSON as stored, protocol document included.
+fn document_bytes(agent: &Agent) -> u64 {
+    serde_json::to_vec(agent).map_or(u64::MAX, |json| u64::try_from(json.len()).unwrap_or(u64::MAX))
 }
 
 /// A one-line account of a change, for the audit trail.

@@ -54,7 +54,9 @@ fn classify(e: redis::RedisError) -> RegistryError {
 impl RedisLiveness {
     /// Connects to `url`; every key this store writes starts with `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(classify)?;
+        let client = redis::Client::open(url).map_err(|e| {
+            RegistryError::misconfigured("the Redis URL (--redis-url) is not `redis://HOST:PORT` or `rediss://…`", e)
+        })?;
         // Fail fast while Redis is away (callers answer 503 and retry later) instead of queueing
         // behind long reconnection back-offs.
         let config = ConnectionManagerConfig::new()

@@ -50,6 +50,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub store_timeout_ms: u64,
 
+    /// Agents one owner may keep registered, unless the Admin who issued its key set another
+    /// quota (Admin callers have none).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_QUOTA_MAX_AGENTS", default_value_t = 1_000)]
+    pub quota_max_agents: u32,
+
+    /// MiB of documents (each agent's JSON, its protocol document included) one owner may keep
+    /// registered, unless its key says otherwise.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_QUOTA_MAX_DOCUMENT_MIB", default_value_t = 16)]
+    pub quota_max_document_mib: u64,
+
     /// Largest size of the SQLite database file, in MiB (0: as large as the disk allows). Writes
     /// that do not fit are refused with `507 insufficient_storage`, as on a full disk.
     #[arg(long, global = true, env = "AGENT_REGISTRY_SQLITE_MAX_SIZE_MIB", default_value_t = 0)]
@@ -336,6 +346,10 @@ impl Config {
             liveness_sync: Duration::from_millis(self.liveness_sync_interval_ms),
             follow_interval: Duration::from_millis(self.follow_interval_ms),
             write_wait: Duration::from_millis(self.store_timeout_ms),
+            quota: agent_registry_core::quota::Quota {
+                max_agents: self.quota_max_agents,
+                max_document_bytes: self.quota_max_document_mib.saturating_mul(1 << 20),
+            },
             privacy: agent_registry_core::render::Privacy {
                 hide_owner: self.hide_owner_from_anonymous,
                 private_label_prefixes: self.private_label_prefixes.iter().filter(|p| !p.is_empty()).cloned().collect(),

@@ -372,10 +372,12 @@ impl AgentStore for PostgresStore {
                 .map_err(classify)?;
         sqlx::query(
             "INSERT INTO api_keys
-               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision,
+                max_agents, max_document_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, expires_at = excluded.expires_at,
                description = excluded.description, owner_id = excluded.owner_id, scope = excluded.scope,
+               max_agents = excluded.max_agents, max_document_bytes = excluded.max_document_bytes,
                revision = excluded.revision",
         )
         .bind(key.id)
@@ -388,6 +390,8 @@ impl AgentStore for PostgresStore {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(revision)
+        .bind(key.quota.map(|q| i64::from(q.max_agents)))
+        .bind(key.quota.map(|q| i64::try_from(q.max_document_bytes).unwrap_or(i64::MAX)))
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -482,7 +486,7 @@ pub mod sql {
         FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, at) WHERE e.endpoint_id = v.id";
 
     pub const KEYS_SINCE: &str = "SELECT id::text, prefix, hash, owner_id, scope, description, created_at, expires_at,
-          revoked_at, revision
+          revoked_at, revision, max_agents, max_document_bytes
         FROM api_keys WHERE revision > $1 ORDER BY revision LIMIT $2";
 
     /// Events newest first; each filter applies when given. The planner picks the agent index

@@ -591,10 +591,12 @@ impl AgentStore for SqliteStore {
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
         let revision: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys
-               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(max(revision), 0) + 1 FROM api_keys))
+               (id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, max_agents,
+                max_document_bytes, revision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(max(revision), 0) + 1 FROM api_keys))
              ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, expires_at = excluded.expires_at,
                description = excluded.description, owner_id = excluded.owner_id, scope = excluded.scope,
+               max_agents = excluded.max_agents, max_document_bytes = excluded.max_document_bytes,
                revision = excluded.revision
              RETURNING revision",
         )
@@ -607,6 +609,8 @@ impl AgentStore for SqliteStore {
         .bind(key.created_at)
         .bind(key.expires_at)
         .bind(key.revoked_at)
+        .bind(key.quota.map(|q| i64::from(q.max_agents)))
+        .bind(key.quota.map(|q| i64::try_from(q.max_document_bytes).unwrap_or(i64::MAX)))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.failed(e))?;
@@ -615,7 +619,8 @@ impl AgentStore for SqliteStore {
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
         let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision
+            "SELECT id, prefix, hash, owner_id, scope, description, created_at, expires_at, revoked_at, revision,
+               max_agents, max_document_bytes
              FROM api_keys WHERE revision > ? ORDER BY revision LIMIT ?",
         )
         .bind(i64::try_from(after).unwrap_or(i64::MAX))

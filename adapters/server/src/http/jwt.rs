@@ -137,7 +137,7 @@ impl JwtVerifier {
         let scope = claims.registry_scope.as_deref().and_then(Scope::parse).or_else(from_roles).ok_or_else(|| {
             RegistryError::Forbidden("the bearer token grants no registry scope (`registry_scope` or `roles`)".into())
         })?;
-        Ok(Caller { actor: format!("jwt:{owner}"), source, owner, scope })
+        Ok(Caller { actor: format!("jwt:{owner}"), source, owner, scope, quota: None })
     }
 }
 

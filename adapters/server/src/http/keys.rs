@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use agent_registry_core::auth::{ApiKey, Scope, constant_time_eq, hash_secret, to_datetime};
 use agent_registry_core::error::catalogue;
+use agent_registry_core::quota::Quota;
 use agent_registry_core::{KeyRequest, RegistryError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -33,6 +34,8 @@ pub struct KeyInput {
     description: String,
     /// When the key stops working (RFC 3339); never when absent.
     expires_at: Option<DateTime<Utc>>,
+    /// What the owner may keep registered through this key; the registry's default when absent.
+    quota: Option<Quota>,
 }
 
 /// A key as listed: never its secret.
@@ -49,6 +52,8 @@ pub struct KeyView {
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     active: bool,
+    /// The quota given to this key (`null`: the registry's default).
+    quota: Option<Quota>,
     /// The secret, only in the answer that issued the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
@@ -70,6 +75,7 @@ fn view(state: &AppState, key: &ApiKey, secret: Option<String>) -> KeyView {
         expires_at: key.expires_at.map(to_datetime),
         revoked_at: key.revoked_at.map(to_datetime),
         active: key.is_active(state.registry.now_millis()),
+        quota: key.quota,
         key: secret,
     }
 }
@@ -98,6 +104,7 @@ pub async fn issue(
         scope: input.scope,
         description: input.description,
         expires_at: input.expires_at.map(|t| t.timestamp_millis()),
+        quota: input.quota,
     };
     let (key, secret) = state.registry.issue_key(&caller, request).await?;
     Ok(issued(&state, &key, secret))
