@@ -121,3 +121,33 @@ async fn a_generic_acp_agent_is_found_by_its_derived_name_even_when_accents_were
     assert_eq!(app.get("/acp/agents/B%C3%BCcher%20Bot").await.ok(200)["name"], "bucher-bot");
     app.get("/acp/agents/nobody-here").await.problem(404, "agent_not_found");
 }
+
+#[tokio::test]
+async fn an_mcp_namespace_belongs_to_the_owner_of_its_first_server_and_a_taken_name_is_not_leaked() {
+    let app = TestApp::spawn().await;
+    let alice = app.with_key(Some(&app.issue_key("alice", "Agent").await));
+    let bob = app.with_key(Some(&app.issue_key("bob", "Agent").await));
+    let named = |name: &str, version: &str| {
+        let mut document = server_json();
+        document["name"] = json!(name);
+        document["version"] = json!(version);
+        document
+    };
+    let weather = alice.post("/mcp/servers", named("io.github.alice/weather", "1.0.0")).await.ok(201).clone();
+    let holder = weather["id"].as_str().unwrap();
+    // Another owner: refused as forbidden, without learning which agent holds the name.
+    let taken = bob.post("/mcp/servers", named("io.github.alice/weather", "1.0.0")).await;
+    assert!(!taken.problem(403, "forbidden")["detail"].as_str().unwrap().contains(holder), "{}", taken.body);
+    // Nor another server of alice's namespace.
+    bob.post("/mcp/servers", named("io.github.alice/radar", "1.0.0")).await.problem(403, "forbidden");
+    // Alice may; the owner sees its own conflict as one; bob has a namespace of his own.
+    alice.post("/mcp/servers", named("io.github.alice/radar", "1.0.0")).await.ok(201);
+    let again = alice.post("/mcp/servers", named("io.github.alice/weather", "1.0.0")).await;
+    assert!(again.problem(409, "agent_exists")["detail"].as_str().unwrap().contains(holder));
+    bob.post("/mcp/servers", named("io.github.bob/weather", "1.0.0")).await.ok(201);
+    // The namespace is released with the last of its servers.
+    for server in app.get("/agents?owner=alice&pageSize=100").await.body["items"].as_array().unwrap() {
+        alice.delete(&format!("/agents/{}", server["id"].as_str().unwrap())).await.ok(204);
+    }
+    bob.post("/mcp/servers", named("io.github.alice/weather", "2.0.0")).await.ok(201);
+}

@@ -621,3 +621,27 @@ async fn a_connection_answered_before_its_body_was_read_serves_the_next_request_
         "the connection was kept without `Connection: close`, so it must answer the next request: {second:?}"
     );
 }
+
+#[tokio::test]
+async fn with_an_owner_prefix_token_subjects_never_manage_the_agents_of_api_key_owners() {
+    let mut args = JWT_ARGS.to_vec();
+    args.extend(["--jwt-owner-prefix", "oidc:"]);
+    let app = TestApp::spawn_with_args(&args).await;
+    let kim_key = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    let by_key = kim_key.register(agent("Kim's by key", "prefix", ephemeral(60))).await;
+    let bearer = format!("Bearer {}", token(JWT_SECRET, json!({"sub": "kim", "registry_scope": "Agent"})));
+    let by_token = app
+        .with_key(None)
+        .send(
+            Method::POST,
+            "/agents",
+            Some(agent("Kim's by token", "prefix", ephemeral(60))),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(by_token.ok(201)["ownerId"], "oidc:kim");
+    let path = format!("/agents/{}", by_key["id"].as_str().unwrap());
+    let delete = app.with_key(None).send(Method::DELETE, &path, None, &[("authorization", &bearer)]).await;
+    delete.problem(403, "forbidden");
+    kim_key.delete(&format!("/agents/{}", by_token.body["id"].as_str().unwrap())).await.problem(403, "forbidden");
+}

@@ -224,7 +224,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
 
     // A name has one holder: a second registration claiming it is refused like a stale write,
     // and leaves nothing behind; removing the holder frees the name.
-    let claim = agent_registry_core::claim::NameClaim { namespace: "acp.name".into(), name: "citer".into() };
+    let claim = agent_registry_core::claim::NameClaim::new("acp.name", "citer");
     let holder = Agent { claims: vec![claim.clone()], ..sample("holder") };
     let held_at = apply(&*store, put(&holder, vec![], None)).await.unwrap();
     let rival = Agent { claims: vec![claim.clone()], ..sample("rival") };
@@ -432,7 +432,7 @@ async fn agents_stored_before_names_were_claimed_hold_the_names_their_documents_
     let legacy = sample("weather");
     apply(&*store, put(&legacy, vec![], None)).await.unwrap();
     let config = RegistryConfig {
-        legacy_claims: |agent| vec![NameClaim { namespace: "server".into(), name: agent.name.clone() }],
+        legacy_claims: |agent| vec![NameClaim::new("server", agent.name.clone())],
         ..Default::default()
     };
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
@@ -451,6 +451,7 @@ async fn agents_stored_before_names_were_claimed_hold_the_names_their_documents_
         name: name.into(),
         on_taken: OnTaken::Refuse,
         label: None,
+        scope: None,
     };
     input.claims = vec![claim("weather")];
     let refused = registry.register(&admin, &input, &RegisterOptions::default()).await;

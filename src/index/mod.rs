@@ -27,6 +27,9 @@ use sweep::deadlines;
 
 type Slot = u32;
 
+/// A claim namespace and a scope within it.
+type ScopeKey = (Box<str>, Box<str>);
+
 /// Marks an endpoint whose eviction is under way, so a racing heartbeat cannot be lost.
 const EVICTING: Millis = Millis::MIN;
 
@@ -53,6 +56,9 @@ pub struct Index {
     documents: HashMap<Protocol, Postings>,
     /// The holder of every claimed name.
     claims: HashMap<NameClaim, AgentId>,
+    /// Per claim namespace and scope: the owner of the first agent holding a name in it, and
+    /// how many agents hold one.
+    scopes: HashMap<ScopeKey, (Box<str>, usize)>,
 }
 
 /// The hot part of an entry.
@@ -106,6 +112,7 @@ impl Index {
             transports: HashMap::new(),
             documents: HashMap::new(),
             claims: HashMap::new(),
+            scopes: HashMap::new(),
         }
     }
 
@@ -182,6 +189,10 @@ impl Index {
         }
         for claim in &entry.claims {
             self.claims.insert(claim.clone(), entry.key.id);
+            if let Some(scope) = &claim.scope {
+                let held = self.scopes.entry((claim.namespace.as_str().into(), scope.as_str().into()));
+                held.or_insert_with(|| (terms.owner.as_str().into(), 0)).1 += 1;
+            }
         }
         self.entries[slot as usize] = Some(entry);
     }
@@ -194,6 +205,11 @@ impl Index {
         };
         let document_bytes = list.0.iter().filter_map(|slot| self.entry(*slot)).map(Entry::document_bytes).sum();
         crate::quota::Usage { agents: u32::try_from(list.0.len()).unwrap_or(u32::MAX), document_bytes }
+    }
+
+    /// The owner whose agents hold the names of `namespace` in `scope`, if any agent does.
+    pub fn scope_owner(&self, namespace: &str, scope: &str) -> Option<&str> {
+        self.scopes.get(&(namespace.into(), scope.into())).map(|(owner, _)| &**owner)
     }
 
     /// The agent holding a name, if any.
@@ -228,6 +244,15 @@ impl Index {
         for claim in &entry.claims {
             if self.claims.get(claim) == Some(&id) {
                 self.claims.remove(claim);
+            }
+            if let Some(scope) = &claim.scope {
+                let key = (claim.namespace.as_str().into(), scope.as_str().into());
+                if let Some((_, holders)) = self.scopes.get_mut(&key) {
+                    *holders -= 1;
+                    if *holders == 0 {
+                        self.scopes.remove(&key);
+                    }
+                }
             }
         }
         self.meta[slot as usize] = SlotMeta::vacant();

@@ -246,7 +246,7 @@ impl AgentRegistry {
         protocol: crate::model::Protocol,
         known_as: impl Fn(&crate::model::Agent) -> bool,
     ) -> Result<Option<Hit>> {
-        let claim = crate::claim::NameClaim { namespace: namespace.to_owned(), name: name.to_owned() };
+        let claim = crate::claim::NameClaim::new(namespace, name);
         {
             let index = self.replica.index.read();
             if let Some(holder) = index.claim_holder(&claim) {

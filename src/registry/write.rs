@@ -71,7 +71,7 @@ impl AgentRegistry {
             // A name held by an agent that another replica removed moments ago is free.
             let contested = input.claims.iter().any(|r| r.is_taken(&self.replica.index.read(), id));
             self.catch_up_if(&mut write, contested).await?;
-            self.grant_names(&input.claims, &mut agent)?;
+            self.grant_names(&input.claims, &mut agent, caller.is_admin())?;
             self.ensure_quota(caller, &owner, 1, || document_bytes(&agent))?;
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
@@ -93,10 +93,10 @@ impl AgentRegistry {
 
     /// Grants a new agent the names it asks for, as the index stands under the write lock. The
     /// store refuses a name another replica granted meanwhile, and the retry decides again.
-    fn grant_names(&self, requests: &[ClaimRequest], agent: &mut Agent) -> Result<()> {
+    fn grant_names(&self, requests: &[ClaimRequest], agent: &mut Agent, admin: bool) -> Result<()> {
         let index = self.replica.index.read();
         for request in requests {
-            let claim = request.resolve(&index, agent.id)?;
+            let claim = request.resolve(&index, agent.id, &agent.owner_id, admin)?;
             if let Some(label) = &request.label {
                 agent.labels.insert(label.clone(), claim.name.clone());
             }

@@ -98,6 +98,7 @@ fn name_claim(name: &str) -> ClaimRequest {
         name: name.to_owned(),
         on_taken: OnTaken::Suffix(with_suffix),
         label: Some(NAME_LABEL.to_owned()),
+        scope: None,
     }
 }
 

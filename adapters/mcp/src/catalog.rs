@@ -41,7 +41,13 @@ pub const SERVER_VERSION_CLAIM: &str = "mcp.server";
 pub fn server_claim(input: &AgentInput) -> Option<ClaimRequest> {
     let draft = input.to_spec(&[]).ok()?.to_agent(AgentId::new_random(), String::new(), Vec::new(), Utc::now());
     let held = held_claim(&draft)?;
-    Some(ClaimRequest { namespace: held.namespace, name: held.name, on_taken: OnTaken::Refuse, label: None })
+    Some(ClaimRequest {
+        namespace: held.namespace,
+        name: held.name,
+        on_taken: OnTaken::Refuse,
+        label: None,
+        scope: held.scope,
+    })
 }
 
 /// The name and version an agent registered with an MCP document holds (as `POST /mcp/servers`
@@ -52,8 +58,10 @@ pub fn held_claim(agent: &Agent) -> Option<NameClaim> {
     }
     let entry = catalog_entry(agent)?;
     // A JSON pair: no separator a name or version could contain.
+    // The reverse-DNS namespace before the `/` is bound to the owner of its first server.
+    let scope = entry.name.split_once('/').map(|(namespace, _)| namespace.to_owned());
     let name = Value::from(vec![entry.name, entry.version]).to_string();
-    Some(NameClaim { namespace: SERVER_VERSION_CLAIM.to_owned(), name })
+    Some(NameClaim { namespace: SERVER_VERSION_CLAIM.to_owned(), name, scope })
 }
 
 /// One server version in the catalogue: an agent's `server.json` and when it was published.

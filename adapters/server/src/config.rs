@@ -207,6 +207,12 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Put before every bearer token's `sub` to make its owner id (e.g. `oidc:`), so that token
+    /// subjects never share owner ids with API keys; empty: a token with `sub: kim` manages
+    /// the agents of API keys of owner `kim`.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_OWNER_PREFIX", default_value = "")]
+    pub jwt_owner_prefix: String,
+
     /// Leave `ownerId` out of what anonymous callers read (discovery, agent reads).
     #[arg(long, global = true, env = "AGENT_REGISTRY_HIDE_OWNER_FROM_ANONYMOUS")]
     pub hide_owner_from_anonymous: bool,

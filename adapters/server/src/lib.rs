@@ -69,7 +69,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let jwt = if secret.is_some() || oidc.is_some() {
         let verifier =
             http::jwt::JwtVerifier::new(secret, oidc, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref())
-                .map_err(|source| StartError::HttpClient { what: "the OIDC issuer's keys", source })?;
+                .map_err(|source| StartError::HttpClient { what: "the OIDC issuer's keys", source })?
+                .with_owner_prefix(&config.jwt_owner_prefix);
         Some(Arc::new(verifier))
     } else {
         None

@@ -21,6 +21,9 @@ pub struct JwtVerifier {
     oidc: Option<Oidc>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Put before each subject to make its owner id, so that token subjects and the owners of
+    /// API keys can be kept apart (empty: they share one namespace).
+    owner_prefix: String,
 }
 
 /// An OIDC issuer's signing keys, by `kid`.
@@ -77,7 +80,13 @@ impl JwtVerifier {
             issuer: issuer.or_else(|| oidc_issuer.map(|u| u.trim_end_matches('/'))).map(str::to_owned),
             oidc,
             audience: audience.map(str::to_owned),
+            owner_prefix: String::new(),
         })
+    }
+
+    /// Owner ids of token subjects start with `prefix` (`--jwt-owner-prefix`).
+    pub fn with_owner_prefix(self, prefix: &str) -> Self {
+        Self { owner_prefix: prefix.to_owned(), ..self }
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -118,13 +127,14 @@ impl JwtVerifier {
             _ => return Err(invalid("this registry accepts no tokens signed that way")),
         };
         // The subject becomes an owner id: it obeys the same rules as one given in a body.
-        let owner = agent_registry_core::input::check_owner(&claims.sub).map_err(|_| {
-            RegistryError::Unauthenticated(format!(
-                "the bearer token's `sub` is not a valid owner id (not empty, at most {} characters, no \
+        let owner =
+            agent_registry_core::input::check_owner(&format!("{}{}", self.owner_prefix, claims.sub)).map_err(|_| {
+                RegistryError::Unauthenticated(format!(
+                    "the bearer token's `sub` is not a valid owner id (not empty, at most {} characters, no \
                  control characters)",
-                agent_registry_core::input::limits::OWNER_CHARS
-            ))
-        })?;
+                    agent_registry_core::input::limits::OWNER_CHARS
+                ))
+            })?;
         let from_roles = || {
             if claims.roles.iter().any(|r| r == "registry.admin") {
                 Some(Scope::Admin)
