@@ -12,7 +12,9 @@ use crate::auth::ApiKey;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{AgentId, EndpointId};
-use crate::ports::{AgentStore, Change, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent};
+use crate::ports::{
+    AgentStore, Change, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoreSizes, StoredAgent,
+};
 
 /// How long store calls may take.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +104,14 @@ impl AgentStore for BoundedStore {
 
     async fn ping(&self) -> Result<()> {
         within(self.bounds.request, "a ping", self.inner.ping()).await
+    }
+
+    async fn sizes(&self) -> Result<StoreSizes> {
+        within(self.bounds.upkeep, "its sizes", self.inner.sizes()).await
+    }
+
+    async fn reclaim(&self) -> Result<u64> {
+        within(self.bounds.upkeep, "reclaiming space", self.inner.reclaim()).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {

@@ -201,6 +201,19 @@ impl AgentStore for MemoryStore {
         Ok(())
     }
 
+    async fn sizes(&self) -> Result<crate::ports::StoreSizes> {
+        let state = self.state.lock();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(crate::ports::StoreSizes {
+            bytes: 0,
+            free_bytes: 0,
+            agents: count(state.agents.len()),
+            changes: count(state.log.len()),
+            audit_events: count(state.events.len()),
+            idempotency_keys: count(state.idempotency.len()),
+        })
+    }
+
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
         let mut state = self.state.lock();
         if let Some(key) = &event.dedupe

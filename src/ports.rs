@@ -245,6 +245,23 @@ impl ChangeSignal {
     }
 }
 
+/// How much room the store takes, for operators sizing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct StoreSizes {
+    /// Bytes on disk: SQLite's file and its write-ahead log; PostgreSQL's tables and indexes of
+    /// this registry's schema.
+    pub bytes: u64,
+    /// Of those, bytes free for reuse that the store has not given back yet.
+    pub free_bytes: u64,
+    pub agents: u64,
+    /// Entries of the change log (one per change, each with the agent as it left it).
+    pub changes: u64,
+    pub audit_events: u64,
+    pub idempotency_keys: u64,
+}
+
 /// Durable storage of agents and the change log.
 #[async_trait]
 pub trait AgentStore: Send + Sync + 'static {
@@ -297,6 +314,13 @@ pub trait AgentStore: Send + Sync + 'static {
     }
     /// Cheap reachability check for readiness.
     async fn ping(&self) -> Result<()>;
+    /// How much room the store takes.
+    async fn sizes(&self) -> Result<StoreSizes>;
+    /// Gives space freed by pruning back to the file system, a bounded amount at a time;
+    /// returns the bytes given back (stores that do this themselves return 0).
+    async fn reclaim(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// Appends an event that is not an agent change to the audit trail.
     async fn record_event(&self, event: &NewEvent) -> Result<()>;
     /// Audit events, newest first.

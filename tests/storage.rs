@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::cluster::{Replica, eventually};
-use crate::support::{agent, persistent};
+use crate::support::{TestApp, agent, ephemeral, persistent};
 
 /// A registration of about 6 KB: a database of 1 MiB holds well under two hundred.
 fn bulky(n: usize) -> Value {
@@ -221,4 +221,38 @@ fn a_read_only_database_file_stops_the_binary_instead_of_reporting_ready() {
     let (status, log) = start_and_exit(&format!("{url}?mode=ro"));
     assert!(!status.success(), "{log}");
     assert!(log.contains("misconfigured") && log.contains("cannot be opened or written"), "{log}");
+}
+
+#[tokio::test]
+async fn status_tells_an_admin_the_counts_sizes_and_retention_and_pruned_space_is_given_back() {
+    let app = TestApp::spawn().await;
+    app.with_key(None).get("/status").await.problem(401, "unauthenticated");
+    let agent_key = app.issue_key("kim", "Agent").await;
+    app.with_key(Some(&agent_key)).get("/status").await.problem(403, "forbidden");
+
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        let mut body = agent(&format!("Churn {n}"), "churn", ephemeral(60));
+        body["metadata"] = json!({"notes": "x".repeat(6_000)});
+        ids.push(app.register(body).await["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        app.delete(&format!("/agents/{id}")).await.ok(204);
+    }
+    let before = app.get("/status").await.ok(200).clone();
+    assert_eq!(before["agents"], 0);
+    assert_eq!(before["storage"]["agents"], 0);
+    assert!(before["storage"]["changes"].as_u64().unwrap() >= 600, "{before}");
+    assert_eq!(before["retention"], json!({"changeHours": 168, "auditDays": 90, "idempotencyHours": 24}));
+    let bytes = |status: &Value| status["storage"]["bytes"].as_u64().unwrap();
+    assert!(bytes(&before) > 3_000_000, "300 documents of 6 KB, twice in the change log: {before}");
+
+    // Past the change log's retention, upkeep prunes it and gives the space back.
+    app.clock.advance_secs(8 * 24 * 3600);
+    for _ in 0..4 {
+        app.maintain().await;
+    }
+    let after = app.get("/status").await.ok(200).clone();
+    assert!(after["storage"]["changes"].as_u64().unwrap() <= 1, "{after}");
+    assert!(bytes(&after) < bytes(&before) / 2, "before {before}\nafter {after}");
 }

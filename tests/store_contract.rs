@@ -340,6 +340,10 @@ impl AgentStore for SlowStore {
     async fn ping(&self) -> agent_registry_core::Result<()> {
         self.0.ping().await
     }
+
+    async fn sizes(&self) -> agent_registry_core::Result<agent_registry_core::ports::StoreSizes> {
+        self.0.sizes().await
+    }
 }
 
 #[tokio::test]

@@ -108,3 +108,16 @@ async fn cross_origin_access_is_off_by_default_and_allowed_only_for_configured_o
     let reply = any.send(reqwest::Method::OPTIONS, "/agents", None, &other).await;
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
 }
+
+#[tokio::test]
+async fn status_counts_what_the_store_holds_on_every_backend() {
+    let app = TestApp::spawn().await;
+    for n in 0..3 {
+        app.register(crate::support::agent(&format!("Counted {n}"), "count", crate::support::ephemeral(60))).await;
+    }
+    let status = app.get("/status").await.ok(200).clone();
+    assert_eq!(status["agents"], 3);
+    assert_eq!(status["storage"]["agents"], 3, "{status}");
+    assert!(status["storage"]["changes"].as_u64().unwrap() >= 3, "{status}");
+    assert!(status["storage"]["bytes"].as_u64().unwrap() > 0, "{status}");
+}

@@ -315,6 +315,16 @@ impl AgentRegistry {
         (self.replica.store.ping().await, self.liveness.ping().await)
     }
 
+    /// How much room the store takes.
+    pub async fn store_sizes(&self) -> Result<crate::ports::StoreSizes> {
+        self.replica.store.sizes().await
+    }
+
+    /// The settings the registry runs with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
     /// Makes pending liveness durable; called at shutdown.
     pub async fn flush(&self) -> Result<()> {
         self.liveness.flush().await

@@ -135,6 +135,7 @@ impl AgentRegistry {
         self.replica.store.expire_idempotency(now - self.config.idempotency_retention_secs * 1000).await?;
         self.replica.store.prune_changes(now - self.config.change_retention_secs * 1000).await?;
         self.replica.store.prune_events(now - self.config.audit_retention_secs * 1000).await?;
+        self.replica.store.reclaim().await?;
         Ok(evicted)
     }
 

@@ -13,7 +13,8 @@ use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
-    AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent,
+    AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoreSizes,
+    StoredAgent,
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
@@ -404,6 +405,29 @@ impl AgentStore for PostgresStore {
             .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
+    }
+
+    async fn sizes(&self) -> Result<StoreSizes> {
+        let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')),
+                    (SELECT count(*) FROM agents), (SELECT count(*) FROM changes),
+                    (SELECT count(*) FROM audit_events), (SELECT count(*) FROM idempotency_keys)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or_default();
+        // Autovacuum reuses and returns space on its own: nothing is reported free here.
+        Ok(StoreSizes {
+            bytes: n(row.0),
+            free_bytes: 0,
+            agents: n(row.1),
+            changes: n(row.2),
+            audit_events: n(row.3),
+            idempotency_keys: n(row.4),
+        })
     }
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {

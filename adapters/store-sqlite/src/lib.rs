@@ -14,12 +14,13 @@ use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
-    AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, StoredAgent,
+    AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, StoreSizes, StoredAgent,
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
 
@@ -29,6 +30,12 @@ const LAST_SEEN_CHUNK: usize = 2_000;
 /// Bytes the readiness probe writes once a write found the database full: ready again means a
 /// registration of this size fits.
 const PROBE_BYTES: i64 = 64 * 1024;
+
+/// Free pages (1 MiB) past which pruned space is given back to the file system.
+const RECLAIM_AFTER_PAGES: i64 = 256;
+
+/// Gives back at most 2,048 pages (8 MiB) in one maintenance round.
+const RECLAIM_STEP: &str = "PRAGMA incremental_vacuum(2048)";
 
 /// SQLite's page size, which `max_page_count` counts in.
 const PAGE_BYTES: u64 = 4096;
@@ -60,6 +67,8 @@ pub struct SqliteStore {
     loader: SqlitePool,
     /// A write found no room; readiness stays down until a probe write fits again.
     full: AtomicBool,
+    /// The database file, whose write-ahead log counts in its size.
+    path: std::path::PathBuf,
 }
 
 /// The one place SQLite's errors get their class: a busy, locked or unreadable file is retried
@@ -176,12 +185,17 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(settings.wait);
+            .busy_timeout(settings.wait)
+            // Past a checkpoint, the write-ahead log shrinks back to this size (64 MiB).
+            .pragma("journal_size_limit", "67108864");
         if let Some(bytes) = settings.max_size_bytes {
             options = options.pragma("max_page_count", (bytes / PAGE_BYTES).max(1).to_string());
         }
         let path = options.get_filename().to_owned();
         let unusable = |e: sqlx::Error| unusable_file(&path, e);
+        // Pruned space goes back to the file system bit by bit (see `reclaim`). Takes effect when
+        // the file is created; an older file keeps reusing its free pages instead.
+        let options = options.auto_vacuum(SqliteAutoVacuum::Incremental);
         ensure_directory(&path)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -195,7 +209,7 @@ impl SqliteStore {
             .connect_with(options.pragma("mmap_size", "4294967296"))
             .await
             .map_err(unusable)?;
-        let store = Self { pool, loader, full: AtomicBool::new(false) };
+        let store = Self { pool, loader, full: AtomicBool::new(false), path: path.clone() };
         // A read-only file opens and reads: only a write finds it out.
         store.probe_write().await.map_err(unusable)?;
         Ok(store)
@@ -586,6 +600,54 @@ impl AgentStore for SqliteStore {
             return Ok(());
         }
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(classify)
+    }
+
+    async fn sizes(&self) -> Result<StoreSizes> {
+        let (pages, free, page_size): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT freelist_count FROM pragma_freelist_count()),
+                    (SELECT page_size FROM pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        let counts: (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM agents), (SELECT count(*) FROM changes), (SELECT count(*) FROM audit_events),
+                    (SELECT count(*) FROM idempotency_keys)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        let wal = std::fs::metadata(format!("{}-wal", self.path.display())).map_or(0, |m| m.len());
+        let n = |v: i64| u64::try_from(v).unwrap_or_default();
+        Ok(StoreSizes {
+            bytes: n(pages * page_size) + wal,
+            free_bytes: n(free * page_size),
+            agents: n(counts.0),
+            changes: n(counts.1),
+            audit_events: n(counts.2),
+            idempotency_keys: n(counts.3),
+        })
+    }
+
+    async fn reclaim(&self) -> Result<u64> {
+        let (free, page_size): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT freelist_count FROM pragma_freelist_count()), (SELECT page_size FROM pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        if free < RECLAIM_AFTER_PAGES {
+            return Ok(0);
+        }
+        // A bounded step each round, so that a large prune never holds the write lock for long.
+        sqlx::query(RECLAIM_STEP).execute(&self.pool).await.map_err(|e| self.failed(e))?;
+        // And the write-ahead log that the vacuum filled, down to nothing.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(classify)?;
+        let left: i64 = sqlx::query_scalar("SELECT freelist_count FROM pragma_freelist_count()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(u64::try_from((free - left) * page_size).unwrap_or_default())
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {

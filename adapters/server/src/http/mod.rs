@@ -229,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::discover))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
+        .routes(routes!(system::status))
         .routes(routes!(watch::watch))
         .routes(routes!(watch::capabilities))
         .merge(protocol_routes())

@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::problem::ApiError;
+use super::extract::Auth;
+use super::problem::{ApiError, Problem};
 
 /// Liveness of the process itself; checks nothing else.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "The process is up")))]
@@ -41,6 +42,28 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+/// What this replica holds, how much room its store takes and how long it keeps history, for
+/// operators sizing it (Admin).
+#[utoipa::path(get, path = "/status", tag = "system", security(("api_key" = [])),
+    responses((status = 200, description = "Counts, sizes and retention"), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub async fn status(State(state): State<AppState>, Auth(caller): Auth) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let storage = state.registry.store_sizes().await?;
+    let config = state.registry.config();
+    let hours = |secs: i64| secs / 3600;
+    Ok(Json(json!({
+        "agents": state.registry.agent_count(),
+        "revision": state.registry.applied_revision(),
+        "storage": storage,
+        "retention": {
+            "changeHours": hours(config.change_retention_secs),
+            "auditDays": config.audit_retention_secs / 86_400,
+            "idempotencyHours": hours(config.idempotency_retention_secs),
+        },
+    })))
 }
 
 /// Why the registry could not open yet, while it keeps retrying at start.
