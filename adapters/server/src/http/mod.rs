@@ -165,7 +165,7 @@ async fn public_cors(request: axum::extract::Request, next: axum::middleware::Ne
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, if-none-match"),
+            HeaderValue::from_static("authorization, content-type, if-none-match, a2a-version"),
         );
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     }
@@ -190,6 +190,7 @@ fn protocol_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(a2a::card))
         .routes(routes!(a2a_async::register, a2a_async::list))
         .routes(routes!(a2a_async::card))
+        .route("/a2a/agents/{id}/", axum::routing::get(a2a::card_well_known))
         .route("/a2a/agents/{id}/.well-known/agent-card.json", axum::routing::get(a2a::card_well_known))
         .route("/a2a/agents/{id}/.well-known/agent.json", axum::routing::get(a2a::card_well_known))
         .routes(routes!(mcp::register, mcp::list))
