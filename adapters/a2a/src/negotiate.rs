@@ -9,6 +9,9 @@
 //! protocols.md §1.1 and §1.6 item 6). Clients of both versions ignore the members they do not
 //! know (A2A v1 §5.5, the v0.3 SDK models).
 //!
+//! A `provider` that names itself with `name` instead of `organization`, as some live cards do,
+//! gains `organization` in either version.
+//!
 //! The registered bytes are served unchanged when the card already is in the asked-for version,
 //! when it is signed (adding members would break its JWS signatures, §8.4), and when the request
 //! asks for the original.
@@ -69,12 +72,27 @@ pub fn negotiated_card(agent: &Agent, request: CardRequest) -> Result<Served, Re
     if !fields::array(&card, "signatures").is_empty() {
         return verbatim();
     }
+    let provider = add_provider_organization(&mut card);
     let changed = match request {
         CardRequest::V03 => add_v03_members(&mut card),
         CardRequest::V1 => add_v1_members(&mut card),
         CardRequest::Original => false,
     };
+    let changed = changed || provider;
     if changed { Ok(Served::Built(Value::Object(card))) } else { verbatim() }
+}
+
+/// A `provider` with `name` but no `organization` (seen in live cards, protocols.md §1.6 item 7;
+/// registration reads `name` as the organization) gets `organization`, which both versions
+/// require of a provider; `false` when nothing was added.
+fn add_provider_organization(card: &mut Map<String, Value>) -> bool {
+    let Some(Value::Object(provider)) = card.get_mut("provider") else { return false };
+    if fields::member(provider, "organization").is_some() {
+        return false;
+    }
+    let Some(name) = fields::string(provider, "name").map(str::to_owned) else { return false };
+    provider.insert("organization".into(), Value::from(name));
+    true
 }
 
 /// Whether a card has what v0.3 clients need to connect (`url`); the v0.x SDK models fill
@@ -85,6 +103,25 @@ fn is_v03(card: &Map<String, Value>) -> bool {
 
 fn is_v1(card: &Map<String, Value>) -> bool {
     !fields::array(card, "supportedInterfaces").is_empty()
+}
+
+/// Fills in `protocolBinding` (from `transport`, else `JSONRPC`) and `protocolVersion` (`1.0`)
+/// where a v1 card's interface lacks them; `false` when none did.
+fn complete_v1_interfaces(card: &mut Map<String, Value>) -> bool {
+    let mut changed = false;
+    let Some(Value::Array(interfaces)) = card.get_mut("supportedInterfaces") else { return false };
+    for interface in interfaces.iter_mut().filter_map(Value::as_object_mut) {
+        if fields::string(interface, "protocolBinding").is_none() {
+            let binding = fields::string(interface, "transport").unwrap_or("JSONRPC").to_owned();
+            interface.insert("protocolBinding".into(), Value::from(binding));
+            changed = true;
+        }
+        if fields::string(interface, "protocolVersion").is_none() {
+            interface.insert("protocolVersion".into(), Value::from("1.0"));
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Adds the v0.3 members of a v1 card; `false` when it had them already.
@@ -135,13 +172,23 @@ fn add_v03_members(card: &mut Map<String, Value>) -> bool {
     true
 }
 
-/// Adds the v1 members of a v0.x card; `false` when it had them already.
+/// Adds the v1 members of a v0.x card; `false` when it had them already. A v1 card whose
+/// interfaces lack `protocolBinding` or `protocolVersion` (as the .NET registry wrote them, with
+/// `transport`) gets them, read the way registration reads them: v1 clients index by both.
 fn add_v1_members(card: &mut Map<String, Value>) -> bool {
     if is_v1(card) {
-        return false;
+        return complete_v1_interfaces(card);
     }
     let version = CardVersion::detect(card, "").unwrap_or(CardVersion::V03);
-    let interfaces: Vec<Value> = legacy_interfaces(card, version).into_iter().map(Value::Object).collect();
+    let mut interfaces: Vec<Value> = legacy_interfaces(card, version).into_iter().map(Value::Object).collect();
+    if fields::member(card, "protocolVersion").is_none() {
+        // A card that names no version is read as 0.3 by the SDKs (a2a-python 1.x's
+        // `parse_agent_card`, a2a-js's v0.3 compatibility layer); v1 clients connect to 0.3
+        // interfaces and to no older ones.
+        for interface in interfaces.iter_mut().filter_map(Value::as_object_mut) {
+            interface.insert("protocolVersion".into(), Value::from("0.3"));
+        }
+    }
     if interfaces.is_empty() {
         return false;
     }
