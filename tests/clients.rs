@@ -115,3 +115,27 @@ async fn the_a2a_javascript_sdk_resolves_every_fixture_card_and_makes_a_client_w
     let args = vec![sdk.display().to_string(), app.base.clone(), agents];
     run_program("node".into(), script, args).await;
 }
+
+#[tokio::test]
+async fn the_acp_sdk_lists_every_agent_reads_errors_as_acp_errors_and_finds_where_an_agents_runs_go() {
+    let python = python();
+    let app = TestApp::spawn().await;
+    // The port the manifest names as the agent's ACP server (nothing listens there).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let manifest = |name: &str| {
+        json!({"name": name, "description": format!("{name} agent"), "input_content_types": ["text/plain"],
+            "output_content_types": ["text/plain"]})
+    };
+    app.post(
+        "/acp/agents",
+        json!({"manifest": manifest("echo_agent"), "endpointUrl": format!("http://127.0.0.1:{port}")}),
+    )
+    .await
+    .ok(201);
+    // More than ACP's default page of 10, which acp-sdk never asks beyond.
+    for i in 0..12 {
+        let body = json!({"manifest": manifest(&format!("helper-{i}")), "endpointUrl": "https://acp.example"});
+        app.post("/acp/agents", body).await.ok(201);
+    }
+    run_script(python, "check_acp.py", vec![app.base.clone(), "13".into(), port.to_string()]).await;
+}

@@ -160,7 +160,7 @@ async fn public_cors(request: axum::extract::Request, next: axum::middleware::Ne
     let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag, link"));
     if preflight {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         headers.insert(
@@ -256,6 +256,7 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::http(catalogue::INTERNAL_ERROR, "An internal error occurred; it has been logged.").into_response()
         }))
+        .layer(axum::middleware::from_fn(acp::acp_errors))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))
         .layer(axum::middleware::from_fn(close_after_unread_body))
