@@ -17,12 +17,17 @@ use crate::model::Transport;
 ///   subscription `…/<topic>/subscriptions/<subscription>`; `amqps://` and `https://` name the
 ///   same entity. Sovereign clouds' suffixes (`servicebus.chinacloudapi.cn`,
 ///   `servicebus.usgovcloudapi.net`) and `localhost` (the Service Bus emulator) are hosts too.
+/// - `Grpc`: a gRPC target as A2A v1 cards write it (§5.8, and `AgentInterface.url` after v1.0.1):
+///   `grpc://host:port`, `grpcs://host:port`, an `http(s)://` URL, or a bare `host:port`.
 ///
 /// Addresses are public, so credentials in them are refused.
 pub fn validate_address(transport: Transport, address: &str) -> Result<(), String> {
+    if transport == Transport::Grpc {
+        return grpc_target(address);
+    }
     let url = checked_url(transport, address)?;
     match transport {
-        Transport::Http => Ok(()),
+        Transport::Http | Transport::Grpc => Ok(()),
         Transport::Amqp => amqp_parts(&url).map(drop).map_err(|e| explained(transport, e)),
         Transport::AzureServiceBus => service_bus_parts(&url).map(drop).map_err(|e| explained(transport, e)),
     }
@@ -39,6 +44,7 @@ fn checked_url(transport: Transport, address: &str) -> Result<url::Url, String> 
         Transport::Http => &["http", "https"],
         Transport::Amqp => &["amqp", "amqps"],
         Transport::AzureServiceBus => &["sb", "amqps", "https"],
+        Transport::Grpc => &["grpc", "grpcs", "http", "https"],
     };
     if !schemes.contains(&url.scheme()) {
         return Err(format!(
@@ -56,6 +62,19 @@ fn checked_url(transport: Transport, address: &str) -> Result<url::Url, String> 
     Ok(url)
 }
 
+/// A gRPC target: a URL of one of the gRPC schemes, or `host:port` without a scheme (the form
+/// gRPC clients dial and A2A cards use), which must then name its port.
+fn grpc_target(address: &str) -> Result<(), String> {
+    if address.contains("://") {
+        return checked_url(Transport::Grpc, address).map(drop);
+    }
+    let url = checked_url(Transport::Grpc, &format!("grpc://{address}"))?;
+    if url.port().is_none() || !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("is not a gRPC target; {}", expected_form(Transport::Grpc)));
+    }
+    Ok(())
+}
+
 /// A refusal of a queue address, with the form it should have.
 fn explained(transport: Transport, refusal: String) -> String {
     format!("{refusal}; {}", expected_form(transport))
@@ -65,6 +84,7 @@ fn explained(transport: Transport, refusal: String) -> String {
 fn expected_form(transport: Transport) -> &'static str {
     match transport {
         Transport::Http => "expected http(s)://host/path",
+        Transport::Grpc => "expected grpc[s]://host:port, http(s)://host[:port] or host:port",
         Transport::Amqp => {
             "expected amqp[s]://host[:port]/<vhost>/<queue> (the vhost URL-encoded, %2F for the default vhost `/`) \
              or amqp[s]://host[:port]/<vhost>?exchange=<exchange>&routingKey=<key>"
@@ -292,6 +312,31 @@ fn entity_part(part: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_targets_are_urls_of_grpc_schemes_or_a_host_with_a_port() {
+        for ok in [
+            "grpc://agent.example:50051",
+            "grpcs://agent.example",
+            "https://agent.example/grpc",
+            "agent.example:50051",
+            "127.0.0.1:443",
+            "[::1]:50051",
+            "localhost:8080",
+        ] {
+            assert_eq!(validate_address(Transport::Grpc, ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "agent.example",
+            "agent.example:50051/path",
+            "ftp://agent.example:21",
+            "grpc://u:p@agent.example:1",
+            "",
+            ":50051",
+        ] {
+            assert!(validate_address(Transport::Grpc, bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn amqp_addresses_name_a_vhost_and_a_queue_or_an_exchange_with_a_routing_key() {

@@ -123,8 +123,9 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(
-    /// How an endpoint is reached.
-    Transport, "transport" { Http = 0, Amqp = 1, AzureServiceBus = 2 | "azure-service-bus" | "servicebus" }
+    /// How an endpoint is reached. `Grpc` is gRPC (HTTP/2 with protobuf framing), as A2A's `GRPC`
+    /// binding uses it: its address is a gRPC target, not a URL an HTTP client could call.
+    Transport, "transport" { Http = 0, Amqp = 1, AzureServiceBus = 2 | "azure-service-bus" | "servicebus", Grpc = 3 }
 );
 wire_enum!(
     /// Which agent protocol an endpoint speaks. `Custom` also takes the .NET registry's `Unknown` (code 0).

@@ -33,16 +33,87 @@ async fn every_example_a2a_card_registers_and_is_served_back_byte_for_byte() {
         let skills = card["skills"].as_array().map_or(0, Vec::len);
         assert_eq!(agent["capabilities"].as_array().unwrap().len(), skills, "{name}: one capability per skill");
         assert!(!agent["endpoints"].as_array().unwrap().is_empty(), "{name}: interfaces become endpoints");
+        // Asked for in its own version, or as the original, a card comes back as registered.
+        let own = if card.get("supportedInterfaces").is_some() { "1.0" } else { "0.3" };
         for path in [
             format!("/a2a/agents/{id}"),
+            format!("/a2a/agents/{id}/"),
             format!("/a2a/agents/{id}/.well-known/agent-card.json"),
             format!("/a2a/agents/{id}/.well-known/agent.json"),
         ] {
-            let (status, headers, served) = app.get_bytes(&path, &[]).await;
+            let (status, headers, served) = app.get_bytes(&path, &[("a2a-version", own)]).await;
             assert_eq!(status, 200, "{name} {path}");
             assert_eq!(served, bytes, "{name}: {path} serves the card exactly as registered");
             assert_eq!(headers["content-type"], "application/json");
+            assert_eq!(headers["vary"], "A2A-Version");
+            let (_, _, original) = app.get_bytes(&format!("{path}?original=true"), &[("a2a-version", "9.9")]).await;
+            assert_eq!(original, bytes, "{name}: {path}?original=true");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_card_asked_for_in_the_other_a2a_version_gains_that_versions_members_and_keeps_its_own() {
+    let app = TestApp::spawn().await;
+    let mut cards = fixtures("a2a-agent-card");
+    cards.extend(super::support::edge_fixtures("a2a-edge").0);
+    for (name, bytes) in cards {
+        let card = json_of(&bytes);
+        let id = post_raw(&app, "/a2a/agents", &bytes).await.ok(201)["id"].as_str().unwrap().to_owned();
+        // No version asked means 0.3 (A2A §3.6); the query parameter wins over the header.
+        for (query, header, wants_v1) in [
+            ("", None, false),
+            ("", Some("0.3"), false),
+            ("", Some("1.0"), true),
+            ("?A2A-Version=0.3", Some("1.0"), false),
+            ("?A2A-Version=1.0", None, true),
+        ] {
+            let path = format!("/a2a/agents/{id}/{query}");
+            let headers: Vec<(&str, &str)> = header.map(|v| ("a2a-version", v)).into_iter().collect();
+            let (status, _, body) = app.get_bytes(&path, &headers).await;
+            assert_eq!(status, 200, "{name} {path} {header:?}");
+            if card["signatures"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert_eq!(body, bytes, "{name}: a signed card is served as signed, whatever is asked");
+                continue;
+            }
+            let served: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            // Members are only added: everything the card said is still there, unchanged.
+            assert!(keeps(&served, &card), "{name} {path} {header:?}: {served}");
+            if wants_v1 {
+                let interfaces = served["supportedInterfaces"].as_array();
+                assert!(interfaces.is_some_and(|i| !i.is_empty()), "{name} {path} {header:?}: {served}");
+            } else {
+                assert!(served["url"].is_string(), "{name} {path} {header:?}: a v0.3 card has `url`: {served}");
+            }
+        }
+    }
+    let id = app
+        .register(serde_json::json!({"name": "plain", "endpoints": [{"name": "a", "protocol": "A2A",
+        "address": "https://plain.example/a2a"}]}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (query, header) in [("", "2.0"), ("?A2A-Version=latest", "1.0")] {
+        let reply = app
+            .send(reqwest::Method::GET, &format!("/a2a/agents/{id}/{query}"), None, &[("a2a-version", header)])
+            .await;
+        assert_eq!(reply.status, 400, "{query} {header}: {}", reply.body);
+    }
+}
+
+/// Whether `served` holds every member of `original` at every level, with the same values
+/// (objects may have more members; arrays have the same items in the same order).
+fn keeps(served: &serde_json::Value, original: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (served, original) {
+        (Value::Object(served), Value::Object(original)) => {
+            original.iter().all(|(k, v)| served.get(k).is_some_and(|s| keeps(s, v)))
+        }
+        (Value::Array(served), Value::Array(original)) => {
+            served.len() == original.len() && served.iter().zip(original).all(|(s, o)| keeps(s, o))
+        }
+        _ => served == original,
     }
 }
 
@@ -518,7 +589,7 @@ async fn edge_case_documents_of_every_protocol_round_trip_and_invalid_ones_store
                 "mcp-server-json" => format!("/mcp/servers/{id}/server.json"),
                 _ => format!("/mcp/servers/{id}"),
             };
-            let (status, _, served) = app.get_bytes(&path, &[]).await;
+            let (status, _, served) = app.get_bytes(&format!("{path}?original=true"), &[]).await;
             assert_eq!(status, 200, "{name}");
             assert_eq!(served, bytes, "{name}: served byte for byte");
         }
@@ -682,4 +753,42 @@ async fn the_key_sets_of_several_signatures_are_fetched_at_once() {
     let agent = post_raw(&app, "/a2a/agents", &serde_json::to_vec(&signed).unwrap()).await.ok(201).clone();
     assert_eq!(agent["registeredWith"]["signatureVerified"], true);
     assert_eq!(fetched.lock().len(), 8);
+}
+
+#[tokio::test]
+async fn a_v1_card_with_grpc_interfaces_registers_them_as_grpc_endpoints_that_discovery_filters_on() {
+    let app = TestApp::spawn().await;
+    let (_, bytes) = fixtures("a2a-edge").into_iter().find(|(n, _)| n.contains("grpc")).unwrap();
+    let agent = post_raw(&app, "/a2a/agents", &bytes).await.ok(201).clone();
+    let id = agent["id"].as_str().unwrap();
+    let endpoints: Vec<(&str, &str)> = agent["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["transport"].as_str().unwrap(), e["address"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            ("Grpc", "grpc://ledger.example.com:50051"),
+            ("Grpc", "ledger-internal.example.com:443"),
+            ("Http", "https://ledger.example.com/a2a/jsonrpc")
+        ]
+    );
+    for path in ["/discover/agents?transport=Grpc", "/discover/agents?transport=grpc&protocol=A2A"] {
+        let found = app.get(path).await.ok(200).clone();
+        assert_eq!(found["items"][0]["id"], id, "{path}: {found}");
+    }
+    let cards = app.get("/a2a/agents?transport=Grpc").await.ok(200).clone();
+    assert_eq!(cards["items"][0]["agentId"], id, "{cards}");
+    let (_, _, served) = app.get_bytes(&format!("/a2a/agents/{id}/"), &[("a2a-version", "1.0")]).await;
+    assert_eq!(served, bytes, "the card keeps its gRPC interfaces");
+    let reply = app
+        .post(
+            "/agents",
+            serde_json::json!({"name": "g", "endpoints": [{"name": "g", "protocol": "A2A",
+            "transport": "Grpc", "address": "ledger.example.com"}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "a gRPC target without a port: {}", reply.body);
 }

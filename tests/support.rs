@@ -99,7 +99,10 @@ impl Reply {
     pub fn problem(&self, status: u16, code: &str) -> &Value {
         assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
-        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        // Under /acp the body is an ACP Error object: ACP's `code`, the registry's in `data.code`.
+        let registry_code =
+            if self.body["message"].is_string() { &self.body["data"]["code"] } else { &self.body["code"] };
+        assert_eq!(registry_code, code, "body: {}", self.body);
         assert_eq!(self.body["status"], status);
         assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
         &self.body

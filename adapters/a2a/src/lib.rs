@@ -5,6 +5,7 @@
 //!   is kept byte for byte as the agent's origin document.
 //! - [`card`] serves an agent's card: the one it registered with, unchanged (so its signatures
 //!   stay valid), or a v1.0 card built from the domain with the v0.3 fields beside it.
+//!   [`negotiated_card`] serves it in the A2A version a client asks for ([`CardRequest`]).
 //! - [`translate_queued`] and [`queued_card`] do the same for queued A2A cards (A2A over
 //!   RabbitMQ or Azure Service Bus, the .NET registry's `QueuedAgentCard`).
 //! - [`registry_card`] is the registry's own card.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod fields;
+mod negotiate;
 mod queued;
 mod render;
 mod schemas;
@@ -25,8 +27,9 @@ mod translate;
 #[cfg(test)]
 mod tests;
 
+pub use negotiate::{CardRequest, negotiated_card};
 pub use queued::{QUEUE_ENDPOINT_KEY, QUEUED_CARD_VERSION, queued_card, technology, translate_queued};
-pub use render::{card, registry_card};
+pub use render::{card, is_card_transport, registry_card};
 pub use signature::{MAX_SIGNATURES, signature_key_urls, verify_signatures};
 pub use translate::translate;
 

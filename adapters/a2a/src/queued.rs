@@ -319,12 +319,15 @@ fn encode_path(text: &str, keep_slashes: bool) -> String {
 ///   and the first such endpoint's `queueEndpoint`: the one its `protocolMetadata` keeps, else
 ///   one read from its address (`rabbitmq` with `host`, `port`, `virtualHost`, `exchange` and
 ///   `taskTopic`; `azure-service-bus` with `namespace`, `taskTopic` and `entityPath`).
-/// - Otherwise `NoProtocolDocument` (404): an agent reachable only over HTTP has no queued card.
+/// - Otherwise `NoProtocolDocument` (404): an agent reachable only over HTTP or gRPC has no queued
+///   card.
 pub fn queued_card(agent: &Agent) -> Result<Served, RegistryError> {
     if let Some(origin) = agent.origin_of(DocumentFormat::A2aQueuedCard) {
         return Ok(Served::Verbatim(origin.text.clone()));
     }
-    let Some(endpoint) = agent.endpoints_speaking(Protocol::A2A).find(|e| e.transport != Transport::Http) else {
+    let Some(endpoint) =
+        agent.endpoints_speaking(Protocol::A2A).find(|e| !crate::render::is_card_transport(e.transport))
+    else {
         return Err(RegistryError::NoProtocolDocument { agent: agent.id.to_string(), protocol: Protocol::A2A });
     };
     let queue = match fields::object(&endpoint.protocol_metadata, QUEUE_ENDPOINT_KEY) {

@@ -21,9 +21,9 @@ pub(crate) const UNKNOWN_VERSION: &str = "0.0.0";
 ///
 /// - Registered with a card: that card, byte for byte ([`Served::Verbatim`]), so its signatures
 ///   stay valid, its skills are never listed twice and its interface bindings are never rewritten.
-/// - Otherwise, when the agent has `A2A` endpoints over `Http`: a v1.0 card built from the domain
+/// - Otherwise, when the agent has `A2A` endpoints over `Http` or `Grpc`: a v1.0 card built from the domain
 ///   ([`Served::Built`]). Each such endpoint is an interface (binding, version and tenant from its
-///   `protocolMetadata`, else `JSONRPC` and `1.0`); each capability a skill (`id` = `name` = the
+///   `protocolMetadata`, else `JSONRPC` (`GRPC` over `Grpc`) and `1.0`); each capability a skill (`id` = `name` = the
 ///   capability name, description falling back to the name, tags falling back to `["general"]`
 ///   since A2A asks for at least one); modes, provider, links and capability flags from
 ///   `metadata.a2a` when the agent has them. Beside the v1 fields it carries the v0.3 ones
@@ -86,17 +86,24 @@ pub(crate) fn skills(agent: &Agent) -> Vec<Value> {
         .collect()
 }
 
-/// The agent's A2A interfaces: its `Http` `A2A` endpoints in order, repeats left out.
+/// Whether endpoints of a transport are card interfaces: `Http` and `Grpc` ones are (A2A's
+/// JSON-RPC, HTTP+JSON and gRPC bindings); queue endpoints are served as queued cards instead.
+pub fn is_card_transport(transport: Transport) -> bool {
+    matches!(transport, Transport::Http | Transport::Grpc)
+}
+
+/// The agent's A2A interfaces: its `Http` and `Grpc` `A2A` endpoints in order, repeats left out.
 fn interfaces(agent: &Agent) -> Vec<Map<String, Value>> {
     let mut out: Vec<Map<String, Value>> = Vec::new();
-    for endpoint in agent.endpoints_speaking(Protocol::A2A).filter(|e| e.transport == Transport::Http) {
+    for endpoint in agent.endpoints_speaking(Protocol::A2A).filter(|e| is_card_transport(e.transport)) {
         let metadata = &endpoint.protocol_metadata;
         let present = |key| fields::string(metadata, key).map(str::trim).filter(|v| !v.is_empty());
         // `transport` is how v0.x (and the .NET registry) named the binding; only a core binding
         // is read from it, since generic clients may use the key for something else.
+        let default = if endpoint.transport == Transport::Grpc { "GRPC" } else { "JSONRPC" };
         let binding = present("protocolBinding")
             .or_else(|| present("transport").filter(|t| CORE_BINDINGS.contains(t)))
-            .unwrap_or("JSONRPC");
+            .unwrap_or(default);
         let mut interface = Map::new();
         interface.insert("url".into(), Value::from(endpoint.address.as_str()));
         interface.insert("protocolBinding".into(), Value::from(binding));
@@ -227,7 +234,7 @@ pub fn registry_card(base_url: &str, version: &str) -> Value {
                 "id": "protocol-documents",
                 "name": "Protocol documents",
                 "description": format!("Read and register agents by their protocol documents: A2A agent \
-                    cards at {base}/a2a/agents (each agent's card at {base}/a2a/agents/{{id}}), MCP server \
+                    cards at {base}/a2a/agents (each agent's A2A base URL is {base}/a2a/agents/{{id}}/), MCP server \
                     cards at {base}/mcp/servers and the MCP Registry API at {base}/v0.1/servers, ACP agent \
                     manifests at {base}/acp/agents. Reads are public; registering needs an API key."),
                 "tags": ["a2a", "mcp", "acp", "agent-card", "registry"],

@@ -946,6 +946,7 @@ proptest! {
                     Transport::Http => format!("https://agent{i}.example.com/a2a"),
                     Transport::Amqp => format!("amqp://broker.example.com/%2F/q{i}"),
                     Transport::AzureServiceBus => format!("sb://contoso-bus.servicebus.windows.net/q{i}"),
+                    Transport::Grpc => format!("agent{i}.example.com:50051"),
                 };
                 let mut metadata = Map::new();
                 if let Some(extra) = extra { metadata.insert("extra".into(), extra); }

@@ -15,7 +15,7 @@ use crate::{METADATA_KEY, schemas};
 
 /// The A2A card shapes the registry reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CardVersion {
+pub(crate) enum CardVersion {
     /// `supportedInterfaces`, ProtoJSON security (A2A v1.0.x).
     V1,
     /// `url` + `preferredTransport` + `additionalInterfaces` (A2A v0.3.0).
@@ -36,7 +36,7 @@ impl CardVersion {
     /// A card is v1 when it has `supportedInterfaces` (hybrid cards carry the v0.3 fields beside
     /// them, protocols.md §1.6 item 6); otherwise its `protocolVersion` decides, and a card
     /// without one is of the v0.2 era (the field became required in v0.2.5).
-    fn detect(card: &Map<String, Value>, base: &str) -> Result<Self, RegistryError> {
+    pub(crate) fn detect(card: &Map<String, Value>, base: &str) -> Result<Self, RegistryError> {
         if fields::member(card, "supportedInterfaces").is_some() {
             return Ok(Self::V1);
         }
@@ -83,13 +83,14 @@ impl CardVersion {
 /// Then the registry's own rules, as 400 `validation_failed` with pointers into the card: the
 /// name, description, version and skill ids within `agent_registry_core::input::limits`; skill
 /// ids unique ignoring case (they become capability names); at least one interface; every
-/// interface URL absolute `http(s)` (a relative URL such as `/api/a2a` cannot be resolved);
+/// interface URL absolute `http(s)` (a relative URL such as `/api/a2a` cannot be resolved), but
+/// for `GRPC` interfaces, whose URL is a gRPC target (`grpc[s]://host:port`, `host:port`);
 /// at most `limits::ENDPOINTS` interfaces and `limits::CAPABILITIES` skills.
 ///
 /// The registration: name, description and version from the card; each skill a capability
 /// (name = skill `id`, description, and the skill's tags that discovery can index: at most
-/// `limits::TAGS`, each without commas and within `limits::TAG_CHARS`); each interface an `Http`
-/// `A2A` endpoint in the card's order (v1 `supportedInterfaces`; v0.x `url` with
+/// `limits::TAGS`, each without commas and within `limits::TAG_CHARS`); each interface an `A2A`
+/// endpoint (transport `Grpc` for the `GRPC` binding, `Http` for the others) in the card's order (v1 `supportedInterfaces`; v0.x `url` with
 /// `preferredTransport`, default `JSONRPC`, then `additionalInterfaces` less exact repeats of an
 /// earlier url and transport) named after its binding (`jsonrpc`, `grpc`, `http-json`, then
 /// `jsonrpc-0.3` for a second JSON-RPC interface of version 0.3, ...), with `protocolMetadata` the
@@ -314,6 +315,13 @@ fn interfaces<'a>(card: &'a Map<String, Value>, base: &str, version: CardVersion
     out
 }
 
+/// The interfaces of a v0.x card as v1 `AgentInterface` objects (`url`, `protocolBinding`,
+/// `protocolVersion` as `Major.Minor`), in the card's order and without repeats: what a v1 client
+/// would read from its `url`, `preferredTransport` and `additionalInterfaces`.
+pub(crate) fn legacy_interfaces(card: &Map<String, Value>, version: CardVersion) -> Vec<Map<String, Value>> {
+    interfaces(card, "", version).into_iter().filter(|i| !i.url.trim().is_empty()).map(|i| i.metadata).collect()
+}
+
 /// Interfaces → endpoints.
 fn endpoints(
     card: &Map<String, Value>,
@@ -347,7 +355,8 @@ fn endpoints(
     let mut out = Vec::with_capacity(interfaces.len());
     for interface in interfaces {
         let url = interface.url.trim();
-        check_url(problems, &interface.url_pointer, url);
+        let transport = transport_of(interface.binding);
+        check_url(problems, &interface.url_pointer, url, transport);
         let metadata = Value::Object(interface.metadata);
         let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |v| v.len());
         if size > limits::JSON_OBJECT_BYTES {
@@ -362,7 +371,7 @@ fn endpoints(
         }
         out.push(EndpointInput {
             name: Some(names.pick(&name_candidates(interface.binding, &interface.version, &mut versions_seen))),
-            transport: Some(Transport::Http),
+            transport: Some(transport),
             protocol: Some(Protocol::A2A),
             address: Some(url.to_owned()),
             protocol_metadata: Some(metadata),
@@ -372,7 +381,13 @@ fn endpoints(
     out
 }
 
-fn check_url(problems: &mut Problems, pointer: &str, url: &str) {
+/// The transport of an interface: `Grpc` for A2A's `GRPC` binding (its URL is a gRPC target such
+/// as `grpc://host:port` or `host:port`, A2A v1.0.1 §5.8), `Http` for every other binding.
+pub(crate) fn transport_of(binding: &str) -> Transport {
+    if binding.trim().eq_ignore_ascii_case("GRPC") { Transport::Grpc } else { Transport::Http }
+}
+
+fn check_url(problems: &mut Problems, pointer: &str, url: &str, transport: Transport) {
     let chars = url.chars().count();
     if url.is_empty() {
         problems.fail(pointer, "must not be empty");
@@ -383,9 +398,9 @@ fn check_url(problems: &mut Problems, pointer: &str, url: &str) {
         problems.fail(
             pointer,
             "is a relative URL: the registry cannot tell what it is relative to, so interfaces need absolute \
-             http(s) URLs",
+             http(s) URLs (gRPC interfaces: grpc://host:port or host:port)",
         );
-    } else if let Err(detail) = validate_address(Transport::Http, url) {
+    } else if let Err(detail) = validate_address(transport, url) {
         problems.fail(pointer, detail);
     }
 }

@@ -7,6 +7,7 @@
 //!   `metadata.capabilities`, and one HTTP endpoint at the ACP server's base URL.
 //! - [`manifest`] serves the submitted manifest back unchanged but for `name`, or builds one from
 //!   the domain for agents registered otherwise.
+//! - [`error_object`] turns a problem body into an ACP `Error` object.
 //!
 //! Manifests are checked against a JSON Schema derived by hand from the OpenAPI and relaxed
 //! where the reference SDK deviates from it (protocols.md §3.4):
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod document;
+mod error;
 mod ingest;
 mod name;
 mod serve;
@@ -28,6 +30,7 @@ use std::sync::LazyLock;
 use agent_registry_core::RegistryError;
 use agent_registry_core::schema::Schema;
 
+pub use error::{error_code, error_object};
 pub use ingest::translate;
 pub use name::{MAX_LABEL_CHARS, is_label, normalise_name, with_suffix};
 pub use serve::{acp_name, endpoint_url, find, manifest};
@@ -43,6 +46,11 @@ pub const NAME_LABEL: &str = "acp.name";
 /// The name of the one endpoint a manifest registers: an ACP server has one REST surface for
 /// all its agents (protocols.md §3.1), so there is no per-agent URL to tell apart.
 pub const ENDPOINT_NAME: &str = "acp";
+
+/// The most manifests `GET /acp/agents` answers with: ACP's own bound on `limit` (1–1000). A
+/// request without `limit` gets all of them up to this bound, as the reference server answers
+/// every agent and the reference client never pages.
+pub const MAX_LIST: usize = 1000;
 
 /// The prefix of the tags made from `metadata.domains`.
 const DOMAIN_PREFIX: &str = "domain:";

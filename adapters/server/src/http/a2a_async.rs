@@ -82,7 +82,7 @@ fn queued_query(pairs: &[(String, String)]) -> Result<DiscoveryQuery, ApiError> 
     query.with_documents = false;
     if query.transports.is_empty() {
         query.transports = vec![Transport::Amqp, Transport::AzureServiceBus];
-    } else if query.transports.contains(&Transport::Http) {
+    } else if query.transports.iter().any(|t| agent_registry_a2a::is_card_transport(*t)) {
         return Err(
             RegistryError::query("transport", "this route lists queue endpoints: Amqp or AzureServiceBus").into()
         );

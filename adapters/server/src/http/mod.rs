@@ -160,12 +160,12 @@ async fn public_cors(request: axum::extract::Request, next: axum::middleware::Ne
     let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag, link"));
     if preflight {
         headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, if-none-match"),
+            HeaderValue::from_static("authorization, content-type, if-none-match, a2a-version"),
         );
         headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     }
@@ -190,6 +190,7 @@ fn protocol_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(a2a::card))
         .routes(routes!(a2a_async::register, a2a_async::list))
         .routes(routes!(a2a_async::card))
+        .route("/a2a/agents/{id}/", axum::routing::get(a2a::card_well_known))
         .route("/a2a/agents/{id}/.well-known/agent-card.json", axum::routing::get(a2a::card_well_known))
         .route("/a2a/agents/{id}/.well-known/agent.json", axum::routing::get(a2a::card_well_known))
         .routes(routes!(mcp::register, mcp::list))
@@ -256,6 +257,7 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::http(catalogue::INTERNAL_ERROR, "An internal error occurred; it has been logged.").into_response()
         }))
+        .layer(axum::middleware::from_fn(acp::acp_errors))
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))
         .layer(axum::middleware::from_fn(close_after_unread_body))
