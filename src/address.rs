@@ -220,6 +220,23 @@ fn amqp_name(raw: &str, what: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// The migration rule for the .NET registry's queue addresses: it stored an Amqp endpoint's
+/// address as a bare queue name (its queued A2A cards' `taskTopic`), with the broker known only
+/// to the agents. A bare name (no scheme, no `/`) is read as that queue on the default vhost `/`
+/// of `broker` (`amqp[s]://host:port`, without credentials): `tasks.summarize` becomes
+/// `amqp://host:5672/%2F/tasks.summarize`. `None` when `address` is not a bare queue name
+/// (it is then validated as any other address).
+pub fn qualify_bare_queue(address: &str, broker: &str) -> Option<String> {
+    let name = address.trim();
+    let bare = !name.is_empty() && !name.contains(['/', ':']) && !name.chars().any(char::is_whitespace);
+    if !bare || check_amqp_name(name, "the queue name").is_err() {
+        return None;
+    }
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    Some(format!("{}/%2F/{}", broker.trim_end_matches('/'), percent_encoding::utf8_percent_encode(name, SEGMENT)))
+}
+
 /// AMQP 0-9-1 names are short strings: at most 255 bytes; no control characters here.
 fn check_amqp_name(name: &str, what: &str) -> Result<(), String> {
     if name.len() > 255 {
@@ -353,6 +370,12 @@ mod tests {
         assert_eq!((queue.host.as_str(), queue.port, queue.vhost.as_str()), ("broker.example", Some(5673), "/"));
         assert_eq!(queue.target, AmqpTarget::Queue("a/queue".into()));
         assert_eq!(queue.vhost_encoded, "%2F");
+        let migrated = qualify_bare_queue("tasks.summarize", "amqp://broker.example:5672").unwrap();
+        assert_eq!(migrated, "amqp://broker.example:5672/%2F/tasks.summarize");
+        assert_eq!(AmqpAddress::parse(&migrated).unwrap().target, AmqpTarget::Queue("tasks.summarize".into()));
+        for not_bare in ["amqp://b.example/%2F/q", "a/b", "", "two words"] {
+            assert_eq!(qualify_bare_queue(not_bare, "amqp://b.example:5672"), None, "{not_bare}");
+        }
         let exchange = AmqpAddress::parse("amqps://b.example/prod?exchange=x&routingKey=k.1").unwrap();
         assert_eq!(exchange.effective_port(), 5671);
         assert_eq!(exchange.target, AmqpTarget::Exchange { exchange: "x".into(), routing_key: "k.1".into() });

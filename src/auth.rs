@@ -17,8 +17,9 @@ pub const KEY_PREFIX: &str = "ar_";
 /// Characters of a key after `ar_` shown when listing keys.
 pub const VISIBLE_CHARS: usize = 8;
 
-/// What a caller may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a caller may do. Read in any letter case, or as the .NET registry's integer code
+/// (`0` Agent, `1` Admin: the declaration order of its `ApiKeyScope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Everything: every agent, API keys, ownership transfers.
@@ -37,6 +38,40 @@ impl Scope {
 
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Admin, Self::Agent].into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The .NET registry's integer code of this scope.
+    pub fn dotnet_code(self) -> u8 {
+        match self {
+            Self::Agent => 0,
+            Self::Admin => 1,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`Admin` or `Agent` (or the .NET codes 1 and 0)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Scope, E> {
+                Scope::parse(v).ok_or_else(|| E::custom(format!("unknown scope `{v}`; expected `Admin` or `Agent`")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Scope, E> {
+                match v {
+                    0 => Ok(Scope::Agent),
+                    1 => Ok(Scope::Admin),
+                    _ => Err(E::custom(format!("unknown scope code {v}; expected 0 (Agent) or 1 (Admin)"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Scope, E> {
+                self.visit_u64(u64::try_from(v).unwrap_or(u64::MAX))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -56,6 +56,9 @@ pub struct DiscoveryQuery {
     /// Exact capability name (stored lower-case; matching is case-insensitive).
     pub capability: Option<String>,
     pub capability_prefix: Option<String>,
+    /// A capability name must contain this (lower-case; the .NET registry's `capability`
+    /// matched a substring, and its clients rely on it).
+    pub capability_contains: Option<String>,
     /// Every tag must be on the agent or on one of its capabilities (lower-case).
     pub tags: Vec<String>,
     /// Every `key:value` pair must be among the agent's labels (exact).
@@ -83,6 +86,7 @@ impl DiscoveryQuery {
         Self {
             capability: None,
             capability_prefix: None,
+            capability_contains: None,
             tags: Vec::new(),
             labels: Vec::new(),
             protocols: Vec::new(),
@@ -119,6 +123,9 @@ impl DiscoveryQuery {
             match key {
                 "capability" => b.capability(value)?,
                 "capabilityPrefix" => b.capability_prefix(value)?,
+                "capabilityContains" => {
+                    b.q.capability_contains = Some(single(key, value)?.to_lowercase());
+                }
                 "tags" | "tag" => b.tags(key, value)?,
                 "label" | "labels" => b.labels(key, value)?,
                 "protocol" => b.protocols(value)?,

@@ -13,6 +13,7 @@
 mod clients;
 mod cluster;
 mod connections;
+mod dotnet;
 mod embedded;
 mod errors;
 mod faults;

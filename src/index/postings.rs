@@ -71,6 +71,19 @@ impl Terms {
     }
 }
 
+impl Terms {
+    /// Agents with a term containing `part`: every term is read (capability names are few
+    /// beside agents, and a substring has no order to search by).
+    pub(super) fn containing(&self, part: &str) -> Set<'_> {
+        let mut matching = self.sorted.iter().filter(|k| k.contains(part)).filter_map(|k| self.lists.get(k));
+        match (matching.next(), matching.next()) {
+            (None, _) => Set::Owned(Postings::default()),
+            (Some(one), None) => Set::Borrowed(one),
+            (Some(a), Some(b)) => union([a, b].into_iter().chain(matching)),
+        }
+    }
+}
+
 pub(super) fn insert_into<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Postings>, key: K, slot: Slot) {
     map.entry(key).or_default().insert(slot);
 }

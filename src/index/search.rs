@@ -44,6 +44,9 @@ impl Index {
         if let Some(prefix) = &q.capability_prefix {
             sets.push(self.capabilities.with_prefix(prefix));
         }
+        if let Some(part) = &q.capability_contains {
+            sets.push(self.capabilities.containing(part));
+        }
         for w in &q.words {
             sets.push(self.words.with_prefix(w));
         }

@@ -171,6 +171,7 @@ impl Model {
                 };
                 q.capability.as_ref().is_none_or(|c| caps.contains(c))
                     && q.capability_prefix.as_ref().is_none_or(|p| caps.iter().any(|c| c.starts_with(p.as_str())))
+                    && q.capability_contains.as_ref().is_none_or(|p| caps.iter().any(|c| c.contains(p.as_str())))
                     && q.tags.iter().all(|t| tags.contains(t))
                     && q.labels.iter().all(|(k, v)| a.labels.get(k) == Some(v))
                     && q.owner.as_ref().is_none_or(|o| *o == a.owner_id)
@@ -191,6 +192,7 @@ fn queries() -> Vec<DiscoveryQuery> {
         out.push(base());
         out.push(DiscoveryQuery { capability: Some("translate".into()), ..base() });
         out.push(DiscoveryQuery { capability_prefix: Some("s".into()), ..base() });
+        out.push(DiscoveryQuery { capability_contains: Some("ans".into()), ..base() });
         out.push(DiscoveryQuery { tags: vec!["nlp".into()], ..base() });
         out.push(DiscoveryQuery { labels: vec![("team".into(), "a".into())], ..base() });
         out.push(DiscoveryQuery { owner: Some("owner-a".into()), ..base() });

@@ -62,9 +62,11 @@ impl AgentRegistry {
         self.store_new_key(caller.note(""), "api_key_issued", request).await
     }
 
-    /// Issues the first Admin key. Refused once an active Admin key exists, unless `again`.
+    /// Issues the first Admin key, for `owner_id` (`admin` when `None`). Refused once an active
+    /// Admin key exists, unless `again`.
     pub async fn bootstrap_key(
         &self,
+        owner_id: Option<String>,
         description: String,
         again: bool,
         source: Option<String>,
@@ -73,8 +75,13 @@ impl AgentRegistry {
         if !again && self.keys.read().has_active_admin(self.clock.now_millis()) {
             return Err(RegistryError::BootstrapRefused);
         }
-        let request =
-            KeyRequest { owner_id: "admin".into(), scope: Scope::Admin, description, expires_at: None, quota: None };
+        let request = KeyRequest {
+            owner_id: owner_id.unwrap_or_else(|| "admin".into()),
+            scope: Scope::Admin,
+            description,
+            expires_at: None,
+            quota: None,
+        };
         let note = AuditNote { actor: "bootstrap".into(), source, summary: String::new() };
         self.store_new_key(note, "bootstrap", request).await
     }

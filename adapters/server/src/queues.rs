@@ -111,6 +111,12 @@ impl std::str::FromStr for BrokerUrl {
 }
 
 impl BrokerUrl {
+    /// `scheme://host:port`, without credentials or vhost: where bare queue names of migrated
+    /// .NET registrations are read to live.
+    pub fn origin(&self) -> String {
+        format!("{}://{}:{}", self.url.scheme(), self.host, self.port)
+    }
+
     /// The URI lapin connects with: this broker and its credentials, on `vhost` (as encoded in
     /// the endpoint's address).
     fn on_vhost(&self, vhost_encoded: &str) -> String {
@@ -143,6 +149,11 @@ pub struct QueueFacts {
 }
 
 impl QueueFacts {
+    /// The `--amqp-url` broker.
+    pub fn broker(&self) -> &BrokerUrl {
+        &self.broker
+    }
+
     pub fn new(broker: BrokerUrl) -> Self {
         Self {
             broker,

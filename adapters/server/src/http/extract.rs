@@ -87,7 +87,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let pointer = pointer_of(e.path());
         let inner = e.into_inner();
-        if inner.is_data() {
+        // A body that is valid JSON but not of the expected shape (serde reports some shape
+        // errors, an integer where an enum was expected, as syntax errors) fails validation.
+        if inner.is_data() || (!inner.is_eof() && is_valid_json(bytes)) {
             ApiError::Http {
                 code: catalogue::VALIDATION_FAILED,
                 detail: format!("{pointer}: {inner}"),
@@ -99,6 +101,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| malformed(&e))?;
     Ok(value)
+}
+
+fn is_valid_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {

@@ -27,9 +27,11 @@ type ApiResult = Result<Response, ApiError>;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyInput {
-    /// Whose agents the key manages (an Agent key), or who holds it (an Admin key).
-    owner_id: String,
-    scope: Scope,
+    /// Whose agents the key manages (an Agent key), or who holds it (an Admin key); the
+    /// caller's own owner id when absent (as the .NET registry issued every key).
+    owner_id: Option<String>,
+    /// `Admin` or `Agent` (also the .NET codes `1` and `0`); `Agent` when absent.
+    scope: Option<Scope>,
     #[serde(default)]
     description: String,
     /// When the key stops working (RFC 3339); never when absent.
@@ -57,6 +59,11 @@ pub struct KeyView {
     /// The secret, only in the answer that issued the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    /// The same secret under the .NET registry's name, for scripts written against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_key: Option<String>,
+    /// The key's first 10 characters (`ar_` and 7 more), as the .NET registry showed them.
+    key_prefix: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -76,8 +83,16 @@ fn view(state: &AppState, key: &ApiKey, secret: Option<String>) -> KeyView {
         revoked_at: key.revoked_at.map(to_datetime),
         active: key.is_active(state.registry.now_millis()),
         quota: key.quota,
+        raw_key: secret.clone(),
         key: secret,
+        key_prefix: dotnet_prefix(&key.prefix),
     }
+}
+
+/// The .NET registry's `keyPrefix`: the first 10 characters of the key (the visible prefix
+/// the registry keeps is longer, so every key has one).
+fn dotnet_prefix(prefix: &str) -> String {
+    format!("ar_{}", prefix.chars().take(7).collect::<String>())
 }
 
 fn issued(state: &AppState, key: &ApiKey, secret: String) -> Response {
@@ -100,8 +115,8 @@ pub async fn issue(
     JsonBody(input): JsonBody<KeyInput>,
 ) -> ApiResult {
     let request = KeyRequest {
-        owner_id: input.owner_id,
-        scope: input.scope,
+        owner_id: input.owner_id.unwrap_or_else(|| caller.owner.clone()),
+        scope: input.scope.unwrap_or(Scope::Agent),
         description: input.description,
         expires_at: input.expires_at.map(|t| t.timestamp_millis()),
         quota: input.quota,
@@ -194,8 +209,11 @@ impl Bootstrap {
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootstrapInput {
+    /// Who holds the key (`admin` when absent); the .NET registry's README sends it.
+    #[serde(default)]
+    owner_id: Option<String>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -249,7 +267,9 @@ pub async fn bootstrap(
         super::extract::parse_json(&body)?
     };
     let description = input.description.unwrap_or_else(|| "bootstrap".into());
-    let (key, secret) =
-        state.registry.bootstrap_key(description, config.again, source.map(|ip| ip.to_string())).await?;
+    let (key, secret) = state
+        .registry
+        .bootstrap_key(input.owner_id, description, config.again, source.map(|ip| ip.to_string()))
+        .await?;
     Ok(issued(&state, &key, secret))
 }

@@ -6,6 +6,7 @@ pub mod a2a_async;
 pub mod acp;
 pub mod agents;
 pub mod documents;
+pub mod dotnet;
 pub mod events;
 pub mod extract;
 pub mod jku;
@@ -212,6 +213,7 @@ pub fn router(state: AppState) -> Router {
     let public_url = state.public_url.to_string();
     let mcp = crate::mcp_server::service(state.clone(), &state.mcp);
     let cors = cors(&state.cors_origins);
+    let dotnet_state = state.clone();
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
@@ -240,6 +242,7 @@ pub fn router(state: AppState) -> Router {
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let spec = api.clone();
     router
+        .nest("/dotnet", dotnet::routes().with_state(dotnet_state))
         .merge(mcp)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
         .merge(Scalar::with_url("/docs", api))
