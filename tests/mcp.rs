@@ -75,6 +75,20 @@ async fn seed(app: &TestApp) -> Value {
     summariser
 }
 
+/// A failed call's `{code, detail, errors}` (in `_meta`, as no `structuredContent` is sent on
+/// errors), after checking that the text a model reads names the code and every pointer.
+fn failure(result: &CallToolResult) -> Value {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(result.structured_content.is_none(), "no structuredContent on an error: {result:?}");
+    let error = result.meta.as_ref().and_then(|m| m.0.get("agent-registry/error")).cloned().expect("_meta error");
+    let text = result.content[0].as_text().map(|t| t.text.clone()).unwrap_or_default();
+    assert!(text.contains(error["code"].as_str().unwrap()), "{text}");
+    for field in error["errors"].as_array().unwrap() {
+        assert!(text.contains(field["pointer"].as_str().unwrap()), "{text}");
+    }
+    error
+}
+
 fn validate(schema: &serde_json::Map<String, Value>, value: &Value, tool: &str) {
     let validator = jsonschema::validator_for(&Value::Object(schema.clone())).expect("the output schema compiles");
     let errors: Vec<String> = validator.iter_errors(value).map(|e| e.to_string()).collect();
@@ -167,12 +181,10 @@ async fn tool_errors_are_results_with_the_rest_apis_codes() {
         ("find_agent_for_task", json!({"task": "x", "maxChars": 5}), "validation_failed"),
     ];
     for (tool, args, code) in cases {
-        let result = call(&client, tool, args.clone()).await;
-        assert_eq!(result.is_error, Some(true), "{tool} {args}");
-        let body = result.structured_content.unwrap();
+        let body = failure(&call(&client, tool, args.clone()).await);
         assert_eq!(body["code"], code, "{tool} {args}: {body}");
     }
-    let pointer = call(&client, "discover_agents", json!({"pageSize": 0})).await.structured_content.unwrap();
+    let pointer = failure(&call(&client, "discover_agents", json!({"pageSize": 0})).await);
     assert_eq!(pointer["errors"][0]["pointer"], "/pageSize");
     // The .NET registry's clients call the A2A card tool by another name.
     let card = call(&client, "get_a2_a_card", json!({"id": summariser["id"]})).await;
@@ -310,7 +322,7 @@ async fn tools_share_the_discovery_rate_limit_of_the_client() {
     for _ in 0..10 {
         let result = call(&client, "list_capabilities", json!({})).await;
         if result.is_error == Some(true) {
-            limited = result.structured_content;
+            limited = Some(failure(&result));
             break;
         }
     }
@@ -351,16 +363,14 @@ async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
         assert!(tool.description.as_ref().is_some_and(|d| !d.is_empty()), "{}", tool.name);
     }
     // What the schemas say is what the tools refuse, with a pointer at the argument.
-    let unknown = call(&client, "discover_agents", json!({"colour": "blue"})).await;
-    assert_eq!(unknown.is_error, Some(true));
-    let body = unknown.structured_content.unwrap();
+    let body = failure(&call(&client, "discover_agents", json!({"colour": "blue"})).await);
     assert_eq!((&body["code"], &body["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/colour")));
-    let tag = call(&client, "discover_agents", json!({"tags": ["legal", 7]})).await.structured_content.unwrap();
+    let tag = failure(&call(&client, "discover_agents", json!({"tags": ["legal", 7]})).await);
     assert_eq!(tag["code"], "validation_failed", "{tag}");
-    let live = call(&client, "list_capabilities", json!({"liveOnly": "yes"})).await.structured_content.unwrap();
+    let live = failure(&call(&client, "list_capabilities", json!({"liveOnly": "yes"})).await);
     assert_eq!((&live["code"], &live["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/liveOnly")));
     let many = call(&client, "find_agent_for_task", json!({"task": "x", "maxResults": 21})).await;
-    assert_eq!(many.structured_content.unwrap()["errors"][0]["pointer"], "/maxResults");
+    assert_eq!(failure(&many)["errors"][0]["pointer"], "/maxResults");
     // A comma-separated string of tags is taken, as the query string takes it.
     let tags = call(&client, "discover_agents", json!({"tags": "legal,pdf", "liveOnly": false})).await;
     assert_eq!(tags.is_error, Some(false), "{tags:?}");
