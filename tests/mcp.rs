@@ -341,8 +341,32 @@ async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
     }
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(names[0], "find_agent_for_task", "the tool to try first is listed first: {names:?}");
-    let input =
-        |tool: &str| Value::Object(tools.iter().find(|t| t.name == tool).unwrap().input_schema.as_ref().clone());
+    let input = |tool: &str| {
+        let mut schema = Value::Object(tools.iter().find(|t| t.name == tool).unwrap().input_schema.as_ref().clone());
+        // An optional argument is `anyOf: [{type: T, ...its bounds}, {type: "null"}]`: read its bounds
+        // in the branch of its type, beside its description and default.
+        for property in schema["properties"].as_object_mut().unwrap().values_mut() {
+            if let Some(Value::Array(branches)) = property.get("anyOf").cloned() {
+                for (k, v) in branches[0].as_object().unwrap() {
+                    property[k] = v.clone();
+                }
+            }
+        }
+        schema
+    };
+    // Portable schemas: one `type` per schema (MCP Inspector --strict), only formats JSON Schema defines.
+    for tool in &tools {
+        let schemas = [Some(&tool.input_schema), tool.output_schema.as_ref()];
+        for schema in schemas.into_iter().flatten() {
+            let text = serde_json::to_string(schema.as_ref()).unwrap();
+            assert!(!text.contains(r#""type":["#), "{}: a type array in {text}", tool.name);
+            assert!(
+                !text.contains(r#""format":"uint"#) && !text.contains(r#""format":"double""#),
+                "{}: {text}",
+                tool.name
+            );
+        }
+    }
     let find = input("find_agent_for_task");
     assert_eq!(find["required"], json!(["task"]));
     assert_eq!(find["properties"]["task"]["maxLength"], 1000);

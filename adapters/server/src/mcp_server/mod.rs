@@ -58,7 +58,9 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     if !settings.allowed_origins.is_empty() {
         config = config.with_allowed_origins(settings.allowed_origins.clone());
     }
-    let tools = Arc::new(RegistryMcp::tool_router());
+    let mut tools = RegistryMcp::tool_router();
+    tools.map.values_mut().for_each(|route| tools::make_portable(&mut route.attr));
+    let tools = Arc::new(tools);
     let factory = move || Ok(RegistryMcp { state: state.clone(), tools: tools.clone() });
     let router = axum::Router::new();
     let router = if settings.sessions {

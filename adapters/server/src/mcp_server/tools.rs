@@ -78,6 +78,92 @@ pub fn ordered(mut tools: Vec<rmcp::model::Tool>) -> Vec<rmcp::model::Tool> {
     tools
 }
 
+/// Rewrites a tool's schemas for clients that read one `type` per schema, and drops the
+/// `format`s JSON Schema does not define. Each
+/// `"type": [T, "null"]` (how schemars writes an `Option`) becomes
+/// `"anyOf": [{"type": T, …}, {"type": "null"}]`, which validates the same values. MCP Inspector's
+/// `--strict` check flags type arrays because tool schemas are mapped onto single-type dialects
+/// (the OpenAPI subset of Gemini function declarations, among others).
+pub fn make_portable(tool: &mut rmcp::model::Tool) {
+    let mut input = tool.input_schema.as_ref().clone();
+    portable_object(&mut input);
+    tool.input_schema = Arc::new(input);
+    if let Some(output) = &tool.output_schema {
+        let mut output = output.as_ref().clone();
+        portable_object(&mut output);
+        tool.output_schema = Some(Arc::new(output));
+    }
+}
+
+/// Keywords that describe a schema rather than constrain it: they stay beside `anyOf`.
+const ANNOTATIONS: &[&str] = &["title", "description", "default", "examples", "deprecated", "readOnly", "$comment"];
+
+fn portable_value(value: &mut Value) {
+    match value {
+        Value::Object(object) => portable_object(object),
+        Value::Array(items) => items.iter_mut().for_each(portable_value),
+        _ => {}
+    }
+}
+
+/// The `format`s JSON Schema 2020-12 defines (§7.3); schemars adds Rust's (`uint`, `double`),
+/// which validators warn about and ignore.
+const FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn portable_object(schema: &mut JsonObject) {
+    schema.values_mut().for_each(portable_value);
+    if schema.get("format").and_then(Value::as_str).is_some_and(|f| !FORMATS.contains(&f)) {
+        schema.remove("format");
+    }
+    let Some(Value::Array(types)) = schema.get("type") else { return };
+    let nullable = types.iter().any(|t| t == "null");
+    let others: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+    schema.remove("type");
+    let mut branches: Vec<Value> = if let [only] = others.as_slice() {
+        // The constraints belong to the one non-null type.
+        let mut branch = JsonObject::new();
+        branch.insert("type".into(), only.clone());
+        let keys: Vec<String> = schema.keys().filter(|k| !ANNOTATIONS.contains(&k.as_str())).cloned().collect();
+        for key in keys {
+            if let Some(mut v) = schema.remove(&key) {
+                if key == "enum"
+                    && let Value::Array(values) = &mut v
+                {
+                    values.retain(|v| !v.is_null());
+                }
+                branch.insert(key, v);
+            }
+        }
+        vec![Value::Object(branch)]
+    } else {
+        others.into_iter().map(|t| json!({"type": t})).collect()
+    };
+    if nullable {
+        branches.push(json!({"type": "null"}));
+    }
+    schema.insert("anyOf".into(), Value::Array(branches));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
