@@ -400,3 +400,126 @@ async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
     assert_eq!(tags.is_error, Some(false), "{tags:?}");
     client.cancel().await.ok();
 }
+
+/// A raw POST to `/mcp`: the status and the body, which must be JSON-RPC whatever went wrong.
+async fn post_raw(base: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("MCP request");
+    let status = response.status().as_u16();
+    let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(media.starts_with("application/json"), "{status} {media}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_mcp_endpoint_answers_every_message_it_refuses_with_a_json_rpc_error() {
+    let app = TestApp::spawn().await;
+    let json = "application/json";
+    let cases = [
+        ("not JSON", json, r#"{"jsonrpc": "2.0", "id": 1,"#, 400, -32700, json!(null)),
+        ("a batch", json, r#"[{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]"#, 400, -32600, json!(null)),
+        (
+            "an object id",
+            json,
+            r#"{"jsonrpc": "2.0", "id": {"n": 1}, "method": "tools/list"}"#,
+            400,
+            -32600,
+            json!(null),
+        ),
+        ("a null id", json, r#"{"jsonrpc": "2.0", "id": null, "method": "tools/list"}"#, 400, -32600, json!(null)),
+        ("a fractional id", json, r#"{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}"#, 400, -32600, json!(null)),
+        ("no jsonrpc", json, r#"{"id": 7, "method": "tools/list"}"#, 400, -32600, json!(7)),
+        ("jsonrpc 1.0", json, r#"{"jsonrpc": "1.0", "id": 7, "method": "tools/list"}"#, 400, -32600, json!(7)),
+        ("a number", json, "42", 400, -32600, json!(null)),
+        (
+            "params of the wrong type",
+            json,
+            r#"{"jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": {"name": 5}}"#,
+            200,
+            -32602,
+            json!("a"),
+        ),
+        (
+            "params without a name",
+            json,
+            r#"{"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {}}"#,
+            200,
+            -32602,
+            json!(8),
+        ),
+        (
+            "params as an array",
+            json,
+            r#"{"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": [1]}"#,
+            200,
+            -32602,
+            json!(9),
+        ),
+        (
+            "not JSON at all",
+            "text/plain",
+            r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#,
+            415,
+            -32600,
+            json!(null),
+        ),
+    ];
+    for (what, media, body, status, code, id) in cases {
+        let (got, answer) = post_raw(&app.base, media, body).await;
+        assert_eq!((got, &answer["error"]["code"], &answer["id"]), (status, &json!(code), &id), "{what}: {answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+    }
+    // An unknown method stays -32601; a valid request is still answered.
+    let (_, unknown) =
+        post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 1, "method": "no/such", "params": {}}"#).await;
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    let (status, listed) = post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}"#).await;
+    assert_eq!((status, listed["result"]["tools"].as_array().map(Vec::len)), (200, Some(7)), "{listed}");
+    // Methods the endpoint does not serve, statelessly, are 405 with a JSON-RPC body too.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), format!("{}/mcp", app.base))
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], -32600, "{method}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_host_or_origin_is_a_json_rpc_error_too() {
+    let app = TestApp::spawn_with_args(&[
+        "--mcp-allowed-hosts",
+        "registry.example.com",
+        "--mcp-allowed-origins",
+        "https://app.example.com",
+    ])
+    .await;
+    for (host, origin) in [("evil.example", None), ("registry.example.com", Some("https://evil.example"))] {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp", app.base))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "{host} {origin:?}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!((&body["jsonrpc"], &body["error"]["code"]), (&json!("2.0"), &json!(-32600)), "{body}");
+    }
+}
