@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the virtual environment with the real protocol SDKs that the
-# black-box tests drive. It lives outside the checkout so clean clones reuse it.
+# Creates (or refreshes) the environments with the real protocol clients that the black-box
+# tests drive: a Python virtual environment (requirements.txt) and one npm install per folder of
+# package.json + package-lock.json here. They live outside the checkout so clean clones reuse
+# them; each is reinstalled only when its pinned list changed.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
 venv="${AGENT_REGISTRY_TEST_VENV:-$HOME/.cache/agent-registry-venv}"
-requirements="$(dirname "$0")/requirements.txt"
+requirements="$here/requirements.txt"
 stamp="$venv/.requirements"
-if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$stamp"; then
-  exit 0
+if ! { [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$stamp"; }; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+  echo "protocol SDKs installed in $venv"
 fi
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-cp "$requirements" "$stamp"
-echo "protocol SDKs installed in $venv"
+
+# Installs the npm packages of tests/clients/<folder> (exactly as its lock file pins them) into
+# $AGENT_REGISTRY_NODE_DIR/<folder>, unless that install is of the same lock file already.
+install_node_folder() {
+  local folder="$1"
+  local target="${AGENT_REGISTRY_NODE_DIR:-$HOME/.cache/agent-registry-node}/$folder"
+  local lock="$here/$folder/package-lock.json"
+  if [ -d "$target/node_modules" ] && cmp -s "$lock" "$target/.package-lock.installed"; then
+    return 0
+  fi
+  mkdir -p "$target"
+  cp "$here/$folder/package.json" "$lock" "$target/"
+  (cd "$target" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$lock" "$target/.package-lock.installed"
+  echo "npm packages of $folder installed in $target"
+}
+
+install_node_folder mcp-ts
