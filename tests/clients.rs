@@ -1,6 +1,8 @@
-//! The real protocol SDKs from PyPI against a running registry (`tests/clients/`): the A2A SDK's
-//! card resolver, the ACP SDK's client and the MCP SDK's Streamable HTTP client. Their environment is made by
-//! `tests/clients/setup.sh`, which the README's test command runs first.
+//! The real protocol clients against a running registry (`tests/clients/`): from PyPI the A2A
+//! SDK's card resolver, the ACP SDK's client, the MCP SDK's Streamable HTTP client and openapi-core
+//! (the MCP Registry API checked against the official OpenAPI); from npm the TypeScript MCP SDK
+//! and MCP Inspector's CLI. Their environments are made by `tests/clients/setup.sh`, which the
+//! README's test command runs first.
 
 use reqwest::Method;
 use serde_json::json;
@@ -37,20 +39,46 @@ async fn the_a2a_and_acp_python_sdks_read_the_registry_with_their_ordinary_calls
     run_script(python, "check_sdks.py", args.into_iter().chain(["chat-new".to_owned()]).collect()).await;
 }
 
-/// Runs a script of `tests/clients/` and fails with its output unless it ends with `ok`.
-async fn run_script(python: std::path::PathBuf, script: &str, args: Vec<String>) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients").join(script);
-    run_program(python, script, args).await;
+fn clients_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
 }
 
-/// Runs a program with a script and its arguments; fails with its output unless it ends with `ok`.
-async fn run_program(program: std::path::PathBuf, script: std::path::PathBuf, args: Vec<String>) {
-    // The server runs on this test's runtime: the script must not block it.
+/// Runs a script of `tests/clients/` and fails with its output unless it ends with `ok`.
+async fn run_script(python: std::path::PathBuf, script: &str, args: Vec<String>) {
+    let mut command = std::process::Command::new(python);
+    command.arg(clients_dir().join(script)).args(args);
+    run(command).await;
+}
+
+/// The npm packages of `tests/clients/<folder>`, as setup.sh installs them.
+fn node_packages(folder: &str) -> std::path::PathBuf {
+    let root = std::env::var("AGENT_REGISTRY_NODE_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-node", std::env::var("HOME").unwrap_or_default()));
+    let dir = std::path::Path::new(&root).join(folder);
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "the npm packages of tests/clients/{folder} are not installed at {}: run `bash tests/clients/setup.sh` (the \
+         README's test command does)",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `node tests/clients/<folder>/<script>` with that folder's installed packages.
+async fn run_node(folder: &str, script: &str, args: Vec<String>) {
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(clients_dir().join(folder).join(script))
+        .args(args)
+        .env("AGENT_REGISTRY_NODE_PACKAGES", node_packages(folder));
+    run(command).await;
+}
+
+/// Runs a client check and fails with its output unless it succeeds and ends with `ok`.
+async fn run(mut command: std::process::Command) {
+    // The server runs on this test's runtime: the check must not block it.
     let output =
-        tokio::task::spawn_blocking(move || std::process::Command::new(program).arg(script).args(args).output())
-            .await
-            .expect("joined")
-            .expect("python runs");
+        tokio::task::spawn_blocking(move || command.output()).await.expect("joined").expect("the client check runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the SDK checks failed:\n{stdout}\n{stderr}");
@@ -101,19 +129,10 @@ async fn the_a2a_python_sdks_1_x_and_0_3_resolve_every_fixture_card_and_make_a_c
 
 #[tokio::test]
 async fn the_a2a_javascript_sdk_resolves_every_fixture_card_and_makes_a_client_with_and_without_legacy_compat() {
-    let dir = std::env::var("AGENT_REGISTRY_TEST_NODE")
-        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-node", std::env::var("HOME").unwrap_or_default()));
-    let sdk = std::path::Path::new(&dir).join("a2a-js");
-    assert!(
-        sdk.join("node_modules/@a2a-js/sdk").exists(),
-        "@a2a-js/sdk is not installed at {}: run `bash tests/clients/setup.sh` (the README's test command does)",
-        sdk.display()
-    );
+    let sdk = node_packages("a2a-js");
     let app = TestApp::spawn().await;
     let agents = register_every_card(&app).await;
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/a2a-js/check_cards.mjs");
-    let args = vec![sdk.display().to_string(), app.base.clone(), agents];
-    run_program("node".into(), script, args).await;
+    run_node("a2a-js", "check_cards.mjs", vec![sdk.display().to_string(), app.base.clone(), agents]).await;
 }
 
 #[tokio::test]
@@ -138,4 +157,51 @@ async fn the_acp_sdk_lists_every_agent_reads_errors_as_acp_errors_and_finds_wher
         app.post("/acp/agents", body).await.ok(201);
     }
     run_script(python, "check_acp.py", vec![app.base.clone(), "13".into(), port.to_string()]).await;
+}
+
+/// An A2A agent the TypeScript checks look up and fail on (it has no MCP Server Card).
+async fn summariser(app: &TestApp) -> String {
+    let agent = app
+        .register(json!({"name": "Contract Summariser", "description": "Summarises long contracts",
+            "capabilities": [{"name": "summarize-documents", "description": "Summaries of documents"}],
+            "endpoints": [{"name": "a2a", "protocol": "A2A", "address": "https://s.example/a2a", "livenessModel": "Persistent"}]}))
+        .await;
+    agent["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_typescript_mcp_sdk_calls_every_tool_and_gets_each_failure_as_an_is_error_result() {
+    let app = TestApp::spawn().await;
+    let id = summariser(&app).await;
+    run_node("mcp-ts", "check_sdk.mjs", vec![app.base.clone(), id]).await;
+}
+
+#[tokio::test]
+async fn mcp_inspector_finds_the_tool_schemas_portable_and_reads_every_tool_failure() {
+    let app = TestApp::spawn().await;
+    let id = summariser(&app).await;
+    run_node("mcp-ts", "check_inspector.mjs", vec![app.base.clone(), id]).await;
+}
+
+#[tokio::test]
+async fn the_mcp_registry_api_answers_as_the_official_openapi_documents() {
+    let python = python();
+    let app = TestApp::spawn().await;
+    let (_, bytes) = fixtures("mcp-server-json").into_iter().find(|(n, _)| n.contains("remote-headers")).unwrap();
+    let base: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let name = base["name"].as_str().unwrap().to_owned();
+    for (server, version) in [
+        (name.as_str(), "1.0.0"),
+        (name.as_str(), "1.1.0"),
+        ("io.github.alice/weather", "2.0.0"),
+        ("com.example/zeta", "0.1.0"),
+    ] {
+        let mut doc = base.clone();
+        doc["name"] = json!(server);
+        doc["version"] = json!(version);
+        app.post("/mcp/servers", doc).await.ok(201);
+    }
+    let openapi = clients_dir().join("../../fixtures/protocols/mcp-registry-api-openapi.yaml");
+    let args = vec![app.base.clone(), openapi.display().to_string(), name];
+    run_script(python, "check_mcp_registry.py", args).await;
 }

@@ -75,6 +75,20 @@ async fn seed(app: &TestApp) -> Value {
     summariser
 }
 
+/// A failed call's `{code, detail, errors}` (in `_meta`, as no `structuredContent` is sent on
+/// errors), after checking that the text a model reads names the code and every pointer.
+fn failure(result: &CallToolResult) -> Value {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(result.structured_content.is_none(), "no structuredContent on an error: {result:?}");
+    let error = result.meta.as_ref().and_then(|m| m.0.get("agent-registry/error")).cloned().expect("_meta error");
+    let text = result.content[0].as_text().map(|t| t.text.clone()).unwrap_or_default();
+    assert!(text.contains(error["code"].as_str().unwrap()), "{text}");
+    for field in error["errors"].as_array().unwrap() {
+        assert!(text.contains(field["pointer"].as_str().unwrap()), "{text}");
+    }
+    error
+}
+
 fn validate(schema: &serde_json::Map<String, Value>, value: &Value, tool: &str) {
     let validator = jsonschema::validator_for(&Value::Object(schema.clone())).expect("the output schema compiles");
     let errors: Vec<String> = validator.iter_errors(value).map(|e| e.to_string()).collect();
@@ -167,12 +181,10 @@ async fn tool_errors_are_results_with_the_rest_apis_codes() {
         ("find_agent_for_task", json!({"task": "x", "maxChars": 5}), "validation_failed"),
     ];
     for (tool, args, code) in cases {
-        let result = call(&client, tool, args.clone()).await;
-        assert_eq!(result.is_error, Some(true), "{tool} {args}");
-        let body = result.structured_content.unwrap();
+        let body = failure(&call(&client, tool, args.clone()).await);
         assert_eq!(body["code"], code, "{tool} {args}: {body}");
     }
-    let pointer = call(&client, "discover_agents", json!({"pageSize": 0})).await.structured_content.unwrap();
+    let pointer = failure(&call(&client, "discover_agents", json!({"pageSize": 0})).await);
     assert_eq!(pointer["errors"][0]["pointer"], "/pageSize");
     // The .NET registry's clients call the A2A card tool by another name.
     let card = call(&client, "get_a2_a_card", json!({"id": summariser["id"]})).await;
@@ -310,7 +322,7 @@ async fn tools_share_the_discovery_rate_limit_of_the_client() {
     for _ in 0..10 {
         let result = call(&client, "list_capabilities", json!({})).await;
         if result.is_error == Some(true) {
-            limited = result.structured_content;
+            limited = Some(failure(&result));
             break;
         }
     }
@@ -329,8 +341,32 @@ async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
     }
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(names[0], "find_agent_for_task", "the tool to try first is listed first: {names:?}");
-    let input =
-        |tool: &str| Value::Object(tools.iter().find(|t| t.name == tool).unwrap().input_schema.as_ref().clone());
+    let input = |tool: &str| {
+        let mut schema = Value::Object(tools.iter().find(|t| t.name == tool).unwrap().input_schema.as_ref().clone());
+        // An optional argument is `anyOf: [{type: T, ...its bounds}, {type: "null"}]`: read its bounds
+        // in the branch of its type, beside its description and default.
+        for property in schema["properties"].as_object_mut().unwrap().values_mut() {
+            if let Some(Value::Array(branches)) = property.get("anyOf").cloned() {
+                for (k, v) in branches[0].as_object().unwrap() {
+                    property[k] = v.clone();
+                }
+            }
+        }
+        schema
+    };
+    // Portable schemas: one `type` per schema (MCP Inspector --strict), only formats JSON Schema defines.
+    for tool in &tools {
+        let schemas = [Some(&tool.input_schema), tool.output_schema.as_ref()];
+        for schema in schemas.into_iter().flatten() {
+            let text = serde_json::to_string(schema.as_ref()).unwrap();
+            assert!(!text.contains(r#""type":["#), "{}: a type array in {text}", tool.name);
+            assert!(
+                !text.contains(r#""format":"uint"#) && !text.contains(r#""format":"double""#),
+                "{}: {text}",
+                tool.name
+            );
+        }
+    }
     let find = input("find_agent_for_task");
     assert_eq!(find["required"], json!(["task"]));
     assert_eq!(find["properties"]["task"]["maxLength"], 1000);
@@ -351,18 +387,139 @@ async fn tool_input_schemas_state_the_bounds_and_defaults_the_tools_apply() {
         assert!(tool.description.as_ref().is_some_and(|d| !d.is_empty()), "{}", tool.name);
     }
     // What the schemas say is what the tools refuse, with a pointer at the argument.
-    let unknown = call(&client, "discover_agents", json!({"colour": "blue"})).await;
-    assert_eq!(unknown.is_error, Some(true));
-    let body = unknown.structured_content.unwrap();
+    let body = failure(&call(&client, "discover_agents", json!({"colour": "blue"})).await);
     assert_eq!((&body["code"], &body["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/colour")));
-    let tag = call(&client, "discover_agents", json!({"tags": ["legal", 7]})).await.structured_content.unwrap();
+    let tag = failure(&call(&client, "discover_agents", json!({"tags": ["legal", 7]})).await);
     assert_eq!(tag["code"], "validation_failed", "{tag}");
-    let live = call(&client, "list_capabilities", json!({"liveOnly": "yes"})).await.structured_content.unwrap();
+    let live = failure(&call(&client, "list_capabilities", json!({"liveOnly": "yes"})).await);
     assert_eq!((&live["code"], &live["errors"][0]["pointer"]), (&json!("validation_failed"), &json!("/liveOnly")));
     let many = call(&client, "find_agent_for_task", json!({"task": "x", "maxResults": 21})).await;
-    assert_eq!(many.structured_content.unwrap()["errors"][0]["pointer"], "/maxResults");
+    assert_eq!(failure(&many)["errors"][0]["pointer"], "/maxResults");
     // A comma-separated string of tags is taken, as the query string takes it.
     let tags = call(&client, "discover_agents", json!({"tags": "legal,pdf", "liveOnly": false})).await;
     assert_eq!(tags.is_error, Some(false), "{tags:?}");
     client.cancel().await.ok();
+}
+
+/// A raw POST to `/mcp`: the status and the body, which must be JSON-RPC whatever went wrong.
+async fn post_raw(base: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("MCP request");
+    let status = response.status().as_u16();
+    let media = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(media.starts_with("application/json"), "{status} {media}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_mcp_endpoint_answers_every_message_it_refuses_with_a_json_rpc_error() {
+    let app = TestApp::spawn().await;
+    let json = "application/json";
+    let cases = [
+        ("not JSON", json, r#"{"jsonrpc": "2.0", "id": 1,"#, 400, -32700, json!(null)),
+        ("a batch", json, r#"[{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]"#, 400, -32600, json!(null)),
+        (
+            "an object id",
+            json,
+            r#"{"jsonrpc": "2.0", "id": {"n": 1}, "method": "tools/list"}"#,
+            400,
+            -32600,
+            json!(null),
+        ),
+        ("a null id", json, r#"{"jsonrpc": "2.0", "id": null, "method": "tools/list"}"#, 400, -32600, json!(null)),
+        ("a fractional id", json, r#"{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}"#, 400, -32600, json!(null)),
+        ("no jsonrpc", json, r#"{"id": 7, "method": "tools/list"}"#, 400, -32600, json!(7)),
+        ("jsonrpc 1.0", json, r#"{"jsonrpc": "1.0", "id": 7, "method": "tools/list"}"#, 400, -32600, json!(7)),
+        ("a number", json, "42", 400, -32600, json!(null)),
+        (
+            "params of the wrong type",
+            json,
+            r#"{"jsonrpc": "2.0", "id": "a", "method": "tools/call", "params": {"name": 5}}"#,
+            200,
+            -32602,
+            json!("a"),
+        ),
+        (
+            "params without a name",
+            json,
+            r#"{"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {}}"#,
+            200,
+            -32602,
+            json!(8),
+        ),
+        (
+            "params as an array",
+            json,
+            r#"{"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": [1]}"#,
+            200,
+            -32602,
+            json!(9),
+        ),
+        (
+            "not JSON at all",
+            "text/plain",
+            r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#,
+            415,
+            -32600,
+            json!(null),
+        ),
+    ];
+    for (what, media, body, status, code, id) in cases {
+        let (got, answer) = post_raw(&app.base, media, body).await;
+        assert_eq!((got, &answer["error"]["code"], &answer["id"]), (status, &json!(code), &id), "{what}: {answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+    }
+    // An unknown method stays -32601; a valid request is still answered.
+    let (_, unknown) =
+        post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 1, "method": "no/such", "params": {}}"#).await;
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    let (status, listed) = post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}"#).await;
+    assert_eq!((status, listed["result"]["tools"].as_array().map(Vec::len)), (200, Some(7)), "{listed}");
+    // Methods the endpoint does not serve, statelessly, are 405 with a JSON-RPC body too.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), format!("{}/mcp", app.base))
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], -32600, "{method}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_host_or_origin_is_a_json_rpc_error_too() {
+    let app = TestApp::spawn_with_args(&[
+        "--mcp-allowed-hosts",
+        "registry.example.com",
+        "--mcp-allowed-origins",
+        "https://app.example.com",
+    ])
+    .await;
+    for (host, origin) in [("evil.example", None), ("registry.example.com", Some("https://evil.example"))] {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp", app.base))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 403, "{host} {origin:?}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!((&body["jsonrpc"], &body["error"]["code"]), (&json!("2.0"), &json!(-32600)), "{body}");
+    }
 }

@@ -2,7 +2,8 @@
 
 Usage: check_mcp.py BASE_URL AGENT_ID
 Initializes, lists the tools, calls each one, checks every structured result against the
-tool's outputSchema, and checks that a failing call is an isError result with a stable code.
+tool's outputSchema, and checks that a failing call is an isError result with a stable code (in the text and in
+_meta, with no structuredContent).
 """
 
 import asyncio
@@ -40,7 +41,9 @@ async def main() -> None:
             found = (await session.call_tool("find_agent_for_task", {"task": "summarise a contract"})).structuredContent
             assert found["results"][0]["id"] == agent_id, found
             failed = await session.call_tool("get_agent", {"id": "not-a-uuid"})
-            assert failed.isError and failed.structuredContent["code"] == "validation_failed", failed
+            assert failed.isError and failed.structuredContent is None, failed
+            assert failed.meta["agent-registry/error"]["code"] == "validation_failed", failed
+            assert "validation_failed" in failed.content[0].text and "/id" in failed.content[0].text, failed
             print("mcp: an invalid id is an isError result with code validation_failed")
     print("ok")
 

@@ -322,6 +322,16 @@ impl ListCursor {
         URL_SAFE_NO_PAD.encode(json)
     }
 
+    /// Reads a cursor: one this catalogue issued, or else one as the official registry writes it
+    /// (`name:version`; names hold no `:`), or else any text, taken as a name. The page starts
+    /// after that position, so a stale or foreign cursor pages on instead of failing.
+    pub fn read(text: &str) -> Self {
+        Self::decode(text).unwrap_or_else(|| match text.split_once(':') {
+            Some((name, version)) => Self { name: name.to_owned(), version: version.to_owned() },
+            None => Self { name: text.to_owned(), version: String::new() },
+        })
+    }
+
     /// Reads a cursor this catalogue issued.
     pub fn decode(text: &str) -> Option<Self> {
         // Names are at most 200 characters and versions 255, so a real cursor is far shorter.
@@ -378,23 +388,12 @@ impl ListQuery {
                 continue;
             }
             match key {
-                "cursor" => {
-                    query.cursor = Some(ListCursor::decode(value).ok_or_else(|| {
-                        RegistryError::query(
-                            "cursor",
-                            "is not a cursor this registry issued; pass metadata.nextCursor unchanged",
-                        )
-                    })?);
-                }
-                "limit" => {
-                    let limit = value.parse::<i64>().map_err(|_| {
-                        RegistryError::query("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))
-                    })?;
-                    query.limit =
-                        usize::try_from(limit).ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                            RegistryError::query("limit", format!("must be from 1 to {MAX_LIMIT}, got {limit}"))
-                        })?;
-                }
+                // The official API documents no error for the list, and any string is a cursor
+                // there: one this registry did not issue is read as a position (`ListCursor::read`).
+                "cursor" => query.cursor = Some(ListCursor::read(value)),
+                // Any integer is a limit the document allows; the official registry caps it at
+                // 100 (its handler's "Cap maximum limit"), and so does this one, at both ends.
+                "limit" => query.limit = clamp_limit(value)?,
                 "search" => query.search = Some(value.to_lowercase()),
                 "version" if value.eq_ignore_ascii_case("latest") => query.version = Some(VersionFilter::Latest),
                 "version" => query.version = Some(VersionFilter::Exact(value.to_owned())),
@@ -416,6 +415,19 @@ impl ListQuery {
             && self.search.as_deref().is_none_or(|s| item.haystack.contains(s))
             && self.updated_since.is_none_or(|since| item.entry.updated_at >= since)
     }
+}
+
+/// `limit` held to 1..=`MAX_LIMIT`; only text that is no integer at all is refused (the
+/// document types it `integer`).
+fn clamp_limit(value: &str) -> Result<usize, RegistryError> {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RegistryError::query("limit", format!("must be a whole number (1 to {MAX_LIMIT} are served)")));
+    }
+    if value.starts_with('-') {
+        return Ok(1);
+    }
+    Ok(digits.parse::<usize>().map_or(MAX_LIMIT, |n| n.clamp(1, MAX_LIMIT)))
 }
 
 fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, RegistryError> {
@@ -596,15 +608,19 @@ mod tests {
         let q = query(&[("limit", "50"), ("version", "latest"), ("include_deleted", "true"), ("x-client", "vscode")]);
         assert_eq!((q.limit, q.version, q.include_deleted), (50, Some(VersionFilter::Latest), true));
         assert_eq!(query(&[("cursor", ""), ("limit", " ")]), ListQuery::default());
+        let foreign = |text: &str| query(&[("cursor", text)]).cursor.unwrap();
+        assert_eq!(foreign("io.x/y:1.0.0"), ListCursor { name: "io.x/y".into(), version: "1.0.0".into() });
+        assert_eq!(foreign("%%%"), ListCursor { name: "%%%".into(), version: String::new() });
         assert_eq!(query(&[("version", "1.2.3")]).version, Some(VersionFilter::Exact("1.2.3".into())));
+        for (value, limit) in
+            [("0", 1), ("-1", 1), ("101", MAX_LIMIT), ("500", MAX_LIMIT), ("99999999999999999999", MAX_LIMIT)]
+        {
+            assert_eq!(query(&[("limit", value)]).limit, limit, "limit={value}");
+        }
         for (key, value) in [
-            ("limit", "0"),
-            ("limit", "101"),
-            ("limit", "-1"),
             ("limit", "ten"),
-            ("limit", "99999999999999999999"),
-            ("cursor", "not-a-cursor!"),
-            ("cursor", "bm90IGpzb24"),
+            ("limit", "-"),
+            ("limit", "1.5"),
             ("updated_since", "yesterday"),
             ("include_deleted", "maybe"),
         ] {

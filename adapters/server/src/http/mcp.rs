@@ -102,7 +102,8 @@ pub async fn server_json(State(state): State<AppState>, headers: HeaderMap, Path
     params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("search" = Option<String>, Query),
         ("version" = Option<String>, Query), ("updated_since" = Option<String>, Query),
         ("include_deleted" = Option<bool>, Query)),
-    responses((status = 200, description = "ServerList"), (status = 400, body = Problem)))]
+    responses((status = 200, description = "ServerList (`limit` is held to 1..=100; any cursor is a position)"),
+        (status = 400, description = "A parameter of the wrong type (`limit=ten`, `updated_since=yesterday`)", body = Problem)))]
 pub async fn registry_list(State(state): State<AppState>, client: ClientAddress, pairs: QueryPairs) -> ApiResult {
     state.limits.discovery(client.0)?;
     let query = agent_registry_mcp::ListQuery::from_pairs(pairs.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
@@ -111,28 +112,44 @@ pub async fn registry_list(State(state): State<AppState>, client: ClientAddress,
 
 /// MCP Registry API: every version of one server, newest first (`name` URL-encoded, `/` as `%2F`).
 #[utoipa::path(get, path = "/v0.1/servers/{name}/versions", tag = "mcp-registry", params(("name" = String, Path)),
-    responses((status = 200, description = "ServerList"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "ServerList"),
+        (status = 404, description = "`{\"error\": \"Server not found\"}` beside the problem fields", body = Problem)))]
 pub async fn registry_versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
     let catalog = state.protocols.catalog(&state.registry)?;
-    let list = catalog.versions(&name).ok_or_else(|| server_not_found(&name))?;
-    Ok(axum::Json(list).into_response())
+    Ok(catalog.versions(&name).map_or_else(|| server_not_found(&name), |list| axum::Json(list).into_response()))
 }
 
 /// MCP Registry API: one version of a server (`latest` names the latest).
 #[utoipa::path(get, path = "/v0.1/servers/{name}/versions/{version}", tag = "mcp-registry",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "ServerResponse"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "ServerResponse"),
+        (status = 404, description = "`{\"error\": \"Server not found\"}` beside the problem fields", body = Problem)))]
 pub async fn registry_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
     let catalog = state.protocols.catalog(&state.registry)?;
-    let entry = catalog.version(&name, &version).ok_or_else(|| server_not_found(&name))?;
-    Ok(axum::Json(entry).into_response())
+    Ok(catalog
+        .version(&name, &version)
+        .map_or_else(|| server_not_found(&name), |entry| axum::Json(entry).into_response()))
 }
 
-fn server_not_found(name: &str) -> ApiError {
-    ApiError::http(catalogue::SERVER_NOT_FOUND, format!("no MCP server named `{name}` (in that version)"))
+/// The 404 of the MCP Registry API as the official OpenAPI documents it: `application/json` with
+/// `{"error": "Server not found"}`. The problem fields (`code` `server_not_found`) stay beside it
+/// for this registry's own clients; the document's objects are open.
+fn server_not_found(name: &str) -> Response {
+    let entry = catalogue::SERVER_NOT_FOUND;
+    let problem = Problem {
+        kind: format!("urn:agent-registry:problem:{}", entry.code),
+        title: entry.title.to_owned(),
+        status: entry.status,
+        detail: format!("no MCP server named `{name}` (in that version)"),
+        code: entry.code.to_owned(),
+        errors: Vec::new(),
+    };
+    let mut body = serde_json::to_value(problem).unwrap_or_default();
+    body["error"] = serde_json::Value::from("Server not found");
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 /// The AI Catalog (`/.well-known/ai-catalog.json`): every live registered agent and MCP server,

@@ -3,8 +3,10 @@
 //! 2026-07-28 (`server/discover`, stateless) and 2025-11-25 with `initialize` (down to
 //! 2025-03-26). Stateless by default, so any replica answers any request; `--mcp-sessions` keeps
 //! 2025-era sessions in the process (one replica), which adds the GET stream that carries
-//! `notifications/resources/list_changed`.
+//! `notifications/resources/list_changed`. Whatever the endpoint refuses is answered in JSON-RPC
+//! (`jsonrpc`).
 
+mod jsonrpc;
 mod tools;
 
 use std::sync::Arc;
@@ -58,7 +60,9 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     if !settings.allowed_origins.is_empty() {
         config = config.with_allowed_origins(settings.allowed_origins.clone());
     }
-    let tools = Arc::new(RegistryMcp::tool_router());
+    let mut tools = RegistryMcp::tool_router();
+    tools.map.values_mut().for_each(|route| tools::make_portable(&mut route.attr));
+    let tools = Arc::new(tools);
     let factory = move || Ok(RegistryMcp { state: state.clone(), tools: tools.clone() });
     let router = axum::Router::new();
     let router = if settings.sessions {
@@ -72,27 +76,7 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
             StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config),
         )
     };
-    router.layer(axum::middleware::from_fn(refuse_repeated_keys))
-}
-
-/// JSON-RPC bodies obey the rule of every JSON body (no key twice in an object), checked before
-/// rmcp parses them; other bodies are rmcp's to answer.
-async fn refuse_repeated_keys(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::extract::FromRequest;
-    use axum::response::IntoResponse;
-    if !crate::http::extract::is_json(request.headers()) {
-        return next.run(request).await;
-    }
-    let (parts, body) = request.into_parts();
-    let read = axum::extract::Request::from_parts(parts.clone(), body);
-    let bytes = match crate::http::extract::RawJson::from_request(read, &()).await {
-        Ok(crate::http::extract::RawJson(bytes)) => bytes,
-        Err(refused) => return refused.into_response(),
-    };
-    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+    router.layer(axum::middleware::from_fn(jsonrpc::gate))
 }
 
 /// One MCP connection's handler (cheap: it holds the shared state and the tool router, built

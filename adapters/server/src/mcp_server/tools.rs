@@ -78,6 +78,92 @@ pub fn ordered(mut tools: Vec<rmcp::model::Tool>) -> Vec<rmcp::model::Tool> {
     tools
 }
 
+/// Rewrites a tool's schemas for clients that read one `type` per schema, and drops the
+/// `format`s JSON Schema does not define. Each
+/// `"type": [T, "null"]` (how schemars writes an `Option`) becomes
+/// `"anyOf": [{"type": T, …}, {"type": "null"}]`, which validates the same values. MCP Inspector's
+/// `--strict` check flags type arrays because tool schemas are mapped onto single-type dialects
+/// (the OpenAPI subset of Gemini function declarations, among others).
+pub fn make_portable(tool: &mut rmcp::model::Tool) {
+    let mut input = tool.input_schema.as_ref().clone();
+    portable_object(&mut input);
+    tool.input_schema = Arc::new(input);
+    if let Some(output) = &tool.output_schema {
+        let mut output = output.as_ref().clone();
+        portable_object(&mut output);
+        tool.output_schema = Some(Arc::new(output));
+    }
+}
+
+/// Keywords that describe a schema rather than constrain it: they stay beside `anyOf`.
+const ANNOTATIONS: &[&str] = &["title", "description", "default", "examples", "deprecated", "readOnly", "$comment"];
+
+fn portable_value(value: &mut Value) {
+    match value {
+        Value::Object(object) => portable_object(object),
+        Value::Array(items) => items.iter_mut().for_each(portable_value),
+        _ => {}
+    }
+}
+
+/// The `format`s JSON Schema 2020-12 defines (§7.3); schemars adds Rust's (`uint`, `double`),
+/// which validators warn about and ignore.
+const FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn portable_object(schema: &mut JsonObject) {
+    schema.values_mut().for_each(portable_value);
+    if schema.get("format").and_then(Value::as_str).is_some_and(|f| !FORMATS.contains(&f)) {
+        schema.remove("format");
+    }
+    let Some(Value::Array(types)) = schema.get("type") else { return };
+    let nullable = types.iter().any(|t| t == "null");
+    let others: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+    schema.remove("type");
+    let mut branches: Vec<Value> = if let [only] = others.as_slice() {
+        // The constraints belong to the one non-null type.
+        let mut branch = JsonObject::new();
+        branch.insert("type".into(), only.clone());
+        let keys: Vec<String> = schema.keys().filter(|k| !ANNOTATIONS.contains(&k.as_str())).cloned().collect();
+        for key in keys {
+            if let Some(mut v) = schema.remove(&key) {
+                if key == "enum"
+                    && let Value::Array(values) = &mut v
+                {
+                    values.retain(|v| !v.is_null());
+                }
+                branch.insert(key, v);
+            }
+        }
+        vec![Value::Object(branch)]
+    } else {
+        others.into_iter().map(|t| json!({"type": t})).collect()
+    };
+    if nullable {
+        branches.push(json!({"type": "null"}));
+    }
+    schema.insert("anyOf".into(), Value::Array(branches));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
@@ -391,35 +477,54 @@ impl From<RegistryError> for ToolError {
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, McpError> {
         let e = self.0;
-        let errors: Vec<Value> = e.fields().iter().map(|f| json!({"pointer": f.pointer, "detail": f.detail})).collect();
-        let detail = match e.kind() {
-            agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured => {
-                "an internal error occurred; it has been logged".to_owned()
-            }
-            _ => e.to_string(),
-        };
-        if matches!(e.kind(), agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured)
-        {
+        let internal = matches!(
+            e.kind(),
+            agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured
+        );
+        let detail = if internal {
             tracing::error!(error = %e, "an MCP tool failed");
-        }
-        let mut result =
-            CallToolResult::structured_error(json!({"code": e.code(), "detail": detail, "errors": errors}));
-        result.content = vec![ContentBlock::text(format!("Error {}: {detail}", e.code()))];
-        Ok(result.into())
+            "an internal error occurred; it has been logged".to_owned()
+        } else {
+            e.to_string()
+        };
+        let errors: Vec<(String, String)> = e.fields().iter().map(|f| (f.pointer.clone(), f.detail.clone())).collect();
+        Ok(failure(e.code(), &detail, &errors, JsonObject::new()).into())
     }
 }
 
 type Outcome = Result<Answer, ToolError>;
 
+/// Where a failed call's `{code, detail, errors}` sits in the result's `_meta`.
+pub const ERROR_META: &str = "agent-registry/error";
+
+/// A failed call as every MCP client takes it: `isError`, the code, detail and each pointer in
+/// the text a model reads, the same as JSON in `_meta` for programs, and no
+/// `structuredContent`. Structured content must follow the tool's `outputSchema` (MCP
+/// 2025-11-25, "Structured Content"), and the TypeScript SDK checks that on errors too: an error
+/// object there makes `callTool` throw instead of returning the result.
+fn failure(code: &str, detail: &str, errors: &[(String, String)], extra: JsonObject) -> CallToolResult {
+    let mut text = format!("Error {code}: {detail}");
+    for (pointer, detail) in errors {
+        text.push_str(&format!("\n- {pointer}: {detail}"));
+    }
+    let errors: Vec<Value> = errors.iter().map(|(p, d)| json!({"pointer": p, "detail": d})).collect();
+    let mut error = JsonObject::new();
+    error.insert("code".into(), json!(code));
+    error.insert("detail".into(), json!(detail));
+    error.insert("errors".into(), Value::Array(errors));
+    error.extend(extra);
+    let mut meta = JsonObject::new();
+    meta.insert(ERROR_META.into(), Value::Object(error));
+    CallToolResult::error(vec![ContentBlock::text(text)]).with_meta(Some(rmcp::model::MetaObject(meta)))
+}
+
 /// A call refused by the discovery rate limit.
 pub fn rate_limited(refused: crate::limits::RateLimited) -> CallToolResult {
     let retry_after = refused.retry_after;
     let detail = format!("too many requests from this client; retry in {retry_after} s");
-    let mut result = CallToolResult::structured_error(
-        json!({"code": RATE_LIMITED.code, "detail": detail, "errors": [], "retryAfterSeconds": retry_after}),
-    );
-    result.content = vec![ContentBlock::text(format!("Error {}: {detail}", RATE_LIMITED.code))];
-    result
+    let mut extra = JsonObject::new();
+    extra.insert("retryAfterSeconds".into(), json!(retry_after));
+    failure(RATE_LIMITED.code, &detail, &[], extra)
 }
 
 /// Errors of resource reads and listings, which MCP reports as JSON-RPC errors.
