@@ -32,11 +32,16 @@ struct Answer {
 }
 
 impl Replay {
-    /// A client whose base URL is `<registry>/dotnet`, with a key issued the .NET way: the
+    /// A client whose base URL is `<registry>/dotnet` (Python) or the root of `--dotnet-listen`
+    /// (C#), with a key issued the .NET way: the
     /// README's bootstrap body, then `POST /api-keys {"description", "scope": 0}`.
     async fn new(app: &TestApp, client: Client) -> Self {
+        let base = match client {
+            // `HttpClient` drops a base path: the C# client needs the .NET surface at a root.
+            Client::CSharp => dotnet_root(app).await,
+            Client::Python => format!("{}/dotnet", app.base),
+        };
         let http = reqwest::Client::new();
-        let base = format!("{}/dotnet", app.base);
         let admin = http
             .post(format!("{base}/api-keys/bootstrap"))
             .header("x-bootstrap-token", BOOTSTRAP_TOKEN)
@@ -78,6 +83,20 @@ impl Replay {
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
         Answer { status, body }
     }
+}
+
+/// The .NET surface of `app` at the root of a listener of its own, as `--dotnet-listen` serves it.
+async fn dotnet_root(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = agent_registry::http::dotnet::at_root(agent_registry::router(app.state.clone()));
+    let limits = agent_registry::connections::ConnectionLimits {
+        header_timeout: std::time::Duration::from_secs(10),
+        keep_alive_timeout: std::time::Duration::from_secs(5),
+        max_connections: 64,
+    };
+    tokio::spawn(agent_registry::connections::serve(listener, service, limits, std::future::pending()));
+    base
 }
 
 #[track_caller]

@@ -41,6 +41,50 @@ async fn migrate_prepares_the_database_and_exits() {
 }
 
 #[tokio::test]
+async fn an_empty_environment_variable_counts_as_unset_and_a_short_secret_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("e.db").display());
+    let migrate = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_agent-registry"))
+            .args(["migrate", "--database-url", &db, "--log", "off"])
+            .env("AGENT_REGISTRY_BOOTSTRAP_TOKEN", secret)
+            .env("AGENT_REGISTRY_JWT_HS256_SECRET", secret)
+            .env("AGENT_REGISTRY_OIDC_ISSUER", "")
+            .output()
+            .expect("binary runs")
+    };
+    let emptied = migrate("");
+    assert!(emptied.status.success(), "{}", String::from_utf8_lossy(&emptied.stderr));
+    let short = migrate("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16 characters"));
+}
+
+#[tokio::test]
+async fn dotnet_listen_serves_the_dotnet_wire_format_at_the_root_of_its_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let dotnet = format!("127.0.0.1:{}", crate::cluster::free_port());
+    let server = Replica::start(&["--database-url", &db, "--dotnet-listen", &dotnet]).await;
+    let agent = server
+        .register(json!({"name": "Summariser", "capabilities": [{"name": "summarize"}],
+            "endpoints": [{"name": "a2a", "protocol": "A2A", "address": "https://s.example/a2a",
+                "protocolMetadata": {"version": "1.0"}, "ttlSeconds": 3600}]}))
+        .await;
+    let page: serde_json::Value = reqwest::get(format!("http://{dotnet}/discover/agents?capability=summ&pageSize=500"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], agent["id"], "a substring match, as the .NET registry: {page}");
+    assert_eq!(page["pageSize"], 100, "clamped as the .NET registry clamps");
+    assert!(page["items"][0]["endpoints"][0]["protocolMetadata"].is_string(), "C# reads a string: {page}");
+    let main = server.get("/discover/agents?capability=summ").await;
+    assert_eq!(main.ok(200)["items"].as_array().unwrap().len(), 0, "the main routes keep exact matches");
+}
+
+#[tokio::test]
 async fn api_key_secrets_appear_nowhere_but_in_the_answer_that_issued_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("secrets.db").display());

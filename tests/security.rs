@@ -283,6 +283,17 @@ async fn every_change_is_audited_with_who_and_from_where_and_only_admin_or_the_o
     gina.get("/events").await.problem(403, "forbidden");
     app.with_key(None).get("/events").await.problem(401, "unauthenticated");
     app.get("/events?limit=0").await.problem(400, "invalid_query");
+    // One paging spelling everywhere: `pageSize`, as discovery has it (`limit` stays accepted).
+    let by_page_size = app.get("/events?pageSize=2").await;
+    assert_eq!(by_page_size.ok(200)["items"], first.body["items"]);
+    assert_eq!(app.get("/events?pageSize=501").await.pointers(), ["?pageSize"]);
+    assert_eq!(app.get("/events?pageSize=2&limit=2").await.pointers(), ["?limit"]);
+    // The parameter at fault is named, whatever it is.
+    assert_eq!(app.get("/events?actr=me").await.pointers(), ["?actr"]);
+    assert_eq!(app.get("/events?cursor=soon").await.pointers(), ["?cursor"]);
+    assert_eq!(app.get("/events?since=yesterday").await.pointers(), ["?since"]);
+    assert_eq!(app.get("/api-keys?active=maybe").await.pointers(), ["?active"]);
+    assert_eq!(app.get("/api-keys?ownr=gina").await.pointers(), ["?ownr"]);
     // Nothing edits or deletes events.
     assert_eq!(app.delete("/events").await.status, 405);
 }

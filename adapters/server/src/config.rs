@@ -7,7 +7,7 @@ use std::time::Duration;
 use agent_registry_core::RegistryConfig;
 use agent_registry_core::liveness::LivenessPolicy;
 use agent_registry_core::model::LivenessModel;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "agent-registry", version, about = "Registry and discovery gateway for AI agents")]
@@ -16,6 +16,18 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub config: Config,
+}
+
+impl Cli {
+    /// Parses the command line and the environment. A variable set to the empty string counts as
+    /// unset: an emptied Kubernetes Secret leaves `AGENT_REGISTRY_BOOTSTRAP_TOKEN=` behind.
+    pub fn from_process() -> Self {
+        let command = Self::command().mut_args(|arg| {
+            let empty = arg.get_env().and_then(std::env::var_os).is_some_and(|value| value.is_empty());
+            if empty { arg.env(None) } else { arg }
+        });
+        Self::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +49,11 @@ pub struct Config {
     /// Address and port to listen on.
     #[arg(long, global = true, env = "AGENT_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// A second address serving the .NET registry's wire format (the `/dotnet` routes) at its
+    /// root, for .NET C# clients, which drop a base path.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_DOTNET_LISTEN")]
+    pub dotnet_listen: Option<SocketAddr>,
 
     /// Database URL: `sqlite://PATH` (the embedded default, created if missing) or
     /// `postgres://USER@HOST/DB`.

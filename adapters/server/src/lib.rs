@@ -295,7 +295,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         max_connections = limits.max_connections,
         "agent registry listening"
     );
-    let server = connections::serve(listener, router(state), limits, stopped(stop.clone()));
+    let service = router(state);
+    let _dotnet = match config.dotnet_listen {
+        Some(addr) => Some(AbortOnDrop(serve_dotnet(addr, service.clone(), limits, stop.clone())?)),
+        None => None,
+    };
+    let server = connections::serve(listener, service, limits, stopped(stop.clone()));
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
         () = server => {},
@@ -313,6 +318,22 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("agent registry stopped");
     Ok(())
+}
+
+/// Serves the .NET surface at the root of `addr` (`--dotnet-listen`) until stopped.
+fn serve_dotnet(
+    addr: std::net::SocketAddr,
+    service: axum::Router,
+    limits: connections::ConnectionLimits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let listen = |source| StartError::Listen { addr, source };
+    let socket = std::net::TcpListener::bind(addr).map_err(listen)?;
+    socket.set_nonblocking(true).map_err(listen)?;
+    let listener = TcpListener::from_std(socket).map_err(listen)?;
+    tracing::info!(%addr, "the .NET registry's wire format is served at the root of this address too");
+    let app = http::dotnet::at_root(service);
+    Ok(tokio::spawn(async move { connections::serve(listener, app, limits, stopped(stop)).await }))
 }
 
 /// Opens the registry, retrying while a backend is unreachable; meanwhile the listener answers

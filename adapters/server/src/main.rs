@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use agent_registry::config::LogFormat;
 use agent_registry::{Cli, Command};
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc: the index is many small long-lived allocations and responses are large
@@ -16,7 +15,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_process();
     let filter = EnvFilter::try_new(&cli.config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
     match cli.config.log_format {

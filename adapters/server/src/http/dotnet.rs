@@ -27,18 +27,32 @@ use agent_registry_core::query::{DiscoveryQuery, MAX_PAGE_SIZE};
 use agent_registry_core::view::agent_json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::extract::{Auth, ClientAddress, Discovering, JsonBody, QueryPairs, RawJson, Reader, parse_json};
+use super::extract::{Auth, ClientAddress, Discovering, JsonBody, Params, QueryPairs, RawJson, Reader, parse_json};
 use super::problem::ApiError;
 use super::{agents, keys};
 
 type ApiResult = Result<Response, ApiError>;
+
+/// The .NET surface at the root of a listener of its own (`--dotnet-listen`), for the C# client:
+/// its `HttpClient` resolves absolute paths (`/agents`) against the host, dropping any base
+/// path. `/agents` there is `/dotnet/agents` of `service`, with all of its limits and layers.
+pub fn at_root(service: Router) -> Router {
+    let under_dotnet = |mut request: axum::extract::Request| {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = format!("/dotnet{path}").parse() {
+            *request.uri_mut() = uri;
+        }
+        request
+    };
+    Router::new().fallback_service(tower::ServiceBuilder::new().map_request(under_dotnet).service(service))
+}
 
 /// The routes, relative to `/dotnet`.
 pub fn routes() -> Router<AppState> {
@@ -253,11 +267,7 @@ async fn issue_key(state: State<AppState>, auth: Auth, body: JsonBody<keys::KeyI
     reshaped(keys::issue(state, auth, body).await, key).await
 }
 
-async fn list_keys(
-    state: State<AppState>,
-    auth: Auth,
-    filter: Result<Query<keys::KeyFilter>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+async fn list_keys(state: State<AppState>, auth: Auth, filter: Params<keys::KeyFilter>) -> Response {
     reshaped(keys::list(state, auth, filter).await, |value| {
         let mut items = value.get_mut("items").map(Value::take).unwrap_or_else(|| json!([]));
         items.as_array_mut().into_iter().flatten().for_each(key);
@@ -270,7 +280,7 @@ async fn revoke_key(
     state: State<AppState>,
     auth: Auth,
     id: Path<String>,
-    options: Result<Query<keys::RevokeOptions>, axum::extract::rejection::QueryRejection>,
+    options: Params<keys::RevokeOptions>,
 ) -> Response {
     keys::revoke(state, auth, id, options).await.into_response()
 }

@@ -4,14 +4,13 @@ use agent_registry_core::RegistryError;
 use agent_registry_core::audit::{AuditEvent, EventQuery};
 use agent_registry_core::model::AgentId;
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::extract::Auth;
+use super::extract::{Auth, Params};
 use super::problem::{ApiError, Problem};
 
 /// Events returned at most per page.
@@ -32,7 +31,9 @@ pub struct EventFilter {
     until: Option<DateTime<Utc>>,
     /// The `nextCursor` of the previous page.
     cursor: Option<u64>,
-    /// Events per page (1–500, default 100).
+    /// Events per page (1–500, default 100); `limit` is accepted too.
+    page_size: Option<usize>,
+    /// The former name of `pageSize`.
     limit: Option<usize>,
 }
 
@@ -48,13 +49,16 @@ pub struct EventPage {
 async fn answer(
     state: &AppState,
     caller: &agent_registry_core::auth::Caller,
-    filter: Result<Query<EventFilter>, QueryRejection>,
+    filter: EventFilter,
     agent: Option<AgentId>,
 ) -> Result<Response, ApiError> {
-    let Query(filter) = filter.map_err(|e| RegistryError::query("cursor", e.body_text()))?;
-    let limit = filter.limit.unwrap_or(100);
+    let (parameter, limit) = match (filter.page_size, filter.limit) {
+        (Some(_), Some(_)) => return Err(RegistryError::query("limit", "give `pageSize` or `limit`, not both").into()),
+        (None, Some(limit)) => ("limit", limit),
+        (page_size, None) => ("pageSize", page_size.unwrap_or(100)),
+    };
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(RegistryError::query("limit", format!("must lie between 1 and {MAX_LIMIT}")).into());
+        return Err(RegistryError::query(parameter, format!("must lie between 1 and {MAX_LIMIT}")).into());
     }
     let agent = match (agent, filter.agent.as_deref()) {
         (Some(a), _) => Some(a),
@@ -82,7 +86,7 @@ async fn answer(
 pub async fn list(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    filter: Result<Query<EventFilter>, QueryRejection>,
+    Params(filter): Params<EventFilter>,
 ) -> Result<Response, ApiError> {
     answer(&state, &caller, filter, None).await
 }
@@ -96,7 +100,7 @@ pub async fn of_agent(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    filter: Result<Query<EventFilter>, QueryRejection>,
+    Params(filter): Params<EventFilter>,
 ) -> Result<Response, ApiError> {
     answer(&state, &caller, filter, Some(AgentId::parse(&id)?)).await
 }

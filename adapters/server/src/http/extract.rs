@@ -15,6 +15,32 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::problem::ApiError;
 
+/// Query parameters deserialized into `T`; a parameter that is unknown or malformed is `400
+/// invalid_query` pointing at that parameter.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Params).map_err(|e| {
+            let detail = e.inner().to_string();
+            let parameter = match e.path().to_string() {
+                path if path != "." => path,
+                _ => unknown_field(&detail).unwrap_or_default().to_owned(),
+            };
+            RegistryError::query(&parameter, detail).into()
+        })
+    }
+}
+
+/// The name serde gives in "unknown field `name`, expected …".
+fn unknown_field(detail: &str) -> Option<&str> {
+    detail.strip_prefix("unknown field `")?.split('`').next()
+}
+
 /// A JSON body, with `415` for other media types, `413` beyond the size limit, and `400` naming
 /// the exact field (as a JSON pointer) for syntax and type errors.
 pub struct JsonBody<T>(pub T);

@@ -10,7 +10,7 @@ use agent_registry_core::error::catalogue;
 use agent_registry_core::quota::Quota;
 use agent_registry_core::{KeyRequest, RegistryError};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::{Auth, ClientAddress, JsonBody};
+use super::extract::{Auth, ClientAddress, JsonBody, Params};
 use super::problem::{ApiError, Problem};
 
 type ApiResult = Result<Response, ApiError>;
@@ -137,12 +137,7 @@ pub struct KeyFilter {
 /// List API keys, newest first, without their secrets (Admin).
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("api_key" = [])), params(KeyFilter),
     responses((status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
-pub async fn list(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    filter: Result<Query<KeyFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
-    let Query(filter) = filter.map_err(|e| RegistryError::query("owner", e.body_text()))?;
+pub async fn list(State(state): State<AppState>, Auth(caller): Auth, Params(filter): Params<KeyFilter>) -> ApiResult {
     let keys = state.registry.list_keys(&caller, filter.owner.as_deref(), filter.active)?;
     Ok(Json(KeyList { items: keys.iter().map(|k| view(&state, k, None)).collect() }).into_response())
 }
@@ -179,9 +174,8 @@ pub async fn revoke(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    options: Result<Query<RevokeOptions>, axum::extract::rejection::QueryRejection>,
+    Params(options): Params<RevokeOptions>,
 ) -> ApiResult {
-    let Query(options) = options.map_err(|e| RegistryError::query("force", e.body_text()))?;
     state.registry.revoke_key(&caller, key_id(&id)?, options.force).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
