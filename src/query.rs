@@ -10,7 +10,7 @@ use crate::model::{AgentId, Protocol, Transport};
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
-const MAX_PAGE: usize = 1_000_000;
+pub const MAX_PAGE: usize = 1_000_000;
 const MAX_FILTER_VALUES: usize = 32;
 const MAX_VALUE_CHARS: usize = 256;
 
@@ -160,6 +160,10 @@ impl DiscoveryQuery {
         if let Some(v) = filters.capability_prefix {
             b.capability_prefix(v)?;
         }
+        if let Some(v) = filters.capability_contains {
+            text("capabilityContains", v)?;
+            b.q.capability_contains = Some(single("capabilityContains", v)?.to_lowercase());
+        }
         if let Some(v) = filters.protocol {
             b.protocols(v)?;
         }
@@ -198,6 +202,8 @@ impl DiscoveryQuery {
 pub struct Filters<'a> {
     pub capability: Option<&'a str>,
     pub capability_prefix: Option<&'a str>,
+    /// Part of a capability name, in any case.
+    pub capability_contains: Option<&'a str>,
     pub tags: Vec<&'a str>,
     /// `key:value` pairs.
     pub labels: Vec<&'a str>,

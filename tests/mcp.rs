@@ -136,6 +136,62 @@ async fn every_tool_answers_in_both_mcp_eras_with_results_that_follow_their_outp
 }
 
 #[tokio::test]
+async fn tool_answers_hand_out_a2a_base_urls_that_resolve_however_a_client_joins_them() {
+    let app = TestApp::spawn().await;
+    let summariser = seed(&app).await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let found = call(&client, "discover_agents", json!({"capability": "summarize-documents"})).await;
+    let agents = found.structured_content.clone().unwrap()["agents"].clone();
+    let base = agents[0]["a2aBaseUrl"].as_str().expect("an A2A agent has a base URL").to_owned();
+    assert_eq!(agents[0]["id"], summariser["id"]);
+    assert!(found.content[0].as_text().unwrap().text.contains(&base), "the text a model reads has it too");
+    // WHATWG joining (`new URL(path, base)`, the A2A JavaScript SDK) and appending (a2a-sdk).
+    let joined = url::Url::parse(&base).unwrap().join(".well-known/agent-card.json").unwrap();
+    let appended = format!("{}/.well-known/agent-card.json", base.trim_end_matches('/'));
+    for card_url in [joined.to_string(), appended] {
+        let card = app.get(url::Url::parse(&card_url).unwrap().path()).await;
+        assert_eq!(card.ok(200)["name"], summariser["name"], "{card_url}");
+    }
+    let tasks = call(&client, "discover_agents", json!({"capability": "translate", "liveOnly": false})).await;
+    let translator = &tasks.structured_content.unwrap()["agents"][0];
+    assert_eq!(translator["name"], "Translator");
+    assert!(translator.get("a2aBaseUrl").is_none(), "an MCP-only agent has no A2A card");
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn discover_agents_pages_by_number_as_the_dotnet_registrys_tool_did_or_by_cursor() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    let (client, _) = connect(&app.base, ProtocolVersion::V_2025_11_25).await;
+    let all = json!({"liveOnly": false, "pageSize": 1});
+    let mut first_args = all.clone();
+    first_args["page"] = json!(1);
+    let first = call(&client, "discover_agents", first_args).await.structured_content.unwrap();
+    assert_eq!(first["totalCount"], 3);
+    assert_eq!((first["page"].clone(), first["pageSize"].clone()), (json!(1), json!(1)));
+    assert_eq!((first["totalPages"].clone(), first["hasNextPage"].clone()), (json!(3), json!(true)));
+    let mut last_args = all.clone();
+    last_args["page"] = json!(3);
+    let last = call(&client, "discover_agents", last_args).await.structured_content.unwrap();
+    assert_eq!((last["page"].clone(), last["hasNextPage"].clone()), (json!(3), json!(false)));
+    assert_ne!(last["agents"][0]["id"], first["agents"][0]["id"]);
+    // By cursor the page number is not known, the rest is.
+    let mut next_args = all.clone();
+    next_args["cursor"] = first["nextCursor"].clone();
+    let second = call(&client, "discover_agents", next_args.clone()).await.structured_content.unwrap();
+    assert!(second.get("page").is_none());
+    assert_eq!(second["totalPages"], 3);
+    next_args["page"] = json!(2);
+    let both = failure(&call(&client, "discover_agents", next_args).await);
+    assert_eq!(both["code"], "validation_failed");
+    // The .NET tool's `capability` matched a part of the name: that is `capabilityContains`.
+    let part = call(&client, "discover_agents", json!({"capabilityContains": "SUMMAR", "liveOnly": false})).await;
+    assert_eq!(part.structured_content.unwrap()["totalCount"], 2);
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
 async fn find_agent_for_task_ranks_live_agents_explains_why_and_keeps_to_its_budget() {
     let app = TestApp::spawn().await;
     let summariser = seed(&app).await;

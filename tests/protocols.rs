@@ -456,7 +456,7 @@ async fn the_ai_catalog_lists_live_servers_and_agents_pointing_at_their_cards() 
     assert_eq!(headers["content-type"], "application/ai-catalog+json");
     let catalog = json_of(&body);
     let urls: Vec<&str> = catalog["entries"].as_array().unwrap().iter().map(|e| e["url"].as_str().unwrap()).collect();
-    assert!(urls.contains(&format!("https://registry.example.com/a2a/agents/{a2a}").as_str()), "{urls:?}");
+    assert!(urls.contains(&format!("https://registry.example.com/a2a/agents/{a2a}/").as_str()), "{urls:?}");
     assert!(urls.contains(&format!("https://registry.example.com/mcp/servers/{mcp}/server-card").as_str()), "{urls:?}");
 }
 

@@ -25,7 +25,7 @@ pub fn ai_catalog<'a>(
     });
     let agent_entries = agents.into_iter().map(|agent| {
         let identifier = format!("urn:air:agent-registry:a2a:{}", agent.id);
-        entry(agent, identifier, AGENT_CARD_TYPE, format!("{base}/a2a/agents/{}", agent.id))
+        entry(agent, identifier, AGENT_CARD_TYPE, format!("{base}/a2a/agents/{}/", agent.id))
     });
     let entries: Vec<Value> = server_entries.chain(agent_entries).collect();
     json!({

@@ -295,6 +295,9 @@ pub struct DiscoveryParams {
     /// Capability name prefix, case-insensitive.
     #[param(rename = "capabilityPrefix")]
     capability_prefix: Option<String>,
+    /// Part of a capability name, case-insensitive.
+    #[param(rename = "capabilityContains")]
+    capability_contains: Option<String>,
     /// Comma-separated or repeated; every tag must be on the agent or on one of its capabilities (case-insensitive).
     tags: Option<String>,
     /// `key:value`, repeatable; every pair must be among the agent's labels (exact).

@@ -248,6 +248,8 @@ pub struct DiscoverArgs {
     capability: Option<String>,
     /// Capability names starting with this
     capability_prefix: Option<String>,
+    /// Capability names containing this, in any case (the .NET registry's `capability`)
+    capability_contains: Option<String>,
     /// Every tag must be on the agent or one of its capabilities
     #[schemars(with = "Option<Vec<String>>")]
     tags: Option<Tags>,
@@ -266,6 +268,9 @@ pub struct DiscoverArgs {
     page_size: Option<usize>,
     /// nextCursor of the previous page
     cursor: Option<String>,
+    /// A page number instead of a cursor (1 is the first page), as the .NET registry's tool takes
+    #[schemars(range(min = 1, max = agent_registry_core::query::MAX_PAGE))]
+    page: Option<usize>,
 }
 
 /// Arguments of `get_agent`.
@@ -366,6 +371,10 @@ struct AgentSummary {
     capabilities: Vec<String>,
     tags: Vec<String>,
     endpoints: Vec<EndpointSummary>,
+    /// Where an A2A client resolves the agent's card through this registry (agents with an A2A
+    /// endpoint): the card is at .well-known/agent-card.json under it
+    #[serde(rename = "a2aBaseUrl", skip_serializing_if = "Option::is_none")]
+    a2a_base_url: Option<String>,
 }
 
 /// One agent of a task's answer.
@@ -398,6 +407,12 @@ struct DiscoverAnswer {
     agents: Vec<AgentSummary>,
     /// Pass as cursor for the next page
     next_cursor: Option<String>,
+    /// This page's number, unless it was asked for by cursor
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<usize>,
+    page_size: usize,
+    total_pages: usize,
+    has_next_page: bool,
 }
 
 /// One capability of `list_capabilities`.
@@ -538,7 +553,8 @@ pub fn protocol_error(e: RegistryError) -> McpError {
     }
 }
 
-fn summary(hit: &Hit) -> Result<AgentSummary, RegistryError> {
+/// `base` is the registry's public URL.
+fn summary(hit: &Hit, base: &str) -> Result<AgentSummary, RegistryError> {
     let agent = hit.agent()?;
     let endpoints = hit
         .endpoints
@@ -562,6 +578,11 @@ fn summary(hit: &Hit) -> Result<AgentSummary, RegistryError> {
         capabilities: agent.capabilities.iter().map(|c| c.name.clone()).collect(),
         tags: agent.tags.clone(),
         endpoints,
+        // With the slash, so that WHATWG URL joining (the A2A JavaScript SDK) keeps the id.
+        a2a_base_url: agent
+            .endpoints_speaking(Protocol::A2A)
+            .next()
+            .map(|_| format!("{}/a2a/agents/{}/", base.trim_end_matches('/'), agent.id)),
     })
 }
 
@@ -581,7 +602,7 @@ fn summary_line(agent: &AgentSummary) -> String {
         agent.description.as_deref().unwrap_or("no description"),
         if agent.capabilities.is_empty() { "none".to_owned() } else { agent.capabilities.join(", ") },
         if reach.is_empty() { "no endpoint".to_owned() } else { reach.join("; ") }
-    )
+    ) + &agent.a2a_base_url.as_ref().map(|url| format!("\n  A2A base URL: {url}")).unwrap_or_default()
 }
 
 async fn agent_hit(state: &AppState, id: Option<String>) -> Result<Hit, RegistryError> {
@@ -629,7 +650,7 @@ impl RegistryMcp {
         let ranked = self.state.registry.rank_for_task(&task, protocol, max_results)?;
         let mut results = Vec::with_capacity(ranked.len());
         for r in ranked {
-            let agent = summary(&r.hit)?;
+            let agent = summary(&r.hit, &self.state.public_url)?;
             results.push(RankedAgent { agent, score: (r.score * 1000.0).round() / 1000.0, matched: r.matched });
         }
         let answer = fit(task, results, max_chars)?;
@@ -672,18 +693,22 @@ impl RegistryMcp {
         let filters = Filters {
             capability: args.capability.as_deref(),
             capability_prefix: args.capability_prefix.as_deref(),
+            capability_contains: args.capability_contains.as_deref(),
             tags,
             protocol: args.protocol.as_deref(),
             transport: args.transport.as_deref(),
             q: args.q.as_deref(),
             live_only: Some(args.live_only.unwrap_or(true)),
+            page: args.page,
             page_size: Some(args.page_size.unwrap_or(DEFAULT_PAGE_SIZE)),
             cursor: args.cursor.as_deref(),
             ..Filters::default()
         };
+        let page_size = args.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        let page_number = args.cursor.is_none().then(|| args.page.unwrap_or(1));
         let query = DiscoveryQuery::from_filters(filters, true).map_err(as_argument_error)?;
         let page = self.state.registry.search(&query)?;
-        let agents = page.hits.iter().map(summary).collect::<Result<Vec<_>, _>>()?;
+        let agents = page.hits.iter().map(|hit| summary(hit, &self.state.public_url)).collect::<Result<Vec<_>, _>>()?;
         let mut rendering = format!("{} agent(s) match.", page.total);
         for agent in &agents {
             rendering.push_str("\n- ");
@@ -692,7 +717,16 @@ impl RegistryMcp {
         if let Some(cursor) = &page.next_cursor {
             rendering.push_str(&format!("\nMore: call again with cursor \"{cursor}\"."));
         }
-        Answer::new(DiscoverAnswer { total_count: page.total, agents, next_cursor: page.next_cursor }, Some(rendering))
+        let answer = DiscoverAnswer {
+            total_count: page.total,
+            agents,
+            has_next_page: page.next_cursor.is_some(),
+            next_cursor: page.next_cursor,
+            page: page_number,
+            page_size,
+            total_pages: page.total.div_ceil(page_size),
+        };
+        Answer::new(answer, Some(rendering))
     }
 
     /// One registered agent by id: description, capabilities (with input/output schemas), labels, and every
