@@ -484,9 +484,9 @@ async fn every_example_acp_manifest_registers_and_reads_back_with_only_its_name_
             acp_name.len() <= 63 && acp_name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         );
         let served = app.get(&format!("/acp/agents/{acp_name}")).await.ok(200).clone();
-        let mut expected = manifest.clone();
+        let mut expected = with_run_annotation(&manifest, "https://acp.example/");
         expected["name"] = json!(acp_name);
-        assert_eq!(served, expected, "{file}: only the name may differ");
+        assert_eq!(served, expected, "{file}: only the name and where it runs may differ");
         // The original name finds it too.
         app.get(&format!("/acp/agents/{}", manifest["name"].as_str().unwrap())).await.ok(200);
     }
@@ -622,10 +622,25 @@ async fn edge_case_documents_of_every_protocol_round_trip_and_invalid_ones_store
             .ok(201)
             .clone();
         let served = app.get(&format!("/acp/agents/{}", agent["id"].as_str().unwrap())).await.ok(200).clone();
-        let mut expected = manifest.clone();
+        let mut expected = with_run_annotation(&manifest, "https://acp.example");
         expected["name"] = agent["labels"]["acp.name"].clone();
         assert_eq!(served, expected, "{name}");
     }
+}
+
+/// `manifest` as the registry serves it for an agent on the ACP server at `url`: with
+/// `metadata.annotations.agent_registry` saying where to send runs, and the name to send.
+fn with_run_annotation(manifest: &Value, url: &str) -> Value {
+    let mut served = manifest.clone();
+    let name = manifest["name"].as_str().unwrap().trim();
+    if !served["metadata"].is_object() {
+        served["metadata"] = json!({});
+    }
+    if !served["metadata"]["annotations"].is_object() {
+        served["metadata"]["annotations"] = json!({});
+    }
+    served["metadata"]["annotations"]["agent_registry"] = json!({"acp_server_url": url, "agent_name": name});
+    served
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 """Drives the real ACP Python SDK (acp-sdk's `Client`) against a running registry: lists every
-agent without paging, reads failures as `ACPError`, and finds where a found agent's runs go (the `Link` header).
+agent without paging, reads failures as `ACPError`, finds where a found agent's runs go (the
+manifest's `metadata.annotations.agent_registry` and the `Link` header) and runs it there, on a
+real acp-sdk server this script starts.
 
 Usage: check_acp.py BASE_URL EXPECTED_COUNT ECHO_PORT
 The Rust test `clients::` registers EXPECTED_COUNT ACP agents (one of them `echo_agent` at
@@ -12,7 +14,35 @@ import sys
 import httpx
 
 from acp_sdk.client import Client
-from acp_sdk.models import ACPError
+from acp_sdk.models import ACPError, Message, MessagePart
+from acp_sdk.server import Server
+
+
+def echo_server() -> Server:
+    """The ACP server the registry's `echo_agent` names: it answers with what it was sent."""
+    server = Server()
+
+    @server.agent(name="echo_agent", description="Echoes its input")
+    async def echo_agent(input: list[Message]):
+        for message in input:
+            yield message
+
+    return server
+
+
+async def started(server: Server, port: int) -> asyncio.Task:
+    task = asyncio.create_task(
+        server.serve(port=int(port), self_registration=False, configure_logger=False, access_log=False, log_level="warning")
+    )
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):
+            try:
+                if (await http.get(f"http://127.0.0.1:{port}/ping")).status_code == 200:
+                    return task
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the acp-sdk echo server did not start")
 
 
 async def main() -> None:
@@ -38,11 +68,26 @@ async def main() -> None:
 
         manifest = await registry.agent(name="echo-agent")
         assert manifest.name == "echo-agent"
-    # acp-sdk does not expose headers: the `Link` header of the same GET names the ACP server.
+    # Where it runs, in the manifest (annotations allow extra members in acp-sdk's model)...
+    where = manifest.metadata.annotations.model_extra["agent_registry"]
+    assert where == {"acp_server_url": f"http://127.0.0.1:{port}", "agent_name": "echo_agent"}, where
+    # ...and in the `Link` header of the same GET (acp-sdk does not expose headers).
     async with httpx.AsyncClient() as http:
         link = (await http.get(f"{base}/acp/agents/echo-agent")).headers["link"]
-        assert link == f'<http://127.0.0.1:{port}>; rel="service"; title="ACP server"', link
+        assert link == f'<{where["acp_server_url"]}>; rel="service"; title="ACP server"', link
         print(f"acp: echo-agent runs at {link}", flush=True)
+    # From lookup to run: the found agent's own server runs it.
+    server = echo_server()
+    serving = await started(server, port)
+    async with Client(base_url=where["acp_server_url"]) as agent_server:
+        run = await agent_server.run_sync(
+            Message(parts=[MessagePart(content="hello", content_type="text/plain")]), agent=where["agent_name"]
+        )
+    assert run.status == "completed", run
+    assert run.output[0].parts[0].content == "hello", run.output
+    print(f"acp: run_sync on {where['agent_name']} at its server: {run.status}", flush=True)
+    server.server.should_exit = True
+    await serving
     print("ok")
 
 

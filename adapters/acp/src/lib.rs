@@ -33,7 +33,7 @@ use agent_registry_core::schema::Schema;
 pub use error::{error_code, error_object};
 pub use ingest::translate;
 pub use name::{MAX_LABEL_CHARS, is_label, normalise_name, with_suffix};
-pub use serve::{acp_name, endpoint_url, find, manifest};
+pub use serve::{RUN_ANNOTATION, acp_name, endpoint_url, find, manifest};
 
 /// The ACP version the manifests are read and served as (OpenAPI `info.version`).
 pub const VERSION: &str = "0.2.0";

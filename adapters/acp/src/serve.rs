@@ -10,10 +10,15 @@ use agent_registry_core::index::Hit;
 use agent_registry_core::model::{Agent, Protocol, Transport};
 use agent_registry_core::protocol::{DocumentFormat, Served};
 use agent_registry_core::{AgentRegistry, RegistryError};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::document::{AcpFacts, AgentManifest, Capability, Metadata};
 use crate::{NAME_LABEL, domain_of_tag, normalise_name, splice};
+
+/// The member of `metadata.annotations` (ACP's free-form annotations) that tells an ACP client
+/// where the agent runs: `{"acp_server_url", "agent_name"}`, the `base_url` of the client that
+/// runs it and the `agent_name` of `POST {acp_server_url}/runs`.
+pub const RUN_ANNOTATION: &str = "agent_registry";
 
 /// The content types of a manifest built for an agent that never said: anything (the
 /// reference SDK's default, `["*/*"]`).
@@ -27,13 +32,48 @@ const ANY_CONTENT: &str = "*/*";
 /// unchanged, else that text with only the top-level `name` value replaced (every other byte,
 /// key order and number as submitted). Other agents get `Served::Built`.
 pub fn manifest(agent: &Agent, acp_name: &str) -> Result<Served, RegistryError> {
-    if endpoint_url(agent).is_none() {
+    let Some(url) = endpoint_url(agent) else {
         return Err(RegistryError::NoProtocolDocument { agent: agent.id.to_string(), protocol: Protocol::ACP });
-    }
+    };
     let name = normalise_name(acp_name);
+    let annotation = json!({"acp_server_url": url, "agent_name": server_agent_name(agent)});
     match agent.origin_of(DocumentFormat::AcpAgentManifest) {
-        Some(origin) => submitted(&origin.text, &name),
-        None => built(agent, &name).map(Served::Built),
+        Some(origin) => submitted(&origin.text, &name).map(|served| annotated(served, &annotation)),
+        None => built(agent, &name, annotation).map(Served::Built),
+    }
+}
+
+/// The name the agent's ACP server knows it by: kept in its endpoint's `protocolMetadata`
+/// when it was registered by manifest, else the agent's own name.
+fn server_agent_name(agent: &Agent) -> &str {
+    agent
+        .endpoints_speaking(Protocol::ACP)
+        .filter_map(|e| e.protocol_metadata.get("agent_name")?.as_str())
+        .next()
+        .unwrap_or(&agent.name)
+}
+
+/// A submitted manifest with [`RUN_ANNOTATION`] set, every other byte kept. A manifest whose
+/// `metadata` or `annotations` is not an object (which the schema refuses anyway) goes without.
+fn annotated(served: Served, annotation: &Value) -> Served {
+    let path = ["metadata", "annotations", RUN_ANNOTATION];
+    match served {
+        Served::Verbatim(text) => {
+            Served::Verbatim(splice::set_path(&text, &path, &annotation.to_string()).unwrap_or(text))
+        }
+        Served::Built(mut document) => {
+            let metadata = document.as_object_mut().map(|d| d.entry("metadata").or_insert_with(|| json!({})));
+            if let Some(metadata) = metadata.filter(|m| m.is_object() || m.is_null()) {
+                if metadata.is_null() {
+                    *metadata = json!({});
+                }
+                let annotations = metadata.as_object_mut().map(|m| m.entry("annotations").or_insert_with(|| json!({})));
+                if let Some(Value::Object(annotations)) = annotations {
+                    annotations.insert(RUN_ANNOTATION.to_owned(), annotation.clone());
+                }
+            }
+            Served::Built(document)
+        }
     }
 }
 
@@ -88,7 +128,7 @@ fn submitted(text: &str, name: &str) -> Result<Served, RegistryError> {
 
 /// A manifest built from the domain: the agent's description, its capabilities, its tags split
 /// back into `tags` and `domains`, and what `metadata.acp` kept of an earlier manifest.
-fn built(agent: &Agent, name: &str) -> Result<Value, RegistryError> {
+fn built(agent: &Agent, name: &str, annotation: Value) -> Result<Value, RegistryError> {
     let facts = AcpFacts::read(&agent.metadata);
     let (domains, tags): (Vec<&String>, Vec<&String>) = agent.tags.iter().partition(|t| domain_of_tag(t).is_some());
     let domains: Vec<String> = domains.into_iter().filter_map(|t| domain_of_tag(t)).map(str::to_owned).collect();
@@ -118,7 +158,7 @@ fn built(agent: &Agent, name: &str) -> Result<Value, RegistryError> {
             license: facts.license,
             natural_languages: facts.natural_languages,
             links: facts.links.and_then(non_empty),
-            extra: Map::new(),
+            extra: Map::from_iter([("annotations".to_owned(), json!({ RUN_ANNOTATION: annotation }))]),
         }),
         status: facts.status,
         extra: Map::new(),

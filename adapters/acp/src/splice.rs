@@ -54,6 +54,39 @@ pub fn replace(text: &str, ranges: &[Range<usize>], replacement: &str) -> Option
     Some(out)
 }
 
+/// `text` (a JSON object) with the member at `path` set to `value` (JSON text), every other byte
+/// kept: objects on the way that are missing or `null` are made. `None` when a member on the way
+/// is something else (nothing is set over a value the document gave), or `path` is empty.
+pub fn set_path(text: &str, path: &[&str], value: &str) -> Option<String> {
+    let (key, rest) = path.split_first()?;
+    let ranges = top_level_values(text, key)?;
+    let Some(last) = ranges.last() else {
+        // Absent: becomes the object's first member.
+        let open = text.find('{')? + 1;
+        let empty = text.get(open..)?.trim_start().starts_with('}');
+        let member = format!("{}:{}{}", quoted(key), nested(rest, value), if empty { "" } else { "," });
+        return Some(format!("{}{member}{}", text.get(..open)?, text.get(open..)?));
+    };
+    let current = text.get(last.clone())?;
+    let replacement = match (rest.is_empty(), current) {
+        (true, _) => value.to_owned(),
+        (false, "null") => nested(rest, value),
+        (false, object) if object.starts_with('{') => set_path(object, rest, value)?,
+        _ => return None,
+    };
+    // The last of repeated keys is the one parsers keep.
+    replace(text, std::slice::from_ref(last), &replacement)
+}
+
+/// `value` inside objects named by `path`, outermost first.
+fn nested(path: &[&str], value: &str) -> String {
+    path.iter().rev().fold(value.to_owned(), |inner, key| format!("{{{}:{inner}}}", quoted(key)))
+}
+
+fn quoted(key: &str) -> String {
+    serde_json::Value::String(key.to_owned()).to_string()
+}
+
 /// A forward-only reader over JSON bytes that finds where values start and end. It does not
 /// check what it skips: the text was parsed by `serde_json` first. Structural bytes are ASCII,
 /// so every range it returns lies on UTF-8 character boundaries.
@@ -168,6 +201,21 @@ mod tests {
         let ranges = top_level_values(text, "name").unwrap();
         let out = replace(text, &ranges, "\"chat-new\"").unwrap();
         assert_eq!(out, "{\n  \"big\": 123456789012345678901234567890,\n  \"name\": \"chat-new\"\n}");
+    }
+
+    #[test]
+    fn a_path_is_set_in_place_making_missing_or_null_objects_and_keeping_every_other_byte() {
+        let set = |text: &str| set_path(text, &["metadata", "annotations", "x"], "1");
+        assert_eq!(set(r#"{"name": "a"}"#).unwrap(), r#"{"metadata":{"annotations":{"x":1}},"name": "a"}"#);
+        assert_eq!(set("{ }").unwrap(), r#"{"metadata":{"annotations":{"x":1}} }"#);
+        assert_eq!(set(r#"{"metadata": null}"#).unwrap(), r#"{"metadata": {"annotations":{"x":1}}}"#);
+        assert_eq!(
+            set(r#"{"metadata": {"n": 12345678901234567890, "annotations": {"x": 0, "y": 2}}}"#).unwrap(),
+            r#"{"metadata": {"n": 12345678901234567890, "annotations": {"x": 1, "y": 2}}}"#
+        );
+        assert_eq!(set(r#"{"metadata": {"annotations": {}}}"#).unwrap(), r#"{"metadata": {"annotations": {"x":1}}}"#);
+        assert_eq!(set(r#"{"metadata": ["no"]}"#), None, "a value the document gave is not replaced");
+        assert_eq!(set_path("[]", &["a"], "1"), None);
     }
 
     #[test]

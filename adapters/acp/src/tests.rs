@@ -95,6 +95,53 @@ fn served_text(served: Served) -> String {
     String::from_utf8(served.into_bytes()).unwrap()
 }
 
+/// The `metadata.annotations` member that says where `agent` runs, as its manifest is served.
+fn run_annotation(agent: &Agent) -> String {
+    let endpoint = agent.endpoints_speaking(Protocol::ACP).next().unwrap();
+    let name = endpoint.protocol_metadata.get("agent_name").and_then(Value::as_str).unwrap_or(&agent.name);
+    let annotation = json!({"acp_server_url": endpoint.address, "agent_name": name});
+    format!("{}:{annotation}", Value::String(serve::RUN_ANNOTATION.to_owned()))
+}
+
+/// A served manifest's text without the run annotation the registry inserted, every other byte
+/// as served: what the submitted text was, but for its name. `expected` tells apart insertions
+/// that look alike (an absent `annotations` in an empty `metadata`, or one that was `null`).
+fn without_run_annotation(served: &str, agent: &Agent, expected: impl Fn(&str) -> bool) -> String {
+    let member = run_annotation(agent);
+    let edits = [
+        (format!("\"metadata\":{{\"annotations\":{{{member}}}}},"), ""),
+        (format!("\"metadata\":{{\"annotations\":{{{member}}}}}"), ""),
+        (format!("\"annotations\":{{{member}}},"), ""),
+        (format!("\"annotations\":{{{member}}}"), ""),
+        (format!("{{{member}}}"), "null"),
+        (format!("{member},"), ""),
+    ];
+    edits
+        .iter()
+        .filter(|(inserted, _)| served.contains(inserted.as_str()))
+        .map(|(inserted, original)| served.replacen(inserted.as_str(), original, 1))
+        .find(|text| expected(text))
+        .unwrap_or_else(|| panic!("not the expected document plus the run annotation: {served}"))
+}
+
+/// A served manifest without the run annotation, checked to be there, and without the
+/// `annotations` and `metadata` objects it alone filled.
+fn strip_run_annotation(mut served: Value, agent: &Agent) -> Value {
+    let member = run_annotation(agent);
+    let (key, annotation) = member.split_once(':').unwrap();
+    let key: String = serde_json::from_str(key).unwrap();
+    let metadata = served["metadata"].as_object_mut().expect("metadata");
+    let annotations = metadata["annotations"].as_object_mut().expect("annotations");
+    assert_eq!(annotations.remove(&key), Some(serde_json::from_str(annotation).unwrap()));
+    if annotations.is_empty() {
+        metadata.remove("annotations");
+    }
+    if metadata.is_empty() {
+        served.as_object_mut().unwrap().remove("metadata");
+    }
+    served
+}
+
 /// `document` with its top-level `name` replaced, as the registry serves it.
 fn renamed(document: &str, name: &str) -> Value {
     let mut value: Value = serde_json::from_str(document).unwrap();
@@ -148,11 +195,13 @@ fn every_fixture_translates_keeping_its_bytes_and_is_served_back_but_for_its_nam
         let name = acp_name(&agent);
         assert_eq!(name, normalise_name(original_name), "{fixture}");
 
-        let served = manifest(&agent, &name).unwrap();
+        let expected = renamed(&text, &name);
+        let served = without_run_annotation(&served_text(manifest(&agent, &name).unwrap()), &agent, |t| {
+            serde_json::from_str::<Value>(t).is_ok_and(|v| v == expected)
+        });
         if name == original_name {
-            assert_eq!(served, Served::Verbatim(text.clone()), "{fixture}: served verbatim");
+            assert_eq!(served, text, "{fixture}: served verbatim but for the run annotation");
         }
-        let served = served_text(served);
         let back: Value = serde_json::from_str(&served).unwrap();
         assert_eq!(back, renamed(&text, &name), "{fixture}");
         // Only the line holding the name differs (every fixture is pretty-printed).
@@ -239,7 +288,13 @@ fn a_manifest_is_served_under_the_name_the_registry_assigned() {
     let name = with_suffix(&acp_name(&agent), 2);
     assert_eq!(name, "chat-new-2");
     let served = manifest(&agent, &name).unwrap().into_value();
-    assert_eq!(served, renamed(SDK_FIXTURES[2].1, "chat-new-2"));
+    // ACP clients find where the agent runs, and the name its server knows, in the manifest.
+    assert_eq!(
+        served["metadata"]["annotations"][serve::RUN_ANNOTATION],
+        json!({"acp_server_url": agent.endpoints[0].address, "agent_name": "chat_new"})
+    );
+    assert!(served["metadata"]["annotations"]["beeai_ui"].is_object(), "the manifest's own annotations stay");
+    assert_eq!(strip_run_annotation(served, &agent), renamed(SDK_FIXTURES[2].1, "chat-new-2"));
     // A name that is not a label is never served.
     let served = manifest(&agent, "Chat New!").unwrap().into_value();
     assert_eq!(served["name"], "chat-new");
@@ -411,6 +466,7 @@ fn a_generic_agent_gets_a_manifest_built_from_the_domain_that_passes_the_officia
         panic!("expected a built manifest")
     };
     assert_officially_valid(&built);
+    let built = strip_run_annotation(built, &agent);
     assert_eq!(
         built,
         json!({
@@ -438,6 +494,7 @@ fn an_agent_changed_through_the_generic_api_keeps_what_metadata_acp_holds() {
         panic!("expected a built manifest")
     };
     assert_officially_valid(&built);
+    let built = strip_run_annotation(built, &agent);
     assert_eq!(
         built,
         json!({
@@ -485,6 +542,7 @@ fn metadata_acp_broken_by_a_generic_client_is_ignored_field_by_field() {
         panic!("expected a built manifest")
     };
     assert_officially_valid(&built);
+    let built = strip_run_annotation(built, &agent);
     assert_eq!(built["input_content_types"], json!(["*/*"]));
     assert_eq!(built["output_content_types"], json!(["*/*"]));
     assert_eq!(built["metadata"], json!({"license": "MIT", "links": [{"type": "homepage", "url": "https://y"}]}));
@@ -534,8 +592,9 @@ fn numbers_beyond_f64_survive_a_rename_byte_for_byte() {
     let text = r#"{"name": "big_numbers", "input_content_types": ["*/*"], "output_content_types": ["*/*"],
         "metadata": {"x": [123456789012345678901234567890123456789, 0.1000000000000000000000000001, -0]}}"#;
     let agent = registered(text);
+    let expected = text.replacen("\"big_numbers\"", "\"big-numbers\"", 1);
     let served = served_text(manifest(&agent, &acp_name(&agent)).unwrap());
-    assert_eq!(served, text.replacen("\"big_numbers\"", "\"big-numbers\"", 1));
+    assert_eq!(without_run_annotation(&served, &agent, |t| t == expected), expected);
 }
 
 // ---- Property tests ----
@@ -616,13 +675,14 @@ proptest! {
         let agent = registered(&text);
         let original_name = document["name"].as_str().unwrap().to_owned();
         let name = acp_name(&agent);
-        let served = served_text(manifest(&agent, &name).unwrap());
         // The name is the first member, so its first occurrence is the top-level one.
         let colon = if pretty { "\": " } else { "\":" };
         let before = format!("\"name{colon}{}", Value::String(original_name));
-        let after = format!("\"name{colon}{}", Value::String(name));
+        let after = format!("\"name{colon}{}", Value::String(name.clone()));
         prop_assert!(text.contains(&before));
-        prop_assert_eq!(served, text.replacen(&before, &after, 1));
+        let expected = text.replacen(&before, &after, 1);
+        let served = served_text(manifest(&agent, &name).unwrap());
+        prop_assert_eq!(without_run_annotation(&served, &agent, |t| t == expected), expected);
     }
 
     #[test]
