@@ -134,3 +134,43 @@ impl TaskStore for BoundedTaskStore {
         within(self.bounds.upkeep, "pruning tasks", self.inner.prune_tasks(before)).await
     }
 }
+
+/// The statements both SQL stores run, in SQL both dialects read (SQLite reads `$N` as `?N`).
+pub mod sql {
+    pub const INSERT_TASK: &str = "INSERT INTO tasks (id, owner_id, actor, capability, request, state, agent_id,
+        idempotency_key, request_hash, created_at, updated_at, deadline_at, last_seq)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, 1) ON CONFLICT DO NOTHING";
+    pub const EXISTING_TASK: &str = "SELECT id, request_hash FROM tasks WHERE owner_id = $1 AND idempotency_key = $2";
+    pub const INSERT_EVENT: &str = "INSERT INTO task_events (task_id, seq, at, kind, data) VALUES ($1, $2, $3, $4, $5)";
+    /// Applies an event's effects unless the task is final; returns the event's number.
+    pub const APPLY_EVENT: &str = "UPDATE tasks SET last_seq = last_seq + 1, updated_at = $2,
+        state = COALESCE($3, state), agent_id = COALESCE($4, agent_id), endpoint_id = COALESCE($5, endpoint_id),
+        protocol = COALESCE($6, protocol), output = COALESCE($7, output), error_code = COALESCE($8, error_code),
+        error_detail = COALESCE($9, error_detail), finished_at = CASE WHEN $10 THEN $2 ELSE finished_at END
+        WHERE id = $1 AND state NOT IN ('completed', 'failed', 'canceled', 'rejected') RETURNING last_seq";
+    pub const EVENTS: &str =
+        "SELECT seq, at, data FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    pub const ABANDONED: &str =
+        "SELECT id FROM tasks WHERE state IN ('submitted', 'working') AND deadline_at < $1 LIMIT 1000";
+    pub const PRUNE_EVENTS: &str =
+        "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE finished_at < $1)";
+    pub const PRUNE_TASKS: &str = "DELETE FROM tasks WHERE finished_at < $1";
+
+    /// `SELECT` of one task by id.
+    pub fn task() -> String {
+        format!("SELECT {} FROM tasks WHERE id = $1", crate::task::TASK_COLUMNS)
+    }
+
+    /// `SELECT` of a page of tasks: owner, state, agent, capability, since, before (created at,
+    /// id), limit.
+    pub fn tasks() -> String {
+        format!(
+            "SELECT {} FROM tasks WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR state = $2)
+             AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR LOWER(capability) = LOWER($4))
+             AND ($5 IS NULL OR created_at >= $5)
+             AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7))
+             ORDER BY created_at DESC, id DESC LIMIT $8",
+            crate::task::TASK_COLUMNS
+        )
+    }
+}
