@@ -136,7 +136,8 @@ async fn a_slow_task_answers_202_and_is_followed_live_to_its_end() {
     assert_eq!(kinds(&log).last(), Some(&"completed"));
     assert_eq!(log.last().unwrap()["output"], "echo: slow:1");
     // Resuming after the second event replays the rest only.
-    let mut request = reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base)).header("last-event-id", "2");
+    let mut request =
+        reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base)).header("last-event-id", "2");
     request = request.header("x-api-key", app_key(&app).unwrap());
     let rest = request.send().await.unwrap().text().await.unwrap();
     assert!(rest.contains("id: 3") || rest.contains("id:3"), "{rest}");

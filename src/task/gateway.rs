@@ -186,7 +186,11 @@ impl Gateway {
             let agent = hit.agent()?;
             for (index, endpoint) in agent.endpoints.iter().enumerate() {
                 if hit.live_state(index, now).is_some_and(|s| s.is_live) {
-                    live.push(Candidate { agent_id: agent.id, endpoint: endpoint.clone(), document: agent.origin.clone() });
+                    live.push(Candidate {
+                        agent_id: agent.id,
+                        endpoint: endpoint.clone(),
+                        document: agent.origin.clone(),
+                    });
                 }
             }
         }

@@ -67,9 +67,14 @@ pub struct Call {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// The agent took the task (with its own id for it, if the protocol has one).
-    Accepted { remote_id: Option<String> },
+    Accepted {
+        remote_id: Option<String>,
+    },
     /// A state change in the protocol's own words (`working`, ...), with its message.
-    Status { state: String, message: Option<Value> },
+    Status {
+        state: String,
+        message: Option<Value>,
+    },
     Progress(Value),
     Artifact(Value),
     Message(Value),
@@ -78,13 +83,22 @@ pub enum Step {
 /// Where the agent left the task.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Completed { output: Value },
+    Completed {
+        output: Value,
+    },
     /// The agent reports the task failed; `code` is the protocol's code or `agent_failed`.
-    Failed { code: String, detail: String },
+    Failed {
+        code: String,
+        detail: String,
+    },
     /// The agent asks for more input (the message asking for it, if any).
-    InputRequired { message: Option<Value> },
+    InputRequired {
+        message: Option<Value>,
+    },
     Canceled,
-    Rejected { detail: Option<String> },
+    Rejected {
+        detail: Option<String>,
+    },
 }
 
 /// Why an invocation did not reach an [`Outcome`].
@@ -130,8 +144,12 @@ pub trait Invoker: Send + Sync + 'static {
     fn speaks(&self, protocol: Protocol, transport: Transport) -> bool;
 
     /// Sends the task and follows it to a resting state, reporting each step through `events`.
-    async fn invoke(&self, target: &Target, call: &Call, events: &(dyn Fn(Step) + Send + Sync))
-    -> Result<Outcome, InvokeError>;
+    async fn invoke(
+        &self,
+        target: &Target,
+        call: &Call,
+        events: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Outcome, InvokeError>;
 
     /// Asks the agent to cancel a task it accepted (`remote_id` from [`Step::Accepted`]). Best
     /// effort: the gateway marks the task canceled whatever the answer. The default does

@@ -162,7 +162,13 @@ pub enum TaskEvent {
     /// The task was accepted by the registry.
     Created,
     /// The task is being sent to this endpoint (attempt `attempt`, from 1).
-    Dispatched { agent_id: AgentId, endpoint_id: EndpointId, protocol: Protocol, address: String, attempt: u32 },
+    Dispatched {
+        agent_id: AgentId,
+        endpoint_id: EndpointId,
+        protocol: Protocol,
+        address: String,
+        attempt: u32,
+    },
     /// The agent took the task; from here on it is never sent again.
     Accepted {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,12 +200,17 @@ pub enum TaskEvent {
         message: Option<Value>,
     },
     /// The attempt before failed before the agent accepted the task; the next endpoint follows.
-    Retrying { reason: String },
+    Retrying {
+        reason: String,
+    },
     Completed {
         #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         output: Value,
     },
-    Failed { code: String, detail: String },
+    Failed {
+        code: String,
+        detail: String,
+    },
     /// The agent refused the task.
     Rejected {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,9 +271,7 @@ impl TaskEvent {
             }
             Self::Message { .. } => state(TaskState::Working),
             Self::InputRequired { .. } => state(TaskState::InputRequired),
-            Self::Completed { output } => {
-                TaskEffects { output: Some(output.clone()), ..state(TaskState::Completed) }
-            }
+            Self::Completed { output } => TaskEffects { output: Some(output.clone()), ..state(TaskState::Completed) },
             Self::Failed { code, detail } => TaskEffects {
                 failure: Some(TaskFailure { code: code.clone(), detail: detail.clone() }),
                 ..state(TaskState::Failed)
@@ -432,14 +441,9 @@ impl TaskInput {
             _ => None,
         };
         match (errors.is_empty(), target, &self.input) {
-            (true, Some(target), Some(input)) => Ok(TaskRequest {
-                target,
-                input: input.clone(),
-                protocol,
-                timeout_seconds,
-                wait_seconds,
-                metadata,
-            }),
+            (true, Some(target), Some(input)) => {
+                Ok(TaskRequest { target, input: input.clone(), protocol, timeout_seconds, wait_seconds, metadata })
+            }
             _ => Err(RegistryError::Validation(errors)),
         }
     }
@@ -499,8 +503,7 @@ pub const TASK_COLUMNS: &str = "id, owner_id, actor, request, state, agent_id, e
 
 impl Task {
     pub fn from_row(row: TaskRow) -> Result<Self, RegistryError> {
-        let (id, owner_id, actor, request, state, agent, endpoint, protocol, output, code, detail, c, u, f, seq) =
-            row;
+        let (id, owner_id, actor, request, state, agent, endpoint, protocol, output, code, detail, c, u, f, seq) = row;
         let unreadable = |what: String| RegistryError::internal(format!("task {id} is unreadable: {what}"));
         Ok(Self {
             id: TaskId::parse(&id)?,

@@ -96,7 +96,13 @@ impl A2aClient<'_> {
         }
     }
 
-    async fn send(&self, target: &Target, version: Version, binding: Binding, call: &Call) -> Result<Value, InvokeError> {
+    async fn send(
+        &self,
+        target: &Target,
+        version: Version,
+        binding: Binding,
+        call: &Call,
+    ) -> Result<Value, InvokeError> {
         let params = json!({ "message": message(version, call), "metadata": call.metadata });
         match binding {
             Binding::JsonRpc => {
@@ -106,8 +112,16 @@ impl A2aClient<'_> {
             Binding::HttpJson => {
                 let url = format!("{}/message:send", target.address.trim_end_matches('/'));
                 let headers = headers(version);
-                exchange(self.egress, self.bounds, &url, Some(&params), &headers, call.deadline, Phase::BeforeAcceptance)
-                    .await
+                exchange(
+                    self.egress,
+                    self.bounds,
+                    &url,
+                    Some(&params),
+                    &headers,
+                    call.deadline,
+                    Phase::BeforeAcceptance,
+                )
+                .await
             }
         }
     }
@@ -150,13 +164,17 @@ impl A2aClient<'_> {
         deadline: Instant,
         phase: Phase,
     ) -> Result<Value, InvokeError> {
-        let body = json!({ "jsonrpc": "2.0", "id": uuid::Uuid::new_v4().to_string(), "method": method, "params": params });
+        let body =
+            json!({ "jsonrpc": "2.0", "id": uuid::Uuid::new_v4().to_string(), "method": method, "params": params });
         let answer =
-            exchange(self.egress, self.bounds, &target.address, Some(&body), &headers(version), deadline, phase).await?;
+            exchange(self.egress, self.bounds, &target.address, Some(&body), &headers(version), deadline, phase)
+                .await?;
         if let Some(error) = answer.get("error") {
             let message = error.get("message").and_then(Value::as_str).unwrap_or("no message");
             let code = error.get("code").map(Value::to_string).unwrap_or_default();
-            return Err(phase.error(catalogue::AGENT_ERROR, format!("{method} failed with JSON-RPC error {code}: {message}")));
+            return Err(
+                phase.error(catalogue::AGENT_ERROR, format!("{method} failed with JSON-RPC error {code}: {message}"))
+            );
         }
         answer.get("result").cloned().ok_or_else(|| {
             phase.error(catalogue::PROTOCOL_ERROR, format!("{method} answered no result: {}", excerpt(&answer)))
@@ -231,7 +249,9 @@ fn outcome_of(state: &str, task: &Map<String, Value>) -> Option<Outcome> {
         "completed" => Outcome::Completed { output: output_of_task(task) },
         "failed" => Outcome::Failed {
             code: catalogue::AGENT_FAILED.into(),
-            detail: Some(said()).filter(|s| !s.is_empty()).unwrap_or_else(|| "the agent reports the task failed".into()),
+            detail: Some(said())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "the agent reports the task failed".into()),
         },
         "canceled" | "cancelled" => Outcome::Canceled,
         "rejected" => Outcome::Rejected { detail: Some(said()).filter(|s| !s.is_empty()) },
@@ -256,9 +276,10 @@ fn output_of_task(task: &Map<String, Value>) -> Value {
             let texts: Option<Vec<String>> = artifacts.iter().map(|a| text_of(a.get("parts"))).collect();
             texts.map_or_else(|| Value::Array(artifacts.clone()), |t| Value::String(t.join("\n")))
         }
-        None => task.get("status").and_then(|s| s.get("message")).map_or(Value::Null, |m| {
-            m.as_object().map_or(Value::Null, output_of_message)
-        }),
+        None => task
+            .get("status")
+            .and_then(|s| s.get("message"))
+            .map_or(Value::Null, |m| m.as_object().map_or(Value::Null, output_of_message)),
     }
 }
 

@@ -116,14 +116,16 @@ mod tests {
         assert!(policy.check("x", ip("::ffff:169.254.169.254")).is_err());
         assert!(policy.check("x", ip("fd00:ec2::254")).is_err());
         assert!(policy.check("x", ip("127.0.0.1")).is_ok());
-        let allowed = EgressPolicy { allow: vec!["169.254.0.0/16".parse().unwrap_or(Rule::Host("-".into()))], ..policy };
+        let allowed =
+            EgressPolicy { allow: vec!["169.254.0.0/16".parse().unwrap_or(Rule::Host("-".into()))], ..policy };
         assert!(allowed.check("x", ip("169.254.169.254")).is_ok());
     }
 
     #[test]
     fn deny_wins_over_allow_and_hosts_match_by_name() {
         let rule = |t: &str| t.parse::<Rule>().unwrap_or(Rule::Host("-".into()));
-        let policy = EgressPolicy { allow: vec![rule("10.0.0.0/8")], deny: vec![rule("10.1.0.0/16"), rule("Evil.example")] };
+        let policy =
+            EgressPolicy { allow: vec![rule("10.0.0.0/8")], deny: vec![rule("10.1.0.0/16"), rule("Evil.example")] };
         assert!(policy.check("a", ip("10.2.0.1")).is_ok());
         assert!(policy.check("a", ip("10.1.0.1")).is_err());
         assert!(policy.check("evil.example", ip("8.8.8.8")).is_err());

@@ -99,6 +99,7 @@ pub async fn exchange(
         let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
         return Err(phase.error(catalogue::AGENT_ERROR, format!("{shown} answered HTTP {status}: {text}")));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| phase.error(catalogue::PROTOCOL_ERROR, format!("{shown} answered something that is not JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        phase.error(catalogue::PROTOCOL_ERROR, format!("{shown} answered something that is not JSON: {e}"))
+    })
 }

@@ -399,7 +399,10 @@ impl Config {
     /// The gateway's outbound clients, behind the egress policy.
     pub fn invokers(&self) -> agent_registry_invoke::Invokers {
         agent_registry_invoke::Invokers {
-            egress: agent_registry_invoke::EgressPolicy { allow: self.gateway_allow.clone(), deny: self.gateway_deny.clone() },
+            egress: agent_registry_invoke::EgressPolicy {
+                allow: self.gateway_allow.clone(),
+                deny: self.gateway_deny.clone(),
+            },
             bounds: agent_registry_invoke::HttpBounds::default(),
         }
     }

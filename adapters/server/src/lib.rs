@@ -17,9 +17,9 @@ use agent_registry_core::bounded::BoundedStore;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
+use agent_registry_core::redact::url_credentials;
 use agent_registry_core::task::TaskStore;
 use agent_registry_core::task::store::BoundedTaskStore;
-use agent_registry_core::redact::url_credentials;
 use agent_registry_core::{AgentRegistry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_publish::Publisher;
@@ -60,9 +60,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
     let shared_store = store.change_signal().is_some();
     let registry = Arc::new(AgentRegistry::open(store, liveness, clock.clone(), registry_config).await?);
     let invokers: Arc<dyn agent_registry_core::task::Invoker> = Arc::new(config.invokers());
-    let gateway =
-        agent_registry_core::task::Gateway::open(registry.clone(), tasks, invokers, clock, config.gateway(shared_store))
-            .await?;
+    let gateway = agent_registry_core::task::Gateway::open(
+        registry.clone(),
+        tasks,
+        invokers,
+        clock,
+        config.gateway(shared_store),
+    )
+    .await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
     let rates = limits::Rates {

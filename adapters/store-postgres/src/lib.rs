@@ -593,7 +593,13 @@ mod tasks {
     }
 
     impl PostgresStore {
-        async fn append_in(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, id: TaskId, at: Millis, event: &TaskEvent) -> Result<Option<u64>> {
+        async fn append_in(
+            &self,
+            tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+            id: TaskId,
+            at: Millis,
+            event: &TaskEvent,
+        ) -> Result<Option<u64>> {
             let effects = event.effects();
             let output = effects.output.as_ref().map(encode).transpose()?;
             let finished = effects.state.is_some_and(|s| s.is_final());
@@ -718,11 +724,8 @@ mod tasks {
         }
 
         async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64> {
-            let ids: Vec<String> = sqlx::query_scalar(q(sql::ABANDONED))
-                .bind(overdue_at)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(classify)?;
+            let ids: Vec<String> =
+                sqlx::query_scalar(q(sql::ABANDONED)).bind(overdue_at).fetch_all(&self.pool).await.map_err(classify)?;
             let mut failed = 0;
             for id in ids {
                 let mut tx = self.pool.begin().await.map_err(classify)?;

@@ -193,7 +193,8 @@ pub async fn list(State(state): State<AppState>, Auth(caller): Auth, pairs: Quer
             "caller" if caller.is_admin() => query.owner_id = Some(value.trim().to_owned()),
             "caller" => return Err(bad("only an Admin may list other callers' tasks")),
             "since" => {
-                let at = chrono::DateTime::parse_from_rfc3339(value.trim()).map_err(|_| bad("must be an RFC 3339 time"))?;
+                let at =
+                    chrono::DateTime::parse_from_rfc3339(value.trim()).map_err(|_| bad("must be an RFC 3339 time"))?;
                 query.since = Some(at.timestamp_millis());
             }
             "pageSize" => {
@@ -204,7 +205,9 @@ pub async fn list(State(state): State<AppState>, Auth(caller): Auth, pairs: Quer
                     .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
                     .ok_or_else(|| bad(&format!("must be between 1 and {MAX_PAGE_SIZE}")))?;
             }
-            "cursor" => query.before = Some(read_cursor(value).ok_or_else(|| bad("is not a cursor this registry issued"))?),
+            "cursor" => {
+                query.before = Some(read_cursor(value).ok_or_else(|| bad("is not a cursor this registry issued"))?)
+            }
             other => return Err(bad(&format!("`{other}` is not a known parameter"))),
         }
     }
