@@ -419,7 +419,7 @@ impl crate::task::TaskStore for MemoryTaskStore {
             .filter(|t| query.before.is_none_or(|b| (t.created_at, t.id) < b))
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
         found.truncate(query.limit);
         Ok(found)
     }
