@@ -414,7 +414,12 @@ impl crate::task::TaskStore for MemoryTaskStore {
             .filter(|t| query.owner_id.as_ref().is_none_or(|o| *o == t.owner_id))
             .filter(|t| query.state.is_none_or(|s| s == t.state))
             .filter(|t| query.agent_id.is_none_or(|a| Some(a) == t.agent_id))
-            .filter(|t| query.capability.as_deref().is_none_or(|c| Some(c) == t.request.capability()))
+            .filter(|t| {
+                query
+                    .capability
+                    .as_deref()
+                    .is_none_or(|c| t.request.capability().is_some_and(|n| n.eq_ignore_ascii_case(c)))
+            })
             .filter(|t| query.since.is_none_or(|s| t.created_at >= s))
             .filter(|t| query.before.is_none_or(|b| (t.created_at, t.id) < b))
             .cloned()
