@@ -125,6 +125,15 @@ pub enum RegistryError {
     SchemaViolation(Vec<FieldError>),
     #[error("agent {agent} has no {protocol} endpoint, so it has no {protocol} document")]
     NoProtocolDocument { agent: String, protocol: crate::model::Protocol },
+    #[error("task {0} does not exist")]
+    TaskNotFound(String),
+    /// No live endpoint matches a task's target (the text says which).
+    #[error("{0}")]
+    NoLiveAgent(String),
+    #[error("{0}")]
+    TransportNotSupported(String),
+    #[error("task {task} is {state} already")]
+    TaskFinished { task: String, state: crate::task::TaskState },
     /// A bug, or data that breaks an invariant: what was being done, and why it failed.
     #[error("internal error: {context}{}", cause(.source))]
     Internal {
@@ -189,6 +198,10 @@ impl RegistryError {
             Self::LastAdminKey(_) => c::LAST_ADMIN_KEY,
             Self::SchemaViolation(_) => c::SCHEMA_VIOLATION,
             Self::NoProtocolDocument { .. } => c::NO_PROTOCOL_DOCUMENT,
+            Self::TaskNotFound(_) => c::TASK_NOT_FOUND,
+            Self::NoLiveAgent(_) => c::NO_LIVE_AGENT,
+            Self::TransportNotSupported(_) => c::TRANSPORT_NOT_SUPPORTED,
+            Self::TaskFinished { .. } => c::TASK_FINISHED,
             Self::Internal { .. } => c::INTERNAL_ERROR,
         }
     }
@@ -199,7 +212,9 @@ impl RegistryError {
             Self::AgentNotFound(_)
             | Self::EndpointNotFound { .. }
             | Self::KeyNotFound(_)
-            | Self::NoProtocolDocument { .. } => ErrorKind::NotFound,
+            | Self::NoProtocolDocument { .. }
+            | Self::TaskNotFound(_)
+            | Self::NoLiveAgent(_) => ErrorKind::NotFound,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::Forbidden(_) | Self::QuotaExceeded { .. } => ErrorKind::Forbidden,
             Self::AgentExists(_)
@@ -209,7 +224,9 @@ impl RegistryError {
             | Self::StaleWrite(_)
             | Self::BootstrapRefused
             | Self::KeyRevoked(_)
-            | Self::LastAdminKey(_) => ErrorKind::Conflict,
+            | Self::LastAdminKey(_)
+            | Self::TaskFinished { .. } => ErrorKind::Conflict,
+            Self::TransportNotSupported(_) => ErrorKind::Unprocessable,
             Self::RevisionMismatch { .. } => ErrorKind::PreconditionFailed,
             Self::IdempotencyKeyReused | Self::SchemaViolation(_) => ErrorKind::Unprocessable,
             Self::StorageUnavailable { .. } | Self::StorageFull { .. } | Self::LivenessUnavailable { .. } => {

@@ -24,6 +24,7 @@ pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod schema;
+pub mod task;
 pub mod throttle;
 pub mod view;
 

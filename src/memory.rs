@@ -312,3 +312,140 @@ impl LivenessStore for InProcessLiveness {
         Ok(())
     }
 }
+
+/// A `TaskStore` in memory, for the core's tests.
+#[derive(Default)]
+pub struct MemoryTaskStore {
+    tasks: Mutex<HashMap<crate::task::TaskId, (crate::task::Task, Vec<crate::task::LoggedTaskEvent>)>>,
+    idempotency: Mutex<HashMap<(String, String), (crate::task::TaskId, String)>>,
+}
+
+impl MemoryTaskStore {
+    fn append(
+        entry: &mut (crate::task::Task, Vec<crate::task::LoggedTaskEvent>),
+        at: Millis,
+        event: &crate::task::TaskEvent,
+    ) -> Option<u64> {
+        let (task, events) = entry;
+        if task.state.is_final() {
+            return None;
+        }
+        let effects = event.effects();
+        task.last_seq += 1;
+        task.updated_at = at;
+        if let Some(state) = effects.state {
+            task.state = state;
+            if state.is_final() {
+                task.finished_at = Some(at);
+            }
+        }
+        task.agent_id = effects.agent_id.or(task.agent_id);
+        task.endpoint_id = effects.endpoint_id.or(task.endpoint_id);
+        task.protocol = effects.protocol.or(task.protocol);
+        task.output = effects.output.or(task.output.take());
+        task.failure = effects.failure.or(task.failure.take());
+        events.push(crate::task::LoggedTaskEvent {
+            seq: task.last_seq,
+            at: crate::clock::to_datetime(at),
+            event: event.clone(),
+        });
+        Some(task.last_seq)
+    }
+}
+
+#[async_trait]
+impl crate::task::TaskStore for MemoryTaskStore {
+    async fn create_task(
+        &self,
+        new: &crate::task::NewTask,
+        created: &crate::task::TaskEvent,
+    ) -> Result<crate::task::TaskCreated> {
+        let mut keys = self.idempotency.lock();
+        let mut tasks = self.tasks.lock();
+        if let Some((key, hash)) = &new.idempotency {
+            let slot = (new.task.owner_id.clone(), key.clone());
+            if let Some((id, request_hash)) = keys.get(&slot)
+                && let Some((task, _)) = tasks.get(id)
+            {
+                return Ok(crate::task::TaskCreated::Existing {
+                    task: Box::new(task.clone()),
+                    request_hash: request_hash.clone(),
+                });
+            }
+            keys.insert(slot, (new.task.id, hash.clone()));
+        }
+        let mut task = new.task.clone();
+        task.last_seq = 0;
+        let mut entry = (task, Vec::new());
+        Self::append(&mut entry, new.task.created_at, created);
+        tasks.insert(new.task.id, entry);
+        Ok(crate::task::TaskCreated::Created)
+    }
+
+    async fn append_task_event(
+        &self,
+        id: crate::task::TaskId,
+        at: Millis,
+        event: &crate::task::TaskEvent,
+    ) -> Result<Option<u64>> {
+        Ok(self.tasks.lock().get_mut(&id).and_then(|entry| Self::append(entry, at, event)))
+    }
+
+    async fn task(&self, id: crate::task::TaskId) -> Result<Option<crate::task::Task>> {
+        Ok(self.tasks.lock().get(&id).map(|(task, _)| task.clone()))
+    }
+
+    async fn task_events(
+        &self,
+        id: crate::task::TaskId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::task::LoggedTaskEvent>> {
+        let tasks = self.tasks.lock();
+        let events = tasks.get(&id).map(|(_, events)| events.as_slice()).unwrap_or_default();
+        Ok(events.iter().filter(|e| e.seq > after).take(limit).cloned().collect())
+    }
+
+    async fn tasks(&self, query: &crate::task::TaskQuery) -> Result<Vec<crate::task::Task>> {
+        let tasks = self.tasks.lock();
+        let mut found: Vec<crate::task::Task> = tasks
+            .values()
+            .map(|(task, _)| task)
+            .filter(|t| query.owner_id.as_ref().is_none_or(|o| *o == t.owner_id))
+            .filter(|t| query.state.is_none_or(|s| s == t.state))
+            .filter(|t| query.agent_id.is_none_or(|a| Some(a) == t.agent_id))
+            .filter(|t| {
+                query
+                    .capability
+                    .as_deref()
+                    .is_none_or(|c| t.request.capability().is_some_and(|n| n.eq_ignore_ascii_case(c)))
+            })
+            .filter(|t| query.since.is_none_or(|s| t.created_at >= s))
+            .filter(|t| query.before.is_none_or(|b| (t.created_at, t.id) < b))
+            .cloned()
+            .collect();
+        found.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64> {
+        let mut tasks = self.tasks.lock();
+        let mut failed = 0;
+        for entry in tasks.values_mut() {
+            let deadline = entry.0.created_at + i64::from(entry.0.request.timeout_seconds) * 1000;
+            if crate::task::TaskState::IN_FLIGHT.contains(&entry.0.state) && deadline < overdue_at {
+                Self::append(entry, at, &crate::task::store::abandoned_event());
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn prune_tasks(&self, before: Millis) -> Result<u64> {
+        let mut tasks = self.tasks.lock();
+        let count = tasks.len();
+        tasks.retain(|_, (task, _)| task.finished_at.is_none_or(|f| f >= before));
+        Ok((count - tasks.len()) as u64)
+    }
+}

@@ -26,6 +26,19 @@ pub mod timestamp {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         DateTime::<Utc>::deserialize(d)
     }
+
+    /// The same for a time that may be absent (skip it when `None`).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }
 
 /// Writes `millis` since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.

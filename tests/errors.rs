@@ -49,6 +49,12 @@ fn core_errors() -> Vec<E> {
         E::StaleWrite(AGENT.into()),
         E::SchemaViolation(field()),
         E::NoProtocolDocument { agent: AGENT.into(), protocol: Protocol::A2A },
+        E::TaskNotFound(AGENT.into()),
+        E::NoLiveAgent("no live endpoint of any agent offers capability `summarize`".into()),
+        E::TransportNotSupported(
+            "the live endpoints for capability `summarize` speak A2A over AzureServiceBus, which this registry cannot send tasks to yet".into(),
+        ),
+        E::TaskFinished { task: AGENT.into(), state: agent_registry_core::task::TaskState::Completed },
         E::internal_from("a write task failed", "the task panicked"),
         E::LivenessModelMismatch { agent: AGENT.into(), endpoint: None, uses: LivenessModel::Ephemeral },
         E::LivenessModelMismatch {

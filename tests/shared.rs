@@ -24,5 +24,7 @@ mod quotas;
 mod security;
 #[path = "system.rs"]
 mod system;
+#[path = "tasks.rs"]
+mod tasks;
 #[path = "watch.rs"]
 mod watch;

@@ -243,6 +243,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
 #[tokio::test]
 async fn the_memory_store_keeps_the_store_contract() {
     contract(Arc::new(MemoryStore::default())).await;
+    task_contract(&agent_registry_core::memory::MemoryTaskStore::default()).await;
 }
 
 #[tokio::test]
@@ -257,6 +258,7 @@ async fn the_postgres_store_keeps_the_store_contract() {
     .expect("PostgreSQL is reachable");
     let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/postgres")).unwrap().count();
     assert_eq!(store.migrate().await.unwrap(), shipped, "every migration the binary ships is applied");
+    task_contract(&store).await;
     contract(Arc::new(store)).await;
     schema.drop_now().await;
 }
@@ -265,7 +267,88 @@ async fn the_postgres_store_keeps_the_store_contract() {
 async fn the_sqlite_store_keeps_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    contract(Arc::new(SqliteStore::open(&url).await.unwrap())).await;
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    task_contract(&*store).await;
+    contract(store).await;
+}
+
+/// What every `TaskStore` does: create (once per idempotency key), append events with their
+/// effects, refuse events after a final one, read, list, fail abandoned tasks, prune.
+async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
+    use agent_registry_core::task::{
+        NewTask, Task, TaskCreated, TaskEvent, TaskId, TaskInput, TaskQuery, TaskState, store::abandoned_event,
+    };
+    let input: TaskInput = serde_json::from_value(serde_json::json!({"capability": "Echo", "input": "hi"})).unwrap();
+    let new = |at: i64| Task {
+        id: TaskId::new_random(),
+        owner_id: "kim".into(),
+        actor: "key:1".into(),
+        request: input.validate().unwrap(),
+        state: TaskState::Submitted,
+        agent_id: None,
+        endpoint_id: None,
+        protocol: None,
+        output: None,
+        failure: None,
+        created_at: at,
+        updated_at: at,
+        finished_at: None,
+        last_seq: 1,
+    };
+    let first = new(1_000);
+    let keyed = NewTask { task: first.clone(), idempotency: Some(("k".into(), "h1".into())) };
+    assert!(matches!(store.create_task(&keyed, &TaskEvent::Created).await.unwrap(), TaskCreated::Created));
+    let again = NewTask { task: new(1_500), idempotency: Some(("k".into(), "h2".into())) };
+    match store.create_task(&again, &TaskEvent::Created).await.unwrap() {
+        TaskCreated::Existing { task, request_hash } => assert_eq!((task.id, request_hash.as_str()), (first.id, "h1")),
+        TaskCreated::Created => panic!("an idempotency key creates one task"),
+    }
+    let (agent, endpoint) = (AgentId::new_random(), EndpointId::new_random());
+    let dispatched = TaskEvent::Dispatched {
+        agent_id: agent,
+        endpoint_id: endpoint,
+        protocol: Protocol::A2A,
+        address: "http://x".into(),
+        attempt: 1,
+    };
+    assert_eq!(store.append_task_event(first.id, 1_100, &dispatched).await.unwrap(), Some(2));
+    let done = TaskEvent::Completed { output: serde_json::json!({"text": "ok"}) };
+    assert_eq!(store.append_task_event(first.id, 1_200, &done).await.unwrap(), Some(3));
+    assert_eq!(store.append_task_event(first.id, 1_300, &TaskEvent::Canceled).await.unwrap(), None, "final");
+    let read = store.task(first.id).await.unwrap().unwrap();
+    assert_eq!((read.state, read.agent_id, read.endpoint_id), (TaskState::Completed, Some(agent), Some(endpoint)));
+    assert_eq!(
+        (read.output, read.finished_at, read.last_seq),
+        (Some(serde_json::json!({"text": "ok"})), Some(1_200), 3)
+    );
+    let events = store.task_events(first.id, 1, 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(events[1].event, done);
+
+    let running = new(2_000);
+    store.create_task(&NewTask { task: running.clone(), idempotency: None }, &TaskEvent::Created).await.unwrap();
+    let all = TaskQuery { limit: 10, ..TaskQuery::default() };
+    let listed: Vec<TaskId> = store.tasks(&all).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(listed, [running.id, first.id], "newest first");
+    let paged = TaskQuery { before: Some((2_000, running.id)), ..all.clone() };
+    assert_eq!(store.tasks(&paged).await.unwrap().len(), 1);
+    let completed = TaskQuery { state: Some(TaskState::Completed), capability: Some("echo".into()), ..all.clone() };
+    assert_eq!(store.tasks(&completed).await.unwrap().len(), 1);
+    let others = TaskQuery { owner_id: Some("lee".into()), ..all.clone() };
+    assert!(store.tasks(&others).await.unwrap().is_empty());
+
+    // Its deadline (created + 60 s) has not passed at 30 s, has at 90 s.
+    assert_eq!(store.fail_abandoned_tasks(32_000, 32_000).await.unwrap(), 0);
+    assert_eq!(store.fail_abandoned_tasks(92_000, 92_000).await.unwrap(), 1);
+    let abandoned = store.task(running.id).await.unwrap().unwrap();
+    assert_eq!(abandoned.state, TaskState::Failed);
+    let last = store.task_events(running.id, 0, 10).await.unwrap().pop().unwrap();
+    assert_eq!(last.event, abandoned_event());
+
+    assert_eq!(store.prune_tasks(50_000).await.unwrap(), 1, "only the task finished before");
+    assert!(store.task(first.id).await.unwrap().is_none());
+    assert!(store.task_events(first.id, 0, 10).await.unwrap().is_empty());
+    assert!(store.task(running.id).await.unwrap().is_some());
 }
 
 /// A store whose writes take a while, to cut a request off in the middle of one.

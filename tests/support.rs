@@ -224,6 +224,11 @@ impl Http {
         self.key = Some(reply.ok(201)["key"].as_str().expect("the key").to_owned());
     }
 
+    /// The key sent as `X-Api-Key`, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Issues a key of `scope` for `owner` with the current (Admin) key; returns the secret.
     pub async fn issue_key(&self, owner: &str, scope: &str) -> String {
         let reply = self.post("/api-keys", json!({"ownerId": owner, "scope": scope, "description": "test"})).await;

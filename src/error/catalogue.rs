@@ -57,6 +57,10 @@ catalogue! {
     /// The agent has no endpoint of the protocol, so no document of it.
     NO_PROTOCOL_DOCUMENT = "no_protocol_document", 404, TITLE_NOT_FOUND;
     ROUTE_NOT_FOUND = "route_not_found", 404, "Not Found";
+    /// No such task, or one the caller may not read.
+    TASK_NOT_FOUND = "task_not_found", 404, TITLE_NOT_FOUND;
+    /// No live endpoint of any agent matches the task's capability, agent or tool.
+    NO_LIVE_AGENT = "no_live_agent", 404, "No live agent";
     /// MCP Registry API: no server of that name (and version).
     SERVER_NOT_FOUND = "server_not_found", 404, "Not Found";
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "Method Not Allowed";
@@ -71,6 +75,8 @@ catalogue! {
     LAST_ADMIN_KEY = "last_admin_key", 409, TITLE_CONFLICT;
     /// Queue facts asked for an endpoint that is not `Amqp`.
     NOT_AN_AMQP_ENDPOINT = "not_an_amqp_endpoint", 409, "Conflict";
+    /// The task is in a final state already (it cannot be canceled).
+    TASK_FINISHED = "task_finished", 409, TITLE_CONFLICT;
     REVISION_MISMATCH = "revision_mismatch", 412, TITLE_PRECONDITION;
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "Payload Too Large";
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", 415, "Unsupported Media Type";
@@ -80,6 +86,9 @@ catalogue! {
     INTERNAL_ERROR = "internal_error", 500, TITLE_INTERNAL;
     /// The deployment does not fit this binary (schema, migrations, credentials, settings).
     MISCONFIGURED = "misconfigured", 500, "Service misconfigured";
+    /// The live endpoints for a task speak only protocols or transports the gateway cannot send
+    /// tasks over (e.g. Azure Service Bus).
+    TRANSPORT_NOT_SUPPORTED = "transport_not_supported", 501, "Not Implemented";
     STORAGE_UNAVAILABLE = "storage_unavailable", 503, TITLE_UNAVAILABLE;
     LIVENESS_UNAVAILABLE = "liveness_unavailable", 503, TITLE_UNAVAILABLE;
     /// The database has no room left (a full disk, or its configured size reached).
@@ -91,6 +100,40 @@ catalogue! {
     /// The service is still starting (a backend was unreachable at start).
     NOT_READY = "not_ready", 503, "Service Unavailable";
 }
+
+// Why a task failed: the `error.code` of a failed task and of its `failed` event (not HTTP
+// answers: the request that created the task succeeded).
+/// The egress policy refused the agent's address (link-local, cloud metadata, `--gateway-deny`).
+pub const EGRESS_REFUSED: &str = "egress_refused";
+/// The agent could not be reached (connection refused or reset, DNS, TLS).
+pub const AGENT_UNREACHABLE: &str = "agent_unreachable";
+/// The agent answered with an HTTP error or a JSON-RPC error.
+pub const AGENT_ERROR: &str = "agent_error";
+/// The agent's answer does not follow its protocol (or is larger than allowed).
+pub const PROTOCOL_ERROR: &str = "protocol_error";
+/// The agent reports that the task failed.
+pub const AGENT_FAILED: &str = "agent_failed";
+/// The agent rejected the task (state `rejected`).
+pub const AGENT_REJECTED: &str = "agent_rejected";
+/// The task did not finish within its `timeoutSeconds`.
+pub const TASK_TIMEOUT: &str = "task_timeout";
+/// The registry process running the task stopped before it finished.
+pub const REGISTRY_RESTARTED: &str = "registry_restarted";
+/// The agent's answer is larger than a task may keep.
+pub const OUTPUT_TOO_LARGE: &str = "output_too_large";
+
+/// Every task-failure code, with what it means (the README lists them).
+pub const TASK_FAILURES: &[&str] = &[
+    EGRESS_REFUSED,
+    AGENT_UNREACHABLE,
+    AGENT_ERROR,
+    PROTOCOL_ERROR,
+    AGENT_FAILED,
+    AGENT_REJECTED,
+    TASK_TIMEOUT,
+    REGISTRY_RESTARTED,
+    OUTPUT_TOO_LARGE,
+];
 
 /// The entry of `code`, if the API has one.
 pub fn find(code: &str) -> Option<ErrorCode> {

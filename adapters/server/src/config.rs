@@ -189,6 +189,26 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_CHANGE_RETENTION_HOURS", default_value_t = 168)]
     pub change_retention_hours: u32,
 
+    /// How long a finished task and its execution log are kept, in hours.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_TASK_RETENTION_HOURS", default_value_t = 168)]
+    pub task_retention_hours: u32,
+
+    /// Addresses the gateway may send tasks to although the default policy refuses them
+    /// (link-local and cloud-metadata ranges): CIDR blocks, addresses or host names,
+    /// comma-separated.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_ALLOW", value_delimiter = ',')]
+    pub gateway_allow: Vec<agent_registry_invoke::Rule>,
+
+    /// Addresses the gateway never sends tasks to (wins over `--gateway-allow`): CIDR blocks,
+    /// addresses or host names, comma-separated.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_DENY", value_delimiter = ',')]
+    pub gateway_deny: Vec<agent_registry_invoke::Rule>,
+
+    /// Endpoints the gateway tries at most for one task when they fail before accepting it.
+    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub gateway_max_attempts: u32,
+
     /// How long the audit trail keeps an event, in days.
     #[arg(long, global = true, env = "AGENT_REGISTRY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u32,
@@ -381,6 +401,27 @@ impl Config {
             // version have to be read from its document.
             legacy_claims: |agent| agent_registry_mcp::held_claim(agent).into_iter().collect(),
         })
+    }
+
+    /// The gateway's settings (`shared_store`: other replicas run tasks in the same store).
+    pub fn gateway(&self, shared_store: bool) -> agent_registry_core::task::GatewayConfig {
+        agent_registry_core::task::GatewayConfig {
+            max_attempts: self.gateway_max_attempts,
+            retention_secs: i64::from(self.task_retention_hours) * 3600,
+            shared_store,
+            ..Default::default()
+        }
+    }
+
+    /// The gateway's outbound clients, behind the egress policy.
+    pub fn invokers(&self) -> agent_registry_invoke::Invokers {
+        agent_registry_invoke::Invokers {
+            egress: agent_registry_invoke::EgressPolicy {
+                allow: self.gateway_allow.clone(),
+                deny: self.gateway_deny.clone(),
+            },
+            bounds: agent_registry_invoke::HttpBounds::default(),
+        }
     }
 
     /// How long database calls may take.

@@ -18,6 +18,8 @@ use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore};
 use agent_registry_core::redact::url_credentials;
+use agent_registry_core::task::TaskStore;
+use agent_registry_core::task::store::BoundedTaskStore;
 use agent_registry_core::{AgentRegistry, RegistryConfig};
 use agent_registry_liveness_redis::RedisLiveness;
 use agent_registry_publish::Publisher;
@@ -44,7 +46,7 @@ pub enum StartError {
 /// Opens the configured store, loads the registry and returns the app state.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let registry_config = config.registry().map_err(StartError::Config)?;
-    let store = open_store(config).await?;
+    let (store, tasks) = open_store(config).await?;
     let liveness: Arc<dyn LivenessStore> = match &config.redis_url {
         Some(url) => Arc::new(RedisLiveness::connect(url, &config.redis_key_prefix).await?),
         None => {
@@ -55,7 +57,17 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         }
     };
     let registry_config_privacy = registry_config.privacy.clone();
-    let registry = AgentRegistry::open(store, liveness, clock, registry_config).await?;
+    let shared_store = store.change_signal().is_some();
+    let registry = Arc::new(AgentRegistry::open(store, liveness, clock.clone(), registry_config).await?);
+    let invokers: Arc<dyn agent_registry_core::task::Invoker> = Arc::new(config.invokers());
+    let gateway = agent_registry_core::task::Gateway::open(
+        registry.clone(),
+        tasks,
+        invokers,
+        clock,
+        config.gateway(shared_store),
+    )
+    .await?;
     let bootstrap =
         config.bootstrap_token.as_ref().map(|t| http::keys::Bootstrap::new(&t.0, config.allow_repeated_bootstrap));
     let rates = limits::Rates {
@@ -94,7 +106,8 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         http::documents::Protocols::new(config.document_liveness_model, card_keys, config.a2a_trusted_jku.clone())
             .map_err(|source| StartError::HttpClient { what: "A2A card signing keys (`jku`)", source })?;
     Ok(AppState::new(http::Context {
-        registry: Arc::new(registry),
+        registry,
+        gateway,
         public_url: config.public_url().into(),
         public_url_configured: config.public_url.is_some(),
         protocols: Arc::new(protocols),
@@ -112,11 +125,14 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
 /// The store `--database-url` names, each call bounded by `--store-timeout-ms`. SQLite is
 /// created and migrated at start (the embedded default needs no setup); PostgreSQL is migrated
 /// by `migrate` or `--auto-migrate`.
-async fn open_store(config: &Config) -> Result<Arc<dyn AgentStore>, StartError> {
+async fn open_store(config: &Config) -> Result<(Arc<dyn AgentStore>, Arc<dyn TaskStore>), StartError> {
     let bounds = config.store_bounds();
     let url = config.database_url.as_str();
-    let store: Arc<dyn AgentStore> = match url.split(':').next().unwrap_or_default() {
-        "sqlite" => Arc::new(SqliteStore::open_with(url, &config.sqlite_settings()).await?),
+    let (store, tasks): (Arc<dyn AgentStore>, Arc<dyn TaskStore>) = match url.split(':').next().unwrap_or_default() {
+        "sqlite" => {
+            let store = Arc::new(SqliteStore::open_with(url, &config.sqlite_settings()).await?);
+            (store.clone(), store)
+        }
         "postgres" | "postgresql" => {
             let store = PostgresStore::connect(url, bounds.request, bounds.upkeep).await?;
             if config.auto_migrate {
@@ -127,7 +143,8 @@ async fn open_store(config: &Config) -> Result<Arc<dyn AgentStore>, StartError> 
                         .into(),
                 ));
             }
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), store)
         }
         other => {
             return Err(StartError::Config(format!(
@@ -135,7 +152,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn AgentStore>, StartError> 
             )));
         }
     };
-    Ok(Arc::new(BoundedStore::new(store, bounds)))
+    Ok((Arc::new(BoundedStore::new(store, bounds)), Arc::new(BoundedTaskStore::new(tasks, bounds))))
 }
 
 /// Applies migrations and reports how many the database has.
@@ -279,6 +296,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let publisher = spawn_publisher(&registry, &config)?;
     let maintenance =
         AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
+    let gateway = state.gateway.clone();
+    let _task_upkeep = AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            failing = report(failing, gateway.upkeep().await, "task upkeep");
+        }
+    }));
     let rates = state.limits.clone();
     let _forget_idle_clients = AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

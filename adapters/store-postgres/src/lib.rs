@@ -572,3 +572,177 @@ mod tests {
         assert_eq!(source.as_deref(), Some("pool timed out while waiting for an open connection"));
     }
 }
+
+/// Tasks and their logs (migration 0011); the statements are shared with the other SQL store.
+mod tasks {
+    use agent_registry_core::liveness::Millis;
+    use agent_registry_core::task::store::{NewTask, TaskCreated, TaskQuery, TaskStore, abandoned_event, sql};
+    use agent_registry_core::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskRow};
+    use agent_registry_core::{RegistryError, Result};
+    use async_trait::async_trait;
+
+    use super::{PostgresStore, classify};
+
+    /// A statement of `sql` in this store's dialect; constant text, never built from input.
+    fn q(statement: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(statement.to_owned())
+    }
+
+    fn encode(value: &impl serde::Serialize) -> Result<String> {
+        serde_json::to_string(value).map_err(|e| RegistryError::internal_from("a task could not be written", e))
+    }
+
+    impl PostgresStore {
+        async fn append_in(
+            &self,
+            tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+            id: TaskId,
+            at: Millis,
+            event: &TaskEvent,
+        ) -> Result<Option<u64>> {
+            let effects = event.effects();
+            let output = effects.output.as_ref().map(encode).transpose()?;
+            let finished = effects.state.is_some_and(|s| s.is_final());
+            let seq: Option<i64> = sqlx::query_scalar(q(sql::APPLY_EVENT))
+                .bind(id.to_string())
+                .bind(at)
+                .bind(effects.state.map(|s| s.as_str()))
+                .bind(effects.agent_id.map(|a| a.to_string()))
+                .bind(effects.endpoint_id.map(|e| e.to_string()))
+                .bind(effects.protocol.map(|p| p.as_str()))
+                .bind(output)
+                .bind(effects.failure.as_ref().map(|f| f.code.clone()))
+                .bind(effects.failure.as_ref().map(|f| f.detail.clone()))
+                .bind(finished)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(classify)?;
+            let Some(seq) = seq else { return Ok(None) };
+            sqlx::query(q(sql::INSERT_EVENT))
+                .bind(id.to_string())
+                .bind(seq)
+                .bind(at)
+                .bind(event.kind())
+                .bind(encode(event)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?;
+            Ok(u64::try_from(seq).ok())
+        }
+    }
+
+    #[async_trait]
+    impl TaskStore for PostgresStore {
+        async fn create_task(&self, new: &NewTask, created: &TaskEvent) -> Result<TaskCreated> {
+            let task = &new.task;
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let (key, hash) = new.idempotency.clone().map_or((None, String::new()), |(k, h)| (Some(k), h));
+            let deadline = task.created_at + i64::from(task.request.timeout_seconds) * 1000;
+            let inserted = sqlx::query(q(sql::INSERT_TASK))
+                .bind(task.id.to_string())
+                .bind(&task.owner_id)
+                .bind(&task.actor)
+                .bind(task.request.capability())
+                .bind(encode(&task.request)?)
+                .bind(task.state.as_str())
+                .bind(task.agent_id.map(|a| a.to_string()))
+                .bind(&key)
+                .bind(&hash)
+                .bind(task.created_at)
+                .bind(deadline)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            if inserted.rows_affected() == 0 {
+                let existing: Option<(String, String)> = sqlx::query_as(q(sql::EXISTING_TASK))
+                    .bind(&task.owner_id)
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let Some((id, request_hash)) = existing else {
+                    return Err(RegistryError::internal(format!("task {} exists already", task.id)));
+                };
+                let row: TaskRow =
+                    sqlx::query_as(q(&sql::task())).bind(&id).fetch_one(&mut *tx).await.map_err(classify)?;
+                return Ok(TaskCreated::Existing { task: Box::new(Task::from_row(row)?), request_hash });
+            }
+            sqlx::query(q(sql::INSERT_EVENT))
+                .bind(task.id.to_string())
+                .bind(1_i64)
+                .bind(task.created_at)
+                .bind(created.kind())
+                .bind(encode(created)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(TaskCreated::Created)
+        }
+
+        async fn append_task_event(&self, id: TaskId, at: Millis, event: &TaskEvent) -> Result<Option<u64>> {
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let seq = self.append_in(&mut tx, id, at, event).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(seq)
+        }
+
+        async fn task(&self, id: TaskId) -> Result<Option<Task>> {
+            let row: Option<TaskRow> = sqlx::query_as(q(&sql::task()))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+            row.map(Task::from_row).transpose()
+        }
+
+        async fn task_events(&self, id: TaskId, after: u64, limit: usize) -> Result<Vec<LoggedTaskEvent>> {
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(q(sql::EVENTS))
+                .bind(id.to_string())
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+            rows.iter().map(|(seq, at, data)| LoggedTaskEvent::from_row(*seq, *at, data)).collect()
+        }
+
+        async fn tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+            let rows: Vec<TaskRow> = sqlx::query_as(q(&sql::tasks()))
+                .bind(&query.owner_id)
+                .bind(query.state.map(|s| s.as_str()))
+                .bind(query.agent_id.map(|a| a.to_string()))
+                .bind(&query.capability)
+                .bind(query.since)
+                .bind(query.before.map(|(at, _)| at))
+                .bind(query.before.map(|(_, id)| id.to_string()))
+                .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+            rows.into_iter().map(Task::from_row).collect()
+        }
+
+        async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64> {
+            let ids: Vec<String> =
+                sqlx::query_scalar(q(sql::ABANDONED)).bind(overdue_at).fetch_all(&self.pool).await.map_err(classify)?;
+            let mut failed = 0;
+            for id in ids {
+                let mut tx = self.pool.begin().await.map_err(classify)?;
+                if self.append_in(&mut tx, TaskId::parse(&id)?, at, &abandoned_event()).await?.is_some() {
+                    failed += 1;
+                }
+                tx.commit().await.map_err(classify)?;
+            }
+            Ok(failed)
+        }
+
+        async fn prune_tasks(&self, before: Millis) -> Result<u64> {
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            sqlx::query(q(sql::PRUNE_EVENTS)).bind(before).execute(&mut *tx).await.map_err(classify)?;
+            let done = sqlx::query(q(sql::PRUNE_TASKS)).bind(before).execute(&mut *tx).await.map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            Ok(done.rows_affected())
+        }
+    }
+}

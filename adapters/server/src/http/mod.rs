@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod problem;
 pub mod queues;
 pub mod system;
+pub mod tasks;
 pub mod watch;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ impl std::ops::Deref for AppState {
 /// The registry, settings and caches behind `AppState`.
 pub struct Context {
     pub registry: Arc<AgentRegistry>,
+    /// Sends tasks to agents and keeps their logs.
+    pub gateway: Arc<agent_registry_core::task::Gateway>,
     pub public_url: Arc<str>,
     /// Whether `public_url` was configured (else forwarded headers of trusted proxies count).
     pub public_url_configured: bool,
@@ -98,6 +101,7 @@ pub struct Context {
         (name = "mcp-registry", description = "The MCP Registry read API (also under /v0)"),
         (name = "acp", description = "ACP agent manifests (an ACP client's base URL is /acp)"),
         (name = "watch", description = "Follow changes live; the capability projection"),
+        (name = "tasks", description = "Send tasks to live agents (the gateway) and follow them"),
     )
 )]
 struct ApiDoc;
@@ -233,6 +237,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::status))
+        .routes(routes!(tasks::submit, tasks::list))
+        .routes(routes!(tasks::execute_task))
+        .routes(routes!(tasks::get))
+        .routes(routes!(tasks::events))
+        .routes(routes!(tasks::cancel))
         .routes(routes!(watch::watch))
         .routes(routes!(watch::capabilities))
         .merge(protocol_routes())

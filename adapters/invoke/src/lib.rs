@@ -1,0 +1,46 @@
+//! The gateway's outbound clients: the `Invoker` port implemented per protocol, every call
+//! behind the egress policy and its time and size bounds. A2A over HTTP (JSON-RPC and
+//! HTTP+JSON bindings) today; MCP, ACP and AMQP slot in as further arms of [`Invokers`].
+#![forbid(unsafe_code)]
+
+pub mod a2a;
+pub mod egress;
+pub mod http;
+
+use agent_registry_core::model::{Protocol, Transport};
+use agent_registry_core::task::{Call, InvokeError, Invoker, Outcome, Step, Target};
+use async_trait::async_trait;
+
+pub use egress::{EgressPolicy, Rule};
+pub use http::HttpBounds;
+
+/// Every protocol client of this crate, chosen by the target's protocol and transport.
+#[derive(Clone, Debug, Default)]
+pub struct Invokers {
+    pub egress: EgressPolicy,
+    pub bounds: HttpBounds,
+}
+
+#[async_trait]
+impl Invoker for Invokers {
+    fn speaks(&self, protocol: Protocol, transport: Transport) -> bool {
+        matches!((protocol, transport), (Protocol::A2A, Transport::Http))
+    }
+
+    async fn invoke(
+        &self,
+        target: &Target,
+        call: &Call,
+        events: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Outcome, InvokeError> {
+        match (target.protocol, target.transport) {
+            (Protocol::A2A, Transport::Http) => {
+                a2a::A2aClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
+            }
+            (protocol, transport) => Err(InvokeError::NotAccepted {
+                code: agent_registry_core::error::catalogue::AGENT_UNREACHABLE,
+                detail: format!("the gateway cannot send tasks to {protocol} over {transport} yet"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The gateway use-case: a task request becomes a stored task, is sent to a live endpoint of a
+//! matching agent through the `Invoker`, and every step is appended to its log.
+//!
+//! Failover: a failure before the agent accepted the task moves to the next endpoint, at most
+//! `max_attempts` endpoints in all, each attempt logged (`dispatched`, then `retrying` with the
+//! reason). Once an agent accepted the task it is never sent again: a later failure fails the
+//! task. The whole task is bounded by its `timeoutSeconds`; a cancel ends it at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::auth::Caller;
+use crate::clock::Clock;
+use crate::error::{RegistryError, Result, catalogue};
+use crate::liveness::Millis;
+use crate::query::DiscoveryQuery;
+use crate::registry::AgentRegistry;
+use crate::task::choose::{Candidate, Loads};
+use crate::task::invoke::{Call, InvokeError, Invoker, Outcome, Step, Target};
+use crate::task::store::{NewTask, TaskCreated, TaskQuery, TaskStore};
+use crate::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskInput, TaskRequest, TaskState, TaskTarget, limits};
+
+/// Settings of the gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Endpoints tried at most for one task (failover before acceptance).
+    pub max_attempts: u32,
+    /// An endpoint that failed to take a task within this window is tried last.
+    pub breaker_window: Duration,
+    /// How long a finished task and its log are kept.
+    pub retention_secs: i64,
+    /// Whether other processes run tasks in the same store (then only overdue tasks in flight
+    /// are abandoned ones; a store of this process alone has none running at start).
+    pub shared_store: bool,
+    /// How often a follower of a task run elsewhere reads its log again.
+    pub follow_poll: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            breaker_window: Duration::from_secs(30),
+            retention_secs: 168 * 3600,
+            shared_store: false,
+            follow_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A task accepted by `submit`: new (with the run's end to wait for) or a replay of the task an
+/// earlier request with the same idempotency key created.
+pub enum Submitted {
+    Created { task: Box<Task>, finished: oneshot::Receiver<Task> },
+    Replayed(Box<Task>),
+}
+
+/// A run in progress in this process: how to cancel it.
+struct Running {
+    cancel: Arc<Notify>,
+}
+
+/// Sends tasks to agents and keeps their logs.
+pub struct Gateway {
+    registry: Arc<AgentRegistry>,
+    store: Arc<dyn TaskStore>,
+    invoker: Arc<dyn Invoker>,
+    clock: Arc<dyn Clock>,
+    config: GatewayConfig,
+    loads: Loads,
+    running: Mutex<HashMap<TaskId, Running>>,
+    /// Bumped on every event this process appends, to wake followers of the log.
+    appended: watch::Sender<u64>,
+}
+
+/// Grace past a task's deadline before another process counts it abandoned.
+const ABANDONED_AFTER_MILLIS: Millis = 60_000;
+
+/// Events read per call when following a log.
+pub const EVENT_PAGE: usize = 200;
+
+impl Gateway {
+    /// The gateway over these ports. Tasks a previous run of this process left in flight are
+    /// failed first (`registry_restarted`): nothing runs them any more.
+    pub async fn open(
+        registry: Arc<AgentRegistry>,
+        store: Arc<dyn TaskStore>,
+        invoker: Arc<dyn Invoker>,
+        clock: Arc<dyn Clock>,
+        config: GatewayConfig,
+    ) -> Result<Arc<Self>> {
+        let gateway = Arc::new(Self {
+            registry,
+            store,
+            invoker,
+            clock,
+            config,
+            loads: Loads::default(),
+            running: Mutex::default(),
+            appended: watch::Sender::new(0),
+        });
+        let now = gateway.clock.now_millis();
+        let overdue_at = if gateway.config.shared_store { now - ABANDONED_AFTER_MILLIS } else { Millis::MAX };
+        let failed = gateway.store.fail_abandoned_tasks(overdue_at, now).await?;
+        if failed > 0 {
+            tracing::warn!(failed, "tasks left in flight by a stopped registry were failed");
+        }
+        Ok(gateway)
+    }
+
+    /// Upkeep: fails tasks abandoned by stopped processes, forgets old finished tasks and old
+    /// endpoint failures. Returns the tasks pruned.
+    pub async fn upkeep(&self) -> Result<u64> {
+        let now = self.clock.now_millis();
+        if self.config.shared_store {
+            self.store.fail_abandoned_tasks(now - ABANDONED_AFTER_MILLIS, now).await?;
+        }
+        self.loads.forget_before(Instant::now(), self.config.breaker_window);
+        self.store.prune_tasks(now - self.config.retention_secs * 1000).await
+    }
+
+    /// Validates the request, finds the live endpoints that could take it, stores the task and
+    /// starts it. A retry with the same idempotency key and body gets the first task back.
+    pub async fn submit(
+        self: &Arc<Self>,
+        caller: &Caller,
+        input: &TaskInput,
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted> {
+        let request = input.validate()?;
+        let candidates = self.candidates(&request).await?;
+        let now = self.clock.now_millis();
+        let task = Task {
+            id: TaskId::new_random(),
+            owner_id: caller.owner.clone(),
+            actor: caller.actor.clone(),
+            agent_id: match request.target {
+                TaskTarget::AgentId(id) => Some(id),
+                _ => None,
+            },
+            request,
+            state: TaskState::Submitted,
+            endpoint_id: None,
+            protocol: None,
+            output: None,
+            failure: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            last_seq: 1,
+        };
+        let request_hash = hash(&task.request);
+        let new = NewTask { task: task.clone(), idempotency: idempotency_key.map(|key| (key, request_hash.clone())) };
+        match self.store.create_task(&new, &TaskEvent::Created).await? {
+            TaskCreated::Existing { request_hash: earlier, .. } if earlier != request_hash => {
+                Err(RegistryError::IdempotencyKeyReused)
+            }
+            TaskCreated::Existing { task, .. } => Ok(Submitted::Replayed(task)),
+            TaskCreated::Created => {
+                self.wake();
+                let finished = self.start(task.clone(), candidates);
+                Ok(Submitted::Created { task: Box::new(task), finished })
+            }
+        }
+    }
+
+    /// The live endpoints the task could go to, in no order yet; refused when there are none or
+    /// none this gateway can speak to.
+    async fn candidates(&self, request: &TaskRequest) -> Result<Vec<Candidate>> {
+        let now = self.clock.now_millis();
+        let hits = match &request.target {
+            TaskTarget::AgentId(id) => vec![self.registry.find(*id).await?],
+            TaskTarget::Capability(name) | TaskTarget::Tool(name) => {
+                let pairs = [("capability", name.as_str()), ("pageSize", "100"), ("liveOnly", "true")];
+                self.registry.search(&DiscoveryQuery::from_pairs(pairs, true, false)?)?.hits
+            }
+        };
+        let mut live = Vec::new();
+        for hit in hits {
+            let agent = hit.agent()?;
+            for (index, endpoint) in agent.endpoints.iter().enumerate() {
+                if hit.live_state(index, now).is_some_and(|s| s.is_live) {
+                    live.push(Candidate {
+                        agent_id: agent.id,
+                        endpoint: endpoint.clone(),
+                        document: agent.origin.clone(),
+                    });
+                }
+            }
+        }
+        let wanted = match &request.target {
+            TaskTarget::AgentId(id) => format!("agent {id}"),
+            TaskTarget::Capability(name) => format!("capability `{name}`"),
+            TaskTarget::Tool(name) => format!("tool `{name}`"),
+        };
+        if live.is_empty() {
+            return Err(RegistryError::NoLiveAgent(format!("no live endpoint of any agent offers {wanted}")));
+        }
+        let unspoken: Vec<String> = live
+            .iter()
+            .filter(|c| !self.invoker.speaks(c.endpoint.protocol, c.endpoint.transport))
+            .map(|c| format!("{} over {}", c.endpoint.protocol, c.endpoint.transport))
+            .collect();
+        live.retain(|c| self.invoker.speaks(c.endpoint.protocol, c.endpoint.transport));
+        if live.is_empty() {
+            let mut kinds = unspoken;
+            kinds.sort();
+            kinds.dedup();
+            return Err(RegistryError::TransportNotSupported(format!(
+                "the live endpoints for {wanted} speak {}, which this registry cannot send tasks to yet",
+                kinds.join(", ")
+            )));
+        }
+        Ok(live)
+    }
+
+    /// Runs the task in a task of its own (so a client that goes away does not stop it).
+    fn start(self: &Arc<Self>, task: Task, candidates: Vec<Candidate>) -> oneshot::Receiver<Task> {
+        let (done, finished) = oneshot::channel();
+        let cancel = Arc::new(Notify::new());
+        self.running.lock().insert(task.id, Running { cancel: cancel.clone() });
+        let gateway = self.clone();
+        let span = tracing::info_span!("task", task.id = %task.id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let id = task.id;
+                let last = gateway.run(task, candidates, cancel).await;
+                gateway.running.lock().remove(&id);
+                let _ = done.send(last);
+            },
+            span,
+        ));
+        finished
+    }
+
+    async fn run(&self, task: Task, candidates: Vec<Candidate>, cancel: Arc<Notify>) -> Task {
+        let timeout = Duration::from_secs(u64::from(task.request.timeout_seconds));
+        let deadline = Instant::now() + timeout;
+        let accepted: Mutex<Option<(Target, Option<String>)>> = Mutex::new(None);
+        let last = tokio::select! {
+            event = self.attempts(&task, candidates, deadline, &accepted) => event,
+            () = tokio::time::sleep(timeout) => TaskEvent::failed(
+                catalogue::TASK_TIMEOUT,
+                format!("the task did not finish within its timeout of {} s", task.request.timeout_seconds),
+            ),
+            () = cancel.notified() => TaskEvent::Canceled,
+        };
+        let taken = accepted.lock().take();
+        if let (TaskEvent::Canceled, Some((target, remote))) = (&last, taken) {
+            // Best effort: the task is canceled here whatever the agent answers.
+            let asked = tokio::time::timeout(Duration::from_secs(5), self.invoker.cancel(&target, remote.as_deref()));
+            if let Ok(Err(e)) = asked.await {
+                tracing::info!(error = %e, "the agent did not confirm the cancel");
+            }
+        }
+        self.record(task.id, &last).await;
+        match self.store.task(task.id).await {
+            Ok(Some(stored)) => stored,
+            _ => Task { state: last.effects().state.unwrap_or(task.state), ..task },
+        }
+    }
+
+    /// Tries the candidates in order until one takes the task; returns the task's last event.
+    async fn attempts(
+        &self,
+        task: &Task,
+        candidates: Vec<Candidate>,
+        deadline: Instant,
+        accepted: &Mutex<Option<(Target, Option<String>)>>,
+    ) -> TaskEvent {
+        let window = self.config.breaker_window;
+        let ordered = self.loads.order(candidates, task.request.protocol, task.id, Instant::now(), window);
+        let tries = ordered.len().min(usize::try_from(self.config.max_attempts.max(1)).unwrap_or(1));
+        let call = Call {
+            task_id: task.id,
+            input: task.request.input.clone(),
+            tool: task.request.tool().or(task.request.capability()).map(str::to_owned),
+            metadata: task.request.metadata.clone(),
+            deadline,
+        };
+        let mut last_error = None;
+        for (attempt, candidate) in ordered.into_iter().take(tries).enumerate() {
+            if let Some(e) = &last_error {
+                self.record(task.id, &TaskEvent::Retrying { reason: describe(e) }).await;
+            }
+            let target = candidate.target();
+            self.record(
+                task.id,
+                &TaskEvent::Dispatched {
+                    agent_id: candidate.agent_id,
+                    endpoint_id: candidate.endpoint.id,
+                    protocol: candidate.endpoint.protocol,
+                    address: crate::redact::url_credentials(&candidate.endpoint.address),
+                    attempt: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
+                },
+            )
+            .await;
+            let _in_flight = self.loads.start(candidate.endpoint.id);
+            match self.invoke_once(task.id, &target, &call, accepted).await {
+                Ok(outcome) => return outcome_event(outcome),
+                Err(e) if e.may_fail_over() && accepted.lock().is_none() => {
+                    tracing::info!(endpoint.id = %candidate.endpoint.id, error = %e, "endpoint did not take the task");
+                    self.loads.failed(candidate.endpoint.id, Instant::now());
+                    last_error = Some(e);
+                }
+                Err(e) => return TaskEvent::failed(e.code(), e.detail()),
+            }
+        }
+        match last_error {
+            Some(e) => TaskEvent::failed(e.code(), format!("no endpoint took the task; the last said: {}", e.detail())),
+            None => TaskEvent::failed(catalogue::AGENT_UNREACHABLE, "no endpoint was left to try"),
+        }
+    }
+
+    /// One invocation, its steps appended to the log as they come.
+    async fn invoke_once(
+        &self,
+        id: TaskId,
+        target: &Target,
+        call: &Call,
+        accepted: &Mutex<Option<(Target, Option<String>)>>,
+    ) -> std::result::Result<Outcome, InvokeError> {
+        let (tx, mut steps) = tokio::sync::mpsc::unbounded_channel::<Step>();
+        let emit = move |step: Step| {
+            let _ = tx.send(step);
+        };
+        let invocation = self.invoker.invoke(target, call, &emit);
+        tokio::pin!(invocation);
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(step) = steps.recv() => self.step(id, target, step, accepted).await,
+                result = &mut invocation => break result,
+            }
+        };
+        while let Ok(step) = steps.try_recv() {
+            self.step(id, target, step, accepted).await;
+        }
+        result
+    }
+
+    async fn step(&self, id: TaskId, target: &Target, step: Step, accepted: &Mutex<Option<(Target, Option<String>)>>) {
+        let event = match step {
+            Step::Accepted { remote_id } => {
+                *accepted.lock() = Some((target.clone(), remote_id.clone()));
+                TaskEvent::Accepted { remote_id }
+            }
+            Step::Status { state, message } => TaskEvent::Status { state, message },
+            Step::Progress(progress) => TaskEvent::Progress { progress },
+            Step::Artifact(artifact) => TaskEvent::Artifact { artifact },
+            Step::Message(message) => TaskEvent::Message { message },
+        };
+        self.record(id, &event).await;
+    }
+
+    /// Appends an event; a store that cannot take it now is retried briefly, since the log is
+    /// what every reader sees (the task's deadline still bounds the run).
+    async fn record(&self, id: TaskId, event: &TaskEvent) {
+        for attempt in 0..3u32 {
+            match self.store.append_task_event(id, self.clock.now_millis(), event).await {
+                Ok(_) => {
+                    self.wake();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, code = e.code(), kind = event.kind(), attempt, "a task event was not stored");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The task, if this caller may read it (its owner, or an Admin); others get not-found.
+    pub async fn task(&self, caller: &Caller, id: TaskId) -> Result<Task> {
+        match self.store.task(id).await? {
+            Some(task) if caller.may_manage(&task.owner_id) => Ok(task),
+            _ => Err(RegistryError::TaskNotFound(id.to_string())),
+        }
+    }
+
+    /// Events after `after`, for a caller who may read the task.
+    pub async fn events(&self, caller: &Caller, id: TaskId, after: u64) -> Result<(Task, Vec<LoggedTaskEvent>)> {
+        let task = self.task(caller, id).await?;
+        let events = self.store.task_events(id, after, EVENT_PAGE).await?;
+        Ok((task, events))
+    }
+
+    /// Waits until this process appends an event, or the poll interval passes (the task may run
+    /// in another replica).
+    pub async fn changed(&self, mut since: watch::Receiver<u64>) {
+        let _ = tokio::time::timeout(self.config.follow_poll, since.changed()).await;
+    }
+
+    /// A receiver to pass to [`Gateway::changed`], taken before reading the log.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Tasks this caller may read, newest first; `before` from the previous page.
+    pub async fn list(&self, caller: &Caller, mut query: TaskQuery) -> Result<(Vec<Task>, Option<(Millis, TaskId)>)> {
+        if !caller.is_admin() {
+            query.owner_id = Some(caller.owner.clone());
+        }
+        let limit = query.limit;
+        query.limit = limit + 1;
+        let mut tasks = self.store.tasks(&query).await?;
+        let next = (tasks.len() > limit).then(|| {
+            tasks.truncate(limit);
+            tasks.last().map(|t| (t.created_at, t.id))
+        });
+        Ok((tasks, next.flatten()))
+    }
+
+    /// Cancels a task that has not finished: logged as `canceled` (by whichever replica is
+    /// asked), its run here stopped and the agent asked to cancel it too.
+    pub async fn cancel(&self, caller: &Caller, id: TaskId) -> Result<Task> {
+        let task = self.task(caller, id).await?;
+        if task.state.is_final() {
+            return Err(RegistryError::TaskFinished { task: id.to_string(), state: task.state });
+        }
+        let running = self.running.lock().get(&id).map(|r| r.cancel.clone());
+        match running {
+            // The run logs the cancel itself, after asking the agent.
+            Some(cancel) => {
+                let mut since = self.subscribe();
+                cancel.notify_one();
+                let waited = Instant::now();
+                while waited.elapsed() < Duration::from_secs(6) {
+                    let current = self.task(caller, id).await?;
+                    if current.state.is_final() {
+                        return Ok(current);
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(200), since.changed()).await;
+                }
+            }
+            None => {
+                self.store.append_task_event(id, self.clock.now_millis(), &TaskEvent::Canceled).await?;
+                self.wake();
+            }
+        }
+        self.task(caller, id).await
+    }
+
+    /// Tasks running in this process now.
+    pub fn running(&self) -> usize {
+        self.running.lock().len()
+    }
+}
+
+/// The event an agent's answer ends the task with.
+fn outcome_event(outcome: Outcome) -> TaskEvent {
+    match outcome {
+        Outcome::Completed { output } => {
+            let size = serde_json::to_vec(&output).map_or(usize::MAX, |b| b.len());
+            if size > limits::OUTPUT_BYTES {
+                TaskEvent::failed(
+                    catalogue::OUTPUT_TOO_LARGE,
+                    format!("the agent's answer has {size} bytes; at most {} are kept", limits::OUTPUT_BYTES),
+                )
+            } else {
+                TaskEvent::Completed { output }
+            }
+        }
+        Outcome::Failed { code, detail } => TaskEvent::Failed { code, detail },
+        Outcome::InputRequired { message } => TaskEvent::InputRequired { message },
+        Outcome::Canceled => TaskEvent::Canceled,
+        Outcome::Rejected { detail } => TaskEvent::Rejected { detail },
+    }
+}
+
+fn describe(e: &InvokeError) -> String {
+    format!("{}: {}", e.code(), e.detail())
+}
+
+/// A stable hash of a task request, to recognise retries.
+fn hash(request: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(request).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}

@@ -1,0 +1,236 @@
+//! The gateway end to end: tasks sent through the registry to a real A2A agent (a2a-sdk's
+//! server classes, started on loopback by the test), followed live, failed over, refused.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::TestApp;
+
+/// A Python A2A agent (tests/clients/a2a_agent.py) on a free loopback port; killed when dropped.
+struct Agent {
+    url: String,
+    _process: tokio::process::Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn a2a_agent() -> Agent {
+    let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
+        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
+    let python = std::path::Path::new(&venv).join("bin/python");
+    assert!(python.exists(), "the Python SDKs are missing: run `bash tests/clients/setup.sh`");
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the A2A agent starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+    assert!(matches!(ready, Ok(Ok(Some(ref l))) if l == "ready"), "the A2A agent did not start: {ready:?}");
+    Agent { url: format!("http://127.0.0.1:{port}/"), _process: child }
+}
+
+/// Registers an agent offering `capability` at these addresses (A2A over HTTP).
+async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String {
+    let endpoints: Vec<Value> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, address)| {
+            json!({"name": format!("e{i}"), "transport": "Http", "protocol": "A2A", "address": address,
+                   "livenessModel": "Ephemeral", "ttlSeconds": 300})
+        })
+        .collect();
+    let body = json!({"name": capability, "capabilities": [{"name": capability}], "endpoints": endpoints});
+    app.register(body).await["id"].as_str().unwrap().to_owned()
+}
+
+/// Every event of a task's log, read from its SSE stream to its end.
+async fn events(app: &TestApp, id: &str, key: Option<&str>) -> Vec<Value> {
+    let mut request = reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base));
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let text = tokio::time::timeout(Duration::from_secs(30), response.text()).await.expect("the stream ends").unwrap();
+    let mut seen = Vec::new();
+    for block in text.split("\n\n") {
+        let id = block.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim);
+        if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) {
+            let event: Value = serde_json::from_str(data.trim()).unwrap();
+            assert_eq!(id, Some(event["seq"].to_string().as_str()));
+            seen.push(event);
+        }
+    }
+    seen
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_task_sent_by_capability_gets_the_live_agents_answer_and_logs_every_step() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    let agent_id = register(&app, "echo", &[&agent.url]).await;
+    let reply = app.post("/tasks", json!({"capability": "echo", "input": "hello"})).await;
+    let task = reply.ok(200);
+    assert_eq!(task["state"], "completed");
+    assert_eq!(task["output"], "echo: hello");
+    assert_eq!(task["agentId"], agent_id.as_str());
+    assert_eq!(task["protocol"], "A2A");
+    let id = task["id"].as_str().unwrap();
+    let read = app.get(&format!("/tasks/{id}")).await;
+    assert_eq!(read.ok(200)["output"], "echo: hello");
+    let log = events(&app, id, app_key(&app).as_deref()).await;
+    let kinds = kinds(&log);
+    assert_eq!(kinds.first(), Some(&"created"));
+    assert_eq!(kinds[1..3], ["dispatched", "accepted"]);
+    assert_eq!(kinds.last(), Some(&"completed"));
+    assert_eq!(log[1]["address"], agent.url.as_str());
+    // The same through the seed's route name.
+    let again = app.post("/execute-task", json!({"agentId": agent_id, "input": {"text": "x"}})).await;
+    assert_eq!(again.ok(200)["state"], "completed");
+}
+
+/// The key the app's client sends (the test apps are bootstrapped with an Admin key).
+fn app_key(app: &TestApp) -> Option<String> {
+    app.key().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn an_agent_that_fails_or_asks_for_input_leaves_the_task_in_that_state() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let failed = app.post("/tasks", json!({"capability": "echo", "input": "fail"})).await;
+    let failed = failed.ok(200);
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["error"]["code"], "agent_failed");
+    assert_eq!(failed["error"]["detail"], "it went wrong");
+    let asking = app.post("/tasks", json!({"capability": "echo", "input": "ask"})).await;
+    assert_eq!(asking.ok(200)["state"], "input_required");
+    let canceled = app.post_empty(&format!("/tasks/{}/cancel", failed["id"].as_str().unwrap())).await;
+    canceled.problem(409, "task_finished");
+}
+
+#[tokio::test]
+async fn a_slow_task_answers_202_and_is_followed_live_to_its_end() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let reply = app.post("/tasks", json!({"capability": "echo", "input": "slow:1", "waitSeconds": 0})).await;
+    let task = reply.ok(202).clone();
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(reply.header("location"), Some(format!("/tasks/{id}").as_str()));
+    let log = events(&app, id, app_key(&app).as_deref()).await;
+    assert_eq!(kinds(&log).last(), Some(&"completed"));
+    assert_eq!(log.last().unwrap()["output"], "echo: slow:1");
+    // Resuming after the second event replays the rest only.
+    let mut request =
+        reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base)).header("last-event-id", "2");
+    request = request.header("x-api-key", app_key(&app).unwrap());
+    let rest = request.send().await.unwrap().text().await.unwrap();
+    assert!(rest.contains("id: 3") || rest.contains("id:3"), "{rest}");
+    assert!(!rest.contains("\"created\""), "{rest}");
+    let listed = app.get("/tasks?state=completed").await;
+    assert_eq!(listed.ok(200)["items"][0]["id"], id);
+}
+
+#[tokio::test]
+async fn a_task_that_outlives_its_timeout_fails_with_task_timeout() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let reply = app.post("/tasks", json!({"capability": "echo", "input": "slow:20", "timeoutSeconds": 1})).await;
+    let task = reply.ok(200);
+    assert_eq!(task["state"], "failed");
+    assert_eq!(task["error"]["code"], "task_timeout");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_down_before_accepting_is_failed_over_to_the_next() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    let dead = format!("http://127.0.0.1:{}/", free_port());
+    register(&app, "echo", &[&dead, &agent.url]).await;
+    // Which endpoint goes first is a fair draw per task: send until the dead one was drawn.
+    for _ in 0..30 {
+        let reply = app.post("/tasks", json!({"capability": "echo", "input": "hi"})).await;
+        let task = reply.ok(200).clone();
+        assert_eq!(task["state"], "completed", "{task}");
+        let log = events(&app, task["id"].as_str().unwrap(), app_key(&app).as_deref()).await;
+        if kinds(&log).contains(&"retrying") {
+            assert_eq!(kinds(&log)[..4], ["created", "dispatched", "retrying", "dispatched"]);
+            assert_eq!(log[1]["address"], dead.as_str());
+            assert!(log[2]["reason"].as_str().unwrap().starts_with("agent_unreachable"), "{}", log[2]);
+            return;
+        }
+    }
+    panic!("the dead endpoint was never tried first");
+}
+
+#[tokio::test]
+async fn a_task_to_a_cloud_metadata_address_is_refused_by_the_egress_policy() {
+    let app = TestApp::spawn().await;
+    register(&app, "metadata", &["http://169.254.169.254/latest/"]).await;
+    let reply = app.post("/tasks", json!({"capability": "metadata", "input": "x"})).await;
+    let task = reply.ok(200);
+    assert_eq!(task["state"], "failed");
+    assert_eq!(task["error"]["code"], "egress_refused");
+    assert!(task["error"]["detail"].as_str().unwrap().contains("169.254.169.254"), "{task}");
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_same_task() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let body = json!({"capability": "echo", "input": "once"});
+    let first = app.send(Method::POST, "/tasks", Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    let second = app.send(Method::POST, "/tasks", Some(body), &[("idempotency-key", "k-1")]).await;
+    assert_eq!(first.ok(200)["id"], second.ok(200)["id"]);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    let other = json!({"capability": "echo", "input": "twice"});
+    let reused = app.send(Method::POST, "/tasks", Some(other), &[("idempotency-key", "k-1")]).await;
+    reused.problem(422, "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn bad_task_requests_are_problems_naming_each_field() {
+    let app = TestApp::spawn().await;
+    let reply = app.post("/tasks", json!({})).await;
+    reply.problem(400, "validation_failed");
+    assert_eq!(reply.pointers(), ["/capability", "/input"]);
+    let body = json!({"agentId": "x", "input": 1, "protocol": "SMTP", "timeoutSeconds": 0, "waitSeconds": 99});
+    let reply = app.post("/tasks", body).await;
+    reply.problem(400, "validation_failed");
+    assert_eq!(reply.pointers(), ["/agentId", "/input", "/protocol", "/timeoutSeconds", "/waitSeconds"]);
+    app.post("/tasks", json!({"capability": "nobody", "input": "x"})).await.problem(404, "no_live_agent");
+    let anonymous = app.with_key(None).post("/tasks", json!({"capability": "echo", "input": "x"})).await;
+    anonymous.problem(401, "unauthenticated");
+    app.get("/tasks/not-a-task").await.problem(400, "invalid_id");
+    app.get(&format!("/tasks/{}", uuid::Uuid::new_v4())).await.problem(404, "task_not_found");
+    app.get("/tasks?pageSize=0").await.problem(400, "invalid_query");
+}
+
+#[tokio::test]
+async fn a_task_is_read_only_by_its_caller_and_admins() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    let task = kim.post("/tasks", json!({"capability": "echo", "input": "mine"})).await.ok(200).clone();
+    let path = format!("/tasks/{}", task["id"].as_str().unwrap());
+    assert_eq!(kim.get(&path).await.ok(200)["ownerId"], "kim");
+    assert_eq!(app.get(&path).await.ok(200)["ownerId"], "kim");
+    let lee = app.with_key(Some(&app.issue_key("lee", "Agent").await));
+    lee.get(&path).await.problem(404, "task_not_found");
+    lee.post_empty(&format!("{path}/cancel")).await.problem(404, "task_not_found");
+    assert_eq!(lee.get("/tasks").await.ok(200)["items"], json!([]));
+}
