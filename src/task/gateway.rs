@@ -7,9 +7,11 @@
 //! task. The whole task is bounded by its `timeoutSeconds`; a cancel ends it at once.
 
 use std::collections::HashMap;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::{Either, select};
 use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -243,13 +245,18 @@ impl Gateway {
         let timeout = Duration::from_secs(u64::from(task.request.timeout_seconds));
         let deadline = Instant::now() + timeout;
         let accepted: Mutex<Option<(Target, Option<String>)>> = Mutex::new(None);
-        let last = tokio::select! {
-            event = self.attempts(&task, candidates, deadline, &accepted) => event,
-            () = tokio::time::sleep(timeout) => TaskEvent::failed(
-                catalogue::TASK_TIMEOUT,
-                format!("the task did not finish within its timeout of {} s", task.request.timeout_seconds),
-            ),
-            () = cancel.notified() => TaskEvent::Canceled,
+        // The attempts, the timeout and a cancel race; the losers are dropped with this block.
+        let last = {
+            let attempts = pin!(self.attempts(&task, candidates, deadline, &accepted));
+            let (timer, canceled) = (pin!(tokio::time::sleep(timeout)), pin!(cancel.notified()));
+            match select(attempts, select(timer, canceled)).await {
+                Either::Left((event, _)) => event,
+                Either::Right((Either::Left(_), _)) => TaskEvent::failed(
+                    catalogue::TASK_TIMEOUT,
+                    format!("the task did not finish within its timeout of {} s", task.request.timeout_seconds),
+                ),
+                Either::Right((Either::Right(_), _)) => TaskEvent::Canceled,
+            }
         };
         let taken = accepted.lock().take();
         if let (TaskEvent::Canceled, Some((target, remote))) = (&last, taken) {
@@ -330,13 +337,13 @@ impl Gateway {
         let emit = move |step: Step| {
             let _ = tx.send(step);
         };
-        let invocation = self.invoker.invoke(target, call, &emit);
-        tokio::pin!(invocation);
+        let mut invocation = pin!(self.invoker.invoke(target, call, &emit));
+        // `select` polls its first future first: steps are logged before the result.
         let result = loop {
-            tokio::select! {
-                biased;
-                Some(step) = steps.recv() => self.step(id, target, step, accepted).await,
-                result = &mut invocation => break result,
+            match select(pin!(steps.recv()), &mut invocation).await {
+                Either::Left((Some(step), _)) => self.step(id, target, step, accepted).await,
+                Either::Left((None, _)) => break invocation.await,
+                Either::Right((result, _)) => break result,
             }
         };
         while let Ok(step) = steps.try_recv() {
