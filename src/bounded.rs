@@ -3,13 +3,14 @@
 //! drivers have bounds of their own (pool waits, lock waits); this one holds when they do not.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::audit::{AuditEvent, AuditNote, EventQuery, NewEvent};
 use crate::auth::ApiKey;
-use crate::error::{RegistryError, Result};
+use crate::error::{ErrorKind, RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::{AgentId, EndpointId};
 use crate::ports::{
@@ -36,26 +37,36 @@ impl Default for StoreBounds {
 pub struct BoundedStore {
     inner: Arc<dyn AgentStore>,
     bounds: StoreBounds,
+    outages: AtomicU64,
 }
 
 impl BoundedStore {
     pub fn new(inner: Arc<dyn AgentStore>, bounds: StoreBounds) -> Self {
-        Self { inner, bounds }
+        Self { inner, bounds, outages: AtomicU64::new(0) }
     }
-}
 
-/// Runs `call` for at most `bound`. A write cut off may still commit: the registry then treats
-/// its index as in doubt and reads the change log back (see `Replica::store_and_apply`).
-async fn within<T>(bound: Duration, what: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
-        Err(RegistryError::storage_unavailable(format!("the database did not answer {what} within {bound:?}")))
-    })
+    /// Runs `call` for at most `bound`, counting the calls that end in an outage (cut off here,
+    /// or by the driver's own bounds). A write cut off may still commit: the registry then
+    /// treats its index as in doubt and reads the change log back (see `Replica::store_and_apply`).
+    async fn within<T>(&self, bound: Duration, what: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+            Err(RegistryError::storage_unavailable(format!("the database did not answer {what} within {bound:?}")))
+        });
+        if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::Unavailable) {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl AgentStore for BoundedStore {
+    fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
-        within(self.bounds.upkeep, "a page of agents", self.inner.load_page(after, limit)).await
+        self.within(self.bounds.upkeep, "a page of agents", self.inner.load_page(after, limit)).await
     }
 
     async fn finished_loading(&self) {
@@ -63,39 +74,39 @@ impl AgentStore for BoundedStore {
     }
 
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
-        within(self.bounds.request, "a change", self.inner.apply(change, note)).await
+        self.within(self.bounds.request, "a change", self.inner.apply(change, note)).await
     }
 
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
-        within(self.bounds.request, "an idempotency lookup", self.inner.find_idempotency(owner_id, key)).await
+        self.within(self.bounds.request, "an idempotency lookup", self.inner.find_idempotency(owner_id, key)).await
     }
 
     async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
-        within(self.bounds.upkeep, "expiring idempotency keys", self.inner.expire_idempotency(before)).await
+        self.within(self.bounds.upkeep, "expiring idempotency keys", self.inner.expire_idempotency(before)).await
     }
 
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
-        within(self.bounds.upkeep, "recording last-seen times", self.inner.record_last_seen(seen)).await
+        self.within(self.bounds.upkeep, "recording last-seen times", self.inner.record_last_seen(seen)).await
     }
 
     async fn current_revision(&self) -> Result<u64> {
-        within(self.bounds.request, "the current revision", self.inner.current_revision()).await
+        self.within(self.bounds.request, "the current revision", self.inner.current_revision()).await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
-        within(self.bounds.request, "the change log", self.inner.changes_since(after, limit)).await
+        self.within(self.bounds.request, "the change log", self.inner.changes_since(after, limit)).await
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {
-        within(self.bounds.upkeep, "pruning the change log", self.inner.prune_changes(before)).await
+        self.within(self.bounds.upkeep, "pruning the change log", self.inner.prune_changes(before)).await
     }
 
     async fn oldest_change(&self) -> Result<Option<u64>> {
-        within(self.bounds.request, "the oldest change", self.inner.oldest_change()).await
+        self.within(self.bounds.request, "the oldest change", self.inner.oldest_change()).await
     }
 
     async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
-        within(self.bounds.request, "a liveness event", self.inner.append_event(event)).await
+        self.within(self.bounds.request, "a liveness event", self.inner.append_event(event)).await
     }
 
     fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
@@ -103,34 +114,34 @@ impl AgentStore for BoundedStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        within(self.bounds.request, "a ping", self.inner.ping()).await
+        self.within(self.bounds.request, "a ping", self.inner.ping()).await
     }
 
     async fn sizes(&self) -> Result<StoreSizes> {
-        within(self.bounds.upkeep, "its sizes", self.inner.sizes()).await
+        self.within(self.bounds.upkeep, "its sizes", self.inner.sizes()).await
     }
 
     async fn reclaim(&self) -> Result<u64> {
-        within(self.bounds.upkeep, "reclaiming space", self.inner.reclaim()).await
+        self.within(self.bounds.upkeep, "reclaiming space", self.inner.reclaim()).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
-        within(self.bounds.request, "an audit event", self.inner.record_event(event)).await
+        self.within(self.bounds.request, "an audit event", self.inner.record_event(event)).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
-        within(self.bounds.request, "audit events", self.inner.events(query)).await
+        self.within(self.bounds.request, "audit events", self.inner.events(query)).await
     }
 
     async fn prune_events(&self, before: Millis) -> Result<u64> {
-        within(self.bounds.upkeep, "pruning audit events", self.inner.prune_events(before)).await
+        self.within(self.bounds.upkeep, "pruning audit events", self.inner.prune_events(before)).await
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
-        within(self.bounds.request, "an API key", self.inner.save_api_key(key)).await
+        self.within(self.bounds.request, "an API key", self.inner.save_api_key(key)).await
     }
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
-        within(self.bounds.request, "API keys", self.inner.api_keys_since(after, limit)).await
+        self.within(self.bounds.request, "API keys", self.inner.api_keys_since(after, limit)).await
     }
 }

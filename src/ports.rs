@@ -265,6 +265,13 @@ pub struct StoreSizes {
 /// Durable storage of agents and the change log.
 #[async_trait]
 pub trait AgentStore: Send + Sync + 'static {
+    /// How many calls have ended in an outage so far (a [`crate::bounded::BoundedStore`] counts
+    /// them). Writers queued behind a call that failed so fail at once instead of waiting out a
+    /// bound of their own.
+    fn outages(&self) -> u64 {
+        0
+    }
+
     /// Up to `limit` agents with ids above `after`, in id order: the index is built page by
     /// page at start-up, so memory never holds every stored document at once.
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>>;

@@ -203,9 +203,17 @@ impl AgentRegistry {
         // Behind a write the database is slow to answer, a request waits no longer than for
         // the database itself.
         let wait = self.config.write_wait;
+        let outages = self.replica.store.outages();
         let mut write = tokio::time::timeout(wait, self.replica.lock()).await.map_err(|_| {
             RegistryError::storage_unavailable(format!("writes are queued behind a slow database for over {wait:?}"))
         })?;
+        // The database failed a call as an outage while this one queued: trying now would wait
+        // out a second bound, so the answer is the one that call got.
+        if self.replica.store.outages() != outages {
+            return Err(RegistryError::storage_unavailable(
+                "the database failed the calls queued before this write; retry".to_owned(),
+            ));
+        }
         let in_doubt = self.replica.in_doubt.swap(false, Ordering::AcqRel);
         if (catch_up && self.shared_store) || in_doubt {
             self.follow_locked(&mut write).await.inspect_err(|_| {

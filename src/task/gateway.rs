@@ -245,18 +245,25 @@ impl Gateway {
         let timeout = Duration::from_secs(u64::from(task.request.timeout_seconds));
         let deadline = Instant::now() + timeout;
         let accepted: Mutex<Option<(Target, Option<String>)>> = Mutex::new(None);
+        let timed_out = || {
+            let detail = format!("the task did not finish within its timeout of {} s", task.request.timeout_seconds);
+            TaskEvent::failed(catalogue::TASK_TIMEOUT, detail)
+        };
         // The attempts, the timeout and a cancel race; the losers are dropped with this block.
         let last = {
             let attempts = pin!(self.attempts(&task, candidates, deadline, &accepted));
             let (timer, canceled) = (pin!(tokio::time::sleep(timeout)), pin!(cancel.notified()));
             match select(attempts, select(timer, canceled)).await {
                 Either::Left((event, _)) => event,
-                Either::Right((Either::Left(_), _)) => TaskEvent::failed(
-                    catalogue::TASK_TIMEOUT,
-                    format!("the task did not finish within its timeout of {} s", task.request.timeout_seconds),
-                ),
+                Either::Right((Either::Left(_), _)) => timed_out(),
                 Either::Right((Either::Right(_), _)) => TaskEvent::Canceled,
             }
+        };
+        // A call cut off by the deadline fails with its own reason, racing the timer: past the
+        // deadline, the reason is the timeout whichever came first.
+        let last = match last {
+            TaskEvent::Failed { .. } if Instant::now() >= deadline => timed_out(),
+            other => other,
         };
         let taken = accepted.lock().take();
         if let (TaskEvent::Canceled, Some((target, remote))) = (&last, taken) {
