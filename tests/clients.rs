@@ -205,3 +205,9 @@ async fn the_mcp_registry_api_answers_as_the_official_openapi_documents() {
     let args = vec![app.base.clone(), openapi.display().to_string(), name];
     run_script(python, "check_mcp_registry.py", args).await;
 }
+
+#[tokio::test]
+async fn headless_chromium_shows_the_api_explorer_with_the_network_off() {
+    let app = TestApp::spawn().await;
+    run_node("browser", "check_docs.mjs", vec![app.base.clone()]).await;
+}

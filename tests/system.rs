@@ -57,12 +57,19 @@ async fn the_openapi_document_describes_every_route() {
 }
 
 #[tokio::test]
-async fn the_api_explorer_is_served_at_docs() {
+async fn the_api_explorer_is_served_from_the_binary_and_allows_nothing_from_elsewhere() {
     let app = TestApp::spawn().await;
-    let docs = app.get("/docs").await;
+    let docs = app.get("/docs/").await;
     assert_eq!(docs.status, 200);
     assert!(docs.header("content-type").is_some_and(|c| c.starts_with("text/html")));
-    assert!(docs.body.as_str().is_some_and(|html| html.contains("openapi") || html.contains("Scalar")));
+    let policy = docs.header("content-security-policy").expect("a policy").to_owned();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
+    let initializer = app.get("/docs/swagger-initializer.js").await;
+    let script = initializer.body.as_str().unwrap_or_default();
+    assert!(script.contains("/openapi.json"), "the explorer reads this registry's document: {script}");
+    let landing = app.get("/").await;
+    assert_eq!(landing.status, 200);
+    assert!(landing.body.as_str().is_some_and(|page| page.contains("href=\"/docs\"")), "{}", landing.body);
 }
 
 #[tokio::test]

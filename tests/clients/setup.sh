@@ -44,3 +44,10 @@ install_node_folder() {
 
 install_node_folder mcp-ts
 install_node_folder a2a-js
+install_node_folder browser
+
+# Debian's Chromium, which the browser checks drive (never a browser download by playwright).
+if ! [ -x /usr/bin/chromium ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
+  echo "chromium installed"
+fi

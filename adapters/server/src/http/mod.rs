@@ -35,7 +35,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_scalar::{Scalar, Servable};
+use utoipa_swagger_ui::{Config as ExplorerConfig, SwaggerUi};
 
 use problem::ApiError;
 
@@ -122,6 +122,43 @@ impl utoipa::Modify for ApiKeyScheme {
 /// frame the API or send referrers along.
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Where pages of the API explorer may load from: this origin only. Operators paste Admin keys
+/// into it, so no third-party script may run there (and the page works with no internet).
+const EXPLORER_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+/// The API explorer at `/docs`: Swagger UI, its assets embedded in the binary at build time, reading
+/// `/openapi.json`; no validator badge (it would call a third-party service).
+fn explorer() -> Router {
+    let config = ExplorerConfig::new(["/openapi.json"])
+        .validator_url("none")
+        .persist_authorization(false)
+        .display_operation_id(true)
+        .filter(true);
+    Router::from(SwaggerUi::new("/docs").config(config)).layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(EXPLORER_POLICY),
+    ))
+}
+
+/// `/` for a person who opens the registry in a browser: what it is and where to go.
+async fn landing() -> impl IntoResponse {
+    let page = concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Agent registry</title></head>",
+        "<body><h1>Agent registry</h1><p>A registry and discovery gateway for AI agents.</p><ul>",
+        "<li><a href=\"/docs\">API explorer</a> (<a href=\"/openapi.json\">OpenAPI document</a>)</li>",
+        "<li><a href=\"/discover/agents\">Live agents</a> (JSON)</li>",
+        "<li><a href=\"/readyz\">Readiness</a>, <a href=\"/healthz\">health</a></li>",
+        "<li><a href=\"/.well-known/agent-card.json\">The registry's A2A card</a>; MCP at <code>/mcp</code></li>",
+        "</ul></body></html>"
+    );
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, "default-src 'none'")],
+        page,
+    )
 }
 
 /// Cross-origin access for the configured browser origins only; `*` allows every origin (the
@@ -254,7 +291,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/dotnet", dotnet::routes().with_state(dotnet_state))
         .merge(mcp)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
-        .merge(Scalar::with_url("/docs", api))
+        .merge(explorer())
+        .route("/", axum::routing::get(landing))
         .fallback(|uri: Uri| async move {
             ApiError::http(catalogue::ROUTE_NOT_FOUND, format!("no route for {}", uri.path()))
         })
