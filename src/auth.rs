@@ -258,6 +258,11 @@ impl KeyRing {
     pub fn put(&mut self, key: ApiKey) {
         self.revision = self.revision.max(key.revision);
         let keys = self.by_prefix.entry(key.prefix.clone()).or_default();
+        // A follower's page read before a change this replica made (a revocation) arrives after
+        // it: the older version must not bring the key back.
+        if keys.iter().any(|k| k.id == key.id && k.revision > key.revision) {
+            return;
+        }
         keys.retain(|k| k.id != key.id);
         keys.push(key);
     }
