@@ -147,3 +147,95 @@ async fn a_2026_era_mcp_server_is_called_with_server_discover() {
     assert_eq!(task["state"], "completed", "{task}");
     assert_eq!(task["output"]["capabilities"][0]["name"], "list_capabilities", "{task}");
 }
+
+/// An rmcp client of the registry's `/mcp`, sending this API key (if any) on every request.
+async fn registry_client(app: &TestApp, key: Option<&str>) -> RunningService<RoleClient, ()> {
+    let mut headers = std::collections::HashMap::new();
+    if let Some(key) = key {
+        headers.insert(
+            reqwest::header::HeaderName::from_static("x-api-key"),
+            reqwest::header::HeaderValue::from_str(key).unwrap(),
+        );
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.base)).custom_headers(headers);
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    ().serve(transport).await.expect("the MCP client connects")
+}
+
+async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+    let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args.as_object().unwrap().clone());
+    client.call_tool(params).await.expect("the tool answers")
+}
+
+fn error_code(result: &CallToolResult) -> Value {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(result.structured_content.is_none(), "{result:?}");
+    result.meta.as_ref().and_then(|m| m.0.get("agent-registry/error")).map(|e| e["code"].clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_execute_task_tool_runs_a_task_for_an_authenticated_caller_and_get_task_follows_it() {
+    let (app, server) = (TestApp::spawn().await, mcp_server(true).await);
+    register(&app, &["echo", "wait"], &server.url, json!({})).await;
+    let client = registry_client(&app, app.key()).await;
+    let done = call(&client, "execute_task", json!({"tool": "echo", "input": "hello"})).await;
+    assert_eq!(done.is_error, Some(false), "{done:?}");
+    let answer = done.structured_content.clone().unwrap();
+    assert_eq!(answer["state"], "completed", "{answer}");
+    assert_eq!(answer["finished"], true);
+    assert_eq!(answer["output"], json!({"result": "echo: hello"}));
+    assert_eq!(answer["protocol"], "MCP");
+    // The same result as through REST.
+    let rest = app.get(&format!("/tasks/{}", answer["id"].as_str().unwrap())).await;
+    assert_eq!(rest.ok(200)["output"], answer["output"]);
+    // A task that outlives the wait comes back running, with its id; get_task follows it.
+    let running =
+        call(&client, "execute_task", json!({"tool": "wait", "input": {"seconds": 1}, "waitSeconds": 0})).await;
+    let running = running.structured_content.unwrap();
+    assert_eq!(running["finished"], false, "{running}");
+    let id = running["id"].as_str().unwrap();
+    let mut read = Value::Null;
+    for _ in 0..100 {
+        read = call(&client, "get_task", json!({"id": id})).await.structured_content.unwrap();
+        if read["finished"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(read["state"], "completed", "{read}");
+    assert_eq!(read["output"], json!({"result": "waited"}));
+    let kinds: Vec<&str> = read["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"progress") && kinds.last() == Some(&"completed"), "{kinds:?}");
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn the_task_tools_refuse_callers_without_credentials_and_bad_arguments() {
+    let (app, server) = (TestApp::spawn().await, mcp_server(true).await);
+    register(&app, &["echo"], &server.url, json!({})).await;
+    let anonymous = registry_client(&app, None).await;
+    let refused = call(&anonymous, "execute_task", json!({"tool": "echo", "input": "hello"})).await;
+    assert_eq!(error_code(&refused), "unauthenticated");
+    let refused = call(&anonymous, "get_task", json!({"id": uuid::Uuid::new_v4().to_string()})).await;
+    assert_eq!(error_code(&refused), "unauthenticated");
+    assert!(app.get("/tasks").await.ok(200)["items"].as_array().unwrap().is_empty(), "nothing was sent");
+    let client = registry_client(&app, app.key()).await;
+    let bad = call(&client, "execute_task", json!({"input": "x"})).await;
+    assert_eq!(error_code(&bad), "validation_failed");
+    let bad = call(&client, "execute_task", json!({"tool": "echo", "input": "x", "waitSeconds": 99})).await;
+    assert_eq!(error_code(&bad), "validation_failed");
+    let none = call(&client, "execute_task", json!({"capability": "nobody", "input": "x"})).await;
+    assert_eq!(error_code(&none), "no_live_agent");
+    let unknown = call(&client, "get_task", json!({"id": uuid::Uuid::new_v4().to_string()})).await;
+    assert_eq!(error_code(&unknown), "task_not_found");
+    let bad = call(&client, "get_task", json!({"id": "nope"})).await;
+    assert_eq!(error_code(&bad), "validation_failed");
+    // The tool says it calls out.
+    let tools = client.list_all_tools().await.unwrap();
+    let execute = tools.iter().find(|t| t.name == "execute_task").unwrap();
+    let hints = execute.annotations.as_ref().unwrap();
+    assert_eq!((hints.read_only_hint, hints.open_world_hint), (Some(false), Some(true)));
+    assert!(execute.description.as_deref().unwrap_or_default().contains("CALLS OUT"));
+    anonymous.cancel().await.ok();
+    client.cancel().await.ok();
+}
