@@ -154,6 +154,10 @@ impl McpClient<'_> {
         if !accepted {
             events(Step::Accepted { remote_id: None });
         }
+        // Notifications handled while the answer was read belong before the outcome.
+        while let Ok(note) = progress.try_recv() {
+            events(Step::Progress(progress_value(&note)));
+        }
         match result {
             ServerResult::CallToolResult(result) => Ok(outcome(result)),
             ServerResult::InputRequiredResult(asked) => {
