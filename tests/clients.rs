@@ -173,7 +173,8 @@ async fn summariser(app: &TestApp) -> String {
 async fn the_typescript_mcp_sdk_calls_every_tool_and_gets_each_failure_as_an_is_error_result() {
     let app = TestApp::spawn().await;
     let id = summariser(&app).await;
-    run_node("mcp-ts", "check_sdk.mjs", vec![app.base.clone(), id]).await;
+    let key = app.key().unwrap_or_default().to_owned();
+    run_node("mcp-ts", "check_sdk.mjs", vec![app.base.clone(), id, key]).await;
 }
 
 #[tokio::test]

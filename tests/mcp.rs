@@ -540,7 +540,7 @@ async fn the_mcp_endpoint_answers_every_message_it_refuses_with_a_json_rpc_error
         post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 1, "method": "no/such", "params": {}}"#).await;
     assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
     let (status, listed) = post_raw(&app.base, json, r#"{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}"#).await;
-    assert_eq!((status, listed["result"]["tools"].as_array().map(Vec::len)), (200, Some(7)), "{listed}");
+    assert_eq!((status, listed["result"]["tools"].as_array().map(Vec::len)), (200, Some(9)), "{listed}");
     // Methods the endpoint does not serve, statelessly, are 405 with a JSON-RPC body too.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let response = reqwest::Client::new()

@@ -26,5 +26,7 @@ mod security;
 mod system;
 #[path = "tasks.rs"]
 mod tasks;
+#[path = "tasks_mcp.rs"]
+mod tasks_mcp;
 #[path = "watch.rs"]
 mod watch;

@@ -115,6 +115,11 @@ pub const PROTOCOL_ERROR: &str = "protocol_error";
 pub const AGENT_FAILED: &str = "agent_failed";
 /// The agent rejected the task (state `rejected`).
 pub const AGENT_REJECTED: &str = "agent_rejected";
+/// The MCP server has no tool by the name asked for (and not exactly one tool to call instead).
+pub const TOOL_NOT_FOUND: &str = "tool_not_found";
+/// The task's input does not fit the agent's tool (MCP: text for a tool without exactly one
+/// string argument).
+pub const INPUT_NOT_ACCEPTED: &str = "input_not_accepted";
 /// The task did not finish within its `timeoutSeconds`.
 pub const TASK_TIMEOUT: &str = "task_timeout";
 /// The registry process running the task stopped before it finished.
@@ -130,6 +135,8 @@ pub const TASK_FAILURES: &[&str] = &[
     PROTOCOL_ERROR,
     AGENT_FAILED,
     AGENT_REJECTED,
+    TOOL_NOT_FOUND,
+    INPUT_NOT_ACCEPTED,
     TASK_TIMEOUT,
     REGISTRY_RESTARTED,
     OUTPUT_TOO_LARGE,

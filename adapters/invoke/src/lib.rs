@@ -6,6 +6,7 @@
 pub mod a2a;
 pub mod egress;
 pub mod http;
+pub mod mcp;
 
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::task::{Call, InvokeError, Invoker, Outcome, Step, Target};
@@ -24,7 +25,7 @@ pub struct Invokers {
 #[async_trait]
 impl Invoker for Invokers {
     fn speaks(&self, protocol: Protocol, transport: Transport) -> bool {
-        matches!((protocol, transport), (Protocol::A2A, Transport::Http))
+        matches!((protocol, transport), (Protocol::A2A, Transport::Http) | (Protocol::MCP, Transport::Http))
     }
 
     async fn invoke(
@@ -36,6 +37,9 @@ impl Invoker for Invokers {
         match (target.protocol, target.transport) {
             (Protocol::A2A, Transport::Http) => {
                 a2a::A2aClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
+            }
+            (Protocol::MCP, Transport::Http) => {
+                mcp::McpClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
             }
             (protocol, transport) => Err(InvokeError::NotAccepted {
                 code: agent_registry_core::error::catalogue::AGENT_UNREACHABLE,

@@ -43,6 +43,9 @@ const failures = [
   ["get_mcp_server_card", [`id=${agentId}`], "no_protocol_document"],
   ["get_acp_manifest", ["id=no-such-acp-agent"], "agent_not_found"],
   ["get_a2a_card", ["id=not-a-uuid"], "validation_failed"],
+  // The task tools need credentials, which this connection has none of.
+  ["execute_task", ["capability=summarize-documents", "input=x"], "unauthenticated"],
+  ["get_task", ["id=00000000-0000-4000-8000-000000000000"], "unauthenticated"],
 ];
 for (const [tool, pairs, code] of failures) {
   const run = inspector("--method", "tools/call", "--tool-name", tool, "--tool-arg", ...pairs);

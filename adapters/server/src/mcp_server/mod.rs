@@ -7,6 +7,7 @@
 //! (`jsonrpc`).
 
 mod jsonrpc;
+mod task_tools;
 mod tools;
 
 use std::sync::Arc;
@@ -60,7 +61,7 @@ pub fn service(state: AppState, settings: &McpSettings) -> axum::routing::Router
     if !settings.allowed_origins.is_empty() {
         config = config.with_allowed_origins(settings.allowed_origins.clone());
     }
-    let mut tools = RegistryMcp::tool_router();
+    let mut tools = RegistryMcp::tool_router() + RegistryMcp::task_router();
     tools.map.values_mut().for_each(|route| tools::make_portable(&mut route.attr));
     let tools = Arc::new(tools);
     let factory = move || Ok(RegistryMcp { state: state.clone(), tools: tools.clone() });
@@ -139,7 +140,8 @@ impl rmcp::ServerHandler for RegistryMcp {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        // Tools are discovery: they share its per-client rate limit.
+        // Every tool call shares discovery's per-client rate limit (the task tools also count
+        // against the management limits, as the REST routes that send tasks do).
         if let Some(parts) = context.extensions.get::<axum::http::request::Parts>() {
             let client = self.state.limits.client(parts);
             if let Err(refused) = self.state.limits.discovery(client) {

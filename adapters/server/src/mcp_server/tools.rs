@@ -5,7 +5,8 @@
 //! API's stable error codes.
 //!
 //! One file on purpose (about 750 lines): each tool's argument struct, answer struct and body
-//! sit together, so that a tool's schema and its parsing cannot drift apart.
+//! sit together, so that a tool's schema and its parsing cannot drift apart. The tools that send
+//! tasks have their own router in `task_tools`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,7 +33,8 @@ use crate::http::AppState;
 pub const INSTRUCTIONS: &str = "This server is an agent registry. To find an agent for a job, call find_agent_for_task \
 with a short description of the task; to filter precisely (capability name, protocol, transport, tags), call \
 discover_agents. list_capabilities tells what the registry can do right now. get_agent and the get_*_card tools \
-return one agent's details or its protocol document (A2A card, MCP server card, ACP manifest).";
+return one agent's details or its protocol document (A2A card, MCP server card, ACP manifest). execute_task \
+sends work to a live agent (it calls out, so it needs the registry's credentials) and get_task follows it.";
 
 /// The resources of each agent: `agent://{id}` plus these suffixes.
 pub const RESOURCE_KINDS: &[(&str, &str, &str)] = &[
@@ -52,14 +54,16 @@ const ORDER: &[&str] = &[
     "get_mcp_server_card",
     "get_acp_manifest",
     "list_capabilities",
+    "execute_task",
+    "get_task",
 ];
 
 const TASK_CHARS: usize = 1_000;
 const DEFAULT_RESULTS: usize = 5;
 const MAX_RESULTS: usize = 20;
-const DEFAULT_CHARS: usize = 4_000;
-const MIN_CHARS: usize = 300;
-const MAX_CHARS: usize = 50_000;
+pub(super) const DEFAULT_CHARS: usize = 4_000;
+pub(super) const MIN_CHARS: usize = 300;
+pub(super) const MAX_CHARS: usize = 50_000;
 const DEFAULT_PAGE_SIZE: usize = 10;
 /// Descriptions are cut to this length when an answer must shrink to fit its budget.
 const SHORT_DESCRIPTION: usize = 120;
@@ -201,7 +205,7 @@ impl<T: JsonSchema> JsonSchema for Checked<T> {
     }
 }
 
-fn protocol_names() -> Vec<&'static str> {
+pub(super) fn protocol_names() -> Vec<&'static str> {
     Protocol::ALL.iter().map(|p| p.as_str()).collect()
 }
 
@@ -210,7 +214,7 @@ fn transport_names() -> Vec<&'static str> {
 }
 
 /// An optional argument's enum: `null` is taken as "any", as an absent argument is.
-fn or_null(names: Vec<&'static str>) -> Vec<Option<&'static str>> {
+pub(super) fn or_null(names: Vec<&'static str>) -> Vec<Option<&'static str>> {
     names.into_iter().map(Some).chain([None]).collect()
 }
 
@@ -311,17 +315,23 @@ pub struct CapabilitiesArgs {
     live_only: Option<bool>,
 }
 
-fn bad_argument(name: &str, detail: impl Into<String>) -> RegistryError {
+pub(super) fn bad_argument(name: &str, detail: impl Into<String>) -> RegistryError {
     RegistryError::field(format!("/{name}"), detail)
 }
 
 /// A required argument (absent and `null` are both missing).
-fn required(value: Option<String>, name: &str) -> Result<String, RegistryError> {
+pub(super) fn required(value: Option<String>, name: &str) -> Result<String, RegistryError> {
     value.ok_or_else(|| bad_argument(name, "is required"))
 }
 
 /// A whole-number argument held to the bounds its schema states.
-fn bounded(value: Option<usize>, name: &str, default: usize, min: usize, max: usize) -> Result<usize, RegistryError> {
+pub(super) fn bounded(
+    value: Option<usize>,
+    name: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, RegistryError> {
     let n = value.unwrap_or(default);
     if (min..=max).contains(&n) {
         Ok(n)
@@ -463,7 +473,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn new(value: impl Serialize, text: Option<String>) -> Result<Self, ToolError> {
+    pub(super) fn new(value: impl Serialize, text: Option<String>) -> Result<Self, ToolError> {
         let value = serde_json::to_value(value)
             .map_err(|e| RegistryError::internal_from("an MCP answer did not serialise", e))?;
         Ok(Self { value, text })
@@ -480,18 +490,31 @@ impl IntoCallToolResult for Answer {
     }
 }
 
-/// A tool's failure: an `isError` result with the REST API's code, detail and field errors.
-pub struct ToolError(RegistryError);
+/// A tool's failure: an `isError` result with the REST API's code, detail and field errors, or
+/// a call refused by a rate limit.
+pub enum ToolError {
+    Registry(RegistryError),
+    RateLimited(crate::limits::RateLimited),
+}
 
 impl From<RegistryError> for ToolError {
     fn from(e: RegistryError) -> Self {
-        Self(e)
+        Self::Registry(e)
+    }
+}
+
+impl From<crate::limits::RateLimited> for ToolError {
+    fn from(refused: crate::limits::RateLimited) -> Self {
+        Self::RateLimited(refused)
     }
 }
 
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, McpError> {
-        let e = self.0;
+        let e = match self {
+            Self::Registry(e) => e,
+            Self::RateLimited(refused) => return Ok(rate_limited(refused).into()),
+        };
         let internal = matches!(
             e.kind(),
             agent_registry_core::ErrorKind::Internal | agent_registry_core::ErrorKind::Misconfigured
@@ -507,7 +530,7 @@ impl IntoCallToolResult for ToolError {
     }
 }
 
-type Outcome = Result<Answer, ToolError>;
+pub(super) type Outcome = Result<Answer, ToolError>;
 
 /// Where a failed call's `{code, detail, errors}` sits in the result's `_meta`.
 pub const ERROR_META: &str = "agent-registry/error";
