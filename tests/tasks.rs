@@ -21,6 +21,11 @@ fn free_port() -> u16 {
 }
 
 async fn a2a_agent() -> Agent {
+    a2a_agent_with(&[]).await
+}
+
+/// The agent with flags: `streaming` (its card says so), `rest` (the HTTP+JSON binding).
+async fn a2a_agent_with(flags: &[&str]) -> Agent {
     let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
         .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
     let python = std::path::Path::new(&venv).join("bin/python");
@@ -30,6 +35,7 @@ async fn a2a_agent() -> Agent {
     let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg(port.to_string())
+        .args(flags)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -52,6 +58,26 @@ async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String
         .collect();
     let body = json!({"name": capability, "capabilities": [{"name": capability}], "endpoints": endpoints});
     app.register(body).await["id"].as_str().unwrap().to_owned()
+}
+
+/// Registers the agent by the card it serves (so the gateway knows its binding and whether it
+/// streams); returns the agent's id.
+async fn register_card(app: &TestApp, agent: &Agent) -> String {
+    let card: Value =
+        reqwest::get(format!("{}.well-known/agent-card.json", agent.url)).await.unwrap().json().await.unwrap();
+    let body = json!({"card": card, "liveness": {"livenessModel": "Ephemeral", "ttlSeconds": 300}});
+    app.post("/a2a/agents", body).await.ok(201)["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the agent took the task (its state is `working`), within the test's own bound.
+async fn until_working(app: &TestApp, id: &str) {
+    for _ in 0..300 {
+        if app.get(&format!("/tasks/{id}")).await.ok(200)["state"] == "working" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the task never reached `working`");
 }
 
 /// Every event of a task's log, read from its SSE stream to its end.
@@ -233,4 +259,60 @@ async fn a_task_is_read_only_by_its_caller_and_admins() {
     lee.get(&path).await.problem(404, "task_not_found");
     lee.post_empty(&format!("{path}/cancel")).await.problem(404, "task_not_found");
     assert_eq!(lee.get("/tasks").await.ok(200)["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_streaming_agent_is_followed_over_sse_and_every_update_is_logged() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent_with(&["streaming"]).await);
+    register_card(&app, &agent).await;
+    let task = app.post("/tasks", json!({"capability": "echo", "input": "parts:2"})).await.ok(200).clone();
+    assert_eq!(task["state"], "completed", "{task}");
+    // The two chunks of one artifact (the second with `append`) make one answer.
+    assert_eq!(task["output"], "part 0\npart 1");
+    let log = events(&app, task["id"].as_str().unwrap(), app_key(&app).as_deref()).await;
+    let kinds = kinds(&log);
+    assert_eq!(kinds[..3], ["created", "dispatched", "accepted"]);
+    assert_eq!(kinds.iter().filter(|k| **k == "artifact").count(), 2, "{kinds:?}");
+    let states: Vec<&str> =
+        log.iter().filter(|e| e["type"] == "status").map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["submitted", "working", "completed"]);
+    assert_eq!(kinds.last(), Some(&"completed"));
+    // What needs input or fails ends the stream the same way.
+    let asking = app.post("/tasks", json!({"capability": "echo", "input": "ask"})).await;
+    assert_eq!(asking.ok(200)["state"], "input_required");
+    let failed = app.post("/tasks", json!({"capability": "echo", "input": "fail"})).await;
+    assert_eq!(failed.ok(200)["error"]["detail"], "it went wrong");
+}
+
+#[tokio::test]
+async fn the_http_json_binding_is_spoken_streaming_and_not() {
+    for flags in [&["rest"][..], &["rest", "streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let task = app.post("/tasks", json!({"capability": "echo", "input": "over rest"})).await.ok(200).clone();
+        assert_eq!(task["state"], "completed", "{flags:?}: {task}");
+        assert_eq!(task["output"], "echo: over rest", "{flags:?}");
+    }
+}
+
+#[tokio::test]
+async fn canceling_a_running_task_cancels_it_at_the_agent_too() {
+    for flags in [&[][..], &["streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let body = json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0, "timeoutSeconds": 120});
+        let task = app.post("/tasks", body).await.ok(202).clone();
+        let id = task["id"].as_str().unwrap();
+        until_working(&app, id).await;
+        let canceled = app.post_empty(&format!("/tasks/{id}/cancel")).await;
+        assert_eq!(canceled.ok(200)["state"], "canceled", "{flags:?}");
+        let log = events(&app, id, app_key(&app).as_deref()).await;
+        assert_eq!(kinds(&log).last(), Some(&"canceled"));
+        // The agent itself says its task is canceled (asked with a2a's own GetTask).
+        let remote = log.iter().find(|e| e["type"] == "accepted").unwrap()["remoteId"].as_str().unwrap().to_owned();
+        let ask = json!({"jsonrpc": "2.0", "id": "1", "method": "GetTask", "params": {"id": remote}});
+        let request = reqwest::Client::new().post(&agent.url).header("a2a-version", "1.0").json(&ask);
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "TASK_STATE_CANCELED", "{flags:?}: {answer}");
+    }
 }
