@@ -445,7 +445,10 @@ impl crate::task::TaskStore for MemoryTaskStore {
     async fn prune_tasks(&self, before: Millis) -> Result<u64> {
         let mut tasks = self.tasks.lock();
         let count = tasks.len();
-        tasks.retain(|_, (task, _)| task.finished_at.is_none_or(|f| f >= before));
+        tasks.retain(|_, (task, _)| {
+            let waited_out = task.state == crate::task::TaskState::InputRequired && task.updated_at < before;
+            task.finished_at.is_none_or(|f| f >= before) && !waited_out
+        });
         Ok((count - tasks.len()) as u64)
     }
 }

@@ -24,6 +24,6 @@ mod security;
 #[path = "system.rs"]
 mod system;
 #[path = "tasks.rs"]
-mod tasks;
+pub(crate) mod tasks;
 #[path = "watch.rs"]
 mod watch;

@@ -8,11 +8,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::support::TestApp;
+use crate::support::{Http, TestApp};
 
 /// A Python A2A agent (tests/clients/a2a_agent.py) on a free loopback port; killed when dropped.
-struct Agent {
-    url: String,
+pub(crate) struct Agent {
+    pub(crate) url: String,
     _process: tokio::process::Child,
 }
 
@@ -25,7 +25,7 @@ async fn a2a_agent() -> Agent {
 }
 
 /// The agent with flags: `streaming` (its card says so), `rest` (the HTTP+JSON binding).
-async fn a2a_agent_with(flags: &[&str]) -> Agent {
+pub(crate) async fn a2a_agent_with(flags: &[&str]) -> Agent {
     let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
         .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
     let python = std::path::Path::new(&venv).join("bin/python");
@@ -47,7 +47,7 @@ async fn a2a_agent_with(flags: &[&str]) -> Agent {
 }
 
 /// Registers an agent offering `capability` at these addresses (A2A over HTTP).
-async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String {
+pub(crate) async fn register(app: &Http, capability: &str, addresses: &[&str]) -> String {
     let endpoints: Vec<Value> = addresses
         .iter()
         .enumerate()
@@ -62,7 +62,7 @@ async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String
 
 /// Registers the agent by the card it serves (so the gateway knows its binding and whether it
 /// streams); returns the agent's id.
-async fn register_card(app: &TestApp, agent: &Agent) -> String {
+pub(crate) async fn register_card(app: &Http, agent: &Agent) -> String {
     let card: Value =
         reqwest::get(format!("{}.well-known/agent-card.json", agent.url)).await.unwrap().json().await.unwrap();
     let body = json!({"card": card, "liveness": {"livenessModel": "Ephemeral", "ttlSeconds": 300}});
@@ -70,7 +70,7 @@ async fn register_card(app: &TestApp, agent: &Agent) -> String {
 }
 
 /// Waits until the agent took the task (its state is `working`), within the test's own bound.
-async fn until_working(app: &TestApp, id: &str) {
+pub(crate) async fn until_working(app: &Http, id: &str) {
     for _ in 0..300 {
         if app.get(&format!("/tasks/{id}")).await.ok(200)["state"] == "working" {
             return;
@@ -81,7 +81,7 @@ async fn until_working(app: &TestApp, id: &str) {
 }
 
 /// Every event of a task's log, read from its SSE stream to its end.
-async fn events(app: &TestApp, id: &str, key: Option<&str>) -> Vec<Value> {
+pub(crate) async fn events(app: &Http, id: &str, key: Option<&str>) -> Vec<Value> {
     let mut request = reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base));
     if let Some(key) = key {
         request = request.header("x-api-key", key);
@@ -131,7 +131,7 @@ async fn a_task_sent_by_capability_gets_the_live_agents_answer_and_logs_every_st
 }
 
 /// The key the app's client sends (the test apps are bootstrapped with an Admin key).
-fn app_key(app: &TestApp) -> Option<String> {
+pub(crate) fn app_key(app: &Http) -> Option<String> {
     app.key().map(str::to_owned)
 }
 
@@ -315,4 +315,28 @@ async fn canceling_a_running_task_cancels_it_at_the_agent_too() {
         let answer: Value = request.send().await.unwrap().json().await.unwrap();
         assert_eq!(answer["result"]["status"]["state"], "TASK_STATE_CANCELED", "{flags:?}: {answer}");
     }
+}
+
+#[tokio::test]
+async fn an_agent_that_names_its_callers_takes_tasks_only_from_them_and_admins() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    let endpoint = json!({"name": "e", "transport": "Http", "protocol": "A2A", "address": agent.url,
+                          "livenessModel": "Ephemeral", "ttlSeconds": 300});
+    let body = json!({"name": "private", "capabilities": [{"name": "private"}], "endpoints": [endpoint],
+                      "labels": {"callers": "kim, team-b"}});
+    let id = app.register(body).await["id"].as_str().unwrap().to_owned();
+    let task = json!({"capability": "private", "input": "hi"});
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    assert_eq!(kim.post("/tasks", task.clone()).await.ok(200)["state"], "completed");
+    assert_eq!(app.post("/tasks", task.clone()).await.ok(200)["state"], "completed", "an Admin may call anything");
+    // Anyone else finds no agent by capability, and is forbidden the agent by id.
+    let lee = app.with_key(Some(&app.issue_key("lee", "Agent").await));
+    lee.post("/tasks", task.clone()).await.problem(404, "no_live_agent");
+    lee.post("/tasks", json!({"agentId": id, "input": "hi"})).await.problem(403, "forbidden");
+    // A scope entry lets every key of that scope call.
+    let path = format!("/agents/{id}");
+    let update = json!({"name": "private", "capabilities": [{"name": "private"}],
+                        "labels": {"callers": "kim scope:Agent"}});
+    app.put(&path, update).await.ok(200);
+    assert_eq!(lee.post("/tasks", task).await.ok(200)["state"], "completed");
 }

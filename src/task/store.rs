@@ -74,7 +74,8 @@ pub trait TaskStore: Send + Sync + 'static {
     /// task by the deadline, so no process runs these any more. Returns how many.
     async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64>;
 
-    /// Forgets tasks (and their events) that finished before `before`.
+    /// Forgets tasks (and their events) that finished before `before`, and tasks left waiting
+    /// for input (`input_required`, which nothing resumes yet) since before `before`.
     async fn prune_tasks(&self, before: Millis) -> Result<u64>;
 }
 
@@ -152,9 +153,11 @@ pub mod sql {
         "SELECT seq, at, data FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     pub const ABANDONED: &str =
         "SELECT id FROM tasks WHERE state IN ('submitted', 'working') AND deadline_at < $1 LIMIT 1000";
-    pub const PRUNE_EVENTS: &str =
-        "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE finished_at < $1)";
-    pub const PRUNE_TASKS: &str = "DELETE FROM tasks WHERE finished_at < $1";
+    // Past retention: finished, or waiting for input, before `$1` (both conditions indexed).
+    pub const PRUNE_EVENTS: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks
+        WHERE finished_at < $1 OR (state = 'input_required' AND updated_at < $1))";
+    pub const PRUNE_TASKS: &str =
+        "DELETE FROM tasks WHERE finished_at < $1 OR (state = 'input_required' AND updated_at < $1)";
 
     /// `SELECT` of one task by id.
     pub fn task() -> String {
