@@ -345,6 +345,16 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
     let last = store.task_events(running.id, 0, 10).await.unwrap().pop().unwrap();
     assert_eq!(last.event, abandoned_event());
 
+    // Counts of what finished since then, by protocol (the abandoned task was never sent).
+    let counts = |since: i64| async move {
+        let mut counts: Vec<(Option<Protocol>, TaskState, u64)> =
+            store.task_counts(since).await.unwrap().into_iter().map(|c| (c.protocol, c.state, c.count)).collect();
+        counts.sort_by_key(|c| (c.0.map(|p| p.to_string()), c.1.as_str()));
+        counts
+    };
+    assert_eq!(counts(0).await, [(None, TaskState::Failed, 1), (Some(Protocol::A2A), TaskState::Completed, 1)]);
+    assert_eq!(counts(2_000).await, [(None, TaskState::Failed, 1)]);
+
     // A task waiting for input since before the retention is pruned too; a newer one stays.
     let (waiting, recent) = (new(3_000), new(60_000));
     for (task, at) in [(&waiting, 3_100), (&recent, 60_100)] {

@@ -26,12 +26,23 @@ async fn a2a_agent() -> Agent {
 
 /// The agent with flags: `streaming` (its card says so), `rest` (the HTTP+JSON binding).
 pub(crate) async fn a2a_agent_with(flags: &[&str]) -> Agent {
-    let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
-        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
+    spawn_agent(("AGENT_REGISTRY_TEST_VENV", "agent-registry-venv"), script, flags).await
+}
+
+/// The A2A v0.3 agent (a2a-sdk 0.3.26's server), with the same flags but `rest`.
+async fn a2a03_agent_with(flags: &[&str]) -> Agent {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent03.py");
+    spawn_agent(("AGENT_REGISTRY_TEST_VENV_A2A03", "agent-registry-venv-a2a03"), script, flags).await
+}
+
+/// Runs `script` with the Python of a venv (from its variable, else `~/.cache/<default>`).
+async fn spawn_agent((variable, default): (&str, &str), script: &str, flags: &[&str]) -> Agent {
+    let venv = std::env::var(variable)
+        .unwrap_or_else(|_| format!("{}/.cache/{default}", std::env::var("HOME").unwrap_or_default()));
     let python = std::path::Path::new(&venv).join("bin/python");
     assert!(python.exists(), "the Python SDKs are missing: run `bash tests/clients/setup.sh`");
     let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
     let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg(port.to_string())
@@ -339,4 +350,53 @@ async fn an_agent_that_names_its_callers_takes_tasks_only_from_them_and_admins()
                         "labels": {"callers": "kim scope:Agent"}});
     app.put(&path, update).await.ok(200);
     assert_eq!(lee.post("/tasks", task).await.ok(200)["state"], "completed");
+}
+
+#[tokio::test]
+async fn status_counts_tasks_in_flight_and_those_completed_and_failed_in_the_last_hour_by_protocol() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    app.post("/tasks", json!({"capability": "echo", "input": "hi"})).await.ok(200);
+    app.post("/tasks", json!({"capability": "echo", "input": "fail"})).await.ok(200);
+    let slow = app.post("/tasks", json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0})).await;
+    let id = slow.ok(202)["id"].as_str().unwrap().to_owned();
+    until_working(&app, &id).await;
+    let status = app.get("/status").await.ok(200)["tasks"].clone();
+    assert_eq!(status["inFlight"], json!({"A2A": 1}), "{status}");
+    assert_eq!(status["lastHour"], json!({"completed": {"A2A": 1}, "failed": {"A2A": 1}}), "{status}");
+    assert_eq!(status["runningHere"], 1);
+    app.post_empty(&format!("/tasks/{id}/cancel")).await.ok(200);
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    kim.get("/status").await.problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn an_a2a_v03_agent_registered_by_its_v03_card_gets_tasks_through_message_send_and_stream() {
+    for flags in [&[][..], &["streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a03_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let task = app.post("/tasks", json!({"capability": "echo", "input": "old times"})).await.ok(200).clone();
+        assert_eq!(
+            (task["state"].as_str(), task["output"].as_str()),
+            (Some("completed"), Some("echo: old times")),
+            "{flags:?}: {task}"
+        );
+        let log = events(&app, task["id"].as_str().unwrap(), app_key(&app).as_deref()).await;
+        let states: Vec<&str> =
+            log.iter().filter(|e| e["type"] == "status").map(|e| e["state"].as_str().unwrap()).collect();
+        assert_eq!(states.last(), Some(&"completed"), "{flags:?}");
+        let asking = app.post("/tasks", json!({"capability": "echo", "input": "ask"})).await;
+        assert_eq!(asking.ok(200)["state"], "input_required", "{flags:?}");
+        // A running v0.3 task is canceled with tasks/cancel.
+        let body = json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0});
+        let id = app.post("/tasks", body).await.ok(202)["id"].as_str().unwrap().to_owned();
+        until_working(&app, &id).await;
+        assert_eq!(app.post_empty(&format!("/tasks/{id}/cancel")).await.ok(200)["state"], "canceled");
+        let log = events(&app, &id, app_key(&app).as_deref()).await;
+        let remote = log.iter().find(|e| e["type"] == "accepted").unwrap()["remoteId"].as_str().unwrap().to_owned();
+        let ask = json!({"jsonrpc": "2.0", "id": "1", "method": "tasks/get", "params": {"id": remote}});
+        let answer: Value =
+            reqwest::Client::new().post(&agent.url).json(&ask).send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "canceled", "{flags:?}: {answer}");
+    }
 }

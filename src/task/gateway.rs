@@ -468,6 +468,27 @@ impl Gateway {
         self.task(caller, id).await
     }
 
+    /// For `GET /status` (Admin): tasks in flight, and tasks completed and failed in the last
+    /// hour, each by protocol (`none`: not sent anywhere yet); and the tasks this process runs.
+    pub async fn status(&self, caller: &Caller) -> Result<serde_json::Value> {
+        caller.require_admin()?;
+        let counts = self.store.task_counts(self.clock.now_millis() - 3_600_000).await?;
+        let by = |states: &[TaskState]| {
+            let mut out = serde_json::Map::new();
+            for count in counts.iter().filter(|c| states.contains(&c.state)) {
+                let protocol = count.protocol.map_or_else(|| "none".to_owned(), |p| p.to_string());
+                let total = out.get(&protocol).and_then(serde_json::Value::as_u64).unwrap_or(0) + count.count;
+                out.insert(protocol, total.into());
+            }
+            serde_json::Value::Object(out)
+        };
+        Ok(serde_json::json!({
+            "inFlight": by(&TaskState::IN_FLIGHT),
+            "lastHour": {"completed": by(&[TaskState::Completed]), "failed": by(&[TaskState::Failed])},
+            "runningHere": self.running(),
+        }))
+    }
+
     /// Tasks running in this process now.
     pub fn running(&self) -> usize {
         self.running.lock().len()
