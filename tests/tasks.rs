@@ -82,13 +82,15 @@ pub(crate) async fn register_card(app: &Http, agent: &Agent) -> String {
 
 /// Waits until the agent took the task (its state is `working`), within the test's own bound.
 pub(crate) async fn until_working(app: &Http, id: &str) {
-    for _ in 0..300 {
-        if app.get(&format!("/tasks/{id}")).await.ok(200)["state"] == "working" {
-            return;
+    let mut task = Value::Null;
+    for _ in 0..600 {
+        task = app.get(&format!("/tasks/{id}")).await.ok(200).clone();
+        if task["state"] != "submitted" {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the task never reached `working`");
+    assert_eq!(task["state"], "working", "{task}");
 }
 
 /// Every event of a task's log, read from its SSE stream to its end.
