@@ -1,7 +1,7 @@
 //! In-memory implementations of the ports: a store for tests and the in-process liveness store
 //! of the embedded default.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -429,6 +429,26 @@ impl crate::task::TaskStore for MemoryTaskStore {
         Ok(found)
     }
 
+    async fn task_counts(&self, since: Millis) -> Result<Vec<crate::task::store::TaskCount>> {
+        let mut counts: BTreeMap<(Option<String>, &'static str), u64> = BTreeMap::new();
+        for (task, _) in self.tasks.lock().values() {
+            let in_flight = crate::task::TaskState::IN_FLIGHT.contains(&task.state);
+            if in_flight || task.finished_at.is_some_and(|f| f >= since) {
+                *counts.entry((task.protocol.map(|p| p.to_string()), task.state.as_str())).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((protocol, state), n)| {
+                crate::task::store::TaskCount::from_row((
+                    protocol,
+                    state.to_owned(),
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                ))
+            })
+            .collect()
+    }
+
     async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64> {
         let mut tasks = self.tasks.lock();
         let mut failed = 0;
@@ -445,7 +465,10 @@ impl crate::task::TaskStore for MemoryTaskStore {
     async fn prune_tasks(&self, before: Millis) -> Result<u64> {
         let mut tasks = self.tasks.lock();
         let count = tasks.len();
-        tasks.retain(|_, (task, _)| task.finished_at.is_none_or(|f| f >= before));
+        tasks.retain(|_, (task, _)| {
+            let waited_out = task.state == crate::task::TaskState::InputRequired && task.updated_at < before;
+            task.finished_at.is_none_or(|f| f >= before) && !waited_out
+        });
         Ok((count - tasks.len()) as u64)
     }
 }

@@ -24,7 +24,7 @@ mod security;
 #[path = "system.rs"]
 mod system;
 #[path = "tasks.rs"]
-mod tasks;
+pub(crate) mod tasks;
 #[path = "tasks_mcp.rs"]
 mod tasks_mcp;
 #[path = "watch.rs"]

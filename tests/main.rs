@@ -29,3 +29,4 @@ mod shared;
 mod storage;
 mod store_contract;
 mod support;
+mod task_processes;

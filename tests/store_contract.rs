@@ -345,8 +345,26 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
     let last = store.task_events(running.id, 0, 10).await.unwrap().pop().unwrap();
     assert_eq!(last.event, abandoned_event());
 
-    assert_eq!(store.prune_tasks(50_000).await.unwrap(), 1, "only the task finished before");
+    // Counts of what finished since then, by protocol (the abandoned task was never sent).
+    let counts = |since: i64| async move {
+        let mut counts: Vec<(Option<Protocol>, TaskState, u64)> =
+            store.task_counts(since).await.unwrap().into_iter().map(|c| (c.protocol, c.state, c.count)).collect();
+        counts.sort_by_key(|c| (c.0.map(|p| p.to_string()), c.1.as_str()));
+        counts
+    };
+    assert_eq!(counts(0).await, [(None, TaskState::Failed, 1), (Some(Protocol::A2A), TaskState::Completed, 1)]);
+    assert_eq!(counts(2_000).await, [(None, TaskState::Failed, 1)]);
+
+    // A task waiting for input since before the retention is pruned too; a newer one stays.
+    let (waiting, recent) = (new(3_000), new(60_000));
+    for (task, at) in [(&waiting, 3_100), (&recent, 60_100)] {
+        store.create_task(&NewTask { task: task.clone(), idempotency: None }, &TaskEvent::Created).await.unwrap();
+        store.append_task_event(task.id, at, &TaskEvent::InputRequired { message: None }).await.unwrap();
+    }
+    assert_eq!(store.prune_tasks(50_000).await.unwrap(), 2, "the task finished before, and the one left waiting");
     assert!(store.task(first.id).await.unwrap().is_none());
+    assert!(store.task(waiting.id).await.unwrap().is_none());
+    assert!(store.task(recent.id).await.unwrap().is_some());
     assert!(store.task_events(first.id, 0, 10).await.unwrap().is_empty());
     assert!(store.task(running.id).await.unwrap().is_some());
 }

@@ -8,11 +8,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::support::TestApp;
+use crate::support::{Http, TestApp};
 
 /// A Python A2A agent (tests/clients/a2a_agent.py) on a free loopback port; killed when dropped.
-struct Agent {
-    url: String,
+pub(crate) struct Agent {
+    pub(crate) url: String,
     _process: tokio::process::Child,
 }
 
@@ -21,15 +21,32 @@ fn free_port() -> u16 {
 }
 
 async fn a2a_agent() -> Agent {
-    let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
-        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
+    a2a_agent_with(&[]).await
+}
+
+/// The agent with flags: `streaming` (its card says so), `rest` (the HTTP+JSON binding).
+pub(crate) async fn a2a_agent_with(flags: &[&str]) -> Agent {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
+    spawn_agent(("AGENT_REGISTRY_TEST_VENV", "agent-registry-venv"), script, flags).await
+}
+
+/// The A2A v0.3 agent (a2a-sdk 0.3.26's server), with the same flags but `rest`.
+async fn a2a03_agent_with(flags: &[&str]) -> Agent {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent03.py");
+    spawn_agent(("AGENT_REGISTRY_TEST_VENV_A2A03", "agent-registry-venv-a2a03"), script, flags).await
+}
+
+/// Runs `script` with the Python of a venv (from its variable, else `~/.cache/<default>`).
+async fn spawn_agent((variable, default): (&str, &str), script: &str, flags: &[&str]) -> Agent {
+    let venv = std::env::var(variable)
+        .unwrap_or_else(|_| format!("{}/.cache/{default}", std::env::var("HOME").unwrap_or_default()));
     let python = std::path::Path::new(&venv).join("bin/python");
     assert!(python.exists(), "the Python SDKs are missing: run `bash tests/clients/setup.sh`");
     let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
     let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg(port.to_string())
+        .args(flags)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -41,7 +58,7 @@ async fn a2a_agent() -> Agent {
 }
 
 /// Registers an agent offering `capability` at these addresses (A2A over HTTP).
-async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String {
+pub(crate) async fn register(app: &Http, capability: &str, addresses: &[&str]) -> String {
     let endpoints: Vec<Value> = addresses
         .iter()
         .enumerate()
@@ -54,8 +71,30 @@ async fn register(app: &TestApp, capability: &str, addresses: &[&str]) -> String
     app.register(body).await["id"].as_str().unwrap().to_owned()
 }
 
+/// Registers the agent by the card it serves (so the gateway knows its binding and whether it
+/// streams); returns the agent's id.
+pub(crate) async fn register_card(app: &Http, agent: &Agent) -> String {
+    let card: Value =
+        reqwest::get(format!("{}.well-known/agent-card.json", agent.url)).await.unwrap().json().await.unwrap();
+    let body = json!({"card": card, "liveness": {"livenessModel": "Ephemeral", "ttlSeconds": 300}});
+    app.post("/a2a/agents", body).await.ok(201)["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the agent took the task (its state is `working`), within the test's own bound.
+pub(crate) async fn until_working(app: &Http, id: &str) {
+    let mut task = Value::Null;
+    for _ in 0..600 {
+        task = app.get(&format!("/tasks/{id}")).await.ok(200).clone();
+        if task["state"] != "submitted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(task["state"], "working", "{task}");
+}
+
 /// Every event of a task's log, read from its SSE stream to its end.
-async fn events(app: &TestApp, id: &str, key: Option<&str>) -> Vec<Value> {
+pub(crate) async fn events(app: &Http, id: &str, key: Option<&str>) -> Vec<Value> {
     let mut request = reqwest::Client::new().get(format!("{}/tasks/{id}/events", app.base));
     if let Some(key) = key {
         request = request.header("x-api-key", key);
@@ -105,7 +144,7 @@ async fn a_task_sent_by_capability_gets_the_live_agents_answer_and_logs_every_st
 }
 
 /// The key the app's client sends (the test apps are bootstrapped with an Admin key).
-fn app_key(app: &TestApp) -> Option<String> {
+pub(crate) fn app_key(app: &Http) -> Option<String> {
     app.key().map(str::to_owned)
 }
 
@@ -233,4 +272,133 @@ async fn a_task_is_read_only_by_its_caller_and_admins() {
     lee.get(&path).await.problem(404, "task_not_found");
     lee.post_empty(&format!("{path}/cancel")).await.problem(404, "task_not_found");
     assert_eq!(lee.get("/tasks").await.ok(200)["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_streaming_agent_is_followed_over_sse_and_every_update_is_logged() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent_with(&["streaming"]).await);
+    register_card(&app, &agent).await;
+    let task = app.post("/tasks", json!({"capability": "echo", "input": "parts:2"})).await.ok(200).clone();
+    assert_eq!(task["state"], "completed", "{task}");
+    // The two chunks of one artifact (the second with `append`) make one answer.
+    assert_eq!(task["output"], "part 0\npart 1");
+    let log = events(&app, task["id"].as_str().unwrap(), app_key(&app).as_deref()).await;
+    let kinds = kinds(&log);
+    assert_eq!(kinds[..3], ["created", "dispatched", "accepted"]);
+    assert_eq!(kinds.iter().filter(|k| **k == "artifact").count(), 2, "{kinds:?}");
+    let states: Vec<&str> =
+        log.iter().filter(|e| e["type"] == "status").map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["submitted", "working", "completed"]);
+    assert_eq!(kinds.last(), Some(&"completed"));
+    // What needs input or fails ends the stream the same way.
+    let asking = app.post("/tasks", json!({"capability": "echo", "input": "ask"})).await;
+    assert_eq!(asking.ok(200)["state"], "input_required");
+    let failed = app.post("/tasks", json!({"capability": "echo", "input": "fail"})).await;
+    assert_eq!(failed.ok(200)["error"]["detail"], "it went wrong");
+}
+
+#[tokio::test]
+async fn the_http_json_binding_is_spoken_streaming_and_not() {
+    for flags in [&["rest"][..], &["rest", "streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let task = app.post("/tasks", json!({"capability": "echo", "input": "over rest"})).await.ok(200).clone();
+        assert_eq!(task["state"], "completed", "{flags:?}: {task}");
+        assert_eq!(task["output"], "echo: over rest", "{flags:?}");
+    }
+}
+
+#[tokio::test]
+async fn canceling_a_running_task_cancels_it_at_the_agent_too() {
+    for flags in [&[][..], &["streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let body = json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0, "timeoutSeconds": 120});
+        let task = app.post("/tasks", body).await.ok(202).clone();
+        let id = task["id"].as_str().unwrap();
+        until_working(&app, id).await;
+        let canceled = app.post_empty(&format!("/tasks/{id}/cancel")).await;
+        assert_eq!(canceled.ok(200)["state"], "canceled", "{flags:?}");
+        let log = events(&app, id, app_key(&app).as_deref()).await;
+        assert_eq!(kinds(&log).last(), Some(&"canceled"));
+        // The agent itself says its task is canceled (asked with a2a's own GetTask).
+        let remote = log.iter().find(|e| e["type"] == "accepted").unwrap()["remoteId"].as_str().unwrap().to_owned();
+        let ask = json!({"jsonrpc": "2.0", "id": "1", "method": "GetTask", "params": {"id": remote}});
+        let request = reqwest::Client::new().post(&agent.url).header("a2a-version", "1.0").json(&ask);
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "TASK_STATE_CANCELED", "{flags:?}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn an_agent_that_names_its_callers_takes_tasks_only_from_them_and_admins() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    let endpoint = json!({"name": "e", "transport": "Http", "protocol": "A2A", "address": agent.url,
+                          "livenessModel": "Ephemeral", "ttlSeconds": 300});
+    let body = json!({"name": "private", "capabilities": [{"name": "private"}], "endpoints": [endpoint],
+                      "labels": {"callers": "kim, team-b"}});
+    let id = app.register(body).await["id"].as_str().unwrap().to_owned();
+    let task = json!({"capability": "private", "input": "hi"});
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    assert_eq!(kim.post("/tasks", task.clone()).await.ok(200)["state"], "completed");
+    assert_eq!(app.post("/tasks", task.clone()).await.ok(200)["state"], "completed", "an Admin may call anything");
+    // Anyone else finds no agent by capability, and is forbidden the agent by id.
+    let lee = app.with_key(Some(&app.issue_key("lee", "Agent").await));
+    lee.post("/tasks", task.clone()).await.problem(404, "no_live_agent");
+    lee.post("/tasks", json!({"agentId": id, "input": "hi"})).await.problem(403, "forbidden");
+    // A scope entry lets every key of that scope call.
+    let path = format!("/agents/{id}");
+    let update = json!({"name": "private", "capabilities": [{"name": "private"}],
+                        "labels": {"callers": "kim scope:Agent"}});
+    app.put(&path, update).await.ok(200);
+    assert_eq!(lee.post("/tasks", task).await.ok(200)["state"], "completed");
+}
+
+#[tokio::test]
+async fn status_counts_tasks_in_flight_and_those_completed_and_failed_in_the_last_hour_by_protocol() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    app.post("/tasks", json!({"capability": "echo", "input": "hi"})).await.ok(200);
+    app.post("/tasks", json!({"capability": "echo", "input": "fail"})).await.ok(200);
+    let slow = app.post("/tasks", json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0})).await;
+    let id = slow.ok(202)["id"].as_str().unwrap().to_owned();
+    until_working(&app, &id).await;
+    let status = app.get("/status").await.ok(200)["tasks"].clone();
+    assert_eq!(status["inFlight"], json!({"A2A": 1}), "{status}");
+    assert_eq!(status["lastHour"], json!({"completed": {"A2A": 1}, "failed": {"A2A": 1}}), "{status}");
+    assert_eq!(status["runningHere"], 1);
+    app.post_empty(&format!("/tasks/{id}/cancel")).await.ok(200);
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    kim.get("/status").await.problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn an_a2a_v03_agent_registered_by_its_v03_card_gets_tasks_through_message_send_and_stream() {
+    for flags in [&[][..], &["streaming"][..]] {
+        let (app, agent) = (TestApp::spawn().await, a2a03_agent_with(flags).await);
+        register_card(&app, &agent).await;
+        let task = app.post("/tasks", json!({"capability": "echo", "input": "old times"})).await.ok(200).clone();
+        assert_eq!(
+            (task["state"].as_str(), task["output"].as_str()),
+            (Some("completed"), Some("echo: old times")),
+            "{flags:?}: {task}"
+        );
+        let log = events(&app, task["id"].as_str().unwrap(), app_key(&app).as_deref()).await;
+        let states: Vec<&str> =
+            log.iter().filter(|e| e["type"] == "status").map(|e| e["state"].as_str().unwrap()).collect();
+        assert_eq!(states.last(), Some(&"completed"), "{flags:?}");
+        let asking = app.post("/tasks", json!({"capability": "echo", "input": "ask"})).await;
+        assert_eq!(asking.ok(200)["state"], "input_required", "{flags:?}");
+        // A running v0.3 task is canceled with tasks/cancel.
+        let body = json!({"capability": "echo", "input": "slow:60", "waitSeconds": 0});
+        let id = app.post("/tasks", body).await.ok(202)["id"].as_str().unwrap().to_owned();
+        until_working(&app, &id).await;
+        assert_eq!(app.post_empty(&format!("/tasks/{id}/cancel")).await.ok(200)["state"], "canceled");
+        let log = events(&app, &id, app_key(&app).as_deref()).await;
+        let remote = log.iter().find(|e| e["type"] == "accepted").unwrap()["remoteId"].as_str().unwrap().to_owned();
+        let ask = json!({"jsonrpc": "2.0", "id": "1", "method": "tasks/get", "params": {"id": remote}});
+        let answer: Value =
+            reqwest::Client::new().post(&agent.url).json(&ask).send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "canceled", "{flags:?}: {answer}");
+    }
 }

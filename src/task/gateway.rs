@@ -136,7 +136,7 @@ impl Gateway {
         idempotency_key: Option<String>,
     ) -> Result<Submitted> {
         let request = input.validate()?;
-        let candidates = self.candidates(&request).await?;
+        let candidates = self.candidates(caller, &request).await?;
         let now = self.clock.now_millis();
         let task = Task {
             id: TaskId::new_random(),
@@ -173,8 +173,9 @@ impl Gateway {
     }
 
     /// The live endpoints the task could go to, in no order yet; refused when there are none or
-    /// none this gateway can speak to.
-    async fn candidates(&self, request: &TaskRequest) -> Result<Vec<Candidate>> {
+    /// none this gateway can speak to. Agents whose `callers` label leaves this caller out are
+    /// not candidates (the same answer as no live agent), and a pinned one is `403 forbidden`.
+    async fn candidates(&self, caller: &Caller, request: &TaskRequest) -> Result<Vec<Candidate>> {
         let now = self.clock.now_millis();
         let hits = match &request.target {
             TaskTarget::AgentId(id) => vec![self.registry.find(*id).await?],
@@ -186,6 +187,15 @@ impl Gateway {
         let mut live = Vec::new();
         for hit in hits {
             let agent = hit.agent()?;
+            if !crate::task::may_call(caller, &agent) {
+                if let TaskTarget::AgentId(id) = &request.target {
+                    return Err(RegistryError::Forbidden(format!(
+                        "agent {id} takes tasks only from the callers its `{}` label names",
+                        crate::task::CALLERS_LABEL
+                    )));
+                }
+                continue;
+            }
             for (index, endpoint) in agent.endpoints.iter().enumerate() {
                 if hit.live_state(index, now).is_some_and(|s| s.is_live) {
                     live.push(Candidate {
@@ -463,6 +473,27 @@ impl Gateway {
             }
         }
         self.task(caller, id).await
+    }
+
+    /// For `GET /status` (Admin): tasks in flight, and tasks completed and failed in the last
+    /// hour, each by protocol (`none`: not sent anywhere yet); and the tasks this process runs.
+    pub async fn status(&self, caller: &Caller) -> Result<serde_json::Value> {
+        caller.require_admin()?;
+        let counts = self.store.task_counts(self.clock.now_millis() - 3_600_000).await?;
+        let by = |states: &[TaskState]| {
+            let mut out = serde_json::Map::new();
+            for count in counts.iter().filter(|c| states.contains(&c.state)) {
+                let protocol = count.protocol.map_or_else(|| "none".to_owned(), |p| p.to_string());
+                let total = out.get(&protocol).and_then(serde_json::Value::as_u64).unwrap_or(0) + count.count;
+                out.insert(protocol, total.into());
+            }
+            serde_json::Value::Object(out)
+        };
+        Ok(serde_json::json!({
+            "inFlight": by(&TaskState::IN_FLIGHT),
+            "lastHour": {"completed": by(&[TaskState::Completed]), "failed": by(&[TaskState::Failed])},
+            "runningHere": self.running(),
+        }))
     }
 
     /// Tasks running in this process now.

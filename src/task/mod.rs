@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::error::{FieldError, RegistryError};
 use crate::liveness::Millis;
 use crate::model::{AgentId, EndpointId, Protocol};
@@ -23,6 +24,24 @@ use crate::model::{AgentId, EndpointId, Protocol};
 pub use gateway::{Gateway, GatewayConfig, Submitted};
 pub use invoke::{Call, InvokeError, Invoker, Outcome, Step, Target};
 pub use store::{NewTask, TaskCreated, TaskPage, TaskQuery, TaskStore};
+
+/// The label by which an agent restricts who may send it tasks: owner ids and `scope:<Scope>`
+/// entries, separated by commas or spaces. Without it any authenticated caller may; an Admin
+/// and the agent's own owner always may.
+pub const CALLERS_LABEL: &str = "callers";
+
+/// Whether `caller` may send tasks to `agent` (see [`CALLERS_LABEL`]).
+pub fn may_call(caller: &Caller, agent: &crate::model::Agent) -> bool {
+    let Some(callers) = agent.labels.get(CALLERS_LABEL) else { return true };
+    if caller.is_admin() || caller.owner == agent.owner_id {
+        return true;
+    }
+    let scope = format!("scope:{}", caller.scope.as_str());
+    callers
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| entry == caller.owner || entry.eq_ignore_ascii_case(&scope))
+}
 
 /// Request limits of `POST /tasks`.
 pub mod limits {

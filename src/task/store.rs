@@ -51,6 +51,26 @@ pub struct TaskPage {
     pub next: Option<(Millis, TaskId)>,
 }
 
+/// How many tasks of one protocol (`None`: not sent anywhere yet) are in one state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskCount {
+    pub protocol: Option<crate::model::Protocol>,
+    pub state: TaskState,
+    pub count: u64,
+}
+
+impl TaskCount {
+    /// Reads a `(protocol, state, count)` row of [`sql::COUNTS`].
+    pub fn from_row((protocol, state, count): (Option<String>, String, i64)) -> Result<Self> {
+        let unreadable = |what: String| RegistryError::internal(format!("a task count is unreadable: {what}"));
+        Ok(Self {
+            protocol: protocol.as_deref().map(str::parse).transpose().map_err(unreadable)?,
+            state: state.parse().map_err(unreadable)?,
+            count: u64::try_from(count).unwrap_or_default(),
+        })
+    }
+}
+
 /// Durable storage of tasks and their events.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
@@ -74,7 +94,16 @@ pub trait TaskStore: Send + Sync + 'static {
     /// task by the deadline, so no process runs these any more. Returns how many.
     async fn fail_abandoned_tasks(&self, overdue_at: Millis, at: Millis) -> Result<u64>;
 
-    /// Forgets tasks (and their events) that finished before `before`.
+    /// Counts of the tasks in flight, and of those that finished at or after `since`, by
+    /// protocol and state (for `GET /status`). The default counts nothing: a store that keeps
+    /// no such index.
+    async fn task_counts(&self, since: Millis) -> Result<Vec<TaskCount>> {
+        let _ = since;
+        Ok(Vec::new())
+    }
+
+    /// Forgets tasks (and their events) that finished before `before`, and tasks left waiting
+    /// for input (`input_required`, which nothing resumes yet) since before `before`.
     async fn prune_tasks(&self, before: Millis) -> Result<u64>;
 }
 
@@ -130,6 +159,10 @@ impl TaskStore for BoundedTaskStore {
         within(self.bounds.upkeep, "failing abandoned tasks", self.inner.fail_abandoned_tasks(overdue_at, at)).await
     }
 
+    async fn task_counts(&self, since: Millis) -> Result<Vec<TaskCount>> {
+        within(self.bounds.request, "task counts", self.inner.task_counts(since)).await
+    }
+
     async fn prune_tasks(&self, before: Millis) -> Result<u64> {
         within(self.bounds.upkeep, "pruning tasks", self.inner.prune_tasks(before)).await
     }
@@ -152,9 +185,14 @@ pub mod sql {
         "SELECT seq, at, data FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
     pub const ABANDONED: &str =
         "SELECT id FROM tasks WHERE state IN ('submitted', 'working') AND deadline_at < $1 LIMIT 1000";
-    pub const PRUNE_EVENTS: &str =
-        "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE finished_at < $1)";
-    pub const PRUNE_TASKS: &str = "DELETE FROM tasks WHERE finished_at < $1";
+    /// Tasks in flight and tasks finished since `$1`, by protocol and state (both indexed).
+    pub const COUNTS: &str = "SELECT protocol, state, COUNT(*) FROM tasks
+        WHERE state IN ('submitted', 'working') OR finished_at >= $1 GROUP BY protocol, state";
+    // Past retention: finished, or waiting for input, before `$1` (both conditions indexed).
+    pub const PRUNE_EVENTS: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks
+        WHERE finished_at < $1 OR (state = 'input_required' AND updated_at < $1))";
+    pub const PRUNE_TASKS: &str =
+        "DELETE FROM tasks WHERE finished_at < $1 OR (state = 'input_required' AND updated_at < $1)";
 
     /// `SELECT` of one task by id.
     pub fn task() -> String {

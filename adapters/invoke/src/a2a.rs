@@ -1,8 +1,12 @@
-//! A2A: `SendMessage` (v1.0) or `message/send` (v0.3) over the JSON-RPC binding, or
-//! `POST {url}/message:send` over HTTP+JSON; then the task is followed with `GetTask` /
-//! `tasks/get` (or `GET {url}/tasks/{id}`) until it rests: completed, failed, canceled,
-//! rejected or input-required. The version and binding come from the endpoint's
-//! `protocolVersion` and `protocolBinding` (set from the agent's card), else the card's version.
+//! A2A: where the agent's card says `capabilities.streaming`, `SendStreamingMessage` (v1.0) or
+//! `message/stream` (v0.3) over the JSON-RPC binding, or `POST {url}/message:stream` over
+//! HTTP+JSON, read as Server-Sent Events until the task rests; otherwise `SendMessage` /
+//! `message/send` (or `POST {url}/message:send`) asking not to block, and the task followed with
+//! `GetTask` / `tasks/get` (or `GET {url}/tasks/{id}`) until it rests: completed, failed,
+//! canceled, rejected or input-required. A stream that breaks off after the agent took the task
+//! is followed by polling. `CancelTask` / `tasks/cancel` (or `POST {url}/tasks/{id}:cancel`)
+//! cancels. The version and binding come from the endpoint's `protocolVersion` and
+//! `protocolBinding` (set from the agent's card), else the card's version.
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +16,12 @@ use agent_registry_core::task::{Call, InvokeError, Outcome, Step, Target};
 use serde_json::{Map, Value, json};
 
 use crate::egress::EgressPolicy;
-use crate::http::{HttpBounds, Phase, exchange};
+use crate::http::{HttpBounds, Opened, Phase, exchange, open_stream};
 
 /// How often a task that is not resting yet is read again.
 const POLL: Duration = Duration::from_millis(300);
+/// How long a cancel request may take.
+const CANCEL_WITHIN: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Version {
@@ -46,6 +52,159 @@ fn binding_of(target: &Target) -> Binding {
     }
 }
 
+/// Whether the agent's card says it streams (A2A §5.5.2 `AgentCapabilities.streaming`).
+fn streams(target: &Target) -> bool {
+    let Some(document) = target.document.as_ref().filter(|d| d.format == DocumentFormat::A2aAgentCard) else {
+        return false;
+    };
+    let card: Value = serde_json::from_str(&document.text).unwrap_or(Value::Null);
+    let card = card.get("card").filter(|c| c.is_object()).unwrap_or(&card);
+    card.get("capabilities").and_then(|c| c.get("streaming")).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// `{url}/<segments>`, each segment escaped (a task id is the agent's text).
+fn url_of(target: &Target, segments: &[&str]) -> String {
+    match url::Url::parse(&target.address) {
+        Ok(mut url) => {
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.pop_if_empty().extend(segments);
+            }
+            url.to_string()
+        }
+        Err(_) => format!("{}/{}", target.address.trim_end_matches('/'), segments.join("/")),
+    }
+}
+
+/// What the client knows of the agent's task as it follows it: whether the agent took it, its
+/// id, the last state reported, and the task as the agent's updates built it.
+#[derive(Default)]
+struct Tracker {
+    accepted: bool,
+    remote_id: Option<String>,
+    reported: String,
+    task: Map<String, Value>,
+}
+
+impl Tracker {
+    fn accept(&mut self, remote_id: Option<&str>, events: &(dyn Fn(Step) + Send + Sync)) {
+        if self.remote_id.is_none() {
+            self.remote_id = remote_id.map(str::to_owned);
+        }
+        if !self.accepted {
+            self.accepted = true;
+            events(Step::Accepted { remote_id: self.remote_id.clone() });
+        }
+    }
+
+    /// Takes the agent's whole task; its outcome once it rests.
+    fn task(&mut self, task: Map<String, Value>, events: &(dyn Fn(Step) + Send + Sync)) -> Option<Outcome> {
+        self.accept(task.get("id").and_then(Value::as_str), events);
+        self.task = task;
+        self.status(events)
+    }
+
+    /// Reports the task's state if it changed; its outcome once it rests.
+    fn status(&mut self, events: &(dyn Fn(Step) + Send + Sync)) -> Option<Outcome> {
+        let state = state_of(&self.task);
+        if state != self.reported {
+            let message = self.task.get("status").and_then(|s| s.get("message")).cloned();
+            events(Step::Status { state: state.clone(), message });
+            self.reported = state.clone();
+        }
+        outcome_of(&state, &self.task)
+    }
+
+    /// One event of a stream; the outcome once the task rests.
+    fn update(&mut self, update: Update, events: &(dyn Fn(Step) + Send + Sync)) -> Option<Outcome> {
+        match update {
+            Update::Task(task) => self.task(task, events),
+            // A message as the first answer is the whole answer (A2A §3.1.2); later, a note.
+            Update::Message(message) if !self.accepted => {
+                self.accept(None, events);
+                Some(Outcome::Completed { output: output_of_message(&message) })
+            }
+            Update::Message(message) => {
+                events(Step::Message(Value::Object(message)));
+                None
+            }
+            Update::Status(update) => {
+                self.accept(update.get("taskId").and_then(Value::as_str), events);
+                if let Some(status) = update.get("status") {
+                    self.task.insert("status".into(), status.clone());
+                }
+                self.status(events)
+            }
+            Update::Artifact(update) => {
+                self.accept(update.get("taskId").and_then(Value::as_str), events);
+                let artifact = update.get("artifact").cloned().unwrap_or(Value::Null);
+                let append = update.get("append").and_then(Value::as_bool).unwrap_or(false);
+                self.add_artifact(&artifact, append);
+                events(Step::Artifact(artifact));
+                None
+            }
+        }
+    }
+
+    /// Keeps an artifact for the output: a chunk with `append` extends the artifact of the same
+    /// id, another replaces it (A2A §3.1.4 `TaskArtifactUpdateEvent`).
+    fn add_artifact(&mut self, artifact: &Value, append: bool) {
+        let Value::Array(artifacts) = self.task.entry("artifacts").or_insert_with(|| Value::Array(Vec::new())) else {
+            return;
+        };
+        let id = artifact.get("artifactId");
+        let same = artifacts.iter_mut().find(|a| id.is_some() && a.get("artifactId") == id);
+        match (same, append) {
+            (Some(existing), true) => {
+                let more = artifact.get("parts").and_then(Value::as_array).cloned().unwrap_or_default();
+                if let Some(Value::Array(parts)) = existing.get_mut("parts") {
+                    parts.extend(more);
+                }
+            }
+            (Some(existing), false) => *existing = artifact.clone(),
+            (None, _) => artifacts.push(artifact.clone()),
+        }
+    }
+}
+
+/// One event of a stream (A2A §3.2.3 `StreamResponse`): v1.0 wraps it in a member named for
+/// its kind, v0.3 tags it with `kind`.
+enum Update {
+    Task(Map<String, Value>),
+    Message(Map<String, Value>),
+    Status(Map<String, Value>),
+    Artifact(Map<String, Value>),
+}
+
+impl Update {
+    fn read(result: &Value) -> Option<Self> {
+        let object = |v: &Value| v.as_object().cloned();
+        let wrapped = [("task", 0), ("message", 1), ("statusUpdate", 2), ("artifactUpdate", 3)];
+        for (name, kind) in wrapped {
+            if let Some(inner) = result.get(name).and_then(object) {
+                return Some(Self::of(kind, inner));
+            }
+        }
+        let tagged = object(result)?;
+        let kind = match tagged.get("kind").and_then(Value::as_str)? {
+            "task" => 0,
+            "message" => 1,
+            "status-update" => 2,
+            "artifact-update" => 3,
+            _ => return None,
+        };
+        Some(Self::of(kind, tagged))
+    }
+
+    fn of(kind: u8, inner: Map<String, Value>) -> Self {
+        match kind {
+            0 => Self::Task(inner),
+            1 => Self::Message(inner),
+            2 => Self::Status(inner),
+            _ => Self::Artifact(inner),
+        }
+    }
+}
+
 /// The A2A client.
 pub struct A2aClient<'a> {
     pub egress: &'a EgressPolicy,
@@ -60,40 +219,160 @@ impl A2aClient<'_> {
         events: &(dyn Fn(Step) + Send + Sync),
     ) -> Result<Outcome, InvokeError> {
         let (version, binding) = (version_of(target), binding_of(target));
-        let answer = self.send(target, version, binding, call).await?;
-        let reply = Reply::read(&answer, version).ok_or_else(|| InvokeError::NotAccepted {
-            code: catalogue::PROTOCOL_ERROR,
-            detail: format!("the agent's answer is neither an A2A Task nor a Message: {}", excerpt(&answer)),
-        })?;
-        let mut task = match reply {
-            Reply::Message(message) => {
-                events(Step::Accepted { remote_id: None });
-                return Ok(Outcome::Completed { output: output_of_message(&message) });
+        let mut tracker = Tracker::default();
+        if streams(target) {
+            match self.stream(target, version, binding, call, &mut tracker, events).await {
+                Ok(Some(outcome)) => return Ok(outcome),
+                // The stream ended or broke before the task rested: follow it by polling.
+                Ok(None) if tracker.remote_id.is_some() => {}
+                Err(e) if tracker.remote_id.is_some() => {
+                    tracing::info!(error = %e, "the agent's stream broke off; following the task by polling");
+                }
+                Ok(None) => {
+                    return Err(InvokeError::AfterAccepted {
+                        code: catalogue::PROTOCOL_ERROR,
+                        detail: "the agent's stream ended before the task rested, with no task id to follow".into(),
+                    });
+                }
+                Err(e) => return Err(e),
             }
-            Reply::Task(task) => task,
-        };
-        let remote_id = task.get("id").and_then(Value::as_str).map(str::to_owned);
-        events(Step::Accepted { remote_id: remote_id.clone() });
-        let mut reported = String::new();
-        loop {
-            let state = state_of(&task);
-            if state != reported {
-                let message = task.get("status").and_then(|s| s.get("message")).cloned();
-                events(Step::Status { state: state.clone(), message });
-                reported = state.clone();
-            }
-            if let Some(outcome) = outcome_of(&state, &task) {
-                return Ok(outcome);
-            }
-            let Some(id) = &remote_id else {
-                return Err(InvokeError::AfterAccepted {
+        } else {
+            let answer = self.send(target, version, binding, call).await?;
+            let reply = Update::read(&answer).or_else(|| {
+                // Some v0.3 servers answer a bare Task without `kind`.
+                answer.get("status").and(answer.as_object().cloned()).map(Update::Task)
+            });
+            let Some(reply @ (Update::Task(_) | Update::Message(_))) = reply else {
+                return Err(InvokeError::NotAccepted {
                     code: catalogue::PROTOCOL_ERROR,
-                    detail: "the agent's task has no id to follow it by".into(),
+                    detail: format!("the agent's answer is neither an A2A Task nor a Message: {}", excerpt(&answer)),
                 });
             };
-            tokio::time::sleep(POLL.min(call.deadline.saturating_duration_since(Instant::now()))).await;
-            task = self.get_task(target, version, binding, id, call.deadline).await?;
+            if let Some(outcome) = tracker.update(reply, events) {
+                return Ok(outcome);
+            }
         }
+        self.poll(target, version, binding, call, &mut tracker, events).await
+    }
+
+    /// Reads the task again until it rests.
+    async fn poll(
+        &self,
+        target: &Target,
+        version: Version,
+        binding: Binding,
+        call: &Call,
+        tracker: &mut Tracker,
+        events: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Outcome, InvokeError> {
+        let Some(id) = tracker.remote_id.clone() else {
+            return Err(InvokeError::AfterAccepted {
+                code: catalogue::PROTOCOL_ERROR,
+                detail: "the agent's task has no id to follow it by".into(),
+            });
+        };
+        loop {
+            tokio::time::sleep(POLL.min(call.deadline.saturating_duration_since(Instant::now()))).await;
+            let task = self.get_task(target, version, binding, &id, call.deadline).await?;
+            if let Some(outcome) = tracker.task(task, events) {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Sends the message as a stream and reads its events until the task rests (`Some`) or the
+    /// stream ends (`None`).
+    async fn stream(
+        &self,
+        target: &Target,
+        version: Version,
+        binding: Binding,
+        call: &Call,
+        tracker: &mut Tracker,
+        events: &(dyn Fn(Step) + Send + Sync),
+    ) -> Result<Option<Outcome>, InvokeError> {
+        let params = json!({ "message": message(version, call), "metadata": call.metadata });
+        let method = if version == Version::V1 { "SendStreamingMessage" } else { "message/stream" };
+        let (url, body) = match binding {
+            Binding::JsonRpc => (target.address.clone(), rpc_body(method, params)),
+            Binding::HttpJson => (url_of(target, &["message:stream"]), params),
+        };
+        let headers = headers(version);
+        let before = Phase::BeforeAcceptance;
+        let opened = open_stream(self.egress, self.bounds, &url, &body, &headers, call.deadline, before).await?;
+        let mut stream = match opened {
+            Opened::Stream(stream) => stream,
+            // A plain answer: a refusal, or the whole answer at once.
+            Opened::Json(answer) => {
+                let result = self.result_of(binding, method, &answer, before)?;
+                let update = Update::read(&result).ok_or_else(|| {
+                    before.error(catalogue::PROTOCOL_ERROR, format!("{method} answered {}", excerpt(&result)))
+                })?;
+                return Ok(tracker.update(update, events));
+            }
+        };
+        loop {
+            let phase = if tracker.accepted { Phase::AfterAcceptance } else { Phase::BeforeAcceptance };
+            // Once the answer's head came, the agent may have the task: in doubt, accepted.
+            let Some(event) = stream.next(call.deadline, Phase::AfterAcceptance).await? else {
+                return Ok(None);
+            };
+            let payload: Value = serde_json::from_str(&event.data).map_err(|e| {
+                phase.error(catalogue::PROTOCOL_ERROR, format!("{method} streamed an event that is not JSON: {e}"))
+            })?;
+            let result = self.result_of(binding, method, &payload, phase)?;
+            if event.event.as_deref() == Some("error") {
+                return Err(
+                    phase.error(catalogue::AGENT_ERROR, format!("{method} streamed an error: {}", excerpt(&result)))
+                );
+            }
+            let update = Update::read(&result).ok_or_else(|| {
+                phase.error(
+                    catalogue::PROTOCOL_ERROR,
+                    format!("{method} streamed an unknown event: {}", excerpt(&result)),
+                )
+            })?;
+            if let Some(outcome) = tracker.update(update, events) {
+                return Ok(Some(outcome));
+            }
+        }
+    }
+
+    /// The result of a JSON-RPC answer (its error as the agent's failure); an HTTP+JSON answer
+    /// is its own result.
+    fn result_of(&self, binding: Binding, method: &str, answer: &Value, phase: Phase) -> Result<Value, InvokeError> {
+        if binding == Binding::HttpJson {
+            return Ok(answer.clone());
+        }
+        if let Some(error) = answer.get("error") {
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("no message");
+            let code = error.get("code").map(Value::to_string).unwrap_or_default();
+            return Err(
+                phase.error(catalogue::AGENT_ERROR, format!("{method} failed with JSON-RPC error {code}: {message}"))
+            );
+        }
+        answer.get("result").cloned().ok_or_else(|| {
+            phase.error(catalogue::PROTOCOL_ERROR, format!("{method} answered no result: {}", excerpt(answer)))
+        })
+    }
+
+    /// Asks the agent to cancel its task (`CancelTask`, A2A §3.1.5), within a few seconds.
+    pub async fn cancel(&self, target: &Target, remote_id: Option<&str>) -> Result<(), InvokeError> {
+        let Some(id) = remote_id else { return Ok(()) };
+        let version = version_of(target);
+        let deadline = Instant::now() + CANCEL_WITHIN;
+        let phase = Phase::AfterAcceptance;
+        match binding_of(target) {
+            Binding::JsonRpc => {
+                let method = if version == Version::V1 { "CancelTask" } else { "tasks/cancel" };
+                self.rpc(target, version, method, json!({ "id": id }), deadline, phase).await?;
+            }
+            Binding::HttpJson => {
+                let url = url_of(target, &["tasks", &format!("{id}:cancel")]);
+                exchange(self.egress, self.bounds, &url, Some(&json!({})), &headers(version), deadline, phase).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn send(
@@ -103,14 +382,21 @@ impl A2aClient<'_> {
         binding: Binding,
         call: &Call,
     ) -> Result<Value, InvokeError> {
-        let params = json!({ "message": message(version, call), "metadata": call.metadata });
+        // Not blocking: the answer comes once the agent took the task, which is then followed
+        // by polling (a blocking send would outlast the request bound on a long task).
+        let configuration = match version {
+            Version::V1 => json!({ "returnImmediately": true }),
+            Version::V03 => json!({ "blocking": false }),
+        };
+        let params =
+            json!({ "message": message(version, call), "configuration": configuration, "metadata": call.metadata });
         match binding {
             Binding::JsonRpc => {
                 let method = if version == Version::V1 { "SendMessage" } else { "message/send" };
                 self.rpc(target, version, method, params, call.deadline, Phase::BeforeAcceptance).await
             }
             Binding::HttpJson => {
-                let url = format!("{}/message:send", target.address.trim_end_matches('/'));
+                let url = url_of(target, &["message:send"]);
                 let headers = headers(version);
                 exchange(
                     self.egress,
@@ -140,7 +426,7 @@ impl A2aClient<'_> {
                 self.rpc(target, version, method, json!({ "id": id }), deadline, Phase::AfterAcceptance).await?
             }
             Binding::HttpJson => {
-                let url = format!("{}/tasks/{id}", target.address.trim_end_matches('/'));
+                let url = url_of(target, &["tasks", id]);
                 exchange(self.egress, self.bounds, &url, None, &headers(version), deadline, Phase::AfterAcceptance)
                     .await?
             }
@@ -164,22 +450,16 @@ impl A2aClient<'_> {
         deadline: Instant,
         phase: Phase,
     ) -> Result<Value, InvokeError> {
-        let body =
-            json!({ "jsonrpc": "2.0", "id": uuid::Uuid::new_v4().to_string(), "method": method, "params": params });
+        let body = rpc_body(method, params);
         let answer =
             exchange(self.egress, self.bounds, &target.address, Some(&body), &headers(version), deadline, phase)
                 .await?;
-        if let Some(error) = answer.get("error") {
-            let message = error.get("message").and_then(Value::as_str).unwrap_or("no message");
-            let code = error.get("code").map(Value::to_string).unwrap_or_default();
-            return Err(
-                phase.error(catalogue::AGENT_ERROR, format!("{method} failed with JSON-RPC error {code}: {message}"))
-            );
-        }
-        answer.get("result").cloned().ok_or_else(|| {
-            phase.error(catalogue::PROTOCOL_ERROR, format!("{method} answered no result: {}", excerpt(&answer)))
-        })
+        self.result_of(Binding::JsonRpc, method, &answer, phase)
     }
+}
+
+fn rpc_body(method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": uuid::Uuid::new_v4().to_string(), "method": method, "params": params })
 }
 
 fn headers(version: Version) -> Vec<(&'static str, &'static str)> {
@@ -207,30 +487,6 @@ fn message(version: Version, call: &Call) -> Value {
                 other => json!({ "kind": "data", "data": other }),
             };
             json!({ "kind": "message", "messageId": id, "role": "user", "parts": [part] })
-        }
-    }
-}
-
-enum Reply {
-    Task(Map<String, Value>),
-    Message(Map<String, Value>),
-}
-
-impl Reply {
-    /// v1.0 wraps the answer (`{"task": ...}` or `{"message": ...}`); v0.3 tags it with `kind`.
-    fn read(answer: &Value, version: Version) -> Option<Self> {
-        if let Some(task) = answer.get("task").and_then(Value::as_object) {
-            return Some(Self::Task(task.clone()));
-        }
-        if let Some(message) = answer.get("message").and_then(Value::as_object) {
-            return Some(Self::Message(message.clone()));
-        }
-        let object = answer.as_object()?;
-        match (version, object.get("kind").and_then(Value::as_str)) {
-            (_, Some("task")) => Some(Self::Task(object.clone())),
-            (_, Some("message")) => Some(Self::Message(object.clone())),
-            (_, _) if object.contains_key("status") => Some(Self::Task(object.clone())),
-            _ => None,
         }
     }
 }

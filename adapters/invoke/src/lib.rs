@@ -47,4 +47,13 @@ impl Invoker for Invokers {
             }),
         }
     }
+
+    async fn cancel(&self, target: &Target, remote_id: Option<&str>) -> Result<(), InvokeError> {
+        match (target.protocol, target.transport) {
+            (Protocol::A2A, Transport::Http) => {
+                a2a::A2aClient { egress: &self.egress, bounds: &self.bounds }.cancel(target, remote_id).await
+            }
+            _ => Ok(()),
+        }
+    }
 }

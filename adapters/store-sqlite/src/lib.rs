@@ -725,7 +725,9 @@ mod tests {
 /// Tasks and their logs (migration 0011); the statements are shared with the other SQL store.
 mod tasks {
     use agent_registry_core::liveness::Millis;
-    use agent_registry_core::task::store::{NewTask, TaskCreated, TaskQuery, TaskStore, abandoned_event, sql};
+    use agent_registry_core::task::store::{
+        NewTask, TaskCount, TaskCreated, TaskQuery, TaskStore, abandoned_event, sql,
+    };
     use agent_registry_core::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskRow};
     use agent_registry_core::{RegistryError, Result};
     use async_trait::async_trait;
@@ -884,6 +886,12 @@ mod tasks {
                 tx.commit().await.map_err(classify)?;
             }
             Ok(failed)
+        }
+
+        async fn task_counts(&self, since: Millis) -> Result<Vec<TaskCount>> {
+            let rows: Vec<(Option<String>, String, i64)> =
+                sqlx::query_as(q(sql::COUNTS)).bind(since).fetch_all(&self.pool).await.map_err(classify)?;
+            rows.into_iter().map(TaskCount::from_row).collect()
         }
 
         async fn prune_tasks(&self, before: Millis) -> Result<u64> {

@@ -52,12 +52,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn status(State(state): State<AppState>, Auth(caller): Auth) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let storage = state.registry.store_sizes().await?;
+    let tasks = state.gateway.status(&caller).await?;
     let config = state.registry.config();
     let hours = |secs: i64| secs / 3600;
     Ok(Json(json!({
         "agents": state.registry.agent_count(),
         "revision": state.registry.applied_revision(),
         "storage": storage,
+        "tasks": tasks,
         "retention": {
             "changeHours": hours(config.change_retention_secs),
             "auditDays": config.audit_retention_secs / 86_400,
