@@ -25,5 +25,7 @@ mod security;
 mod system;
 #[path = "tasks.rs"]
 mod tasks;
+#[path = "tasks_acp.rs"]
+mod tasks_acp;
 #[path = "watch.rs"]
 mod watch;

@@ -26,5 +26,7 @@ mod security;
 mod system;
 #[path = "tasks.rs"]
 mod tasks;
+#[path = "tasks_acp.rs"]
+mod tasks_acp;
 #[path = "watch.rs"]
 mod watch;

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod a2a;
+pub mod acp;
 pub mod egress;
 pub mod http;
 
@@ -24,7 +25,7 @@ pub struct Invokers {
 #[async_trait]
 impl Invoker for Invokers {
     fn speaks(&self, protocol: Protocol, transport: Transport) -> bool {
-        matches!((protocol, transport), (Protocol::A2A, Transport::Http))
+        matches!((protocol, transport), (Protocol::A2A | Protocol::ACP, Transport::Http))
     }
 
     async fn invoke(
@@ -37,10 +38,22 @@ impl Invoker for Invokers {
             (Protocol::A2A, Transport::Http) => {
                 a2a::A2aClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
             }
+            (Protocol::ACP, Transport::Http) => {
+                acp::AcpClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
+            }
             (protocol, transport) => Err(InvokeError::NotAccepted {
                 code: agent_registry_core::error::catalogue::AGENT_UNREACHABLE,
                 detail: format!("the gateway cannot send tasks to {protocol} over {transport} yet"),
             }),
+        }
+    }
+
+    async fn cancel(&self, target: &Target, remote_id: Option<&str>) -> Result<(), InvokeError> {
+        match (target.protocol, target.transport) {
+            (Protocol::ACP, Transport::Http) => {
+                acp::AcpClient { egress: &self.egress, bounds: &self.bounds }.cancel(target, remote_id).await
+            }
+            _ => Ok(()),
         }
     }
 }
