@@ -27,5 +27,7 @@ mod system;
 mod tasks;
 #[path = "tasks_acp.rs"]
 mod tasks_acp;
+#[path = "tasks_amqp.rs"]
+mod tasks_amqp;
 #[path = "watch.rs"]
 mod watch;

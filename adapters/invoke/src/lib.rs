@@ -5,8 +5,11 @@
 
 pub mod a2a;
 pub mod acp;
+pub mod amqp;
 pub mod egress;
 pub mod http;
+
+use std::sync::Arc;
 
 use agent_registry_core::model::{Protocol, Transport};
 use agent_registry_core::task::{Call, InvokeError, Invoker, Outcome, Step, Target};
@@ -20,12 +23,17 @@ pub use http::HttpBounds;
 pub struct Invokers {
     pub egress: EgressPolicy,
     pub bounds: HttpBounds,
+    /// Queue dispatch to the `--amqp-url` broker (any protocol over `Amqp`); none: not spoken.
+    pub amqp: Option<Arc<amqp::AmqpClient>>,
 }
 
 #[async_trait]
 impl Invoker for Invokers {
     fn speaks(&self, protocol: Protocol, transport: Transport) -> bool {
+        // Over AMQP the registry's own task message goes, whatever protocol the endpoint names;
+        // Azure Service Bus is never spoken (no broker to test against: 501).
         matches!((protocol, transport), (Protocol::A2A | Protocol::ACP, Transport::Http))
+            || (transport == Transport::Amqp && self.amqp.is_some())
     }
 
     async fn invoke(
@@ -41,6 +49,7 @@ impl Invoker for Invokers {
             (Protocol::ACP, Transport::Http) => {
                 acp::AcpClient { egress: &self.egress, bounds: &self.bounds }.invoke(target, call, events).await
             }
+            (_, Transport::Amqp) if let Some(amqp) = &self.amqp => amqp.invoke(target, call, events).await,
             (protocol, transport) => Err(InvokeError::NotAccepted {
                 code: agent_registry_core::error::catalogue::AGENT_UNREACHABLE,
                 detail: format!("the gateway cannot send tasks to {protocol} over {transport} yet"),
