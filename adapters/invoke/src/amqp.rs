@@ -192,7 +192,10 @@ impl AmqpClient {
             Ok(Err(_)) => Err(after(
                 "the connection to the broker closed while waiting for the reply; its reply queue is gone".into(),
             )),
-            Err(_) => Err(after("no reply came before the task's deadline".into())),
+            Err(_) => Err(InvokeError::AfterAccepted {
+                code: catalogue::TASK_TIMEOUT,
+                detail: "no reply came before the task's deadline".into(),
+            }),
         }
     }
 
