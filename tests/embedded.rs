@@ -27,5 +27,9 @@ mod system;
 pub(crate) mod tasks;
 #[path = "tasks_mcp.rs"]
 mod tasks_mcp;
+#[path = "tasks_acp.rs"]
+mod tasks_acp;
+#[path = "tasks_amqp.rs"]
+mod tasks_amqp;
 #[path = "watch.rs"]
 mod watch;

@@ -28,5 +28,9 @@ mod system;
 mod tasks;
 #[path = "tasks_mcp.rs"]
 mod tasks_mcp;
+#[path = "tasks_acp.rs"]
+mod tasks_acp;
+#[path = "tasks_amqp.rs"]
+mod tasks_amqp;
 #[path = "watch.rs"]
 mod watch;

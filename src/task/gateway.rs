@@ -198,11 +198,16 @@ impl Gateway {
             }
             for (index, endpoint) in agent.endpoints.iter().enumerate() {
                 if hit.live_state(index, now).is_some_and(|s| s.is_live) {
-                    live.push(Candidate {
-                        agent_id: agent.id,
-                        endpoint: endpoint.clone(),
-                        document: agent.origin.clone(),
-                    });
+                    let mut endpoint = endpoint.clone();
+                    if endpoint.protocol == crate::model::Protocol::ACP {
+                        // An ACP run names its agent; registered by manifest, the endpoint knows the
+                        // name its server uses, otherwise it is the agent's own.
+                        endpoint
+                            .protocol_metadata
+                            .entry("agent_name")
+                            .or_insert_with(|| serde_json::Value::String(agent.name.clone()));
+                    }
+                    live.push(Candidate { agent_id: agent.id, endpoint, document: agent.origin.clone() });
                 }
             }
         }

@@ -204,6 +204,13 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_DENY", value_delimiter = ',')]
     pub gateway_deny: Vec<agent_registry_invoke::Rule>,
 
+    /// Prefix of the reply queue the gateway declares on the `--amqp-url` broker to receive
+    /// queue workers' answers to tasks (one per process and vhost, exclusive, auto-delete).
+    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_AMQP_REPLY_PREFIX",
+          default_value = agent_registry_invoke::amqp::DEFAULT_REPLY_PREFIX,
+          value_parser = agent_registry_invoke::amqp::parse_reply_prefix)]
+    pub gateway_amqp_reply_prefix: String,
+
     /// Endpoints the gateway tries at most for one task when they fail before accepting it.
     #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_MAX_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -421,6 +428,11 @@ impl Config {
                 deny: self.gateway_deny.clone(),
             },
             bounds: agent_registry_invoke::HttpBounds::default(),
+            // Tasks to queues go to the `--amqp-url` broker only, as queue facts do.
+            amqp: agent_registry_invoke::amqp::AmqpClient::new(self.amqp_url.url(), &self.gateway_amqp_reply_prefix)
+                .map_err(|e| tracing::warn!(error = %e, "tasks to AMQP queues are not sent"))
+                .ok()
+                .map(std::sync::Arc::new),
         }
     }
 

@@ -117,6 +117,11 @@ impl BrokerUrl {
         format!("{}://{}:{}", self.url.scheme(), self.host, self.port)
     }
 
+    /// The URL as configured, credentials included (for the gateway's AMQP client).
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
     /// The URI lapin connects with: this broker and its credentials, on `vhost` (as encoded in
     /// the endpoint's address).
     fn on_vhost(&self, vhost_encoded: &str) -> String {

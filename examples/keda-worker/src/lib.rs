@@ -13,7 +13,8 @@
 //! `liveOnly=false` (the queue, whether or not a worker runs: KEDA starts one when work arrives).
 //!
 //! The "work" here is a stand-in ([`work`]); a reply goes to the message's `reply_to` queue
-//! when it names one, with its `correlation_id`.
+//! when it names one, with its `correlation_id`. Tasks the registry's gateway sends
+//! (`POST /tasks` to this queue) are answered in the gateway's reply contract ([`answer`]).
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -133,6 +134,28 @@ fn encode(name: &str) -> String {
 pub fn work(task: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(task);
     json!({"processed": text, "bytes": task.len()}).to_string().into_bytes()
+}
+
+/// The reply to a message. A task from the registry's gateway (`type: task`, a JSON body
+/// `{"taskId", "input", "tool", "metadata"}`) gets `{"status": "completed", "output": ...}`
+/// with the work done on its input (text as is, JSON as its text), or `{"status": "failed",
+/// "error": {"code", "detail"}}` when the body is not such a task; any other message gets the
+/// bare answer of [`work`].
+pub fn answer(kind: Option<&str>, body: &[u8]) -> Vec<u8> {
+    if kind != Some("task") {
+        return work(body);
+    }
+    let task: Option<Value> = serde_json::from_slice::<Value>(body).ok().filter(|t| t.get("taskId").is_some());
+    let reply = match task.as_ref().and_then(|t| t.get("input")) {
+        Some(input) => {
+            let text = input.as_str().map_or_else(|| input.to_string(), str::to_owned);
+            let output: Value = serde_json::from_slice(&work(text.as_bytes())).unwrap_or(Value::Null);
+            json!({"status": "completed", "output": output})
+        }
+        None => json!({"status": "failed",
+            "error": {"code": "bad_task", "detail": "the message is not a task: JSON with taskId and input"}}),
+    };
+    reply.to_string().into_bytes()
 }
 
 /// A registered worker, ready to consume.
@@ -262,9 +285,10 @@ impl Worker {
             };
             let Some(delivery) = next else { break };
             let delivery = delivery?;
-            let answer = work(&delivery.data);
+            let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+            let answer = answer(kind, &delivery.data);
             if let Some(reply_to) = delivery.properties.reply_to() {
-                let mut properties = BasicProperties::default();
+                let mut properties = BasicProperties::default().with_content_type("application/json".into());
                 if let Some(id) = delivery.properties.correlation_id() {
                     properties = properties.with_correlation_id(id.clone());
                 }
@@ -311,6 +335,18 @@ mod tests {
         assert_eq!(address("amqps://u:p@mq.example/prod", "a/b c"), "amqps://mq.example/prod/a%2Fb%20c");
         assert_eq!(address("amqp://mq.example", "q"), "amqp://mq.example/%2F/q");
         assert!(!format!("{:?}", settings("amqp://u:secret@h/%2f", "q")).contains("secret"));
+    }
+
+    #[test]
+    fn tasks_of_the_gateway_are_answered_in_its_reply_contract() {
+        let read = |kind, body: &[u8]| serde_json::from_slice::<Value>(&answer(kind, body)).unwrap();
+        let task = json!({"taskId": "t-1", "input": "resize", "tool": null, "metadata": {}}).to_string();
+        assert_eq!(
+            read(Some("task"), task.as_bytes()),
+            json!({"status": "completed", "output": {"processed": "resize", "bytes": 6}})
+        );
+        assert_eq!(read(Some("task"), b"resize")["status"], "failed");
+        assert_eq!(read(None, b"resize"), json!({"processed": "resize", "bytes": 6}));
     }
 
     #[test]
