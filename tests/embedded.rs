@@ -25,11 +25,11 @@ mod security;
 mod system;
 #[path = "tasks.rs"]
 pub(crate) mod tasks;
-#[path = "tasks_mcp.rs"]
-mod tasks_mcp;
 #[path = "tasks_acp.rs"]
 mod tasks_acp;
 #[path = "tasks_amqp.rs"]
 mod tasks_amqp;
+#[path = "tasks_mcp.rs"]
+mod tasks_mcp;
 #[path = "watch.rs"]
 mod watch;

@@ -26,11 +26,11 @@ mod security;
 mod system;
 #[path = "tasks.rs"]
 mod tasks;
-#[path = "tasks_mcp.rs"]
-mod tasks_mcp;
 #[path = "tasks_acp.rs"]
 mod tasks_acp;
 #[path = "tasks_amqp.rs"]
 mod tasks_amqp;
+#[path = "tasks_mcp.rs"]
+mod tasks_mcp;
 #[path = "watch.rs"]
 mod watch;
