@@ -115,7 +115,7 @@ pub(crate) async fn events(app: &Http, id: &str, key: Option<&str>) -> Vec<Value
     seen
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
+pub(crate) fn kinds(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 

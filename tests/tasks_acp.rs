@@ -49,22 +49,10 @@ async fn register(app: &TestApp, server: &AcpServer, name: &str, capability: &st
 
 /// Every event of a task's log, from its SSE stream to its end.
 async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let request = reqwest::Client::new()
-        .get(format!("{}/tasks/{id}/events", app.base))
-        .header("x-api-key", app.key().unwrap_or_default());
-    let text = tokio::time::timeout(Duration::from_secs(30), async { request.send().await?.text().await })
-        .await
-        .expect("the stream ends")
-        .unwrap();
-    text.split("\n\n")
-        .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data:")))
-        .map(|data| serde_json::from_str(data.trim()).unwrap())
-        .collect()
+    super::tasks::events(app, id, app.key()).await
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
-}
+use super::tasks::kinds;
 
 #[tokio::test]
 async fn a_task_to_an_acp_agent_gets_its_answer_as_text_or_json() {

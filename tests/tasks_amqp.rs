@@ -85,22 +85,10 @@ fn run(worker: Worker) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHa
 
 /// Every event of a task's log, from its SSE stream to its end.
 async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let request = reqwest::Client::new()
-        .get(format!("{}/tasks/{id}/events", app.base))
-        .header("x-api-key", app.key().unwrap_or_default());
-    let text = tokio::time::timeout(Duration::from_secs(30), async { request.send().await?.text().await })
-        .await
-        .expect("the stream ends")
-        .unwrap();
-    text.split("\n\n")
-        .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data:")))
-        .map(|data| serde_json::from_str(data.trim()).unwrap())
-        .collect()
+    super::tasks::events(app, id, app.key()).await
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
-}
+use super::tasks::kinds;
 
 #[tokio::test]
 async fn a_task_to_a_queue_endpoint_gets_the_keda_workers_answer() {

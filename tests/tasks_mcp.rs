@@ -50,23 +50,12 @@ async fn register(app: &TestApp, capabilities: &[&str], url: &str, metadata: Val
     app.register(body).await["id"].as_str().unwrap().to_owned()
 }
 
-/// Every event of a task's log, read from its SSE stream to its end.
+/// Every event of a task's log, from its SSE stream to its end.
 async fn events(app: &TestApp, id: &str) -> Vec<Value> {
-    let request = reqwest::Client::new()
-        .get(format!("{}/tasks/{id}/events", app.base))
-        .header("x-api-key", app.key().unwrap_or_default());
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let text = tokio::time::timeout(Duration::from_secs(30), response.text()).await.expect("the stream ends").unwrap();
-    text.split("\n\n")
-        .filter_map(|block| block.lines().find_map(|l| l.strip_prefix("data:")))
-        .map(|data| serde_json::from_str(data.trim()).unwrap())
-        .collect()
+    super::tasks::events(app, id, app.key()).await
 }
 
-fn kinds(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
-}
+use super::tasks::kinds;
 
 #[tokio::test]
 async fn a_task_to_an_mcp_server_calls_its_tool_and_logs_the_progress_it_reports() {
