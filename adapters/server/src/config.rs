@@ -29,7 +29,15 @@ impl Cli {
     /// Parses the command line and the environment. A variable set to the empty string counts as
     /// unset: an emptied Kubernetes Secret leaves `AGENT_REGISTRY_BOOTSTRAP_TOKEN=` behind.
     pub fn from_process() -> Self {
-        let matches = Self::clap_command().get_matches();
+        let mut command = Self::clap_command();
+        // A client command never uses the service's settings: a variable meant for the service
+        // (a short token, a malformed address) must not make `agent-registry status` fail.
+        let first = std::env::args_os().nth(1).and_then(|a| a.into_string().ok()).unwrap_or_default();
+        if command.find_subcommand(&first).is_some() && !matches!(first.as_str(), "serve" | "migrate" | "check-config")
+        {
+            command = command.mut_args(|arg| arg.env(None));
+        }
+        let matches = command.get_matches();
         let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         // Before a command, service flags would be parsed and then silently not used.
         if let Some((name, _)) = matches.subcommand() {
