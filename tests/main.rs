@@ -10,6 +10,7 @@
     reason = "helpers outside #[test] functions panic when a test cannot set up: that is the test failing"
 )]
 
+mod cli;
 mod clients;
 mod cluster;
 mod connections;

@@ -7,13 +7,20 @@ use std::time::Duration;
 use agent_registry_core::RegistryConfig;
 use agent_registry_core::liveness::LivenessPolicy;
 use agent_registry_core::model::LivenessModel;
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate's version and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("AGENT_REGISTRY_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
-#[command(name = "agent-registry", version, about = "Registry and discovery gateway for AI agents")]
+#[command(name = "agent-registry", version = VERSION, about = "Registry and discovery gateway for AI agents",
+          after_help = "Run with no command to serve; `agent-registry serve --help` lists the service's flags.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The service's flags also work without `serve` (`agent-registry --listen …`), as they always
+    /// have; they are hidden from the top-level help so that it shows the commands.
     #[command(flatten)]
     pub config: Config,
 }
@@ -22,20 +29,59 @@ impl Cli {
     /// Parses the command line and the environment. A variable set to the empty string counts as
     /// unset: an emptied Kubernetes Secret leaves `AGENT_REGISTRY_BOOTSTRAP_TOKEN=` behind.
     pub fn from_process() -> Self {
-        let command = Self::command().mut_args(|arg| {
+        let mut command = Self::clap_command();
+        // A client command never uses the service's settings: a variable meant for the service
+        // (a short token, a malformed address) must not make `agent-registry status` fail.
+        let first = std::env::args_os().nth(1).and_then(|a| a.into_string().ok()).unwrap_or_default();
+        if command.find_subcommand(&first).is_some() && !matches!(first.as_str(), "serve" | "migrate" | "check-config")
+        {
+            command = command.mut_args(|arg| arg.env(None));
+        }
+        let matches = command.get_matches();
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        // Before a command, service flags would be parsed and then silently not used.
+        if let Some((name, _)) = matches.subcommand() {
+            let early = Self::command().get_arguments().find_map(|arg| {
+                let given = matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine);
+                given.then(|| arg.get_long().unwrap_or_default().to_owned())
+            });
+            if let Some(flag) = early {
+                let message = if matches!(name, "serve" | "migrate" | "check-config") {
+                    format!("--{flag} belongs after the command: `agent-registry {name} --{flag} …`")
+                } else {
+                    format!("--{flag} is a flag of the service (`serve`), not of `{name}`")
+                };
+                Self::clap_command().error(clap::error::ErrorKind::ArgumentConflict, message).exit();
+            }
+        }
+        cli
+    }
+
+    /// The command line as clap sees it, with empty variables unset, service flags hidden at the
+    /// top level and commands grouped by topic in the help.
+    pub fn clap_command() -> clap::Command {
+        let unset_empty = |arg: clap::Arg| {
             let empty = arg.get_env().and_then(std::env::var_os).is_some_and(|value| value.is_empty());
             if empty { arg.env(None) } else { arg }
-        });
-        Self::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+        };
+        let command = Self::command().mut_args(|arg| unset_empty(arg).hide(true));
+        let names: Vec<String> = command.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        let command =
+            names.iter().fold(command, |command, name| command.mut_subcommand(name, |sub| sub.mut_args(unset_empty)));
+        crate::cli::group_help(command)
     }
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP service (the default).
-    Serve,
+    Serve(Config),
     /// Create the database if needed, apply pending migrations and exit.
-    Migrate,
+    Migrate(Config),
+    /// Validate the service's flags and reach its database and Redis, without serving.
+    CheckConfig(Config),
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,74 +93,74 @@ pub enum LogFormat {
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// Address and port to listen on.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AGENT_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// A second address serving the .NET registry's wire format (the `/dotnet` routes) at its
     /// root, for .NET C# clients, which drop a base path.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_DOTNET_LISTEN")]
+    #[arg(long, env = "AGENT_REGISTRY_DOTNET_LISTEN")]
     pub dotnet_listen: Option<SocketAddr>,
 
     /// Database URL: `sqlite://PATH` (the embedded default, created if missing) or
     /// `postgres://USER@HOST/DB`.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
+    #[arg(long, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
     pub database_url: String,
 
     /// Longest a request waits for one database call (a pooled connection, a lock, a
     /// statement), in milliseconds: past it the request is answered `503 storage_unavailable`
     /// with `Retry-After`, whatever the database does.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_STORE_TIMEOUT_MS", default_value_t = 2_000,
+    #[arg(long, env = "AGENT_REGISTRY_STORE_TIMEOUT_MS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub store_timeout_ms: u64,
 
     /// Agents one owner may keep registered, unless the Admin who issued its key set another
     /// quota (Admin callers have none).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_QUOTA_MAX_AGENTS", default_value_t = 1_000)]
+    #[arg(long, env = "AGENT_REGISTRY_QUOTA_MAX_AGENTS", default_value_t = 1_000)]
     pub quota_max_agents: u32,
 
     /// MiB of documents (each agent's JSON, its protocol document included) one owner may keep
     /// registered, unless its key says otherwise.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_QUOTA_MAX_DOCUMENT_MIB", default_value_t = 16)]
+    #[arg(long, env = "AGENT_REGISTRY_QUOTA_MAX_DOCUMENT_MIB", default_value_t = 16)]
     pub quota_max_document_mib: u64,
 
     /// Largest size of the SQLite database file, in MiB (0: as large as the disk allows). Writes
     /// that do not fit are refused with `507 insufficient_storage`, as on a full disk.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_SQLITE_MAX_SIZE_MIB", default_value_t = 0)]
+    #[arg(long, env = "AGENT_REGISTRY_SQLITE_MAX_SIZE_MIB", default_value_t = 0)]
     pub sqlite_max_size_mib: u64,
 
     /// Redis URL (`redis://HOST:PORT`) for liveness; without it, liveness is kept in the process
     /// and written to the database in batches.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_URL")]
+    #[arg(long, env = "AGENT_REGISTRY_REDIS_URL")]
     pub redis_url: Option<String>,
 
     /// Prefix of every Redis key the registry writes (several registries can share a Redis).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_REDIS_KEY_PREFIX", default_value = "agent-registry")]
+    #[arg(long, env = "AGENT_REGISTRY_REDIS_KEY_PREFIX", default_value = "agent-registry")]
     pub redis_key_prefix: String,
 
     /// Publish every change to this NATS server (`nats://HOST:PORT`): on subjects
     /// `<--nats-subject-prefix>.<kind>`, and each agent's document in a JetStream KV bucket.
     /// Off when unset.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_URL")]
+    #[arg(long, env = "AGENT_REGISTRY_NATS_URL")]
     pub nats_url: Option<String>,
 
     /// Prefix of the NATS subjects changes are published on.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_SUBJECT_PREFIX", default_value = "registry.agent",
+    #[arg(long, env = "AGENT_REGISTRY_NATS_SUBJECT_PREFIX", default_value = "registry.agent",
           value_parser = agent_registry_publish::parse_subject_prefix)]
     pub nats_subject_prefix: String,
 
     /// JetStream KV bucket that holds the current agent documents (key: agent id), created if
     /// missing.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_NATS_KV_BUCKET", default_value = "agent-registry",
+    #[arg(long, env = "AGENT_REGISTRY_NATS_KV_BUCKET", default_value = "agent-registry",
           value_parser = agent_registry_publish::parse_kv_bucket)]
     pub nats_kv_bucket: String,
 
     /// Publish every change to this AMQP broker (`amqp://USER:PASSWORD@HOST:PORT/VHOST`), on a
     /// durable topic exchange with routing key `registry.agent.<kind>`. Off when unset.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_AMQP_PUBLISH_URL", hide_env_values = true)]
+    #[arg(long, env = "AGENT_REGISTRY_AMQP_PUBLISH_URL", hide_env_values = true)]
     pub amqp_publish_url: Option<String>,
 
     /// The topic exchange changes are published to, declared durable if missing.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_AMQP_EXCHANGE", default_value = "agent-registry",
+    #[arg(long, env = "AGENT_REGISTRY_AMQP_EXCHANGE", default_value = "agent-registry",
           value_parser = agent_registry_publish::parse_exchange)]
     pub amqp_exchange: String,
 
@@ -123,7 +169,6 @@ pub struct Config {
     /// and port are checked, with these credentials; other brokers are never contacted.
     #[arg(
         long,
-        global = true,
         env = "AGENT_REGISTRY_AMQP_URL",
         hide_env_values = true,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -131,77 +176,77 @@ pub struct Config {
     pub amqp_url: crate::queues::BrokerUrl,
 
     /// Apply pending PostgreSQL migrations at start (SQLite is always migrated at start).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_AUTO_MIGRATE")]
+    #[arg(long, env = "AGENT_REGISTRY_AUTO_MIGRATE")]
     pub auto_migrate: bool,
 
     /// Public base URL of the registry (as clients reach it, e.g. behind a proxy); used for
     /// absolute links. Defaults to `http://<listen>`.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_PUBLIC_URL")]
+    #[arg(long, env = "AGENT_REGISTRY_PUBLIC_URL")]
     pub public_url: Option<url::Url>,
 
     /// Log output format.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = "AGENT_REGISTRY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// Log filter, in `tracing` env-filter syntax.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_LOG", default_value = "info")]
+    #[arg(long, env = "AGENT_REGISTRY_LOG", default_value = "info")]
     pub log: String,
 
     /// Lease of an Ephemeral endpoint when the registration gives no `ttlSeconds`.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_DEFAULT_TTL_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "AGENT_REGISTRY_DEFAULT_TTL_SECONDS", default_value_t = 300)]
     pub default_ttl_seconds: u32,
 
     /// Heartbeat interval of a Persistent endpoint when the registration gives none.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_DEFAULT_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "AGENT_REGISTRY_DEFAULT_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 30)]
     pub default_heartbeat_interval_seconds: u32,
 
     /// Largest `ttlSeconds` accepted.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_TTL_SECONDS", default_value_t = 86_400)]
+    #[arg(long, env = "AGENT_REGISTRY_MAX_TTL_SECONDS", default_value_t = 86_400)]
     pub max_ttl_seconds: u32,
 
     /// Largest `heartbeatIntervalSeconds` accepted.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 3_600)]
+    #[arg(long, env = "AGENT_REGISTRY_MAX_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 3_600)]
     pub max_heartbeat_interval_seconds: u32,
 
     /// How long an expired Ephemeral endpoint stays listed (as not live) before eviction.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_EPHEMERAL_GRACE_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "AGENT_REGISTRY_EPHEMERAL_GRACE_SECONDS", default_value_t = 300)]
     pub ephemeral_grace_seconds: u32,
 
     /// Evict a Persistent endpoint after this many heartbeat intervals without a heartbeat.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_EVICT_AFTER_MISSED_HEARTBEATS", default_value_t = 3)]
+    #[arg(long, env = "AGENT_REGISTRY_EVICT_AFTER_MISSED_HEARTBEATS", default_value_t = 3)]
     pub evict_after_missed_heartbeats: u32,
 
     /// How often eviction runs and liveness is written to the database, in milliseconds.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MAINTENANCE_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(long, env = "AGENT_REGISTRY_MAINTENANCE_INTERVAL_MS", default_value_t = 1_000)]
     pub maintenance_interval_ms: u64,
 
     /// With a shared store (PostgreSQL), how often the change log is read even without a
     /// notification (a missed LISTEN/NOTIFY is repaired within this time), in milliseconds.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_FOLLOW_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(long, env = "AGENT_REGISTRY_FOLLOW_INTERVAL_MS", default_value_t = 1_000)]
     pub follow_interval_ms: u64,
 
     /// With Redis liveness, how often heartbeats received by other replicas are read back, in
     /// milliseconds.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_LIVENESS_SYNC_INTERVAL_MS", default_value_t = 250)]
+    #[arg(long, env = "AGENT_REGISTRY_LIVENESS_SYNC_INTERVAL_MS", default_value_t = 250)]
     pub liveness_sync_interval_ms: u64,
 
     /// How long the change log keeps a change, in hours.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_CHANGE_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "AGENT_REGISTRY_CHANGE_RETENTION_HOURS", default_value_t = 168)]
     pub change_retention_hours: u32,
 
     /// How long a finished task and its execution log are kept, in hours.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_TASK_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "AGENT_REGISTRY_TASK_RETENTION_HOURS", default_value_t = 168)]
     pub task_retention_hours: u32,
 
     /// Addresses the gateway may send tasks to although the default policy refuses them
     /// (link-local and cloud-metadata ranges): CIDR blocks, addresses or host names,
     /// comma-separated.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_ALLOW", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_GATEWAY_ALLOW", value_delimiter = ',')]
     pub gateway_allow: Vec<agent_registry_invoke::Rule>,
 
     /// Addresses the gateway never sends tasks to (wins over `--gateway-allow`): CIDR blocks,
     /// addresses or host names, comma-separated.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_DENY", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_GATEWAY_DENY", value_delimiter = ',')]
     pub gateway_deny: Vec<agent_registry_invoke::Rule>,
 
     /// Prefix of the reply queue the gateway declares on the `--amqp-url` broker to receive
@@ -212,136 +257,136 @@ pub struct Config {
     pub gateway_amqp_reply_prefix: String,
 
     /// Endpoints the gateway tries at most for one task when they fail before accepting it.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_GATEWAY_MAX_ATTEMPTS", default_value_t = 3,
+    #[arg(long, env = "AGENT_REGISTRY_GATEWAY_MAX_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=10))]
     pub gateway_max_attempts: u32,
 
     /// How long the audit trail keeps an event, in days.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    #[arg(long, env = "AGENT_REGISTRY_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u32,
 
     /// How long an `Idempotency-Key` is remembered, in hours.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
+    #[arg(long, env = "AGENT_REGISTRY_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24)]
     pub idempotency_retention_hours: u32,
 
     /// Secret that lets `POST /api-keys/bootstrap` issue the first Admin key (off when unset).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "AGENT_REGISTRY_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<Secret>,
 
     /// Let the bootstrap token issue another Admin key even when one exists (to recover from
     /// lost keys).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_ALLOW_REPEATED_BOOTSTRAP")]
+    #[arg(long, env = "AGENT_REGISTRY_ALLOW_REPEATED_BOOTSTRAP")]
     pub allow_repeated_bootstrap: bool,
 
     /// Shared secret (32+ characters) of HS256 bearer tokens; without it, `Authorization:
     /// Bearer` is refused.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_HS256_SECRET", hide_env_values = true)]
+    #[arg(long, env = "AGENT_REGISTRY_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<Secret>,
 
     /// OIDC issuer whose signing keys (JWKS, found through its
     /// `/.well-known/openid-configuration`) validate bearer tokens.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_OIDC_ISSUER")]
+    #[arg(long, env = "AGENT_REGISTRY_OIDC_ISSUER")]
     pub oidc_issuer: Option<url::Url>,
 
     /// The `iss` bearer tokens must carry (default: the OIDC issuer, if any).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_ISSUER")]
+    #[arg(long, env = "AGENT_REGISTRY_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
     /// The `aud` bearer tokens must carry.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
+    #[arg(long, env = "AGENT_REGISTRY_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
     /// Put before every bearer token's `sub` to make its owner id (e.g. `oidc:`), so that token
     /// subjects never share owner ids with API keys; empty: a token with `sub: kim` manages
     /// the agents of API keys of owner `kim`.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_JWT_OWNER_PREFIX", default_value = "")]
+    #[arg(long, env = "AGENT_REGISTRY_JWT_OWNER_PREFIX", default_value = "")]
     pub jwt_owner_prefix: String,
 
     /// Leave `ownerId` out of what anonymous callers read (discovery, agent reads).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_HIDE_OWNER_FROM_ANONYMOUS")]
+    #[arg(long, env = "AGENT_REGISTRY_HIDE_OWNER_FROM_ANONYMOUS")]
     pub hide_owner_from_anonymous: bool,
 
     /// Labels whose key starts with one of these (comma-separated, e.g. `internal.`) are private:
     /// anonymous callers neither see them nor filter by them.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_PRIVATE_LABEL_PREFIXES", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_PRIVATE_LABEL_PREFIXES", value_delimiter = ',')]
     pub private_label_prefixes: Vec<String>,
 
     /// Browser origins allowed to call the API cross-origin (comma-separated, e.g.
     /// `https://console.example.com`); none by default.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
     pub cors_allow_origins: Vec<String>,
 
     /// Discovery requests (GET /discover/agents, GET /agents) per second per client address,
     /// with bursts of twice that; 0 turns the limit off.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_DISCOVERY", default_value_t = 1_000)]
+    #[arg(long, env = "AGENT_REGISTRY_RATE_LIMIT_DISCOVERY", default_value_t = 1_000)]
     pub rate_limit_discovery: u32,
 
     /// Management requests per second per API key (bursts of twice that); 0: no limit.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_KEY", default_value_t = 1_000)]
+    #[arg(long, env = "AGENT_REGISTRY_RATE_LIMIT_KEY", default_value_t = 1_000)]
     pub rate_limit_key: u32,
 
     /// Management requests per second per client address, counted before credentials are
     /// checked (bursts of twice that); 0: no limit.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_RATE_LIMIT_ADDRESS", default_value_t = 2_000)]
+    #[arg(long, env = "AGENT_REGISTRY_RATE_LIMIT_ADDRESS", default_value_t = 2_000)]
     pub rate_limit_address: u32,
 
     /// Proxies whose `X-Forwarded-For` gives the client address: addresses or CIDR networks,
     /// comma-separated. Without them the connection's address is the client's.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    #[arg(long, env = "AGENT_REGISTRY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Liveness model of the endpoints an A2A card, MCP server card or `server.json`, or ACP
     /// manifest registers, when the request names none (`liveness.livenessModel`).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_DOCUMENT_LIVENESS_MODEL", default_value = "Persistent")]
+    #[arg(long, env = "AGENT_REGISTRY_DOCUMENT_LIVENESS_MODEL", default_value = "Persistent")]
     pub document_liveness_model: LivenessModel,
 
     /// A JWK Set file with the keys A2A card signatures are verified against.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_SIGNING_KEYS")]
+    #[arg(long, env = "AGENT_REGISTRY_A2A_SIGNING_KEYS")]
     pub a2a_signing_keys: Option<std::path::PathBuf>,
 
     /// URL prefixes (comma-separated) of `jku` key sets that may be fetched to verify A2A card
     /// signatures; a card's `jku` elsewhere is never fetched. Compared as parsed URLs: the same
     /// scheme, host and port, and a path under the prefix's segments (`..` resolved first).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_A2A_TRUSTED_JKU", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_A2A_TRUSTED_JKU", value_delimiter = ',')]
     pub a2a_trusted_jku: Vec<crate::http::jku::TrustedPrefix>,
 
     /// Keep MCP sessions of 2025-era clients in this process (only with a single replica): they
     /// get a stream of `notifications/resources/list_changed`. Off: stateless, any replica
     /// answers any MCP request.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_SESSIONS")]
+    #[arg(long, env = "AGENT_REGISTRY_MCP_SESSIONS")]
     pub mcp_sessions: bool,
 
     /// `Host` values the MCP endpoint accepts (DNS-rebinding protection), comma-separated;
     /// default: loopback names and the host of `--public-url`; `*`: any.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_MCP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub mcp_allowed_hosts: Vec<String>,
 
     /// Browser `Origin` values the MCP endpoint accepts, comma-separated; default: any (browsers
     /// are also held back by CORS, which `/mcp` does not grant).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "AGENT_REGISTRY_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub mcp_allowed_origins: Vec<String>,
 
     /// Most `GET /watch` streams one replica serves at once; more are refused with 503.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_WATCHERS", default_value_t = 10_000)]
+    #[arg(long, env = "AGENT_REGISTRY_MAX_WATCHERS", default_value_t = 10_000)]
     pub max_watchers: usize,
 
     /// A request's head must arrive within this time of its connection opening or of the
     /// previous response on it, in milliseconds; slower connections are closed (slowloris).
-    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "AGENT_REGISTRY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub http_header_timeout_ms: u64,
 
     /// A connection with no request in flight is closed after this many milliseconds.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "AGENT_REGISTRY_HTTP_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000)]
     pub http_keep_alive_timeout_ms: u64,
 
     /// Most connections open at once (default: the process's file-descriptor limit less a
     /// quarter, at least 64, for its other files). The last 8 serve only `/healthz` and
     /// `/readyz`; connections beyond the cap are closed at once.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_MAX_CONNECTIONS")]
+    #[arg(long, env = "AGENT_REGISTRY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
     /// Longest a graceful shutdown waits for in-flight requests, in seconds.
-    #[arg(long, global = true, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 }
 
@@ -352,7 +397,10 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Cli::try_parse_from(args).map(|cli| cli.config)
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Some(Command::Serve(config) | Command::Migrate(config) | Command::CheckConfig(config)) => config,
+            _ => cli.config,
+        })
     }
 
     /// The use-case settings, checked for consistency.

@@ -2,6 +2,7 @@
 //! API, background upkeep and graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod http;
