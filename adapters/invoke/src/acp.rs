@@ -176,23 +176,11 @@ impl AcpClient<'_> {
     /// by the caller). Bounded by the deadline in all, each read by the request bound.
     async fn open(&self, url: &str, body: &Value, deadline: Instant) -> Result<reqwest::Response, InvokeError> {
         let phase = Phase::BeforeAcceptance;
-        let parsed =
-            url::Url::parse(url).map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("{url}: {e}")))?;
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let address = self.egress.resolve(&host, port).await?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(self.bounds.connect)
-            .timeout(deadline.saturating_duration_since(Instant::now()))
-            .read_timeout(self.bounds.request)
-            // Connect to the address the policy checked, whatever DNS would answer now.
-            .resolve(host.trim_start_matches('[').trim_end_matches(']'), address)
-            .build()
-            .map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("cannot call {url}: {e}")))?;
+        let (parsed, client) = crate::http::pinned(self.egress, self.bounds, url, phase).await?;
         let shown = agent_registry_core::redact::url_credentials(url);
         let response = client
             .post(parsed)
+            .timeout(deadline.saturating_duration_since(Instant::now()))
             .header("accept", "text/event-stream, application/json")
             .json(body)
             .send()

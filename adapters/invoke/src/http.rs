@@ -74,6 +74,47 @@ struct Request<'a> {
     accept: &'static str,
 }
 
+/// Clients pinned to checked addresses, kept so that calls to an agent reuse its connections:
+/// building a client loads the TLS roots, and a new connection costs a handshake.
+type Pinned = (String, std::net::SocketAddr, Duration, Duration);
+static PINNED: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashMap<Pinned, reqwest::Client>>> =
+    std::sync::LazyLock::new(Default::default);
+/// Pinned clients kept at most; past it the cache starts again (agents are far fewer).
+const PINNED_MAX: usize = 1024;
+
+/// `url` parsed, its host resolved and checked by the egress policy, and a client that connects
+/// only to the checked address, whatever DNS would answer later (no rebinding), follows no
+/// redirects and bounds connecting and each read. Callers bound each request's total time.
+pub(crate) async fn pinned(
+    egress: &EgressPolicy,
+    bounds: &HttpBounds,
+    url: &str,
+    phase: Phase,
+) -> Result<(url::Url, reqwest::Client), InvokeError> {
+    let parsed = url::Url::parse(url).map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("{url}: {e}")))?;
+    let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let address = egress.resolve(&host, port).await?;
+    let read = bounds.request.max(bounds.stream_idle);
+    let key = (host, address, bounds.connect, read);
+    if let Some(client) = PINNED.lock().get(&key) {
+        return Ok((parsed, client.clone()));
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(bounds.connect)
+        .read_timeout(read)
+        .resolve(&key.0, address)
+        .build()
+        .map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("cannot call {url}: {e}")))?;
+    let mut clients = PINNED.lock();
+    if clients.len() >= PINNED_MAX {
+        clients.clear();
+    }
+    clients.insert(key, client.clone());
+    Ok((parsed, client))
+}
+
 /// Resolves and checks the host, sends the request and returns the answer's head (the URL as
 /// logs may show it, and the response).
 async fn send(
@@ -84,23 +125,12 @@ async fn send(
     phase: Phase,
 ) -> Result<(String, reqwest::Response), InvokeError> {
     let url = request.url;
-    let parsed = url::Url::parse(url).map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("{url}: {e}")))?;
-    let host = parsed.host_str().unwrap_or_default().to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let address = egress.resolve(&host, port).await?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(bounds.connect)
-        .timeout(timeout)
-        // Connect to the address the policy checked, whatever DNS would answer now.
-        .resolve(host.trim_start_matches('[').trim_end_matches(']'), address)
-        .build()
-        .map_err(|e| phase.error(catalogue::AGENT_UNREACHABLE, format!("cannot call {url}: {e}")))?;
+    let (parsed, client) = pinned(egress, bounds, url, phase).await?;
     let mut builder = match request.body {
         Some(body) => client.post(parsed).json(body),
         None => client.get(parsed),
     };
-    builder = builder.header("accept", request.accept);
+    builder = builder.timeout(timeout).header("accept", request.accept);
     for (name, value) in request.headers {
         builder = builder.header(*name, *value);
     }
