@@ -85,6 +85,38 @@ async fn dotnet_listen_serves_the_dotnet_wire_format_at_the_root_of_its_own_addr
 }
 
 #[tokio::test]
+async fn every_request_is_one_access_log_line_with_its_request_id_route_status_and_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let server = Replica::start(&["--database-url", &db, "--log", "warn,agent_registry::access=info"]).await;
+    let agent = server
+        .register(json!({"name": "Logged", "capabilities": [{"name": "log"}],
+            "endpoints": [{"name": "e", "address": "https://l.example", "ttlSeconds": 60}]}))
+        .await;
+    let id = agent["id"].as_str().unwrap();
+    let mine = server
+        .send(reqwest::Method::GET, &format!("/agents/{id}?x=secret-value"), None, &[("x-request-id", "trace-me-42")])
+        .await;
+    assert_eq!(mine.header("x-request-id"), Some("trace-me-42"), "a client's id is echoed");
+    let generated =
+        server.send(reqwest::Method::GET, "/discover/agents", None, &[("x-request-id", "bad id with spaces")]).await;
+    let generated = generated.header("x-request-id").expect("an id is made").to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("trace-me-42")).unwrap_or_else(|| panic!("no access line:\n{log}"));
+    for part in ["method=GET", "route=/agents/{id}", "status=200", "client=127.0.0.1", "actor=anonymous"] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+    let write =
+        log.lines().find(|l| l.contains("method=POST") && l.contains("route=/agents ")).expect("the registration");
+    assert!(write.contains("status=201") && write.contains("actor=key:"), "the actor of a write is named: {write}");
+    assert!(!line.contains("secret-value"), "queries are not logged: {line}");
+    assert!(!line.contains('\u{1b}'), "no colours in a file: {line}");
+    let discovery = log.lines().find(|l| l.contains(&generated)).expect("the generated id is logged");
+    assert!(discovery.contains("route=/discover/agents") && discovery.contains("status=200"), "{discovery}");
+}
+
+#[tokio::test]
 async fn api_key_secrets_appear_nowhere_but_in_the_answer_that_issued_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("secrets.db").display());

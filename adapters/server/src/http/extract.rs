@@ -235,6 +235,14 @@ impl FromRequestParts<AppState> for Auth {
 /// The caller the request's credentials name: an API key, else a bearer token (also for the MCP
 /// tools that call out).
 pub(crate) async fn identify(parts: &Parts, state: &AppState, source: Option<String>) -> Result<Caller, RegistryError> {
+    let caller = credentials(parts, state, source).await?;
+    if let Some(slot) = parts.extensions.get::<super::access::ActorSlot>() {
+        let _ = slot.0.set(caller.actor.clone());
+    }
+    Ok(caller)
+}
+
+async fn credentials(parts: &Parts, state: &AppState, source: Option<String>) -> Result<Caller, RegistryError> {
     let unauthenticated = |detail: &str| RegistryError::Unauthenticated(detail.into());
     if let Some(key) = parts.headers.get("x-api-key") {
         let key = key.to_str().map_err(|_| unauthenticated("X-Api-Key must be visible ASCII"))?;

@@ -3,6 +3,7 @@
 
 pub mod a2a;
 pub mod a2a_async;
+pub mod access;
 pub mod acp;
 pub mod agents;
 pub mod documents;
@@ -255,6 +256,7 @@ pub fn router(state: AppState) -> Router {
     let mcp = crate::mcp_server::service(state.clone(), &state.mcp);
     let cors = cors(&state.cors_origins);
     let dotnet_state = state.clone();
+    let access_state = state.clone();
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
@@ -311,6 +313,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn(public_cors))
         .layer(axum::middleware::from_fn(close_after_unread_body))
+        .layer(axum::middleware::from_fn_with_state(access_state, access::log))
         .layer(TraceLayer::new_for_http().on_failure(on_failure))
 }
 

@@ -1,0 +1,58 @@
+//! The access log: one line per request (`agent_registry::access` at `info`), and the request id
+//! that ties the line, the answer and the client's own logs together.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+
+/// Who the request authenticated as, filled in by the credential check (`identify`) so that
+/// the access log can name the actor without checking the credentials twice.
+#[derive(Clone, Default)]
+pub struct ActorSlot(pub Arc<OnceLock<String>>);
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client's own id is kept if it is short and printable; anything else is replaced.
+fn acceptable(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(u8::is_ascii_graphic)
+}
+
+/// Logs the request once it is answered: request id, method, matched route (never the query,
+/// which may carry values a client considers private), status, latency, client address (after
+/// trusted proxies), actor and body bytes when known. The id is echoed in `X-Request-Id`.
+pub async fn log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (mut parts, body) = request.into_parts();
+    let id = parts.headers.get(&REQUEST_ID).filter(|id| acceptable(id)).cloned().unwrap_or_else(|| {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
+    });
+    parts.headers.insert(REQUEST_ID, id.clone());
+    let actor = ActorSlot::default();
+    parts.extensions.insert(actor.clone());
+    let client = state.limits.client(&parts).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    let method = parts.method.clone();
+    let route = parts.extensions.get::<MatchedPath>().map_or("(no route)", MatchedPath::as_str).to_owned();
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    response.headers_mut().insert(REQUEST_ID, id.clone());
+    let bytes = response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info!(
+        target: "agent_registry::access",
+        request_id = %id.to_str().unwrap_or("-"),
+        %method,
+        %route,
+        status = response.status().as_u16(),
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        %client,
+        actor = %actor.0.get().map_or("anonymous", String::as_str),
+        %bytes,
+        "request"
+    );
+    response
+}
