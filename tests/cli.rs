@@ -220,28 +220,7 @@ async fn completions_help_version_and_check_config_need_no_registry() {
     assert_eq!(misplaced.status.code(), Some(2), "a service flag before a client command is refused");
 }
 
-/// A Python A2A agent (tests/clients/a2a_agent.py) on a free loopback port; killed when dropped.
-struct Agent {
-    url: String,
-    _process: tokio::process::Child,
-}
-
-async fn a2a_agent() -> Agent {
-    let venv = std::env::var("AGENT_REGISTRY_TEST_VENV")
-        .unwrap_or_else(|_| format!("{}/.cache/agent-registry-venv", std::env::var("HOME").unwrap_or_default()));
-    let python = std::path::Path::new(&venv).join("bin/python");
-    assert!(python.exists(), "the Python SDKs are missing: run `bash tests/clients/setup.sh`");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients/a2a_agent.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the A2A agent starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-    assert!(matches!(ready, Ok(Ok(Some(ref l))) if l == "ready"), "the A2A agent did not start: {ready:?}");
-    Agent { url: format!("http://127.0.0.1:{port}/"), _process: child }
+/// The Python A2A agent the gateway tests use (tests/tasks.rs).
+async fn a2a_agent() -> crate::embedded::tasks::Agent {
+    crate::embedded::tasks::a2a_agent_with(&[]).await
 }
