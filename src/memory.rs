@@ -327,23 +327,7 @@ impl MemoryTaskStore {
         event: &crate::task::TaskEvent,
     ) -> Option<u64> {
         let (task, events) = entry;
-        if task.state.is_final() {
-            return None;
-        }
-        let effects = event.effects();
-        task.last_seq += 1;
-        task.updated_at = at;
-        if let Some(state) = effects.state {
-            task.state = state;
-            if state.is_final() {
-                task.finished_at = Some(at);
-            }
-        }
-        task.agent_id = effects.agent_id.or(task.agent_id);
-        task.endpoint_id = effects.endpoint_id.or(task.endpoint_id);
-        task.protocol = effects.protocol.or(task.protocol);
-        task.output = effects.output.or(task.output.take());
-        task.failure = effects.failure.or(task.failure.take());
+        task.apply(at, event)?;
         events.push(crate::task::LoggedTaskEvent {
             seq: task.last_seq,
             at: crate::clock::to_datetime(at),
@@ -373,6 +357,9 @@ impl crate::task::TaskStore for MemoryTaskStore {
                 });
             }
             keys.insert(slot, (new.task.id, hash.clone()));
+        }
+        if tasks.contains_key(&new.task.id) {
+            return Err(crate::RegistryError::internal(format!("task {} exists already", new.task.id)));
         }
         let mut task = new.task.clone();
         task.last_seq = 0;

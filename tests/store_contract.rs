@@ -276,7 +276,8 @@ async fn the_sqlite_store_keeps_the_store_contract() {
 /// effects, refuse events after a final one, read, list, fail abandoned tasks, prune.
 async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
     use agent_registry_core::task::{
-        NewTask, Task, TaskCreated, TaskEvent, TaskId, TaskInput, TaskQuery, TaskState, store::abandoned_event,
+        NewTask, Task, TaskCreated, TaskEvent, TaskId, TaskInput, TaskQuery, TaskState, TaskWrite, TaskWritten,
+        store::abandoned_event,
     };
     let input: TaskInput = serde_json::from_value(serde_json::json!({"capability": "Echo", "input": "hi"})).unwrap();
     let new = |at: i64| Task {
@@ -367,6 +368,38 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
     assert!(store.task(recent.id).await.unwrap().is_some());
     assert!(store.task_events(first.id, 0, 10).await.unwrap().is_empty());
     assert!(store.task(running.id).await.unwrap().is_some());
+
+    // A batch commits in order, each write answered; a bad write (a task id taken) fails alone.
+    let batched = new(70_000);
+    let create = |task: &Task| TaskWrite::Create {
+        new: Box::new(NewTask { task: task.clone(), idempotency: None }),
+        created: TaskEvent::Created,
+    };
+    let append = |at, event| TaskWrite::Append { id: batched.id, at, event };
+    let writes = [
+        create(&batched),
+        append(70_100, TaskEvent::Accepted { remote_id: None }),
+        create(&batched),
+        append(70_200, TaskEvent::Completed { output: serde_json::json!("done") }),
+        append(70_300, TaskEvent::Canceled),
+        TaskWrite::Append { id: TaskId::new_random(), at: 70_400, event: TaskEvent::Canceled },
+    ];
+    let answers: Vec<String> = store
+        .write_tasks(&writes)
+        .await
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(TaskWritten::Created(TaskCreated::Created)) => "created".to_owned(),
+            Ok(TaskWritten::Created(TaskCreated::Existing { .. })) => "existing".to_owned(),
+            Ok(TaskWritten::Appended(seq)) => format!("{seq:?}"),
+            Err(e) => e.code().to_owned(),
+        })
+        .collect();
+    assert_eq!(answers, ["created", "Some(2)", "internal_error", "Some(3)", "None", "None"]);
+    let stored = store.task(batched.id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.last_seq, stored.finished_at), (TaskState::Completed, 3, Some(70_200)));
+    let kinds: Vec<&str> = store.task_events(batched.id, 0, 10).await.unwrap().iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds, ["created", "accepted", "completed"]);
 }
 
 /// A store whose writes take a while, to cut a request off in the middle of one.

@@ -25,7 +25,8 @@ use crate::query::DiscoveryQuery;
 use crate::registry::AgentRegistry;
 use crate::task::choose::{Candidate, Loads};
 use crate::task::invoke::{Call, InvokeError, Invoker, Outcome, Step, Target};
-use crate::task::store::{NewTask, TaskCreated, TaskQuery, TaskStore};
+use crate::task::journal::TaskJournal;
+use crate::task::store::{NewTask, TaskCreated, TaskQuery, TaskStore, TaskWrite, TaskWritten};
 use crate::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskInput, TaskRequest, TaskState, TaskTarget, limits};
 
 /// Settings of the gateway.
@@ -77,8 +78,8 @@ pub struct Gateway {
     config: GatewayConfig,
     loads: Loads,
     running: Mutex<HashMap<TaskId, Running>>,
-    /// Bumped on every event this process appends, to wake followers of the log.
-    appended: watch::Sender<u64>,
+    /// Where every task write goes, committed in batches.
+    journal: TaskJournal,
 }
 
 /// Grace past a task's deadline before another process counts it abandoned.
@@ -97,6 +98,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         config: GatewayConfig,
     ) -> Result<Arc<Self>> {
+        let journal = TaskJournal::start(store.clone());
         let gateway = Arc::new(Self {
             registry,
             store,
@@ -105,7 +107,7 @@ impl Gateway {
             config,
             loads: Loads::default(),
             running: Mutex::default(),
-            appended: watch::Sender::new(0),
+            journal,
         });
         let now = gateway.clock.now_millis();
         let overdue_at = if gateway.config.shared_store { now - ABANDONED_AFTER_MILLIS } else { Millis::MAX };
@@ -159,13 +161,22 @@ impl Gateway {
         };
         let request_hash = hash(&task.request);
         let new = NewTask { task: task.clone(), idempotency: idempotency_key.map(|key| (key, request_hash.clone())) };
-        match self.store.create_task(&new, &TaskEvent::Created).await? {
+        let created = match self
+            .journal
+            .write(&task.owner_id, TaskWrite::Create { new: Box::new(new), created: TaskEvent::Created })
+            .await?
+        {
+            TaskWritten::Created(created) => created,
+            TaskWritten::Appended(_) => {
+                return Err(RegistryError::internal("a creation was answered as an append"));
+            }
+        };
+        match created {
             TaskCreated::Existing { request_hash: earlier, .. } if earlier != request_hash => {
                 Err(RegistryError::IdempotencyKeyReused)
             }
             TaskCreated::Existing { task, .. } => Ok(Submitted::Replayed(task)),
             TaskCreated::Created => {
-                self.wake();
                 let finished = self.start(task.clone(), candidates);
                 Ok(Submitted::Created { task: Box::new(task), finished })
             }
@@ -257,6 +268,8 @@ impl Gateway {
     }
 
     async fn run(&self, task: Task, candidates: Vec<Candidate>, cancel: Arc<Notify>) -> Task {
+        // The task as its log so far makes it, kept here rather than read back from the store.
+        let shadow = Mutex::new(task.clone());
         let timeout = Duration::from_secs(u64::from(task.request.timeout_seconds));
         let deadline = Instant::now() + timeout;
         let accepted: Mutex<Option<(Target, Option<String>)>> = Mutex::new(None);
@@ -266,7 +279,7 @@ impl Gateway {
         };
         // The attempts, the timeout and a cancel race; the losers are dropped with this block.
         let last = {
-            let attempts = pin!(self.attempts(&task, candidates, deadline, &accepted));
+            let attempts = pin!(self.attempts(&shadow, candidates, deadline, &accepted));
             let (timer, canceled) = (pin!(tokio::time::sleep(timeout)), pin!(cancel.notified()));
             match select(attempts, select(timer, canceled)).await {
                 Either::Left((event, _)) => event,
@@ -288,21 +301,30 @@ impl Gateway {
                 tracing::info!(error = %e, "the agent did not confirm the cancel");
             }
         }
-        self.record(task.id, &last).await;
+        if self.record(&shadow, last.clone()).await {
+            return shadow.into_inner();
+        }
+        // The store refused the event (the task ended elsewhere, say a cancel through another
+        // replica) or could not take it: the store knows best.
         match self.store.task(task.id).await {
             Ok(Some(stored)) => stored,
-            _ => Task { state: last.effects().state.unwrap_or(task.state), ..task },
+            _ => {
+                let mut ended = shadow.into_inner();
+                ended.apply(self.clock.now_millis(), &last);
+                ended
+            }
         }
     }
 
     /// Tries the candidates in order until one takes the task; returns the task's last event.
     async fn attempts(
         &self,
-        task: &Task,
+        shadow: &Mutex<Task>,
         candidates: Vec<Candidate>,
         deadline: Instant,
         accepted: &Mutex<Option<(Target, Option<String>)>>,
     ) -> TaskEvent {
+        let task = shadow.lock().clone();
         let window = self.config.breaker_window;
         let ordered = self.loads.order(candidates, task.request.protocol, task.id, Instant::now(), window);
         let tries = ordered.len().min(usize::try_from(self.config.max_attempts.max(1)).unwrap_or(1));
@@ -316,22 +338,21 @@ impl Gateway {
         let mut last_error = None;
         for (attempt, candidate) in ordered.into_iter().take(tries).enumerate() {
             if let Some(e) = &last_error {
-                self.record(task.id, &TaskEvent::Retrying { reason: describe(e) }).await;
+                self.note(shadow, TaskEvent::Retrying { reason: describe(e) });
             }
             let target = candidate.target();
-            self.record(
-                task.id,
-                &TaskEvent::Dispatched {
+            self.note(
+                shadow,
+                TaskEvent::Dispatched {
                     agent_id: candidate.agent_id,
                     endpoint_id: candidate.endpoint.id,
                     protocol: candidate.endpoint.protocol,
                     address: crate::redact::url_credentials(&candidate.endpoint.address),
                     attempt: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
                 },
-            )
-            .await;
+            );
             let _in_flight = self.loads.start(candidate.endpoint.id);
-            match self.invoke_once(task.id, &target, &call, accepted).await {
+            match self.invoke_once(shadow, &target, &call, accepted).await {
                 Ok(outcome) => return outcome_event(outcome),
                 Err(e) if e.may_fail_over() && accepted.lock().is_none() => {
                     tracing::info!(endpoint.id = %candidate.endpoint.id, error = %e, "endpoint did not take the task");
@@ -350,7 +371,7 @@ impl Gateway {
     /// One invocation, its steps appended to the log as they come.
     async fn invoke_once(
         &self,
-        id: TaskId,
+        shadow: &Mutex<Task>,
         target: &Target,
         call: &Call,
         accepted: &Mutex<Option<(Target, Option<String>)>>,
@@ -363,18 +384,24 @@ impl Gateway {
         // `select` polls its first future first: steps are logged before the result.
         let result = loop {
             match select(pin!(steps.recv()), &mut invocation).await {
-                Either::Left((Some(step), _)) => self.step(id, target, step, accepted).await,
+                Either::Left((Some(step), _)) => self.step(shadow, target, step, accepted),
                 Either::Left((None, _)) => break invocation.await,
                 Either::Right((result, _)) => break result,
             }
         };
         while let Ok(step) = steps.try_recv() {
-            self.step(id, target, step, accepted).await;
+            self.step(shadow, target, step, accepted);
         }
         result
     }
 
-    async fn step(&self, id: TaskId, target: &Target, step: Step, accepted: &Mutex<Option<(Target, Option<String>)>>) {
+    fn step(
+        &self,
+        shadow: &Mutex<Task>,
+        target: &Target,
+        step: Step,
+        accepted: &Mutex<Option<(Target, Option<String>)>>,
+    ) {
         let event = match step {
             Step::Accepted { remote_id } => {
                 *accepted.lock() = Some((target.clone(), remote_id.clone()));
@@ -385,28 +412,41 @@ impl Gateway {
             Step::Artifact(artifact) => TaskEvent::Artifact { artifact },
             Step::Message(message) => TaskEvent::Message { message },
         };
-        self.record(id, &event).await;
+        self.note(shadow, event);
     }
 
-    /// Appends an event; a store that cannot take it now is retried briefly, since the log is
-    /// what every reader sees (the task's deadline still bounds the run).
-    async fn record(&self, id: TaskId, event: &TaskEvent) {
+    /// Logs an event on the way without waiting for its commit: the last event, awaited by
+    /// [`Gateway::record`], commits after it.
+    fn note(&self, shadow: &Mutex<Task>, event: TaskEvent) {
+        let at = self.clock.now_millis();
+        let mut task = shadow.lock();
+        task.apply(at, &event);
+        self.journal.send(&task.owner_id, task.id, at, event);
+    }
+
+    /// Logs the task's last event and waits for its commit; a store that cannot take it now is
+    /// retried briefly, since the log is what every reader sees. Whether the store took it as
+    /// the shadow expected (the shadow is then the stored task).
+    async fn record(&self, shadow: &Mutex<Task>, event: TaskEvent) -> bool {
+        let (owner_id, id) = {
+            let task = shadow.lock();
+            (task.owner_id.clone(), task.id)
+        };
         for attempt in 0..3u32 {
-            match self.store.append_task_event(id, self.clock.now_millis(), event).await {
-                Ok(_) => {
-                    self.wake();
-                    return;
+            let at = self.clock.now_millis();
+            match self.journal.append(&owner_id, id, at, event.clone()).await {
+                Ok(Some(seq)) => {
+                    let mut task = shadow.lock();
+                    return task.apply(at, &event) == Some(seq);
                 }
+                Ok(None) => return false,
                 Err(e) => {
                     tracing::warn!(error = %e, code = e.code(), kind = event.kind(), attempt, "a task event was not stored");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
             }
         }
-    }
-
-    fn wake(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        false
     }
 
     /// The task, if this caller may read it (its owner, or an Admin); others get not-found.
@@ -432,7 +472,12 @@ impl Gateway {
 
     /// A receiver to pass to [`Gateway::changed`], taken before reading the log.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+        self.journal.subscribe()
+    }
+
+    /// Every task event this process commits from now on (its own runs, cancels through it).
+    pub fn feed(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::task::journal::CommittedTaskEvent>> {
+        self.journal.feed()
     }
 
     /// Tasks this caller may read, newest first; `before` from the previous page.
@@ -473,8 +518,7 @@ impl Gateway {
                 }
             }
             None => {
-                self.store.append_task_event(id, self.clock.now_millis(), &TaskEvent::Canceled).await?;
-                self.wake();
+                self.journal.append(&task.owner_id, id, self.clock.now_millis(), TaskEvent::Canceled).await?;
             }
         }
         self.task(caller, id).await

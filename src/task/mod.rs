@@ -6,6 +6,7 @@
 pub mod choose;
 pub mod gateway;
 pub mod invoke;
+pub mod journal;
 pub mod store;
 
 use std::fmt;
@@ -23,7 +24,8 @@ use crate::model::{AgentId, EndpointId, Protocol};
 
 pub use gateway::{Gateway, GatewayConfig, Submitted};
 pub use invoke::{Call, InvokeError, Invoker, Outcome, Step, Target};
-pub use store::{NewTask, TaskCreated, TaskPage, TaskQuery, TaskStore};
+pub use journal::TaskJournal;
+pub use store::{NewTask, TaskCreated, TaskPage, TaskQuery, TaskStore, TaskWrite, TaskWritten};
 
 /// The label by which an agent restricts who may send it tasks: owner ids and `scope:<Scope>`
 /// entries, separated by commas or spaces. Without it any authenticated caller may; an Admin
@@ -540,6 +542,29 @@ impl Task {
             finished_at: f,
             last_seq: u64::try_from(seq).unwrap_or_default(),
         })
+    }
+
+    /// Applies an event's effects as every store does: a final task takes no more events
+    /// (`None`); otherwise the event's sequence number.
+    pub fn apply(&mut self, at: Millis, event: &TaskEvent) -> Option<u64> {
+        if self.state.is_final() {
+            return None;
+        }
+        let effects = event.effects();
+        self.last_seq += 1;
+        self.updated_at = at;
+        if let Some(state) = effects.state {
+            self.state = state;
+            if state.is_final() {
+                self.finished_at = Some(at);
+            }
+        }
+        self.agent_id = effects.agent_id.or(self.agent_id);
+        self.endpoint_id = effects.endpoint_id.or(self.endpoint_id);
+        self.protocol = effects.protocol.or(self.protocol);
+        self.output = effects.output.or(self.output.take());
+        self.failure = effects.failure.or(self.failure.take());
+        Some(self.last_seq)
     }
 
     /// The task's JSON as the API shows it.

@@ -29,6 +29,20 @@ pub enum TaskCreated {
     Existing { task: Box<Task>, request_hash: String },
 }
 
+/// One write of a batch the [`crate::task::TaskJournal`] commits together.
+#[derive(Clone, Debug)]
+pub enum TaskWrite {
+    Create { new: Box<NewTask>, created: TaskEvent },
+    Append { id: TaskId, at: Millis, event: TaskEvent },
+}
+
+/// What a [`TaskWrite`] did: as `create_task` and `append_task_event` answer.
+#[derive(Clone, Debug)]
+pub enum TaskWritten {
+    Created(TaskCreated),
+    Appended(Option<u64>),
+}
+
 /// Filters of `GET /tasks`; newest first.
 #[derive(Clone, Debug, Default)]
 pub struct TaskQuery {
@@ -82,6 +96,13 @@ pub trait TaskStore: Send + Sync + 'static {
     /// returns its sequence number. A task in a final state takes no more events: `None`.
     async fn append_task_event(&self, id: TaskId, at: Millis, event: &TaskEvent) -> Result<Option<u64>>;
 
+    /// Applies the writes in order, each answered on its own. A store that can commits them
+    /// together (one transaction, one durable commit); the default writes one after another.
+    /// A batch that fails is written again one by one, so a bad write fails only itself.
+    async fn write_tasks(&self, writes: &[TaskWrite]) -> Vec<Result<TaskWritten>> {
+        write_each(self, writes).await
+    }
+
     async fn task(&self, id: TaskId) -> Result<Option<Task>>;
 
     /// Up to `limit` events of a task with a sequence number above `after`, in order.
@@ -105,6 +126,20 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Forgets tasks (and their events) that finished before `before`, and tasks left waiting
     /// for input (`input_required`, which nothing resumes yet) since before `before`.
     async fn prune_tasks(&self, before: Millis) -> Result<u64>;
+}
+
+/// Writes one after another, each in its own transaction.
+pub async fn write_each<S: TaskStore + ?Sized>(store: &S, writes: &[TaskWrite]) -> Vec<Result<TaskWritten>> {
+    let mut answers = Vec::with_capacity(writes.len());
+    for write in writes {
+        answers.push(match write {
+            TaskWrite::Create { new, created } => store.create_task(new, created).await.map(TaskWritten::Created),
+            TaskWrite::Append { id, at, event } => {
+                store.append_task_event(*id, *at, event).await.map(TaskWritten::Appended)
+            }
+        });
+    }
+    answers
 }
 
 /// The event that fails an abandoned task (the same in every store).
@@ -141,6 +176,20 @@ impl TaskStore for BoundedTaskStore {
 
     async fn append_task_event(&self, id: TaskId, at: Millis, event: &TaskEvent) -> Result<Option<u64>> {
         within(self.bounds.request, "a task event", self.inner.append_task_event(id, at, event)).await
+    }
+
+    async fn write_tasks(&self, writes: &[TaskWrite]) -> Vec<Result<TaskWritten>> {
+        let bound = self.bounds.request;
+        match tokio::time::timeout(bound, self.inner.write_tasks(writes)).await {
+            Ok(answers) => answers,
+            Err(_) => writes
+                .iter()
+                .map(|_| {
+                    let detail = format!("the database did not commit task writes within {bound:?}");
+                    Err(RegistryError::storage_unavailable(detail))
+                })
+                .collect(),
+        }
     }
 
     async fn task(&self, id: TaskId) -> Result<Option<Task>> {

@@ -726,7 +726,7 @@ mod tests {
 mod tasks {
     use agent_registry_core::liveness::Millis;
     use agent_registry_core::task::store::{
-        NewTask, TaskCount, TaskCreated, TaskQuery, TaskStore, abandoned_event, sql,
+        NewTask, TaskCount, TaskCreated, TaskQuery, TaskStore, TaskWrite, TaskWritten, abandoned_event, sql, write_each,
     };
     use agent_registry_core::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskRow};
     use agent_registry_core::{RegistryError, Result};
@@ -744,6 +744,74 @@ mod tasks {
     }
 
     impl SqliteStore {
+        async fn create_in(
+            &self,
+            tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+            new: &NewTask,
+            created: &TaskEvent,
+        ) -> Result<TaskCreated> {
+            let task = &new.task;
+            let (key, hash) = new.idempotency.clone().map_or((None, String::new()), |(k, h)| (Some(k), h));
+            let deadline = task.created_at + i64::from(task.request.timeout_seconds) * 1000;
+            let inserted = sqlx::query(q(sql::INSERT_TASK))
+                .bind(task.id.to_string())
+                .bind(&task.owner_id)
+                .bind(&task.actor)
+                .bind(task.request.capability())
+                .bind(encode(&task.request)?)
+                .bind(task.state.as_str())
+                .bind(task.agent_id.map(|a| a.to_string()))
+                .bind(&key)
+                .bind(&hash)
+                .bind(task.created_at)
+                .bind(deadline)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?;
+            if inserted.rows_affected() == 0 {
+                let existing: Option<(String, String)> = sqlx::query_as(q(sql::EXISTING_TASK))
+                    .bind(&task.owner_id)
+                    .bind(&key)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(classify)?;
+                let Some((id, request_hash)) = existing else {
+                    return Err(RegistryError::internal(format!("task {} exists already", task.id)));
+                };
+                let row: TaskRow =
+                    sqlx::query_as(q(&sql::task())).bind(&id).fetch_one(&mut **tx).await.map_err(classify)?;
+                return Ok(TaskCreated::Existing { task: Box::new(Task::from_row(row)?), request_hash });
+            }
+            sqlx::query(q(sql::INSERT_EVENT))
+                .bind(task.id.to_string())
+                .bind(1_i64)
+                .bind(task.created_at)
+                .bind(created.kind())
+                .bind(encode(created)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(classify)?;
+            Ok(TaskCreated::Created)
+        }
+
+        /// The writes in one transaction; the first error aborts them all.
+        async fn write_together(&self, writes: &[TaskWrite]) -> Result<Vec<Result<TaskWritten>>> {
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let mut answers = Vec::with_capacity(writes.len());
+            for write in writes {
+                answers.push(Ok(match write {
+                    TaskWrite::Create { new, created } => {
+                        TaskWritten::Created(self.create_in(&mut tx, new, created).await?)
+                    }
+                    TaskWrite::Append { id, at, event } => {
+                        TaskWritten::Appended(self.append_in(&mut tx, *id, *at, event).await?)
+                    }
+                }));
+            }
+            tx.commit().await.map_err(classify)?;
+            Ok(answers)
+        }
+
         async fn append_in(
             &self,
             tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -785,50 +853,10 @@ mod tasks {
     #[async_trait]
     impl TaskStore for SqliteStore {
         async fn create_task(&self, new: &NewTask, created: &TaskEvent) -> Result<TaskCreated> {
-            let task = &new.task;
             let mut tx = self.pool.begin().await.map_err(classify)?;
-            let (key, hash) = new.idempotency.clone().map_or((None, String::new()), |(k, h)| (Some(k), h));
-            let deadline = task.created_at + i64::from(task.request.timeout_seconds) * 1000;
-            let inserted = sqlx::query(q(sql::INSERT_TASK))
-                .bind(task.id.to_string())
-                .bind(&task.owner_id)
-                .bind(&task.actor)
-                .bind(task.request.capability())
-                .bind(encode(&task.request)?)
-                .bind(task.state.as_str())
-                .bind(task.agent_id.map(|a| a.to_string()))
-                .bind(&key)
-                .bind(&hash)
-                .bind(task.created_at)
-                .bind(deadline)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-            if inserted.rows_affected() == 0 {
-                let existing: Option<(String, String)> = sqlx::query_as(q(sql::EXISTING_TASK))
-                    .bind(&task.owner_id)
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                let Some((id, request_hash)) = existing else {
-                    return Err(RegistryError::internal(format!("task {} exists already", task.id)));
-                };
-                let row: TaskRow =
-                    sqlx::query_as(q(&sql::task())).bind(&id).fetch_one(&mut *tx).await.map_err(classify)?;
-                return Ok(TaskCreated::Existing { task: Box::new(Task::from_row(row)?), request_hash });
-            }
-            sqlx::query(q(sql::INSERT_EVENT))
-                .bind(task.id.to_string())
-                .bind(1_i64)
-                .bind(task.created_at)
-                .bind(created.kind())
-                .bind(encode(created)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
+            let answer = self.create_in(&mut tx, new, created).await?;
             tx.commit().await.map_err(classify)?;
-            Ok(TaskCreated::Created)
+            Ok(answer)
         }
 
         async fn append_task_event(&self, id: TaskId, at: Millis, event: &TaskEvent) -> Result<Option<u64>> {
@@ -836,6 +864,16 @@ mod tasks {
             let seq = self.append_in(&mut tx, id, at, event).await?;
             tx.commit().await.map_err(classify)?;
             Ok(seq)
+        }
+
+        /// One transaction for the whole batch; when it fails, each write again on its own, so
+        /// that only a bad write fails.
+        async fn write_tasks(&self, writes: &[TaskWrite]) -> Vec<Result<TaskWritten>> {
+            match self.write_together(writes).await {
+                Ok(answers) => answers,
+                Err(e) if writes.len() == 1 => vec![Err(e)],
+                Err(_) => write_each(self, writes).await,
+            }
         }
 
         async fn task(&self, id: TaskId) -> Result<Option<Task>> {
