@@ -351,14 +351,18 @@ def check_registry(r: Render, deployment: dict, namespace: str, overlay: str) ->
         if got != path:
             problems.append(f"{where}: {probe} is on {got}, not {path}")
 
-    sleep = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command", [])
-    if sleep[:1] != ["sleep"]:
-        problems.append(f"{where}: no preStop sleep: endpoints are removed after SIGTERM, not before")
-    else:
-        grace = int(env.get("AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", "10"))
-        budget = pod.get("terminationGracePeriodSeconds", 30)
-        if int(sleep[1]) + grace >= budget:
-            problems.append(f"{where}: preStop {sleep[1]} s + shutdown grace {grace} s do not fit in terminationGracePeriodSeconds {budget}")
+    # Endpoints are removed from Services after SIGTERM, not before: the pod must serve on for a
+    # while, with the registry's own delay (not ready, still serving) or a preStop sleep.
+    pre_stop = (container.get("lifecycle") or {}).get("preStop") or {}
+    command = (pre_stop.get("exec") or {}).get("command", [])
+    sleep = int(command[1]) if command[:1] == ["sleep"] else int((pre_stop.get("sleep") or {}).get("seconds", 0))
+    delay = int(env.get("AGENT_REGISTRY_SHUTDOWN_DELAY_SECONDS", "0"))
+    grace = int(env.get("AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", "10"))
+    budget = pod.get("terminationGracePeriodSeconds", 30)
+    if sleep + delay == 0:
+        problems.append(f"{where}: neither AGENT_REGISTRY_SHUTDOWN_DELAY_SECONDS nor a preStop sleep: the listener closes while Services still route to the pod")
+    elif sleep + delay + grace >= budget:
+        problems.append(f"{where}: preStop {sleep} s + shutdown delay {delay} s + grace {grace} s do not fit in terminationGracePeriodSeconds {budget}")
 
     listen_port = int(env.get("AGENT_REGISTRY_LISTEN", "127.0.0.1:8080").rsplit(":", 1)[1])
     if not env.get("AGENT_REGISTRY_LISTEN", "").startswith(("0.0.0.0:", "[::]:")):

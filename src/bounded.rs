@@ -73,6 +73,16 @@ impl AgentStore for BoundedStore {
         let _ = tokio::time::timeout(self.bounds.upkeep, self.inner.finished_loading()).await;
     }
 
+    async fn close(&self) {
+        let _ = tokio::time::timeout(self.bounds.upkeep, self.inner.close()).await;
+    }
+
+    async fn snapshot(&self) -> Result<Option<std::path::PathBuf>> {
+        // Unbounded: copying a large database takes as long as it takes; the caller (an HTTP
+        // client waiting for the copy) bounds its wait.
+        self.inner.snapshot().await
+    }
+
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         self.within(self.bounds.request, "a change", self.inner.apply(change, note)).await
     }

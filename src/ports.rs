@@ -279,6 +279,18 @@ pub trait AgentStore: Send + Sync + 'static {
     /// Start-up has read every page; a store may release what it kept for that.
     async fn finished_loading(&self) {}
 
+    /// The process is stopping and has written what it had to: leave everything stored in the
+    /// database's main files (an embedded database folds its write-ahead log back in) and
+    /// release the connections. Later calls may fail.
+    async fn close(&self) {}
+
+    /// Writes a consistent copy of the whole database, while writes go on, to a new file beside
+    /// it (on the volume that has room for the data) and returns its path: the caller removes
+    /// it. `None` for a store that its own tools back up (PostgreSQL: `pg_dump`).
+    async fn snapshot(&self) -> Result<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
+
     /// Every agent (for tests and tools; start-up reads pages).
     async fn load_all(&self) -> Result<Vec<StoredAgent>> {
         let mut all: Vec<StoredAgent> = Vec::new();
@@ -370,4 +382,35 @@ pub trait LivenessStore: Send + Sync + 'static {
     async fn seen_since(&self, _since: Millis) -> Result<Vec<(EndpointId, Millis)>> {
         Ok(Vec::new())
     }
+}
+
+/// What applying migrations did to a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The migrations this run applied, oldest first: `(version, description)`.
+    pub applied: Vec<(i64, String)>,
+    /// The newest migration the database has now: `(version, description)`.
+    pub newest: Option<(i64, String)>,
+}
+
+/// Refuses a database migrated by a newer binary: its newest applied migration (`stored`) is
+/// past the newest this binary embeds (`known`). Such a schema may hold tables, columns or stored
+/// functions this binary would misuse, so it neither serves nor migrates it. `database` names
+/// the kind of database for the message.
+pub fn refuse_newer_schema(database: &str, stored: Option<(i64, &str)>, known: Option<(i64, &str)>) -> Result<()> {
+    let Some((stored, stored_description)) = stored else { return Ok(()) };
+    let (known, known_description) = known.unwrap_or((0, "none"));
+    if stored <= known {
+        return Ok(());
+    }
+    Err(crate::RegistryError::Misconfigured {
+        context: format!(
+            "the {database} schema is at migration {stored} ({stored_description}), newer than this binary \
+             (agent-registry {}) knows: its newest is {known} ({known_description}). A newer agent-registry \
+             migrated this database: run that version or a later one, or restore the backup taken before the \
+             upgrade (README, \"Upgrade and rollback\")",
+            env!("CARGO_PKG_VERSION"),
+        ),
+        source: None,
+    })
 }

@@ -147,15 +147,25 @@ impl Replica {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit(Duration::from_secs(15))
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        let deadline = Instant::now() + Duration::from_secs(15);
+    }
+
+    /// Waits for the process to exit by itself, failing after `within`.
+    pub fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+            assert!(Instant::now() < deadline, "no exit within {within:?} of SIGTERM; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

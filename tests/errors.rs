@@ -98,6 +98,10 @@ fn one_of_each() -> Vec<ApiError> {
             "this replica holds as many connections as it may; retry shortly or on another replica",
         ),
         ApiError::http(catalogue::NOT_READY, "the registry is starting and cannot serve /agents yet; retry shortly"),
+        ApiError::http(
+            catalogue::BACKUP_NOT_SUPPORTED,
+            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see the README's \"Backup and restore\")",
+        ),
     ]);
     all
 }

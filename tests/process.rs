@@ -44,18 +44,18 @@ async fn migrate_prepares_the_database_and_exits() {
 async fn an_empty_environment_variable_counts_as_unset_and_a_short_secret_is_still_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("e.db").display());
-    let migrate = |secret: &str| {
+    let check = |secret: &str| {
         Command::new(env!("CARGO_BIN_EXE_agent-registry"))
-            .args(["migrate", "--database-url", &db, "--log", "off"])
+            .args(["check-config", "--database-url", &db, "--log", "off"])
             .env("AGENT_REGISTRY_BOOTSTRAP_TOKEN", secret)
             .env("AGENT_REGISTRY_JWT_HS256_SECRET", secret)
             .env("AGENT_REGISTRY_OIDC_ISSUER", "")
             .output()
             .expect("binary runs")
     };
-    let emptied = migrate("");
+    let emptied = check("");
     assert!(emptied.status.success(), "{}", String::from_utf8_lossy(&emptied.stderr));
-    let short = migrate("short");
+    let short = check("short");
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16 characters"));
 }

@@ -535,6 +535,24 @@ impl Watcher {
         }
     }
 
+    /// Whether the server ends the stream within `within` (keep-alive comments aside), with no
+    /// event left unread; `false` if it is still open then.
+    pub async fn ends(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return false,
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Err(e)) => panic!("the stream broke off instead of ending: {e}"),
+                Ok(Ok(None)) => {
+                    let unread = self.buffer.lines().any(|l| l.starts_with("data:"));
+                    assert!(!unread, "events after the end: {}", self.buffer);
+                    return true;
+                }
+            }
+        }
+    }
+
     /// The next `n` events, failing if they do not come within a few seconds.
     pub async fn take(&mut self, n: usize) -> Vec<SseEvent> {
         let mut events = Vec::new();

@@ -36,6 +36,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/api-keys", vec!["get", "post"]),
         ("/api-keys/{id}", vec!["delete", "get"]),
         ("/api-keys/bootstrap", vec!["post"]),
+        ("/backup", vec!["get"]),
         ("/discover/agents", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),

@@ -89,6 +89,8 @@ catalogue! {
     /// The live endpoints for a task speak only protocols or transports the gateway cannot send
     /// tasks over (e.g. Azure Service Bus).
     TRANSPORT_NOT_SUPPORTED = "transport_not_supported", 501, "Not Implemented";
+    /// `GET /backup` on a registry whose database is PostgreSQL, which `pg_dump` backs up.
+    BACKUP_NOT_SUPPORTED = "backup_not_supported", 501, "Not Implemented";
     STORAGE_UNAVAILABLE = "storage_unavailable", 503, TITLE_UNAVAILABLE;
     LIVENESS_UNAVAILABLE = "liveness_unavailable", 503, TITLE_UNAVAILABLE;
     /// The database has no room left (a full disk, or its configured size reached).

@@ -329,6 +329,20 @@ impl AgentRegistry {
     pub async fn flush(&self) -> Result<()> {
         self.liveness.flush().await
     }
+
+    /// Stops for good: makes pending liveness durable, then closes the store (an embedded
+    /// database is left whole in its main file). Called last at shutdown.
+    pub async fn close(&self) -> Result<()> {
+        let flushed = self.liveness.flush().await;
+        self.replica.store.close().await;
+        flushed
+    }
+
+    /// Writes a consistent copy of the database to a new file and returns its path (see
+    /// [`AgentStore::snapshot`]); `None` when the store is backed up by its own tools.
+    pub async fn snapshot(&self) -> Result<Option<std::path::PathBuf>> {
+        self.replica.store.snapshot().await
+    }
 }
 
 mod answers;

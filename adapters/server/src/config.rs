@@ -76,8 +76,8 @@ impl Cli {
 pub enum Command {
     /// Run the HTTP service (the default).
     Serve(Config),
-    /// Create the database if needed, apply pending migrations and exit.
-    Migrate(Config),
+    /// Create the database if needed, apply pending migrations, say which, and exit.
+    Migrate(MigrateArgs),
     /// Validate the service's flags and reach its database and Redis, without serving.
     CheckConfig(Config),
     #[command(flatten)]
@@ -88,6 +88,38 @@ pub enum Command {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// SQLite's `synchronous` setting (`--sqlite-synchronous`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// A commit is synced at the next checkpoint: a power loss or OS crash can lose the last
+    /// commits (a crash of the process alone loses nothing).
+    Normal,
+    /// Every commit is synced before it is acknowledged; one disk sync per write.
+    Full,
+}
+
+/// The flags of `migrate`: where the database is and how to log.
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]
+    pub database_url: String,
+
+    /// Longest to wait for a database connection or lock, in milliseconds (migrations
+    /// themselves may run for up to an hour).
+    #[arg(long, env = "AGENT_REGISTRY_STORE_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_timeout_ms: u64,
+
+    /// Log output format.
+    #[arg(long, env = "AGENT_REGISTRY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "AGENT_REGISTRY_LOG", default_value = "info")]
+    pub log: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -127,6 +159,11 @@ pub struct Config {
     /// that do not fit are refused with `507 insufficient_storage`, as on a full disk.
     #[arg(long, env = "AGENT_REGISTRY_SQLITE_MAX_SIZE_MIB", default_value_t = 0)]
     pub sqlite_max_size_mib: u64,
+
+    /// When a SQLite commit is on the disk: `normal` syncs at checkpoints (a power loss can lose
+    /// the last commits, never corrupt the file), `full` before every acknowledgement.
+    #[arg(long, env = "AGENT_REGISTRY_SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    pub sqlite_synchronous: SqliteSynchronous,
 
     /// Redis URL (`redis://HOST:PORT`) for liveness; without it, liveness is kept in the process
     /// and written to the database in batches.
@@ -385,7 +422,14 @@ pub struct Config {
     #[arg(long, env = "AGENT_REGISTRY_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
-    /// Longest a graceful shutdown waits for in-flight requests, in seconds.
+    /// On SIGTERM, keep serving for this many seconds with `/readyz` answering 503 (so load
+    /// balancers and Kubernetes stop routing here first), then close the listener and drain.
+    #[arg(long, env = "AGENT_REGISTRY_SHUTDOWN_DELAY_SECONDS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_delay_seconds: u64,
+
+    /// Longest a graceful shutdown waits for in-flight requests once the listener is closed, in
+    /// seconds (`/watch` streams end at once, with a `shutdown` event).
     #[arg(long, env = "AGENT_REGISTRY_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
 }
@@ -398,7 +442,7 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         Cli::try_parse_from(args).map(|cli| match cli.command {
-            Some(Command::Serve(config) | Command::Migrate(config) | Command::CheckConfig(config)) => config,
+            Some(Command::Serve(config) | Command::CheckConfig(config)) => config,
             _ => cli.config,
         })
     }
@@ -495,6 +539,10 @@ impl Config {
         agent_registry_store_sqlite::SqliteSettings {
             max_size_bytes: (self.sqlite_max_size_mib > 0).then(|| self.sqlite_max_size_mib.saturating_mul(1 << 20)),
             wait: Duration::from_millis(self.store_timeout_ms),
+            synchronous: match self.sqlite_synchronous {
+                SqliteSynchronous::Normal => agent_registry_store_sqlite::Synchronous::Normal,
+                SqliteSynchronous::Full => agent_registry_store_sqlite::Synchronous::Full,
+            },
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod http;
 pub mod json;
+pub mod lifecycle;
 pub mod limits;
 pub mod mcp_server;
 pub mod queues;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use agent_registry_core::bounded::BoundedStore;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
-use agent_registry_core::ports::{AgentStore, LivenessStore};
+use agent_registry_core::ports::{AgentStore, LivenessStore, Migrated};
 use agent_registry_core::redact::url_credentials;
 use agent_registry_core::task::TaskStore;
 use agent_registry_core::task::store::BoundedTaskStore;
@@ -28,8 +29,9 @@ use agent_registry_store_postgres::PostgresStore;
 use agent_registry_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Command, Config};
+pub use config::{Cli, Command, Config, MigrateArgs};
 pub use http::{AppState, router};
+use lifecycle::{Lifecycle, Phase};
 
 /// Errors that stop the service from starting.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         jwt,
         cors_origins,
         privacy: Arc::new(registry_config_privacy),
+        lifecycle: Lifecycle::default(),
     }))
 }
 
@@ -156,16 +159,24 @@ async fn open_store(config: &Config) -> Result<(Arc<dyn AgentStore>, Arc<dyn Tas
     Ok((Arc::new(BoundedStore::new(store, bounds)), Arc::new(BoundedTaskStore::new(tasks, bounds))))
 }
 
-/// Applies migrations and reports how many the database has.
-pub async fn migrate(config: &Config) -> Result<usize, StartError> {
-    match config.database_url.split(':').next().unwrap_or_default() {
+/// Applies pending migrations and says which; a schema a newer binary migrated is refused. A
+/// SQLite database is left whole in its main file.
+pub async fn migrate(args: &MigrateArgs) -> Result<Migrated, StartError> {
+    let url = args.database_url.as_str();
+    let wait = Duration::from_millis(args.store_timeout_ms);
+    match url.split(':').next().unwrap_or_default() {
         "postgres" | "postgresql" => {
             // Migrations may rewrite large tables: only the wait for a connection is bounded.
-            let (wait, statement) = (config.store_bounds().request, Duration::from_secs(3_600));
-            Ok(PostgresStore::connect(&config.database_url, wait, statement).await?.migrate().await?)
+            let statement = Duration::from_secs(3_600);
+            Ok(PostgresStore::connect(url, wait, statement).await?.migrate().await?)
         }
-        "sqlite" => Ok(SqliteStore::migrate(&config.database_url).await?),
-        _ => open_store(config).await.map(|_| 0),
+        "sqlite" => {
+            let settings = agent_registry_store_sqlite::SqliteSettings { wait, ..Default::default() };
+            Ok(SqliteStore::migrate(url, &settings).await?)
+        }
+        other => Err(StartError::Config(format!(
+            "unsupported --database-url scheme `{other}`: use sqlite://PATH or postgres://..."
+        ))),
     }
 }
 
@@ -275,9 +286,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then drains requests (up to the grace period) and writes
-/// pending liveness to the database. While a backend is unreachable at start, it keeps
-/// retrying and answers probes as not ready instead of exiting.
+/// Serves until SIGINT or SIGTERM; then answers `/readyz` 503 while serving on for
+/// `--shutdown-delay-seconds`, closes the listener, ends watch streams, drains requests (up to
+/// the grace period), writes pending liveness to the database and closes it. While a backend is
+/// unreachable at start, it keeps retrying and answers probes as not ready instead of exiting.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let started = std::time::Instant::now();
     let limits = config.connection_limits().map_err(StartError::Config)?;
@@ -292,6 +304,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     };
     let listener = TcpListener::from_std(socket).map_err(listen)?;
     let registry = state.registry.clone();
+    let lifecycle = state.lifecycle.clone();
+    let _stopping = AbortOnDrop(spawn_stopping(stop, lifecycle.clone(), config.shutdown_delay_seconds));
     let registry_config = config.registry().map_err(StartError::Config)?;
     let _followers = spawn_followers(&registry, &registry_config);
     let publisher = spawn_publisher(&registry, &config)?;
@@ -325,14 +339,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     );
     let service = router(state);
     let _dotnet = match config.dotnet_listen {
-        Some(addr) => Some(AbortOnDrop(serve_dotnet(addr, service.clone(), limits, stop.clone())?)),
+        Some(addr) => Some(AbortOnDrop(serve_dotnet(addr, service.clone(), limits, lifecycle.clone())?)),
         None => None,
     };
-    let server = connections::serve(listener, service, limits, stopped(stop.clone()));
+    let server = connections::serve(listener, service, limits, lifecycle.reached(Phase::Closing));
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     tokio::select! {
         () = server => {},
-        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
+        () = async { lifecycle.reached(Phase::Closing).await; tokio::time::sleep(grace).await } => {
             tracing::warn!(?grace, "grace period over; dropping remaining connections");
         }
     }
@@ -341,11 +355,29 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         // Finish the batch in flight and hand the lease to another replica.
         publisher.stop(Duration::from_secs(3)).await;
     }
-    if let Err(e) = registry.flush().await {
+    if let Err(e) = registry.close().await {
         tracing::warn!(error = %e, "could not write liveness at shutdown");
     }
     tracing::info!("agent registry stopped");
     Ok(())
+}
+
+/// On the stop signal: drains for `delay_seconds` (not ready, still serving), then closes.
+fn spawn_stopping(
+    stop: tokio::sync::watch::Receiver<bool>,
+    lifecycle: Lifecycle,
+    delay_seconds: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        stopped(stop).await;
+        if delay_seconds > 0 {
+            tracing::info!(delay_seconds, "shutting down: /readyz answers 503; serving on until the delay is over");
+            lifecycle.enter(Phase::Draining);
+            tokio::time::sleep(Duration::from_secs(delay_seconds)).await;
+        }
+        tracing::info!("shutting down: the listener is closed; ending watch streams and draining in-flight requests");
+        lifecycle.enter(Phase::Closing);
+    })
 }
 
 /// Serves the .NET surface at the root of `addr` (`--dotnet-listen`) until stopped.
@@ -353,7 +385,7 @@ fn serve_dotnet(
     addr: std::net::SocketAddr,
     service: axum::Router,
     limits: connections::ConnectionLimits,
-    stop: tokio::sync::watch::Receiver<bool>,
+    lifecycle: Lifecycle,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     let listen = |source| StartError::Listen { addr, source };
     let socket = std::net::TcpListener::bind(addr).map_err(listen)?;
@@ -361,7 +393,7 @@ fn serve_dotnet(
     let listener = TcpListener::from_std(socket).map_err(listen)?;
     tracing::info!(%addr, "the .NET registry's wire format is served at the root of this address too");
     let app = http::dotnet::at_root(service);
-    Ok(tokio::spawn(async move { connections::serve(listener, app, limits, stopped(stop)).await }))
+    Ok(tokio::spawn(async move { connections::serve(listener, app, limits, lifecycle.reached(Phase::Closing)).await }))
 }
 
 /// Opens the registry, retrying while a backend is unreachable; meanwhile the listener answers
@@ -406,7 +438,6 @@ fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
         let _ = tx.send(true);
     });
     rx

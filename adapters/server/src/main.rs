@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use agent_registry::config::LogFormat;
-use agent_registry::{Cli, Command, Config};
+use agent_registry::{Cli, Command, MigrateArgs};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc: the index is many small long-lived allocations and responses are large
@@ -18,10 +18,13 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::from_process();
-    let (config, migrate) = match cli.command {
-        None => (cli.config, false),
-        Some(Command::Serve(config)) => (config, false),
-        Some(Command::Migrate(config)) => (config, true),
+    let config = match cli.command {
+        None => cli.config,
+        Some(Command::Serve(config)) => config,
+        Some(Command::Migrate(args)) => {
+            init_logging(&args.log, args.log_format);
+            return migrate(&args).await;
+        }
         Some(Command::CheckConfig(config)) => {
             return match agent_registry::cli::check::run(&config).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -34,20 +37,13 @@ async fn main() -> ExitCode {
         // A client prints its answers and errors itself; the service's log would only add noise.
         Some(Command::Client(command)) => return ExitCode::from(agent_registry::cli::run(command).await),
     };
-    init_logging(&config);
+    init_logging(&config.log, config.log_format);
     // Give memory freed after a burst back to the system in the background, not only when the
     // allocator happens to be called again.
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(error = %e, "jemalloc background purging is unavailable");
     }
-    let result = if migrate {
-        agent_registry::migrate(&config).await.map(|applied| {
-            tracing::info!(applied, "database is migrated");
-        })
-    } else {
-        agent_registry::serve(config).await
-    };
-    match result {
+    match agent_registry::serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "agent registry failed");
@@ -56,12 +52,39 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+/// `migrate`: logs each migration it applied, or that there was none to apply.
+async fn migrate(args: &MigrateArgs) -> ExitCode {
+    match agent_registry::migrate(args).await {
+        Ok(migrated) => {
+            for (version, description) in &migrated.applied {
+                tracing::info!(version, description = %description, "applied migration");
+            }
+            let (version, description) = migrated.newest.unwrap_or((0, "none".into()));
+            if migrated.applied.is_empty() {
+                tracing::info!(version, description = %description, "the database schema is already up to date");
+            } else {
+                tracing::info!(
+                    applied = migrated.applied.len(),
+                    version,
+                    description = %description,
+                    "the database schema is migrated"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "migration failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(log).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal, never in files or log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
-    match config.log_format {
+    match format {
         LogFormat::Json => subscriber.json().init(),
         LogFormat::Text => subscriber.init(),
     }

@@ -13,7 +13,7 @@ use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
-    AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, StoreSizes,
+    AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, Migrated, StoreSizes,
     StoredAgent,
 };
 use agent_registry_core::{RegistryError, Result};
@@ -117,20 +117,48 @@ impl PostgresStore {
         Ok(Self { pool, signal: OnceLock::new() })
     }
 
-    /// Applies pending migrations from `migrations/postgres`; returns how many the database has.
-    pub async fn migrate(&self) -> Result<usize> {
+    /// Applies pending migrations from `migrations/postgres` and says which it applied. A schema
+    /// a newer binary migrated is refused untouched.
+    pub async fn migrate(&self) -> Result<Migrated> {
+        let before = self.applied_versions().await?;
+        self.refuse_newer_schema(&before)?;
         MIGRATOR.run(&self.pool).await.map_err(classify_migration)?;
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        let after = self.applied_versions().await?;
+        let applied = after.iter().filter(|(v, _)| !before.iter().any(|(b, _)| b == v)).cloned().collect();
+        Ok(Migrated { applied, newest: after.last().cloned() })
+    }
+
+    /// The migrations the schema has applied, oldest first (none when it never was migrated).
+    async fn applied_versions(&self) -> Result<Vec<(i64, String)>> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(usize::try_from(applied).unwrap_or_default())
+        if !exists {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as("SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    /// A schema migrated by a newer binary (its stored functions may differ) is never used.
+    fn refuse_newer_schema(&self, applied: &[(i64, String)]) -> Result<()> {
+        let known = MIGRATOR.iter().rfind(|m| m.migration_type.is_up_migration());
+        agent_registry_core::ports::refuse_newer_schema(
+            "PostgreSQL",
+            applied.last().map(|(v, d)| (*v, d.as_str())),
+            known.map(|m| (m.version, &*m.description)),
+        )
     }
 }
 
 impl PostgresStore {
-    /// Migrations this binary knows that the database has not applied.
+    /// Migrations this binary knows that the database has not applied; a schema a newer binary
+    /// migrated is refused.
     pub async fn pending_migrations(&self) -> Result<usize> {
+        self.refuse_newer_schema(&self.applied_versions().await?)?;
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await

@@ -14,7 +14,7 @@ use agent_registry_core::auth::{ApiKey, KeyRow};
 use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
-    AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, StoreSizes, StoredAgent,
+    AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, Migrated, StoreSizes, StoredAgent,
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
@@ -51,12 +51,27 @@ pub struct SqliteSettings {
     /// Longest a statement waits for another connection's write lock, and for a pooled
     /// connection.
     pub wait: Duration,
+    /// When a commit reaches the disk.
+    pub synchronous: Synchronous,
 }
 
 impl Default for SqliteSettings {
     fn default() -> Self {
-        Self { max_size_bytes: None, wait: Duration::from_secs(2) }
+        Self { max_size_bytes: None, wait: Duration::from_secs(2), synchronous: Synchronous::Normal }
     }
+}
+
+/// SQLite's `synchronous` setting in WAL mode: when a commit is on the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// The write-ahead log is synced at each checkpoint, not at each commit: a crash of the
+    /// process loses nothing, a power loss or an operating-system crash can lose the last
+    /// commits (never corrupt the file).
+    #[default]
+    Normal,
+    /// Every commit is synced before it is acknowledged: nothing acknowledged is lost even on a
+    /// power loss, at the price of one sync per write.
+    Full,
 }
 
 pub struct SqliteStore {
@@ -157,6 +172,34 @@ fn unusable_file(path: &Path, e: sqlx::Error) -> RegistryError {
 
 const SCHEMA_MISMATCH: &str = "the SQLite schema does not match this binary";
 
+/// The migrations the database has applied, oldest first (none when it never was migrated).
+async fn applied_versions(pool: &SqlitePool) -> Result<Vec<(i64, String)>> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(classify)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as("SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(classify)
+}
+
+/// A database a newer binary migrated is refused before anything runs on it.
+async fn refuse_newer_schema(pool: &SqlitePool) -> Result<()> {
+    let stored = applied_versions(pool).await?;
+    let known = MIGRATOR.iter().rfind(|m| m.migration_type.is_up_migration());
+    agent_registry_core::ports::refuse_newer_schema(
+        "SQLite",
+        stored.last().map(|(v, d)| (*v, d.as_str())),
+        known.map(|m| (m.version, &*m.description)),
+    )
+}
+
 /// A migration that cannot run is a misconfiguration, unless the file was busy or unreadable.
 fn classify_migration(e: sqlx::migrate::MigrateError) -> RegistryError {
     use sqlx::migrate::MigrateError as M;
@@ -183,7 +226,10 @@ impl SqliteStore {
             .map_err(classify)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match settings.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
             .foreign_keys(true)
             .busy_timeout(settings.wait)
             // Past a checkpoint, the write-ahead log shrinks back to this size (64 MiB).
@@ -203,6 +249,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(unusable)?;
+        refuse_newer_schema(&pool).await?;
         MIGRATOR.run(&pool).await.map_err(classify_migration)?;
         let loader = SqlitePoolOptions::new()
             .max_connections(1)
@@ -236,15 +283,35 @@ impl SqliteStore {
         e
     }
 
-    /// Applies pending migrations and reports how many migrations the database now has.
-    pub async fn migrate(url: &str) -> Result<usize> {
-        let store = Self::open(url).await?;
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&store.pool)
-            .await
-            .map_err(classify)?;
-        store.pool.close().await;
-        Ok(usize::try_from(applied).unwrap_or_default())
+    /// Applies pending migrations and says which it applied; the database is then left whole in
+    /// its main file (the write-ahead log checkpointed), ready to be copied.
+    pub async fn migrate(url: &str, settings: &SqliteSettings) -> Result<Migrated> {
+        let before = {
+            let options = SqliteConnectOptions::from_str(url).map_err(classify)?;
+            let path = options.get_filename().to_owned();
+            if path.exists() {
+                let pool = SqlitePool::connect_with(options).await.map_err(|e| unusable_file(&path, e))?;
+                let applied = applied_versions(&pool).await;
+                pool.close().await;
+                applied?
+            } else {
+                Vec::new()
+            }
+        };
+        let store = Self::open_with(url, settings).await?;
+        let after = applied_versions(&store.pool).await?;
+        store.close().await;
+        let applied = after.iter().filter(|(v, _)| !before.iter().any(|(b, _)| b == v)).cloned().collect();
+        Ok(Migrated { applied, newest: after.last().cloned() })
+    }
+
+    /// Folds the write-ahead log back into the database file and empties it; `false` when
+    /// readers kept it from finishing.
+    async fn checkpoint(&self) -> Result<bool> {
+        // One row: whether it was kept from finishing, pages in the log, pages checkpointed.
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await.map_err(classify)?;
+        Ok(busy == 0)
     }
 
     /// Stores one change in one transaction on `conn`.
@@ -398,6 +465,35 @@ impl SqliteStore {
 impl AgentStore for SqliteStore {
     async fn finished_loading(&self) {
         self.loader.close().await;
+    }
+
+    async fn close(&self) {
+        self.loader.close().await;
+        match self.checkpoint().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(path = %self.path.display(), "the write-ahead log could not be emptied at shutdown: copy the -wal file with the database")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the write-ahead log at shutdown"),
+        }
+        // The last connection to close removes the (now empty) write-ahead log.
+        self.pool.close().await;
+    }
+
+    async fn snapshot(&self) -> Result<Option<std::path::PathBuf>> {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".backup-{}", uuid::Uuid::new_v4().simple()));
+        let to = self.path.with_file_name(name);
+        let target = to
+            .to_str()
+            .ok_or_else(|| RegistryError::internal(format!("the backup path {} is not UTF-8", to.display())))?;
+        // One read transaction, so a consistent copy, written compact (no free pages) while
+        // other connections keep writing.
+        if let Err(e) = sqlx::query("VACUUM INTO ?").bind(target).execute(&self.pool).await {
+            let _ = std::fs::remove_file(&to);
+            return Err(self.failed(e));
+        }
+        Ok(Some(to))
     }
 
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {

@@ -129,6 +129,12 @@ impl Client {
         self.authorized(self.streaming.get(url).header("accept", "text/event-stream"))
     }
 
+    /// A large download: no total timeout (the registry writes the whole copy before it sends a
+    /// byte), a bound on silence instead.
+    pub fn download_request(&self, url: Url) -> RequestBuilder {
+        self.authorized(self.streaming.get(url))
+    }
+
     fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.key {
             Some(key) => request.header("x-api-key", key),

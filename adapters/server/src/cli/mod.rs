@@ -4,6 +4,7 @@
 //! request, send it, render the answer.
 
 mod agents;
+mod backup;
 pub mod check;
 mod client;
 mod keys;
@@ -106,6 +107,8 @@ pub enum ClientCommand {
     Events(Call<keys::Events>),
     /// What the registry holds and keeps (Admin).
     Status(Call<keys::Status>),
+    /// Save a consistent copy of a running registry's embedded (SQLite) database (Admin).
+    Backup(Call<backup::Backup>),
     /// Print a shell completion script (`agent-registry completions bash > …`).
     Completions {
         /// The shell to complete for.
@@ -126,6 +129,7 @@ pub async fn run(command: ClientCommand) -> u8 {
         ClientCommand::Bootstrap(call) => with(&call.client, |c| keys::bootstrap(c, call.args)).await,
         ClientCommand::Events(call) => with(&call.client, |c| keys::events(c, call.args)).await,
         ClientCommand::Status(call) => with(&call.client, |c| keys::status(c, call.args)).await,
+        ClientCommand::Backup(call) => with(&call.client, |c| backup::run(c, call.args)).await,
         ClientCommand::Completions { shell } => {
             let mut command = crate::config::Cli::clap_command();
             clap_complete::generate(shell, &mut command, "agent-registry", &mut std::io::stdout());
@@ -155,7 +159,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("Agents", &["agents", "discover", "heartbeat", "renew", "watch"]),
     ("Tasks (the gateway)", &["tasks"]),
     ("Access", &["keys", "bootstrap"]),
-    ("Operations", &["events", "status", "completions"]),
+    ("Operations", &["events", "status", "backup", "completions"]),
 ];
 
 /// The top-level help with the commands grouped by topic (clap lists them in one block).

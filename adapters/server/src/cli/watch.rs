@@ -94,6 +94,11 @@ async fn follow(
             Err(super::sse::SseError::Transport(e)) => return Err(client.unreachable(&e)),
             Err(e) => return Err(CliError::Failed(e.to_string())),
         };
+        if event.event == "shutdown" {
+            // Not a change: the replica is stopping, and the stream ends next.
+            eprintln!("the registry is shutting down");
+            continue;
+        }
         if event.id.is_some() {
             last.clone_from(&event.id);
         }

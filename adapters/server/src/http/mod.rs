@@ -83,6 +83,8 @@ pub struct Context {
     pub cors_origins: Vec<HeaderValue>,
     /// What anonymous readers may not see.
     pub privacy: Arc<agent_registry_core::render::Privacy>,
+    /// Serving, or stopping (readiness and watch streams follow it).
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 #[derive(OpenApi)]
@@ -276,6 +278,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::status))
+        .routes(routes!(system::backup))
         .routes(routes!(tasks::submit, tasks::list))
         .routes(routes!(tasks::execute_task))
         .routes(routes!(tasks::get))

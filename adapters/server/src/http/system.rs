@@ -5,7 +5,7 @@ use std::sync::Arc;
 use agent_registry_core::RegistryError;
 use agent_registry_core::error::catalogue;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,10 +21,16 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: whether storage and the liveness store answer, and how current the index is.
+/// Readiness: whether storage and the liveness store answer, and how current the index is. Once
+/// the process is stopping (SIGTERM, during `--shutdown-delay-seconds`) it answers 503
+/// `stopping`, while every other route is still served.
 #[utoipa::path(get, path = "/readyz", tag = "system",
-    responses((status = 200, description = "Ready"), (status = 503, description = "A backend is down")))]
+    responses((status = 200, description = "Ready"), (status = 503, description = "A backend is down, or the process is stopping")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.lifecycle.phase() != crate::lifecycle::Phase::Serving {
+        let body = json!({"status": "stopping", "detail": "this replica is shutting down; send requests to another"});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let (storage, liveness) = state.registry.check().await;
     let describe = |r: &agent_registry_core::Result<()>| match r {
         Ok(()) => json!({"status": "up"}),
@@ -66,6 +72,56 @@ pub async fn status(State(state): State<AppState>, Auth(caller): Auth) -> Result
             "idempotencyHours": hours(config.idempotency_retention_secs),
         },
     })))
+}
+
+/// A consistent copy of the embedded SQLite database, taken while the registry serves and
+/// writes (`VACUUM INTO`): save it as a file, and restore by starting a stopped registry on it
+/// (Admin). A registry on PostgreSQL answers `501 backup_not_supported`: back it up with
+/// `pg_dump`.
+#[utoipa::path(get, path = "/backup", tag = "system", security(("api_key" = [])),
+    responses((status = 200, description = "The SQLite database file", content_type = "application/vnd.sqlite3"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 501, description = "The database is PostgreSQL: use pg_dump", body = Problem),
+        (status = 507, body = Problem)))]
+pub async fn backup(State(state): State<AppState>, Auth(caller): Auth) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let Some(path) = state.registry.snapshot().await? else {
+        return Err(ApiError::http(
+            catalogue::BACKUP_NOT_SUPPORTED,
+            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see the README's \"Backup and restore\")",
+        ));
+    };
+    let opened = tokio::fs::File::open(&path).await;
+    // Unlinked at once: the open file stays readable and its space is freed when it closes,
+    // however the response ends (a client that hangs up included).
+    let _ = tokio::fs::remove_file(&path).await;
+    let file = opened.map_err(|e| agent_registry_core::RegistryError::internal_from("reading the backup", e))?;
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut chunk = vec![0; 256 * 1024];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(axum::body::Bytes::from(chunk)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let name = format!("attachment; filename=\"agent-registry-{}.db\"", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.sqlite3"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    Ok(response)
 }
 
 /// Why the registry could not open yet, while it keeps retrying at start.

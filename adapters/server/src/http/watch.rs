@@ -164,8 +164,19 @@ fn reset_event(revision: u64, reason: &str) -> Event {
         .data(json!({"revision": revision, "reason": reason}).to_string())
 }
 
+/// The last event of every stream when the replica stops: reconnect (to another replica, with
+/// `Last-Event-ID`) to follow on. It has no `id`, so the client's last id stays the last change
+/// it received.
+fn shutdown_event() -> Event {
+    Event::default()
+        .event("shutdown")
+        .data(json!({"reason": "this replica is shutting down; reconnect with Last-Event-ID to follow on"}).to_string())
+}
+
 struct Stream {
     _open: Open,
+    /// The stream ended (with the shutdown event).
+    ended: bool,
     state: AppState,
     filter: Filter,
     cursor: u64,
@@ -175,7 +186,27 @@ struct Stream {
 }
 
 impl Stream {
+    /// The next event; at shutdown, the `shutdown` event and then the end, instead of holding
+    /// the connection through the grace period.
     async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
+        let closing = self.state.lifecycle.reached(crate::lifecycle::Phase::Closing);
+        tokio::select! {
+            // Before any change: a stream that is told to stop stops, and resumes elsewhere
+            // from the last change it received. Cancelling `next_change` loses nothing, since
+            // its cursor only moves past changes it holds.
+            biased;
+            () = closing => {
+                self.ended = true;
+                Some(shutdown_event())
+            }
+            event = self.next_change() => event,
+        }
+    }
+
+    async fn next_change(&mut self) -> Option<Event> {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
@@ -217,7 +248,8 @@ impl Stream {
 /// agent}`. Resume with `Last-Event-ID` or `?since=<revision>`: every later change follows,
 /// without gaps. A stream that cannot resume (its revision was pruned from the change log, or
 /// is unknown) starts with a `reset` event: re-list, then keep following. Without `since`, the
-/// stream starts at the current revision.
+/// stream starts at the current revision. When the replica stops, the stream ends with a
+/// `shutdown` event (no `id`): reconnect with `Last-Event-ID` to follow on.
 #[utoipa::path(get, path = "/watch", tag = "watch",
     params(("since" = Option<u64>, Query, description = "Resume after this revision"),
         ("capability" = Option<String>, Query, description = "Only agents with one of these capabilities (comma list)"),
@@ -273,7 +305,8 @@ pub async fn watch(
             _ => since,
         },
     };
-    let stream = Stream { _open: guard, state, filter, cursor, pending: VecDeque::new(), revisions, first };
+    let stream =
+        Stream { _open: guard, ended: false, state, filter, cursor, pending: VecDeque::new(), revisions, first };
     let events = futures_util::stream::unfold(stream, |mut stream| async move {
         let event = stream.next().await?;
         Some((Ok::<_, std::convert::Infallible>(event), stream))
