@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -48,13 +48,28 @@ impl BoundedStore {
     /// Runs `call` for at most `bound`, counting the calls that end in an outage (cut off here,
     /// or by the driver's own bounds). A write cut off may still commit: the registry then
     /// treats its index as in doubt and reads the change log back (see `Replica::store_and_apply`).
-    async fn within<T>(&self, bound: Duration, what: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Each call's duration and failure are recorded under `operation` (the port's method).
+    async fn within<T>(
+        &self,
+        bound: Duration,
+        operation: &'static str,
+        what: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = Instant::now();
         let result = tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
             Err(RegistryError::storage_unavailable(format!("the database did not answer {what} within {bound:?}")))
         });
         if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::Unavailable) {
             self.outages.fetch_add(1, Ordering::Relaxed);
         }
+        crate::metrics::observe(
+            crate::metrics::STORE_DURATION,
+            crate::metrics::STORE_ERRORS,
+            operation,
+            started,
+            &result,
+        );
         result
     }
 }
@@ -66,7 +81,7 @@ impl AgentStore for BoundedStore {
     }
 
     async fn load_page(&self, after: Option<AgentId>, limit: usize) -> Result<Vec<StoredAgent>> {
-        self.within(self.bounds.upkeep, "a page of agents", self.inner.load_page(after, limit)).await
+        self.within(self.bounds.upkeep, "load_page", "a page of agents", self.inner.load_page(after, limit)).await
     }
 
     async fn finished_loading(&self) {
@@ -84,39 +99,60 @@ impl AgentStore for BoundedStore {
     }
 
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
-        self.within(self.bounds.request, "a change", self.inner.apply(change, note)).await
+        self.within(self.bounds.request, "apply", "a change", self.inner.apply(change, note)).await
     }
 
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
-        self.within(self.bounds.request, "an idempotency lookup", self.inner.find_idempotency(owner_id, key)).await
+        self.within(
+            self.bounds.request,
+            "find_idempotency",
+            "an idempotency lookup",
+            self.inner.find_idempotency(owner_id, key),
+        )
+        .await
     }
 
     async fn expire_idempotency(&self, before: Millis) -> Result<u64> {
-        self.within(self.bounds.upkeep, "expiring idempotency keys", self.inner.expire_idempotency(before)).await
+        self.within(
+            self.bounds.upkeep,
+            "expire_idempotency",
+            "expiring idempotency keys",
+            self.inner.expire_idempotency(before),
+        )
+        .await
     }
 
     async fn record_last_seen(&self, seen: &[(EndpointId, Millis)]) -> Result<()> {
-        self.within(self.bounds.upkeep, "recording last-seen times", self.inner.record_last_seen(seen)).await
+        self.within(
+            self.bounds.upkeep,
+            "record_last_seen",
+            "recording last-seen times",
+            self.inner.record_last_seen(seen),
+        )
+        .await
     }
 
     async fn current_revision(&self) -> Result<u64> {
-        self.within(self.bounds.request, "the current revision", self.inner.current_revision()).await
+        self.within(self.bounds.request, "current_revision", "the current revision", self.inner.current_revision())
+            .await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LoggedChange>> {
-        self.within(self.bounds.request, "the change log", self.inner.changes_since(after, limit)).await
+        self.within(self.bounds.request, "changes_since", "the change log", self.inner.changes_since(after, limit))
+            .await
     }
 
     async fn prune_changes(&self, before: Millis) -> Result<u64> {
-        self.within(self.bounds.upkeep, "pruning the change log", self.inner.prune_changes(before)).await
+        self.within(self.bounds.upkeep, "prune_changes", "pruning the change log", self.inner.prune_changes(before))
+            .await
     }
 
     async fn oldest_change(&self) -> Result<Option<u64>> {
-        self.within(self.bounds.request, "the oldest change", self.inner.oldest_change()).await
+        self.within(self.bounds.request, "oldest_change", "the oldest change", self.inner.oldest_change()).await
     }
 
     async fn append_event(&self, event: &LivenessChange) -> Result<Option<u64>> {
-        self.within(self.bounds.request, "a liveness event", self.inner.append_event(event)).await
+        self.within(self.bounds.request, "append_event", "a liveness event", self.inner.append_event(event)).await
     }
 
     fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
@@ -124,34 +160,34 @@ impl AgentStore for BoundedStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.within(self.bounds.request, "a ping", self.inner.ping()).await
+        self.within(self.bounds.request, "ping", "a ping", self.inner.ping()).await
     }
 
     async fn sizes(&self) -> Result<StoreSizes> {
-        self.within(self.bounds.upkeep, "its sizes", self.inner.sizes()).await
+        self.within(self.bounds.upkeep, "sizes", "its sizes", self.inner.sizes()).await
     }
 
     async fn reclaim(&self) -> Result<u64> {
-        self.within(self.bounds.upkeep, "reclaiming space", self.inner.reclaim()).await
+        self.within(self.bounds.upkeep, "reclaim", "reclaiming space", self.inner.reclaim()).await
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
-        self.within(self.bounds.request, "an audit event", self.inner.record_event(event)).await
+        self.within(self.bounds.request, "record_event", "an audit event", self.inner.record_event(event)).await
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<AuditEvent>> {
-        self.within(self.bounds.request, "audit events", self.inner.events(query)).await
+        self.within(self.bounds.request, "events", "audit events", self.inner.events(query)).await
     }
 
     async fn prune_events(&self, before: Millis) -> Result<u64> {
-        self.within(self.bounds.upkeep, "pruning audit events", self.inner.prune_events(before)).await
+        self.within(self.bounds.upkeep, "prune_events", "pruning audit events", self.inner.prune_events(before)).await
     }
 
     async fn save_api_key(&self, key: &ApiKey) -> Result<u64> {
-        self.within(self.bounds.request, "an API key", self.inner.save_api_key(key)).await
+        self.within(self.bounds.request, "save_api_key", "an API key", self.inner.save_api_key(key)).await
     }
 
     async fn api_keys_since(&self, after: u64, limit: usize) -> Result<Vec<ApiKey>> {
-        self.within(self.bounds.request, "API keys", self.inner.api_keys_since(after, limit)).await
+        self.within(self.bounds.request, "api_keys_since", "API keys", self.inner.api_keys_since(after, limit)).await
     }
 }

@@ -14,6 +14,7 @@ pub mod index;
 pub mod input;
 pub mod liveness;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod parallel;
 pub mod ports;

@@ -172,3 +172,20 @@ fn the_readme_error_table_lists_exactly_the_catalogue_codes_with_their_statuses(
     let unknown: Vec<_> = readme.difference(&catalogue).collect();
     assert!(missing.is_empty() && unknown.is_empty(), "README lacks {missing:?}; README has, wrongly, {unknown:?}");
 }
+
+#[tokio::test]
+async fn a_problem_body_names_the_request_id_its_response_header_carries() {
+    let app = crate::support::TestApp::spawn().await;
+    let missing = format!("/agents/{}", uuid::Uuid::new_v4());
+    let made = app.get(&missing).await;
+    let id = made.header("x-request-id").expect("a request id is made").to_owned();
+    assert_eq!(made.problem(404, "agent_not_found")["requestId"], id.as_str());
+    let kept = app.send(reqwest::Method::GET, &missing, None, &[("x-request-id", "client-chosen-42")]).await;
+    assert_eq!(kept.header("x-request-id"), Some("client-chosen-42"));
+    assert_eq!(kept.problem(404, "agent_not_found")["requestId"], "client-chosen-42");
+    let unrouted = app.get("/no/such/route").await;
+    assert_eq!(unrouted.problem(404, "route_not_found")["requestId"], unrouted.header("x-request-id").unwrap());
+    // Outside a request (the snapshots above) there is no id to name, and no member.
+    let (_, _, body) = rendered(ApiError::http(catalogue::ROUTE_NOT_FOUND, "no route for /x")).await;
+    assert!(body.get("requestId").is_none(), "{body}");
+}

@@ -19,6 +19,7 @@ mod embedded;
 mod errors;
 mod faults;
 mod mcp;
+mod metrics;
 mod operations;
 mod parsing;
 mod postgres;

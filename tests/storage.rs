@@ -56,6 +56,13 @@ async fn a_full_database_refuses_writes_with_507_loses_nothing_acknowledged_and_
         }
     }
     assert_eq!(refused, 20, "the database never filled: {} registrations fit", acknowledged.len());
+    // Each 5xx is logged as such, with what was asked and the problem's code.
+    let log = replica.log();
+    let line =
+        log.lines().find(|l| l.contains("server error response")).unwrap_or_else(|| panic!("no 5xx line: {log}"));
+    for part in ["WARN", "method=POST", "path=/agents", "status=507", "code=insufficient_storage"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
     assert!(acknowledged.len() > 50, "the database filled too early: {}", acknowledged.len());
 
     // Readiness says so.

@@ -23,6 +23,7 @@ use entry::{EndpointSlot, Entry, rank_of};
 use postings::{Postings, Terms, insert_into, insert_text, label_key, remove_from};
 pub use rank::{CapabilitySummary, Ranked, Serving, task_terms};
 pub use search::{Matches, SearchPage};
+pub use sweep::Census;
 use sweep::deadlines;
 
 type Slot = u32;

@@ -8,6 +8,15 @@ use super::{EVICTING, Index, SlotMeta};
 use crate::liveness::Millis;
 use crate::model::{AgentId, EndpointId};
 
+/// Counts of the index at one instant (see [`Index::census`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub agents: usize,
+    pub live_agents: usize,
+    pub endpoints: usize,
+    pub live_endpoints: usize,
+}
+
 impl Index {
     /// Records that an endpoint was seen at `at`. `None` if it is gone or being evicted;
     /// otherwise whether this brought it back to life (its lease had ended).
@@ -46,6 +55,26 @@ impl Index {
             }
         }
         out
+    }
+
+    /// How many agents and endpoints there are, and how many are live at `at` (an agent is live
+    /// when one of its endpoints is). One pass over the entries, without allocating.
+    pub fn census(&self, at: Millis) -> Census {
+        let mut census = Census::default();
+        for entry in self.entries.iter().flatten() {
+            let mut live = 0;
+            for slot in &entry.endpoints {
+                let t = slot.last_seen.load(Ordering::Acquire);
+                if t != EVICTING && t.saturating_add(slot.lease) > at {
+                    live += 1;
+                }
+            }
+            census.agents += 1;
+            census.live_agents += usize::from(live > 0);
+            census.endpoints += entry.endpoints.len();
+            census.live_endpoints += live;
+        }
+        census
     }
 
     /// Endpoints whose lease ended in `(after, until]`: (agent, endpoint, when it ended).

@@ -94,6 +94,11 @@ impl AgentRegistry {
                 tokio::spawn(logging);
             }
         }
+        let counter = match actual {
+            LivenessModel::Persistent => crate::metrics::HEARTBEATS,
+            LivenessModel::Ephemeral => crate::metrics::RENEWALS,
+        };
+        crate::metrics::count(counter, 1);
         Ok(LivenessView {
             endpoint_id,
             liveness_model: actual,

@@ -196,6 +196,12 @@ impl AgentRegistry {
         self.replica.index.read().len()
     }
 
+    /// Agents and endpoints in this replica's index now, and how many of them are live.
+    pub fn census(&self) -> crate::index::Census {
+        let now = self.clock.now_millis();
+        self.replica.index.read().census(now)
+    }
+
     /// The agent, as a reader asks for it: an agent stored through another replica moments ago
     /// is found, not answered 404 (see [`AgentRegistry::catch_up_unless`]).
     pub async fn find(&self, id: AgentId) -> Result<Hit> {

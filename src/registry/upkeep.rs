@@ -76,6 +76,7 @@ impl AgentRegistry {
                     let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
                     self.forget_liveness(&ids).await;
                     evicted += claimed.len();
+                    crate::metrics::count(crate::metrics::EVICTIONS, claimed.len() as u64);
                 }
                 Err(e) => {
                     let index = self.replica.index.read();
@@ -149,6 +150,7 @@ impl AgentRegistry {
         let now = self.clock.now_millis();
         let after = self.expiries_seen_until.swap(now, Ordering::AcqRel);
         let expired = self.replica.index.read().expired_between(after, now);
+        crate::metrics::count(crate::metrics::EXPIRIES, expired.len() as u64);
         for (agent, endpoint, at) in expired {
             let note = AuditNote::registry(format!("endpoint {endpoint} expired: not renewed or heartbeaten in time"));
             let dedupe = Some(format!("expired:{endpoint}:{at}"));

@@ -86,6 +86,9 @@ impl AgentRegistry {
                 Change::Put { agent: Box::new(agent), kind: ChangeKind::Registered, seen, idempotency, expected: None };
             let result = self.commit(write, change, &note).await;
             if !try_again(&result, &mut attempt).await {
+                if result.is_ok() {
+                    crate::metrics::count(crate::metrics::REGISTRATIONS, 1);
+                }
                 return result.map(|hit| (hit, Registration::Created));
             }
         }
@@ -147,6 +150,7 @@ impl AgentRegistry {
             let result = self.apply(write, change, &note).await;
             if !try_again(&result, &mut attempt).await {
                 result?;
+                crate::metrics::count(crate::metrics::DEREGISTRATIONS, 1);
                 let ids: Vec<EndpointId> = current.endpoints.iter().map(|e| e.id).collect();
                 self.forget_liveness(&ids).await;
                 return Ok(());

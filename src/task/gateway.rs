@@ -301,19 +301,24 @@ impl Gateway {
                 tracing::info!(error = %e, "the agent did not confirm the cancel");
             }
         }
-        if self.record(&shadow, last.clone()).await {
-            return shadow.into_inner();
-        }
-        // The store refused the event (the task ended elsewhere, say a cancel through another
-        // replica) or could not take it: the store knows best.
-        match self.store.task(task.id).await {
-            Ok(Some(stored)) => stored,
-            _ => {
-                let mut ended = shadow.into_inner();
-                ended.apply(self.clock.now_millis(), &last);
-                ended
+        let finished = if self.record(&shadow, last.clone()).await {
+            shadow.into_inner()
+        } else {
+            // The store refused the event (the task ended elsewhere, say a cancel through another
+            // replica) or could not take it: the store knows best.
+            match self.store.task(task.id).await {
+                Ok(Some(stored)) => stored,
+                _ => {
+                    let mut ended = shadow.into_inner();
+                    ended.apply(self.clock.now_millis(), &last);
+                    ended
+                }
             }
-        }
+        };
+        let protocol = finished.protocol.map_or("none", |p| p.as_str());
+        metrics::counter!(crate::metrics::TASKS, "protocol" => protocol, "state" => finished.state.as_str())
+            .increment(1);
+        finished
     }
 
     /// Tries the candidates in order until one takes the task; returns the task's last event.

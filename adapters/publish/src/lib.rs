@@ -41,6 +41,25 @@ const IDLE_CHECK: Duration = Duration::from_secs(3);
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LAST_RETRY: Duration = Duration::from_secs(4);
 
+/// Events a destination's broker took, by `destination`.
+pub const PUBLISHED: &str = "agent_registry_publish_events_total";
+/// Failed publication attempts (the batch is published again), by `destination`.
+pub const FAILURES: &str = "agent_registry_publish_failures_total";
+/// Revisions this replica has applied but not yet published, by `destination`; set by the
+/// replica that publishes to it.
+pub const LAG: &str = "agent_registry_publish_lag_revisions";
+/// 1 on the replica that publishes to `destination`, 0 on the others.
+pub const LEADING: &str = "agent_registry_publish_leading";
+
+/// Registers the help text of publication's metrics with the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_counter!(PUBLISHED, Unit::Count, "Change events a destination's broker accepted.");
+    describe_counter!(FAILURES, Unit::Count, "Failed publication attempts, each retried.");
+    describe_gauge!(LAG, Unit::Count, "Revisions applied here but not yet published (on the publishing replica).");
+    describe_gauge!(LEADING, Unit::Count, "1 when this replica publishes to the destination.");
+}
+
 /// Where to publish; a destination left `None` is off.
 #[derive(Clone, Default)]
 pub struct PublishSettings {
@@ -177,10 +196,13 @@ impl Follower {
 
     /// Publishes the next batch if this process leads; every step renews the lease.
     async fn step(&mut self) -> Result<Step, String> {
+        let destination = self.sink.name();
         if !self.coordination.lead().await? {
             self.cursor = None;
+            metrics::gauge!(LEADING, "destination" => destination).set(0.0);
             return Ok(Step::NotLeading);
         }
+        metrics::gauge!(LEADING, "destination" => destination).set(1.0);
         let after = match self.cursor {
             Some(cursor) => cursor,
             None => self.coordination.cursor(self.start).await?,
@@ -188,15 +210,22 @@ impl Follower {
         self.cursor = Some(after);
         let changes =
             self.registry.changes_after(after, BATCH).await.map_err(|e| format!("cannot read the change log: {e}"))?;
+        let lag = |published: u64| {
+            let behind = self.registry.applied_revision().saturating_sub(published);
+            metrics::gauge!(LAG, "destination" => destination).set(behind as f64);
+        };
         let Some(last) = changes.last().map(|c| c.revision) else {
+            lag(after);
             return Ok(Step::Idle);
         };
         let events: Vec<Event> = changes.iter().map(|c| Event::of(c)).collect();
         tokio::time::timeout(ATTEMPT_TIMEOUT, self.sink.publish(&events))
             .await
             .map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}"))??;
+        metrics::counter!(PUBLISHED, "destination" => destination).increment(events.len() as u64);
         if self.coordination.advance(last).await? {
             self.cursor = Some(last);
+            lag(last);
             tracing::debug!(destination = self.sink.name(), published = events.len(), revision = last, "published");
             Ok(Step::Published)
         } else {
@@ -224,6 +253,7 @@ impl Trouble {
     /// Records a failure; returns how long to wait before the next attempt.
     fn failed(&mut self, error: &str) -> Duration {
         self.failures += 1;
+        metrics::counter!(FAILURES, "destination" => self.destination).increment(1);
         let delay = FIRST_RETRY.saturating_mul(1 << self.failures.min(8).saturating_sub(1)).min(LAST_RETRY);
         if self.failures == 1 || error != self.last_error {
             tracing::warn!(destination = self.destination, error, retry_in = ?delay, "publishing changes failed; retrying");

@@ -133,6 +133,11 @@ pub struct Config {
     #[arg(long, env = "AGENT_REGISTRY_DOTNET_LISTEN")]
     pub dotnet_listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics (`GET /metrics`) on this address only, instead of on the main
+    /// listener (where anyone who reaches the API may read them).
+    #[arg(long, env = "AGENT_REGISTRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Database URL: `sqlite://PATH` (the embedded default, created if missing) or
     /// `postgres://USER@HOST/DB`.
     #[arg(long, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]

@@ -10,6 +10,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod limits;
 pub mod mcp_server;
+pub mod metrics;
 pub mod queues;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use agent_registry_core::bounded::BoundedStore;
 use agent_registry_core::clock::{Clock, SystemClock};
 use agent_registry_core::memory::InProcessLiveness;
+use agent_registry_core::metrics::MeteredLiveness;
 use agent_registry_core::ports::{AgentStore, LivenessStore, Migrated};
 use agent_registry_core::redact::url_credentials;
 use agent_registry_core::task::TaskStore;
@@ -49,6 +51,8 @@ pub enum StartError {
 /// Opens the configured store, loads the registry and returns the app state.
 pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let registry_config = config.registry().map_err(StartError::Config)?;
+    // Installed before anything records (the recorder is global to the process).
+    let metrics = Arc::new(metrics::Exporter::new(config.metrics_listen.is_none()));
     let (store, tasks) = open_store(config).await?;
     let liveness: Arc<dyn LivenessStore> = match &config.redis_url {
         Some(url) => Arc::new(RedisLiveness::connect(url, &config.redis_key_prefix).await?),
@@ -59,6 +63,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
             Arc::new(InProcessLiveness::new(store.clone()))
         }
     };
+    let liveness: Arc<dyn LivenessStore> = Arc::new(MeteredLiveness::new(liveness));
     let registry_config_privacy = registry_config.privacy.clone();
     let shared_store = store.change_signal().is_some();
     let registry = Arc::new(AgentRegistry::open(store, liveness, clock.clone(), registry_config).await?);
@@ -123,6 +128,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         cors_origins,
         privacy: Arc::new(registry_config_privacy),
         lifecycle: Lifecycle::default(),
+        metrics,
     }))
 }
 
@@ -337,9 +343,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         max_connections = limits.max_connections,
         "agent registry listening"
     );
+    let service_state = state.clone();
     let service = router(state);
     let _dotnet = match config.dotnet_listen {
         Some(addr) => Some(AbortOnDrop(serve_dotnet(addr, service.clone(), limits, lifecycle.clone())?)),
+        None => None,
+    };
+    let _metrics = match config.metrics_listen {
+        Some(addr) => {
+            Some(AbortOnDrop(metrics::serve(addr, service_state, limits, lifecycle.reached(Phase::Closing))?))
+        }
         None => None,
     };
     let server = connections::serve(listener, service, limits, lifecycle.reached(Phase::Closing));

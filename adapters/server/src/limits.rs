@@ -43,12 +43,15 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKe
     Some(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
 }
 
+/// Whether `key` may go on now; a refusal is counted under `limit`.
 fn check<K: std::hash::Hash + Eq + Clone>(
     limiter: Option<&DefaultKeyedRateLimiter<K>>,
     key: &K,
+    limit: &'static str,
 ) -> Result<(), RateLimited> {
     let Some(limiter) = limiter else { return Ok(()) };
     limiter.check_key(key).map_err(|not_until| {
+        crate::metrics::rate_limited(limit);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         RateLimited { retry_after: (wait.as_secs_f64().ceil() as u64).max(1) }
     })
@@ -87,16 +90,16 @@ impl Limits {
     }
 
     pub fn discovery(&self, client: Option<IpAddr>) -> Result<(), RateLimited> {
-        client.map_or(Ok(()), |ip| check(self.discovery.as_ref(), &ip))
+        client.map_or(Ok(()), |ip| check(self.discovery.as_ref(), &ip, "discovery"))
     }
 
     /// Before credentials are checked: also slows down guessing keys.
     pub fn management_address(&self, client: Option<IpAddr>) -> Result<(), RateLimited> {
-        client.map_or(Ok(()), |ip| check(self.per_address.as_ref(), &ip))
+        client.map_or(Ok(()), |ip| check(self.per_address.as_ref(), &ip, "management_address"))
     }
 
     pub fn management_key(&self, actor: &str) -> Result<(), RateLimited> {
-        check(self.per_key.as_ref(), &actor.to_owned())
+        check(self.per_key.as_ref(), &actor.to_owned(), "management_key")
     }
 
     /// Forgets clients and keys that have been idle long enough to be back at a full burst.

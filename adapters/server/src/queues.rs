@@ -213,9 +213,20 @@ impl QueueFacts {
 
     async fn check(&self, vhost: &str, queue: &str) -> QueueFactsView {
         if let Some(reason) = self.still_down(vhost) {
+            crate::metrics::queue_check("broker_down", None);
             return QueueFactsView::unknown(reason);
         }
-        match tokio::time::timeout(TIMEOUT, self.declare(vhost, queue)).await {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(TIMEOUT, self.declare(vhost, queue)).await;
+        let outcome = match &answer {
+            Ok(Ok(_)) => "found",
+            Ok(Err(Failure::NotFound)) => "missing",
+            Ok(Err(Failure::Broker(_))) => "refused",
+            Ok(Err(Failure::Connect(_))) => "unreachable",
+            Err(_) => "timeout",
+        };
+        crate::metrics::queue_check(outcome, Some(started.elapsed()));
+        match answer {
             Ok(Ok((messages, consumers))) => QueueFactsView::found(messages, consumers),
             Ok(Err(Failure::NotFound)) => QueueFactsView::missing(),
             // The broker's own words stay in the log: echoed, they would let anyone probe the

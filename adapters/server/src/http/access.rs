@@ -1,5 +1,6 @@
-//! The access log: one line per request (`agent_registry::access` at `info`), and the request id
-//! that ties the line, the answer and the client's own logs together.
+//! The access log: one line per request (`agent_registry::access` at `info`), the request id
+//! that ties the line, the answer (header and problem body) and the client's own logs together,
+//! the HTTP metrics, and a warning or error for every 5xx answer.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -10,6 +11,17 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
+use super::problem::ProblemCode;
+
+tokio::task_local! {
+    /// The id of the request this task is answering, for problem bodies.
+    static CURRENT_ID: Arc<str>;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_ID.try_with(|id| id.to_string()).ok()
+}
 
 /// Who the request authenticated as, filled in by the credential check (`identify`) so that
 /// the access log can name the actor without checking the credentials twice.
@@ -39,20 +51,35 @@ pub async fn log(State(state): State<AppState>, request: Request, next: Next) ->
     let client = state.limits.client(&parts).map_or_else(|| "-".to_owned(), |ip| ip.to_string());
     let method = parts.method.clone();
     let route = parts.extensions.get::<MatchedPath>().map_or("(no route)", MatchedPath::as_str).to_owned();
-    let mut response = next.run(Request::from_parts(parts, body)).await;
-    response.headers_mut().insert(REQUEST_ID, id.clone());
+    let path = parts.uri.path().to_owned();
+    let request_id: Arc<str> = id.to_str().unwrap_or("-").into();
+    let mut response = CURRENT_ID.scope(request_id.clone(), next.run(Request::from_parts(parts, body))).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    crate::metrics::record_request(&method, &route, status, latency);
     let bytes = response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info!(
         target: "agent_registry::access",
-        request_id = %id.to_str().unwrap_or("-"),
+        request_id = %request_id,
         %method,
         %route,
-        status = response.status().as_u16(),
-        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        status,
+        latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         %client,
         actor = %actor.0.get().map_or("anonymous", String::as_str),
         %bytes,
         "request"
     );
+    if status >= 500 {
+        let code = response.extensions().get::<ProblemCode>().map_or("-", |c| c.0);
+        // An outage (503, 507) is the backend's, and retried by clients: a warning. Anything
+        // else is this service's fault.
+        if matches!(status, 503 | 507) {
+            tracing::warn!(request_id = %request_id, %method, %path, %route, status, %code, "server error response");
+        } else {
+            tracing::error!(request_id = %request_id, %method, %path, %route, status, %code, "server error response");
+        }
+    }
     response
 }

@@ -240,6 +240,7 @@ pub async fn bootstrap(
             && failures.len() >= BOOTSTRAP_FAILURES
         {
             let oldest = failures.front().map_or(BOOTSTRAP_WINDOW, |t| BOOTSTRAP_WINDOW.saturating_sub(t.elapsed()));
+            crate::metrics::rate_limited("bootstrap");
             return Err(ApiError::rate_limited(oldest.as_secs()));
         }
     }

@@ -139,14 +139,7 @@ pub async fn registry_version(
 /// for this registry's own clients; the document's objects are open.
 fn server_not_found(name: &str) -> Response {
     let entry = catalogue::SERVER_NOT_FOUND;
-    let problem = Problem {
-        kind: format!("urn:agent-registry:problem:{}", entry.code),
-        title: entry.title.to_owned(),
-        status: entry.status,
-        detail: format!("no MCP server named `{name}` (in that version)"),
-        code: entry.code.to_owned(),
-        errors: Vec::new(),
-    };
+    let problem = Problem::new(entry, format!("no MCP server named `{name}` (in that version)"), Vec::new());
     let mut body = serde_json::to_value(problem).unwrap_or_default();
     body["error"] = serde_json::Value::from("Server not found");
     (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()

@@ -85,6 +85,8 @@ pub struct Context {
     pub privacy: Arc<agent_registry_core::render::Privacy>,
     /// Serving, or stopping (readiness and watch streams follow it).
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// The Prometheus exporter behind `/metrics`.
+    pub metrics: Arc<crate::metrics::Exporter>,
 }
 
 #[derive(OpenApi)]
@@ -259,6 +261,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(&state.cors_origins);
     let dotnet_state = state.clone();
     let access_state = state.clone();
+    let (on_main_listener, metrics_state) = (state.metrics.on_main_listener, state.clone());
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get, agents::update, agents::deregister))
@@ -292,7 +295,9 @@ pub fn router(state: AppState) -> Router {
     // Clients (and the explorer) call the registry where it is published, not where it listens.
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let spec = api.clone();
+    let metrics = on_main_listener.then(|| Router::new().route("/metrics", axum::routing::get(crate::metrics::scrape)));
     router
+        .merge(metrics.map(|m| m.with_state(metrics_state)).unwrap_or_default())
         .nest("/dotnet", dotnet::routes().with_state(dotnet_state))
         .merge(mcp)
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(spec.clone()) }))
@@ -372,14 +377,14 @@ impl http_body::Body for ReadToEnd {
     }
 }
 
-/// A failed response, logged once: a `503` is logged where it arises (a backend outage by the
-/// task that notices it; refused watchers at most once a minute), so a client retrying in a
-/// loop cannot flood the log through it; other server errors and broken bodies as errors.
+/// A failed response. An answer with a 5xx status is logged by the access log (with method,
+/// path and problem code: see `access::log`), so here only at debug; a body that broke while
+/// being sent is an error.
 fn on_failure(failure: ServerErrorsFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     match failure {
-        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
-            tracing::debug!(status = 503, latency_ms, "response failed");
+        ServerErrorsFailureClass::StatusCode(status) => {
+            tracing::debug!(status = status.as_u16(), latency_ms, "response failed");
         }
         other => tracing::error!(classification = %other, latency_ms, "response failed"),
     }

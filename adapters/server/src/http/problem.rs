@@ -23,7 +23,30 @@ pub struct Problem {
     /// The fields at fault (JSON pointers into the body, or `?name` for query parameters).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The request's id, as in the `X-Request-Id` header and the access log: quote it when
+    /// reporting a problem.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
+
+impl Problem {
+    /// The problem of a catalogue entry, for the request being answered.
+    pub fn new(entry: ErrorCode, detail: String, errors: Vec<FieldError>) -> Self {
+        Self {
+            kind: format!("urn:agent-registry:problem:{}", entry.code),
+            title: entry.title.to_owned(),
+            status: entry.status,
+            detail,
+            code: entry.code.to_owned(),
+            errors,
+            request_id: crate::http::access::current_request_id(),
+        }
+    }
+}
+
+/// The code of the problem a response carries, left in its extensions for the access log.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -154,15 +177,10 @@ impl IntoResponse for ApiError {
             None => None,
         };
         tracing::debug!(status = status.as_u16(), code = entry.code, "problem response");
-        let problem = Problem {
-            kind: format!("urn:agent-registry:problem:{}", entry.code),
-            title: entry.title.to_owned(),
-            status: status.as_u16(),
-            detail,
-            code: entry.code.to_owned(),
-            errors,
-        };
+        let mut problem = Problem::new(entry, detail, errors);
+        problem.status = status.as_u16();
         let mut response = (status, axum::Json(problem)).into_response();
+        response.extensions_mut().insert(ProblemCode(entry.code));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));

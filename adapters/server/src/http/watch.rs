@@ -270,6 +270,7 @@ pub async fn watch(
     let open = &state.watch.open;
     if open.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= state.watch.max_watchers {
         open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        metrics::counter!(crate::metrics::WATCH_REFUSALS).increment(1);
         // A client retrying in a loop must not flood the log: one line a minute, with a count.
         if let Some(suppressed) = state.watch.refusals.admit((), state.registry.now_millis()) {
             tracing::warn!(
@@ -338,6 +339,11 @@ impl Shared {
             max_watchers,
             refusals: agent_registry_core::throttle::Throttle::per_minute(),
         }
+    }
+
+    /// Watch streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
