@@ -1,8 +1,8 @@
 //! The registry's own metrics, recorded through the `metrics` facade: recording only, no I/O.
 //! The server installs the Prometheus exporter that renders them at `/metrics`; without an
 //! installed recorder every call here is a no-op. Names follow Prometheus' conventions: the
-//! `agent_registry_` prefix, the unit in the name, `_total` on counters. The README's table of
-//! metrics lists each of them (a test checks it against a scrape).
+//! `agent_registry_` prefix, the unit in the name, `_total` on counters. The table of metrics
+//! in docs/operations.md lists each of them (a test checks it against a scrape).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -408,7 +408,7 @@ pub fn refuse_newer_schema(database: &str, stored: Option<(i64, &str)>, known: O
             "the {database} schema is at migration {stored} ({stored_description}), newer than this binary \
              (agent-registry {}) knows: its newest is {known} ({known_description}). A newer agent-registry \
              migrated this database: run that version or a later one, or restore the backup taken before the \
-             upgrade (README, \"Upgrade and rollback\")",
+             upgrade (docs/operations.md, \"Upgrade and rollback\")",
             env!("CARGO_PKG_VERSION"),
         ),
         source: None,

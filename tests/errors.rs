@@ -1,5 +1,5 @@
 //! The error catalogue is API: every code the service can send has a snapshot of its
-//! problem+json body, and the README's error table lists exactly the catalogue's codes with
+//! problem+json body, and the error table of docs/errors.md lists exactly the catalogue's codes with
 //! their statuses.
 
 use std::collections::BTreeSet;
@@ -100,7 +100,7 @@ fn one_of_each() -> Vec<ApiError> {
         ApiError::http(catalogue::NOT_READY, "the registry is starting and cannot serve /agents yet; retry shortly"),
         ApiError::http(
             catalogue::BACKUP_NOT_SUPPORTED,
-            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see the README's \"Backup and restore\")",
+            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see docs/operations.md, \"Backup and restore\")",
         ),
     ]);
     all
@@ -148,11 +148,10 @@ async fn every_error_code_has_a_snapshot_of_its_problem_body_with_the_catalogue_
     }
 }
 
-/// `(status, code)` of every row of the README's error table.
-fn readme_codes() -> BTreeSet<(u16, String)> {
-    let readme = include_str!("../README.md");
-    let section = readme.split("\n## Errors\n").nth(1).expect("README has an Errors section");
-    let section = section.split("\n## ").next().unwrap_or_default();
+/// `(status, code)` of every row of the error table in docs/errors.md.
+fn documented_codes() -> BTreeSet<(u16, String)> {
+    let page = include_str!("../docs/errors.md");
+    let section = page.split("\n## ").next().unwrap_or_default();
     let mut codes = BTreeSet::new();
     for row in section.lines().filter(|l| l.starts_with('|')) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -165,12 +164,12 @@ fn readme_codes() -> BTreeSet<(u16, String)> {
 }
 
 #[test]
-fn the_readme_error_table_lists_exactly_the_catalogue_codes_with_their_statuses() {
+fn the_documented_error_table_lists_exactly_the_catalogue_codes_with_their_statuses() {
     let catalogue: BTreeSet<(u16, String)> = CATALOGUE.iter().map(|e| (e.status, e.code.to_owned())).collect();
-    let readme = readme_codes();
-    let missing: Vec<_> = catalogue.difference(&readme).collect();
-    let unknown: Vec<_> = readme.difference(&catalogue).collect();
-    assert!(missing.is_empty() && unknown.is_empty(), "README lacks {missing:?}; README has, wrongly, {unknown:?}");
+    let documented = documented_codes();
+    let missing: Vec<_> = catalogue.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&catalogue).collect();
+    assert!(missing.is_empty() && unknown.is_empty(), "docs/errors.md lacks {missing:?}; has, wrongly, {unknown:?}");
 }
 
 #[tokio::test]

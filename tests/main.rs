@@ -14,6 +14,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod connections;
+mod docs;
 mod dotnet;
 mod embedded;
 mod errors;

@@ -154,7 +154,7 @@ async fn refusals_of_the_rate_limit_are_counted_by_limit() {
 }
 
 #[tokio::test]
-async fn the_readme_documents_every_metric_the_registry_exports() {
+async fn the_operations_page_documents_every_metric_the_registry_exports() {
     let app = TestApp::spawn().await;
     let body = agent("Documented", "document", ephemeral(60));
     let created = app.register(body).await;
@@ -168,15 +168,15 @@ async fn the_readme_documents_every_metric_the_registry_exports() {
     app.delete(&format!("/agents/{}", created["id"].as_str().unwrap())).await.ok(204);
     let families = Metrics::of(&app).await.families();
     assert!(families.len() > 10, "{families:?}");
-    let readme = include_str!("../README.md");
-    let documented: BTreeSet<&str> = readme
+    let page = include_str!("../docs/operations.md");
+    let documented: BTreeSet<&str> = page
         .lines()
         .filter_map(|line| line.strip_prefix("| `agent_registry_"))
         .filter_map(|rest| rest.split('`').next())
         .collect();
     for family in &families {
         let short = family.strip_prefix("agent_registry_").unwrap_or_else(|| panic!("{family} lacks the prefix"));
-        assert!(documented.contains(short), "the README's table of metrics lacks {family}");
+        assert!(documented.contains(short), "the table of metrics in docs/operations.md lacks {family}");
     }
 }
 

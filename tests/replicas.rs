@@ -24,7 +24,7 @@ fn id(agent: &Value) -> &str {
     agent["id"].as_str().expect("id")
 }
 
-// Behaviour only: every other replica comes to see the registration. How fast (README's 100 ms
+// Behaviour only: every other replica comes to see the registration. How fast (docs/deployment.md's 100 ms
 // propagation bound) is measured by `benches/run.py --backend postgres --replicas N`, not here.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registration_through_one_replica_is_discoverable_through_every_other() {

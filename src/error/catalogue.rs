@@ -2,7 +2,7 @@
 //! alike: the code (stable API, never renamed), the HTTP status it is answered with and the
 //! problem's title. The core's errors take their entry from `RegistryError::entry`; the front
 //! doors' own failures (routing, body, headers, rate limits) name theirs directly, so no code
-//! exists anywhere else. The README's error table is checked against `CATALOGUE`.
+//! exists anywhere else. The error table of docs/errors.md is checked against `CATALOGUE`.
 
 /// One error code of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub const REGISTRY_RESTARTED: &str = "registry_restarted";
 /// The agent's answer is larger than a task may keep.
 pub const OUTPUT_TOO_LARGE: &str = "output_too_large";
 
-/// Every task-failure code, with what it means (the README lists them).
+/// Every task-failure code, with what it means (docs/errors.md lists them).
 pub const TASK_FAILURES: &[&str] = &[
     EGRESS_REFUSED,
     AGENT_UNREACHABLE,

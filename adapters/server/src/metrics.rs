@@ -1,7 +1,7 @@
 //! Prometheus metrics: the exporter behind `GET /metrics` (on the main listener, or only on
 //! `--metrics-listen`), the HTTP layer's own metrics, and the gauges read from the registry at
 //! each scrape. The core and the publisher record theirs through the same `metrics` facade
-//! (`agent_registry_core::metrics`, `agent_registry_publish`); the README lists every metric.
+//! (`agent_registry_core::metrics`, `agent_registry_publish`); docs/operations.md lists every metric.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -28,7 +28,7 @@ pub enum AgentsCommand {
     },
 }
 
-/// The discovery filters (the README's "Discovery" table); the registry checks the values.
+/// The discovery filters (the "Discovery" table of docs/api.md); the registry checks the values.
 #[derive(Args, Debug)]
 pub struct Filters {
     /// Exact capability name (case-insensitive).

@@ -17,7 +17,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 pub use client::{CliError, Client};
 
-/// Exit codes of the client commands (documented in the README).
+/// Exit codes of the client commands (documented in docs/cli.md).
 pub mod exit {
     /// Anything else: a file that cannot be read, an answer that is not what the API sends.
     pub const FAILURE: u8 = 1;

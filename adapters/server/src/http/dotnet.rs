@@ -3,7 +3,7 @@
 //! the same handlers and use-cases as the main routes, with the answers reshaped where the .NET
 //! registry's differed. Point a .NET client's base URL at `<registry>/dotnet`.
 //!
-//! What differs from the main routes (see the README's migration guide):
+//! What differs from the main routes (see docs/migrating-from-dotnet.md):
 //! - `protocolMetadata` is a string holding JSON (the C# client declares it `string?`), `null`
 //!   when empty; protocol `Custom` is written `Unknown`;
 //! - `capability` matches a substring of a capability name, case-insensitively; `page` below 1

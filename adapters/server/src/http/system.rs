@@ -88,7 +88,7 @@ pub async fn backup(State(state): State<AppState>, Auth(caller): Auth) -> Result
     let Some(path) = state.registry.snapshot().await? else {
         return Err(ApiError::http(
             catalogue::BACKUP_NOT_SUPPORTED,
-            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see the README's \"Backup and restore\")",
+            "this registry keeps its data in PostgreSQL: back it up with pg_dump (see docs/operations.md, \"Backup and restore\")",
         ));
     };
     let opened = tokio::fs::File::open(&path).await;
