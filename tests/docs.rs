@@ -88,10 +88,10 @@ fn every_relative_link_of_the_documentation_leads_to_a_file_and_heading_that_exi
                 broken.push(format!("{name}: {target}: no such file"));
                 continue;
             }
-            if let Some(fragment) = fragment {
-                if !anchors(&read(&path)).contains(fragment) {
-                    broken.push(format!("{name}: {target}: no such heading"));
-                }
+            if let Some(fragment) = fragment
+                && !anchors(&read(&path)).contains(fragment)
+            {
+                broken.push(format!("{name}: {target}: no such heading"));
             }
         }
     }
