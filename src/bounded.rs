@@ -57,6 +57,7 @@ impl BoundedStore {
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let started = Instant::now();
+        let call = tracing::Instrument::instrument(call, crate::metrics::call_span("store", operation));
         let result = tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
             Err(RegistryError::storage_unavailable(format!("the database did not answer {what} within {bound:?}")))
         });

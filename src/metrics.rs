@@ -5,6 +5,7 @@
 //! in docs/operations.md lists each of them (a test checks it against a scrape).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -61,6 +62,25 @@ pub(crate) fn count(name: &'static str, n: u64) {
 
 /// Records one backend call: its duration, and its failure when it is the backend's (an outage
 /// or an internal error), not the caller's (a stale write, a missing row).
+/// Whether calls get spans of their own: set by the server when it exports traces, so that
+/// without a collector a heartbeat pays for no span.
+static TRACED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the spans of `call_span` on (the server does when it exports traces).
+pub fn trace_calls(on: bool) {
+    TRACED.store(on, Ordering::Relaxed);
+}
+
+/// The span of one call to a backend (`system`: `store`, `liveness`, `amqp`, `nats`, an
+/// agent's protocol), named `"{system} {operation}"` as a child of the current span; a
+/// disabled span when traces are not exported.
+pub fn call_span(system: &'static str, operation: &str) -> tracing::Span {
+    if !TRACED.load(Ordering::Relaxed) {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("call", otel.name = %format_args!("{system} {operation}"), otel.kind = "client", system, operation)
+}
+
 pub(crate) fn observe<T>(
     duration: &'static str,
     errors: &'static str,
@@ -88,7 +108,7 @@ impl MeteredLiveness {
 
     async fn measure<T>(&self, operation: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
         let started = Instant::now();
-        let result = call.await;
+        let result = tracing::Instrument::instrument(call, call_span("liveness", operation)).await;
         observe(LIVENESS_DURATION, LIVENESS_ERRORS, operation, started, &result);
         result
     }

@@ -34,3 +34,4 @@ mod storage;
 mod store_contract;
 mod support;
 mod task_processes;
+mod traces;

@@ -168,11 +168,11 @@ impl AgentRegistry {
     /// Appends an event without making the caller wait for the database.
     pub(super) fn audit_later(&self, event: NewEvent) {
         let store = self.replica.store.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             if let Err(e) = store.record_event(&event).await {
                 tracing::warn!(error = %e, action = event.action, "could not append to the audit trail");
             }
-        });
+        }));
     }
 
     pub(super) async fn audit(&self, event: NewEvent) {

@@ -91,7 +91,7 @@ impl AgentRegistry {
             // Off the request path: a heartbeat never waits for the database.
             self.audit_later(event);
             if let Some(logging) = self.log_liveness(id, endpoint_id, ChangeKind::BecameLive, now) {
-                tokio::spawn(logging);
+                tokio::spawn(tracing::Instrument::in_current_span(logging));
             }
         }
         let counter = match actual {

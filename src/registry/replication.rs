@@ -124,7 +124,8 @@ impl Replica {
         clock: Arc<dyn Clock>,
     ) -> Result<Option<Hit>> {
         let (replica, note) = (self.clone(), note.clone());
-        let task = tokio::spawn(async move {
+        // The spawned write keeps the request's span: its store calls are the request's children.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let (id, local) = (change.agent_id(), change.clone());
             let revision = replica.store.apply(change, &note).await.inspect_err(|e| {
                 if e.kind() == ErrorKind::Unavailable {
@@ -134,7 +135,7 @@ impl Replica {
             let logged = || apply_to_index(&mut replica.index.write(), local, revision, clock.now_millis());
             replica.take_stored(&write, revision, logged).await?;
             Ok(replica.index.read().agent(id, clock.now_millis()))
-        });
+        }));
         task.await.map_err(|e| RegistryError::internal_from("a write task failed", e))?
     }
 

@@ -385,7 +385,8 @@ impl Gateway {
         let emit = move |step: Step| {
             let _ = tx.send(step);
         };
-        let mut invocation = pin!(self.invoker.invoke(target, call, &emit));
+        let span = crate::metrics::call_span("agent", target.protocol.as_str());
+        let mut invocation = pin!(tracing::Instrument::instrument(self.invoker.invoke(target, call, &emit), span));
         // `select` polls its first future first: steps are logged before the result.
         let result = loop {
             match select(pin!(steps.recv()), &mut invocation).await {

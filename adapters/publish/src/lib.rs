@@ -219,7 +219,8 @@ impl Follower {
             return Ok(Step::Idle);
         };
         let events: Vec<Event> = changes.iter().map(|c| Event::of(c)).collect();
-        tokio::time::timeout(ATTEMPT_TIMEOUT, self.sink.publish(&events))
+        let span = agent_registry_core::metrics::call_span(destination, "publish");
+        tokio::time::timeout(ATTEMPT_TIMEOUT, tracing::Instrument::instrument(self.sink.publish(&events), span))
             .await
             .map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}"))??;
         metrics::counter!(PUBLISHED, "destination" => destination).increment(events.len() as u64);

@@ -138,6 +138,11 @@ pub struct Config {
     #[arg(long, env = "AGENT_REGISTRY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Export traces over OTLP/HTTP (protobuf) to this collector base URL (`/v1/traces` is
+    /// appended, as for `OTEL_EXPORTER_OTLP_ENDPOINT`); none: no traces.
+    #[arg(long, env = "AGENT_REGISTRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<url::Url>,
+
     /// Database URL: `sqlite://PATH` (the embedded default, created if missing) or
     /// `postgres://USER@HOST/DB`.
     #[arg(long, env = "AGENT_REGISTRY_DATABASE_URL", default_value = "sqlite://agent-registry.db")]

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mcp_server;
 pub mod metrics;
 pub mod queues;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;

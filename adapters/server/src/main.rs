@@ -5,9 +5,7 @@
 
 use std::process::ExitCode;
 
-use agent_registry::config::LogFormat;
-use agent_registry::{Cli, Command, MigrateArgs};
-use tracing_subscriber::EnvFilter;
+use agent_registry::{Cli, Command, MigrateArgs, telemetry};
 
 /// jemalloc: the index is many small long-lived allocations and responses are large
 /// short-lived buffers; glibc's allocator fragmented under that mix (RSS grew by a fifth under
@@ -22,7 +20,7 @@ async fn main() -> ExitCode {
         None => cli.config,
         Some(Command::Serve(config)) => config,
         Some(Command::Migrate(args)) => {
-            init_logging(&args.log, args.log_format);
+            let _telemetry = telemetry::init(&args.log, args.log_format, None);
             return migrate(&args).await;
         }
         Some(Command::CheckConfig(config)) => {
@@ -37,7 +35,8 @@ async fn main() -> ExitCode {
         // A client prints its answers and errors itself; the service's log would only add noise.
         Some(Command::Client(command)) => return ExitCode::from(agent_registry::cli::run(command).await),
     };
-    init_logging(&config.log, config.log_format);
+    // Kept to the end of `main`: dropping it exports the last spans.
+    let _telemetry = telemetry::init(&config.log, config.log_format, config.otlp_endpoint.as_ref());
     // Give memory freed after a burst back to the system in the background, not only when the
     // allocator happens to be called again.
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
@@ -76,16 +75,5 @@ async fn migrate(args: &MigrateArgs) -> ExitCode {
             tracing::error!(error = %e, "migration failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(log: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(log).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a person at a terminal, never in files or log collectors.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
-    match format {
-        LogFormat::Json => subscriber.json().init(),
-        LogFormat::Text => subscriber.init(),
     }
 }

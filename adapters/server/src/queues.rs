@@ -217,7 +217,12 @@ impl QueueFacts {
             return QueueFactsView::unknown(reason);
         }
         let started = Instant::now();
-        let answer = tokio::time::timeout(TIMEOUT, self.declare(vhost, queue)).await;
+        let declaring = self.declare(vhost, queue);
+        let declaring = tracing::Instrument::instrument(
+            declaring,
+            agent_registry_core::metrics::call_span("amqp", "queue.declare"),
+        );
+        let answer = tokio::time::timeout(TIMEOUT, declaring).await;
         let outcome = match &answer {
             Ok(Ok(_)) => "found",
             Ok(Err(Failure::NotFound)) => "missing",

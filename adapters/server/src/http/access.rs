@@ -53,9 +53,12 @@ pub async fn log(State(state): State<AppState>, request: Request, next: Next) ->
     let route = parts.extensions.get::<MatchedPath>().map_or("(no route)", MatchedPath::as_str).to_owned();
     let path = parts.uri.path().to_owned();
     let request_id: Arc<str> = id.to_str().unwrap_or("-").into();
-    let mut response = CURRENT_ID.scope(request_id.clone(), next.run(Request::from_parts(parts, body))).await;
+    let span = crate::telemetry::request_span(&parts.headers, &method, &route, &request_id);
+    let answering = CURRENT_ID.scope(request_id.clone(), next.run(Request::from_parts(parts, body)));
+    let mut response = tracing::Instrument::instrument(answering, span.clone()).await;
     response.headers_mut().insert(REQUEST_ID, id);
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let latency = started.elapsed();
     crate::metrics::record_request(&method, &route, status, latency);
     let bytes = response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-");
