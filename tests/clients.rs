@@ -1,8 +1,8 @@
 //! The real protocol clients against a running registry (`tests/clients/`): from PyPI the A2A
 //! SDK's card resolver, the ACP SDK's client, the MCP SDK's Streamable HTTP client and openapi-core
 //! (the MCP Registry API checked against the official OpenAPI); from npm the TypeScript MCP SDK
-//! and MCP Inspector's CLI. Their environments are made by `tests/clients/setup.sh`, which the
-//! README's test command runs first.
+//! and MCP Inspector's CLI; openapi-spec-validator and Redocly CLI read `/openapi.json`. Their
+//! environments are made by `tests/clients/setup.sh`, which the README's test command runs first.
 
 use reqwest::Method;
 use serde_json::json;
@@ -211,4 +211,12 @@ async fn the_mcp_registry_api_answers_as_the_official_openapi_documents() {
 async fn headless_chromium_shows_the_api_explorer_with_the_network_off() {
     let app = TestApp::spawn().await;
     run_node("browser", "check_docs.mjs", vec![app.base.clone()]).await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_passes_openapi_spec_validator_and_redocly_lint() {
+    let python = python();
+    let app = TestApp::spawn().await;
+    let redocly = node_packages("openapi-lint").join("node_modules/.bin/redocly");
+    run_script(python, "check_openapi.py", vec![app.base.clone(), redocly.display().to_string()]).await;
 }

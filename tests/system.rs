@@ -50,7 +50,24 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(spec.body["servers"][0]["url"], "https://registry.example.com/base");
     assert_eq!(spec.body["components"]["securitySchemes"]["api_key"]["name"], "X-Api-Key");
     assert_eq!(paths["/agents"]["post"]["security"][0]["api_key"], serde_json::json!([]));
-    assert!(paths["/agents"]["get"].get("security").is_none(), "reads are public");
+    assert_eq!(paths["/agents"]["post"]["security"][1]["bearer"], serde_json::json!([]), "or a bearer JWT");
+    assert_eq!(paths["/agents"]["get"]["security"], serde_json::json!([{}]), "reads are public");
+    let read = &paths["/agents/{id}"]["get"]["responses"];
+    assert!(read["404"]["content"]["application/problem+json"].is_object(), "errors are problem documents: {read}");
+    assert_eq!(read["503"]["$ref"], "#/components/responses/Unavailable");
+    let unavailable = &spec.body["components"]["responses"]["Unavailable"];
+    assert!(unavailable["headers"]["Retry-After"].is_object(), "{unavailable}");
+    let register = &paths["/agents"]["post"]["responses"];
+    for status in ["400", "401", "403", "413", "415", "429"] {
+        assert!(register.get(status).is_some(), "POST /agents documents {status}");
+    }
+    let ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids are unique");
     let schemas = spec.body["components"]["schemas"].as_object().unwrap();
     for schema in ["AgentInput", "EndpointInput", "Problem", "Transport", "Protocol", "LivenessModel"] {
         assert!(schemas.contains_key(schema), "{schema} is described");

@@ -60,6 +60,7 @@ install_node_folder() {
 install_node_folder mcp-ts
 install_node_folder a2a-js
 install_node_folder browser
+install_node_folder openapi-lint
 
 # Debian's Chromium, which the browser checks drive (never a browser download by playwright).
 if ! [ -x /usr/bin/chromium ]; then

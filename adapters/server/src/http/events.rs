@@ -17,6 +17,7 @@ use super::problem::{ApiError, Problem};
 const MAX_LIMIT: usize = 500;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventFilter {
     /// Only events of this actor (`key:<id>`, `registry`, `bootstrap`).

@@ -126,6 +126,7 @@ pub async fn issue(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFilter {
     /// Only keys of this owner.
@@ -155,6 +156,7 @@ pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Pa
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeOptions {
     /// Revoke the key even if it is the last active Admin key (afterwards only a repeated

@@ -14,6 +14,7 @@ pub mod jku;
 pub mod jwt;
 pub mod keys;
 pub mod mcp;
+pub mod openapi;
 pub mod problem;
 pub mod queues;
 pub mod system;
@@ -294,7 +295,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     // Clients (and the explorer) call the registry where it is published, not where it listens.
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
-    let spec = api.clone();
+    let spec = openapi::finish(&api);
     let metrics = on_main_listener.then(|| Router::new().route("/metrics", axum::routing::get(crate::metrics::scrape)));
     router
         .merge(metrics.map(|m| m.with_state(metrics_state)).unwrap_or_default())

@@ -83,6 +83,7 @@ pub async fn execute_task(
 
 /// A task: its state, where it went, its output or error.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The task's id")),
     responses((status = 200, body = TaskView), (status = 404, body = Problem)))]
 pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
     let task = state.gateway.task(&caller, TaskId::parse(&id)?).await?;
@@ -91,6 +92,7 @@ pub async fn get(State(state): State<AppState>, Auth(caller): Auth, Path(id): Pa
 
 /// Cancel a task that has not finished: logged as `canceled`, the agent asked to cancel it.
 #[utoipa::path(post, path = "/tasks/{id}/cancel", tag = "tasks", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The task's id")),
     responses((status = 200, body = TaskView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<String>) -> ApiResult {
     let task = state.gateway.cancel(&caller, TaskId::parse(&id)?).await?;
@@ -102,7 +104,8 @@ pub async fn cancel(State(state): State<AppState>, Auth(caller): Auth, Path(id):
 /// ends after the event that leaves the task resting (completed, failed, canceled, rejected,
 /// input-required).
 #[utoipa::path(get, path = "/tasks/{id}/events", tag = "tasks", security(("api_key" = [])),
-    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    params(("id" = String, Path, description = "The task's id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses((status = 200, description = "text/event-stream of task events"), (status = 404, body = Problem)))]
 pub async fn events(
     State(state): State<AppState>,
