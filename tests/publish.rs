@@ -453,3 +453,57 @@ async fn with_two_replicas_each_change_is_published_once_and_a_new_leader_resume
     let _ = async_nats::jetstream::new(client).delete_key_value(&names.bucket).await;
     schema.drop_now().await;
 }
+
+/// Task events heard on one broker until the one that ends task `id`.
+macro_rules! hear_task {
+    ($next:ident, $source:expr, $id:expr) => {{
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut heard: Vec<Heard> = Vec::new();
+        while let Some(h) = $next($source, until).await {
+            if h.body["taskId"] != $id {
+                continue;
+            }
+            let done = h.kind() == "task.completed";
+            heard.push(h);
+            if done {
+                break;
+            }
+        }
+        heard
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_publish_task_events_every_step_of_a_task_reaches_nats_and_the_amqp_exchange() {
+    let names = Names::unique();
+    let client = nats().await;
+    let mut subscriber = subscribe(&client, &format!("{}.task", names.subjects)).await;
+    let (amqp, mut consumer) = consume(&names.exchange).await;
+    let dir = TempDir::new().expect("temp dir");
+    let mut args = names.args(Some(&nats_url()), Some(&amqp_url()));
+    args.push("--publish-task-events".into());
+    let registry = embedded(&dir, &args).await;
+    let agent = crate::embedded::tasks::a2a_agent_with(&[]).await;
+    crate::embedded::tasks::register(&registry, "echo", &[&agent.url]).await;
+    let task = registry.post("/tasks", json!({"capability": "echo", "input": "published"})).await.ok(200).clone();
+    let id = task["id"].as_str().expect("id");
+
+    let on_nats = hear_task!(next_nats, &mut subscriber, id);
+    let on_amqp = hear_task!(next_amqp, &mut consumer, id);
+    for (heard, prefix, source) in [(&on_nats, names.subjects.as_str(), "NATS"), (&on_amqp, "registry.agent", "AMQP")] {
+        let kinds: Vec<&str> = heard.iter().map(Heard::kind).collect();
+        assert_eq!(kinds.first(), Some(&"task.created"), "{source}: {kinds:?}");
+        assert_eq!(kinds.last(), Some(&"task.completed"), "{source}: {kinds:?}");
+        assert!(kinds.contains(&"task.dispatched"), "{source}: {kinds:?}");
+        for h in heard.iter() {
+            assert_eq!(h.topic, format!("{prefix}.{}", h.kind()), "{source}: subject or routing key");
+            assert_eq!(h.id, format!("{id}:{}", h.body["seq"]), "{source}: the message id is the task and its seq");
+            assert_eq!(h.body["ownerId"], task["ownerId"], "{source}");
+        }
+        assert_eq!(heard.last().unwrap().body["output"], "echo: published", "{source}");
+    }
+    let bodies = |heard: &[Heard]| heard.iter().map(|h| h.body.clone()).collect::<Vec<_>>();
+    assert_eq!(bodies(&on_nats), bodies(&on_amqp), "both brokers get the same messages");
+    delete_exchange(&amqp, &names.exchange).await;
+    drop(registry);
+}

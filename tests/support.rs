@@ -498,8 +498,16 @@ pub struct Watcher {
 
 impl Watcher {
     pub async fn open(base: &str, query: &str, last_event_id: Option<&str>) -> Self {
+        Self::open_as(base, query, last_event_id, None).await
+    }
+
+    /// A stream opened with the API key `key`.
+    pub async fn open_as(base: &str, query: &str, last_event_id: Option<&str>, key: Option<&str>) -> Self {
         let mut request =
             reqwest::Client::new().get(format!("{base}/watch{query}")).header("accept", "text/event-stream");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::support::{Http, TestApp};
+use crate::support::{Http, SseEvent, TestApp, Watcher};
 
 /// A Python A2A agent (tests/clients/a2a_agent.py) on a free loopback port; killed when dropped.
 pub(crate) struct Agent {
@@ -401,4 +401,52 @@ async fn an_a2a_v03_agent_registered_by_its_v03_card_gets_tasks_through_message_
             reqwest::Client::new().post(&agent.url).json(&ask).send().await.unwrap().json().await.unwrap();
         assert_eq!(answer["result"]["status"]["state"], "canceled", "{flags:?}: {answer}");
     }
+}
+
+/// The task events a watcher receives until the one that ends the task `id`.
+async fn task_events_until_done(watcher: &mut Watcher, id: &str) -> Vec<SseEvent> {
+    let mut seen = Vec::new();
+    while let Some(event) = watcher.next(Duration::from_secs(20)).await {
+        let done = event.data["taskId"] == id && event.event == "task_completed";
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+    panic!("the task's end never reached the watcher; it saw {:?}", seen.iter().map(|e| &e.event).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_watcher_that_includes_tasks_hears_each_step_of_the_tasks_its_caller_may_read() {
+    let (app, agent) = (TestApp::spawn().await, a2a_agent().await);
+    register(&app, "echo", &[&agent.url]).await;
+    let anonymous = reqwest::get(format!("{}/watch?include=tasks", app.base)).await.unwrap();
+    assert_eq!(anonymous.status(), 401, "task events need credentials");
+    app.get("/watch?include=logs").await.problem(400, "invalid_query");
+    let (kim_key, lee_key) = (app.issue_key("kim", "Agent").await, app.issue_key("lee", "Agent").await);
+    let mut kims = Watcher::open_as(&app.base, "?include=tasks", None, Some(&kim_key)).await;
+    let mut admins = Watcher::open_as(&app.base, "?include=tasks", None, app.key()).await;
+    let lee = app.with_key(Some(&lee_key));
+    let lees = lee.post("/tasks", json!({"capability": "echo", "input": "lee's"})).await.ok(200)["id"].clone();
+    let kim = app.with_key(Some(&kim_key));
+    let kims_task = kim.post("/tasks", json!({"capability": "echo", "input": "kim's"})).await.ok(200)["id"].clone();
+    let kims_task = kims_task.as_str().unwrap();
+
+    let seen = task_events_until_done(&mut kims, kims_task).await;
+    assert!(
+        seen.iter().all(|e| e.data["taskId"] == kims_task),
+        "only kim's own task: {:?}",
+        seen.iter().map(|e| &e.data).collect::<Vec<_>>()
+    );
+    let kinds: Vec<&str> = seen.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"task_created"));
+    assert!(kinds.contains(&"task_dispatched") && kinds.contains(&"task_accepted"), "{kinds:?}");
+    assert_eq!(seen.last().unwrap().data["output"], "echo: kim's");
+    assert!(seen.iter().all(|e| e.id.is_none()), "task events carry no revision id");
+    let seqs: Vec<u64> = seen.iter().map(|e| e.data["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in the log's order: {seqs:?}");
+
+    // An Admin hears every task.
+    let all = task_events_until_done(&mut admins, kims_task).await;
+    assert!(all.iter().any(|e| e.data["taskId"] == lees), "the Admin hears lee's task too");
 }

@@ -109,8 +109,8 @@ impl Connected {
             let properties = BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_delivery_mode(PERSISTENT)
-                .with_message_id(event.revision.to_string().into())
-                .with_type(event.kind.into())
+                .with_message_id(event.message_id.as_str().into())
+                .with_type(event.kind.as_ref().into())
                 .with_app_id("agent-registry".into());
             let routing_key = event.subject(ROUTING_PREFIX);
             let confirm = self

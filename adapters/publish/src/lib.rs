@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use agent_registry_core::AgentRegistry;
 use agent_registry_core::redact::url_credentials;
+use agent_registry_core::task::journal::CommittedTaskEvent;
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use amqp::{AmqpSettings, parse_exchange, probe_broker};
@@ -50,6 +51,10 @@ pub const FAILURES: &str = "agent_registry_publish_failures_total";
 pub const LAG: &str = "agent_registry_publish_lag_revisions";
 /// 1 on the replica that publishes to `destination`, 0 on the others.
 pub const LEADING: &str = "agent_registry_publish_leading";
+/// Task events a destination's broker took (`--publish-task-events`), by `destination`.
+pub const TASK_EVENTS: &str = "agent_registry_publish_task_events_total";
+/// Task events this process could not publish because it fell too far behind, by `destination`.
+pub const TASK_EVENTS_LOST: &str = "agent_registry_publish_task_events_lost_total";
 
 /// Registers the help text of publication's metrics with the installed recorder.
 pub fn describe_metrics() {
@@ -58,6 +63,8 @@ pub fn describe_metrics() {
     describe_counter!(FAILURES, Unit::Count, "Failed publication attempts, each retried.");
     describe_gauge!(LAG, Unit::Count, "Revisions applied here but not yet published (on the publishing replica).");
     describe_gauge!(LEADING, Unit::Count, "1 when this replica publishes to the destination.");
+    describe_counter!(TASK_EVENTS, Unit::Count, "Task events a destination's broker accepted.");
+    describe_counter!(TASK_EVENTS_LOST, Unit::Count, "Task events not published: this process fell too far behind.");
 }
 
 /// Where to publish; a destination left `None` is off.
@@ -70,7 +77,13 @@ pub struct PublishSettings {
     /// Redis URL and key prefix: replicas share a lease and the last published revision there.
     /// Without it this process publishes on its own, from the revision it started at.
     pub redis: Option<(String, String)>,
+    /// With `--publish-task-events`: subscribes to the task events this process commits (each
+    /// replica publishes its own, so no lease is needed).
+    pub task_events: Option<TaskFeed>,
 }
+
+/// A new subscription to the task events this process commits.
+pub type TaskFeed = Arc<dyn Fn() -> broadcast::Receiver<Arc<CommittedTaskEvent>> + Send + Sync>;
 
 /// A destination: publishes a batch of events in order.
 #[async_trait]
@@ -96,20 +109,29 @@ impl Publisher {
     /// applied now (or, with Redis, from where the replicas' publication stopped); `None` when
     /// no destination is configured.
     pub fn spawn(registry: Arc<AgentRegistry>, settings: PublishSettings) -> Result<Option<Self>, String> {
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        if let Some(nats) = settings.nats {
-            sinks.push(Box::new(nats::NatsSink::new(nats)));
-        }
-        if let Some(amqp) = settings.amqp {
-            sinks.push(Box::new(amqp::AmqpSink::new(amqp)));
-        }
-        if sinks.is_empty() {
+        let sinks = || {
+            let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+            if let Some(nats) = &settings.nats {
+                sinks.push(Box::new(nats::NatsSink::new(nats.clone())));
+            }
+            if let Some(amqp) = &settings.amqp {
+                sinks.push(Box::new(amqp::AmqpSink::new(amqp.clone())));
+            }
+            sinks
+        };
+        if sinks().is_empty() {
             return Ok(None);
         }
         let start = registry.applied_revision();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        for sink in sinks {
+        if let Some(feed) = &settings.task_events {
+            // A connection of their own: task events never wait behind a batch of changes.
+            for sink in sinks() {
+                tasks.push(tokio::spawn(publish_task_events(sink, feed(), stopped.clone())));
+            }
+        }
+        for sink in sinks() {
             let coordination: Arc<dyn Coordination> = match &settings.redis {
                 Some((url, prefix)) => {
                     Arc::new(RedisCoordination::new(url, &format!("{prefix}:publish:{}", sink.name()))?)
@@ -140,6 +162,65 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         self.tasks.iter().for_each(JoinHandle::abort);
     }
+}
+
+/// Publishes the task events of `feed` to `sink` as they are committed, in batches of what
+/// queued meanwhile; a failed batch is retried (with backoff) until it is taken or the
+/// process stops. A destination that falls more than the feed holds behind loses the oldest,
+/// counted and logged.
+async fn publish_task_events(
+    mut sink: Box<dyn Sink>,
+    mut feed: broadcast::Receiver<Arc<CommittedTaskEvent>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use broadcast::error::{RecvError, TryRecvError};
+    let destination = sink.name();
+    let lost = |missed: u64| {
+        metrics::counter!(TASK_EVENTS_LOST, "destination" => destination).increment(missed);
+        tracing::warn!(destination, missed, "task events were not published: publication fell too far behind");
+    };
+    let mut trouble = Trouble::new(destination);
+    let mut batch: Vec<Event> = Vec::new();
+    while !*stop.borrow() {
+        if batch.is_empty() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                received = feed.recv() => match received {
+                    Ok(committed) => batch.push(Event::task(&committed)),
+                    Err(RecvError::Lagged(missed)) => lost(missed),
+                    Err(RecvError::Closed) => break,
+                },
+            }
+            while batch.len() < BATCH {
+                match feed.try_recv() {
+                    Ok(committed) => batch.push(Event::task(&committed)),
+                    Err(TryRecvError::Lagged(missed)) => lost(missed),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+        }
+        let span = agent_registry_core::metrics::call_span(destination, "publish");
+        let attempt =
+            tokio::time::timeout(ATTEMPT_TIMEOUT, tracing::Instrument::instrument(sink.publish(&batch), span));
+        match attempt.await.map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}")).and_then(|r| r) {
+            Ok(()) => {
+                trouble.over();
+                metrics::counter!(TASK_EVENTS, "destination" => destination).increment(batch.len() as u64);
+                batch.clear();
+            }
+            Err(e) => {
+                let pause = trouble.failed(&e);
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+    sink.close().await;
 }
 
 /// What one step of a follower did.
@@ -284,6 +365,7 @@ impl std::fmt::Debug for PublishSettings {
             .field("nats", &self.nats)
             .field("amqp", &self.amqp)
             .field("redis", &self.redis.as_ref().map(|(url, prefix)| (url_credentials(url), prefix)))
+            .field("task_events", &self.task_events.is_some())
             .finish()
     }
 }

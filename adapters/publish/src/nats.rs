@@ -124,10 +124,13 @@ impl Connected {
         let mut acks = Vec::new();
         for event in events {
             let mut headers = HeaderMap::new();
-            headers.insert(header::NATS_MESSAGE_ID, event.revision.to_string().as_str());
+            headers.insert(header::NATS_MESSAGE_ID, event.message_id.as_str());
             let subject = event.subject(subject_prefix);
             let payload = event.payload.clone().into();
             self.client.publish_with_headers(subject, headers.clone(), payload).await.map_err(|e| failed(&e))?;
+            if !event.keyed {
+                continue;
+            }
             let key = format!("{}{}", self.kv_subject, event.agent_id);
             let value = match &event.document {
                 Some(document) if event.rewrites_document => document.get().as_bytes().to_vec(),

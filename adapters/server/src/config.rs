@@ -201,6 +201,11 @@ pub struct Config {
           value_parser = agent_registry_publish::parse_kv_bucket)]
     pub nats_kv_bucket: String,
 
+    /// Also publish the events of the gateway's tasks this process commits, to the same brokers:
+    /// NATS subjects `<prefix>.task.<type>`, AMQP routing keys `registry.agent.task.<type>`.
+    #[arg(long, env = "AGENT_REGISTRY_PUBLISH_TASK_EVENTS")]
+    pub publish_task_events: bool,
+
     /// Publish every change to this AMQP broker (`amqp://USER:PASSWORD@HOST:PORT/VHOST`), on a
     /// durable topic exchange with routing key `registry.agent.<kind>`. Off when unset.
     #[arg(long, env = "AGENT_REGISTRY_AMQP_PUBLISH_URL", hide_env_values = true)]

@@ -258,8 +258,17 @@ fn report<T>(was_failing: bool, result: agent_registry_core::Result<T>, what: &s
 /// Starts publishing changes to the brokers `--nats-url` and `--amqp-publish-url` name (`None`
 /// when neither is set). With `--redis-url`, one replica publishes to each, from where the last
 /// one stopped; without, this process publishes on its own.
-pub fn spawn_publisher(registry: &Arc<AgentRegistry>, config: &Config) -> Result<Option<Publisher>, StartError> {
-    use agent_registry_publish::{AmqpSettings, NatsSettings, PublishSettings};
+/// With `--publish-task-events`, the events of the tasks `gateway` commits go there too.
+pub fn spawn_publisher(
+    registry: &Arc<AgentRegistry>,
+    gateway: &Arc<agent_registry_core::task::Gateway>,
+    config: &Config,
+) -> Result<Option<Publisher>, StartError> {
+    use agent_registry_publish::{AmqpSettings, NatsSettings, PublishSettings, TaskFeed};
+    let task_events = config.publish_task_events.then(|| {
+        let gateway = gateway.clone();
+        Arc::new(move || gateway.feed()) as TaskFeed
+    });
     let settings = PublishSettings {
         nats: config.nats_url.as_ref().map(|url| NatsSettings {
             url: url.clone(),
@@ -271,6 +280,7 @@ pub fn spawn_publisher(registry: &Arc<AgentRegistry>, config: &Config) -> Result
             .as_ref()
             .map(|url| AmqpSettings { url: url.clone(), exchange: config.amqp_exchange.clone() }),
         redis: config.redis_url.as_ref().map(|url| (url.clone(), config.redis_key_prefix.clone())),
+        task_events,
     };
     let publisher = Publisher::spawn(registry.clone(), settings).map_err(StartError::Config)?;
     if publisher.is_some() {
@@ -278,6 +288,7 @@ pub fn spawn_publisher(registry: &Arc<AgentRegistry>, config: &Config) -> Result
             nats = config.nats_url.as_deref().map(url_credentials),
             amqp = config.amqp_publish_url.as_deref().map(url_credentials),
             shared = config.redis_url.is_some(),
+            tasks = config.publish_task_events,
             "publishing changes"
         );
     }
@@ -315,7 +326,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let _stopping = AbortOnDrop(spawn_stopping(stop, lifecycle.clone(), config.shutdown_delay_seconds));
     let registry_config = config.registry().map_err(StartError::Config)?;
     let _followers = spawn_followers(&registry, &registry_config);
-    let publisher = spawn_publisher(&registry, &config)?;
+    let publisher = spawn_publisher(&registry, &state.gateway, &config)?;
     let maintenance =
         AbortOnDrop(spawn_maintenance(registry.clone(), Duration::from_millis(config.maintenance_interval_ms)));
     let gateway = state.gateway.clone();

@@ -7,18 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_registry_core::RegistryError;
+use agent_registry_core::auth::Caller;
 use agent_registry_core::error::catalogue;
 use agent_registry_core::model::{AgentId, Protocol};
 use agent_registry_core::ports::{ChangeKind, LoggedChange};
+use agent_registry_core::task::journal::CommittedTaskEvent;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::{ClientAddress, QueryPairs, if_none_match};
+use super::extract::{Auth, ClientAddress, QueryPairs, if_none_match};
 use super::problem::{ApiError, Problem};
 
 /// Changes read per step of a stream.
@@ -57,13 +60,23 @@ impl Filter {
     }
 }
 
-/// Where a stream starts and what it filters, from the query string and `Last-Event-ID`.
-fn parse(pairs: &QueryPairs, headers: &HeaderMap) -> Result<(Option<u64>, Filter), ApiError> {
+/// Where a stream starts, what it filters and whether it carries task events, from the query
+/// string and `Last-Event-ID`.
+fn parse(pairs: &QueryPairs, headers: &HeaderMap) -> Result<(Option<u64>, Filter, bool), ApiError> {
     let mut filter = Filter::default();
     let mut since = None;
+    let mut tasks = false;
     for (key, value) in &pairs.0 {
         let values = value.split(',').map(str::trim).filter(|v| !v.is_empty());
         match key.as_str() {
+            "include" => {
+                for v in values {
+                    if v != "tasks" {
+                        return Err(RegistryError::query(key, format!("unknown `{v}`; expected `tasks`")).into());
+                    }
+                    tasks = true;
+                }
+            }
             "since" => {
                 since = Some(value.trim().parse::<u64>().map_err(|_| RegistryError::query(key, "must be a revision"))?)
             }
@@ -96,7 +109,7 @@ fn parse(pairs: &QueryPairs, headers: &HeaderMap) -> Result<(Option<u64>, Filter
         since =
             Some(last.ok_or_else(|| ApiError::bad_header("Last-Event-ID", "must be a revision this registry sent"))?);
     }
-    Ok((since, filter))
+    Ok((since, filter, tasks))
 }
 
 /// The JSON of one change: the agent as the change left it (as anonymous readers may see it).
@@ -156,6 +169,47 @@ fn change_event(state: &AppState, change: &LoggedChange) -> Event {
     Event::default().id(change.revision.to_string()).event(change.kind.as_str()).data(&*data)
 }
 
+/// A task event, for a watcher who asked for them: `event: task_<type>` with the event as the
+/// task's log has it and the task's id. It has no `id`: ids are change revisions, which a
+/// reconnecting client resumes from.
+fn task_event(committed: &CommittedTaskEvent) -> Event {
+    let mut data = serde_json::to_value(&committed.logged).unwrap_or_else(|_| json!({}));
+    data["taskId"] = json!(committed.task_id);
+    Event::default().event(format!("task_{}", committed.logged.event.kind())).data(data.to_string())
+}
+
+/// Tells a watcher its stream fell behind the task events and `missed` of them are lost to it
+/// (`GET /tasks/{id}/events` has every one).
+fn tasks_missed_event(missed: u64) -> Event {
+    Event::default().event("tasks_missed").data(
+        json!({"missed": missed, "detail": "task events were lost to this slow stream; read each task's log with GET /tasks/{id}/events"})
+            .to_string(),
+    )
+}
+
+/// The task events of one watcher: those of tasks its caller may read.
+struct TaskFollow {
+    feed: tokio::sync::broadcast::Receiver<Arc<CommittedTaskEvent>>,
+    caller: Caller,
+}
+
+impl TaskFollow {
+    /// The next event for this caller; cancelling it loses nothing (`recv` is cancel-safe).
+    async fn next(&mut self) -> Option<Event> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.feed.recv().await {
+                Ok(committed) if self.caller.is_admin() || committed.owner_id == self.caller.owner => {
+                    return Some(task_event(&committed));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => return Some(tasks_missed_event(missed)),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
 /// Tells a watcher it missed changes it can no longer get: re-list, then follow from here.
 fn reset_event(revision: u64, reason: &str) -> Event {
     Event::default()
@@ -183,6 +237,7 @@ struct Stream {
     pending: VecDeque<Arc<LoggedChange>>,
     revisions: tokio::sync::watch::Receiver<u64>,
     first: Option<Event>,
+    tasks: Option<TaskFollow>,
 }
 
 impl Stream {
@@ -193,7 +248,9 @@ impl Stream {
             return None;
         }
         let closing = self.state.lifecycle.reached(crate::lifecycle::Phase::Closing);
-        tokio::select! {
+        // Held apart while both sources are awaited, then put back.
+        let mut tasks = self.tasks.take();
+        let event = tokio::select! {
             // Before any change: a stream that is told to stop stops, and resumes elsewhere
             // from the last change it received. Cancelling `next_change` loses nothing, since
             // its cursor only moves past changes it holds.
@@ -203,7 +260,10 @@ impl Stream {
                 Some(shutdown_event())
             }
             event = self.next_change() => event,
-        }
+            Some(event) = next_task(&mut tasks) => Some(event),
+        };
+        self.tasks = tasks;
+        event
     }
 
     async fn next_change(&mut self) -> Option<Event> {
@@ -240,6 +300,14 @@ impl Stream {
     }
 }
 
+/// The next task event of a stream that follows them; never, for one that does not.
+async fn next_task(tasks: &mut Option<TaskFollow>) -> Option<Event> {
+    match tasks {
+        Some(follow) => follow.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Follow every change as Server-Sent Events.
 ///
 /// Each event's `id` is its revision and its `event` the kind (`registered`, `updated`,
@@ -250,23 +318,37 @@ impl Stream {
 /// is unknown) starts with a `reset` event: re-list, then keep following. Without `since`, the
 /// stream starts at the current revision. When the replica stops, the stream ends with a
 /// `shutdown` event (no `id`): reconnect with `Last-Event-ID` to follow on.
+///
+/// `include=tasks` (credentials required) adds the events of gateway tasks the caller may read
+/// (its own; every task for an Admin) as this replica commits them: `event: task_<type>`
+/// (`task_created`, `task_dispatched`, …, `task_completed`) with `{taskId, seq, at, type, …}` and
+/// no `id`; `tasks_missed` when a slow stream lost some.
 #[utoipa::path(get, path = "/watch", tag = "watch",
     params(("since" = Option<u64>, Query, description = "Resume after this revision"),
         ("capability" = Option<String>, Query, description = "Only agents with one of these capabilities (comma list)"),
         ("protocol" = Option<String>, Query, description = "Only agents with an endpoint speaking one of these"),
         ("agentId" = Option<String>, Query, description = "Only these agents"),
         ("kind" = Option<String>, Query, description = "Only these kinds of change"),
+        ("include" = Option<String>, Query, description = "`tasks`: also the caller's task events (credentials required)"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this revision")),
     responses((status = 200, description = "text/event-stream of changes", content_type = "text/event-stream"),
-        (status = 400, body = Problem)))]
+        (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn watch(
     State(state): State<AppState>,
     client: ClientAddress,
-    headers: HeaderMap,
     pairs: QueryPairs,
+    mut parts: Parts,
 ) -> Result<Response, ApiError> {
     state.limits.discovery(client.0)?;
-    let (since, filter) = parse(&pairs, &headers)?;
+    let (since, filter, include_tasks) = parse(&pairs, &parts.headers)?;
+    // Subscribed before the stream opens: every task event from here on reaches it.
+    let tasks = match include_tasks {
+        true => {
+            let Auth(caller) = Auth::from_request_parts(&mut parts, &state).await?;
+            Some(TaskFollow { feed: state.gateway.feed(), caller })
+        }
+        false => None,
+    };
     let open = &state.watch.open;
     if open.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= state.watch.max_watchers {
         open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -307,7 +389,7 @@ pub async fn watch(
         },
     };
     let stream =
-        Stream { _open: guard, ended: false, state, filter, cursor, pending: VecDeque::new(), revisions, first };
+        Stream { _open: guard, ended: false, state, filter, cursor, pending: VecDeque::new(), revisions, first, tasks };
     let events = futures_util::stream::unfold(stream, |mut stream| async move {
         let event = stream.next().await?;
         Some((Ok::<_, std::convert::Infallible>(event), stream))
