@@ -68,6 +68,10 @@ async fn the_openapi_document_describes_every_route() {
         .collect();
     let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "operation ids are unique");
+    for outside in ["/mcp", "/metrics", "/.well-known/agent.json", "/v0/servers"] {
+        assert!(paths.contains_key(outside), "{outside} is described too");
+    }
+    assert!(paths["/mcp"]["post"]["requestBody"].is_object());
     let schemas = spec.body["components"]["schemas"].as_object().unwrap();
     for schema in ["AgentInput", "EndpointInput", "Problem", "Transport", "Protocol", "LivenessModel"] {
         assert!(schemas.contains_key(schema), "{schema} is described");
@@ -87,7 +91,8 @@ async fn the_api_explorer_is_served_from_the_binary_and_allows_nothing_from_else
     assert!(script.contains("/openapi.json"), "the explorer reads this registry's document: {script}");
     let landing = app.get("/").await;
     assert_eq!(landing.status, 200);
-    assert!(landing.body.as_str().is_some_and(|page| page.contains("href=\"/docs\"")), "{}", landing.body);
+    let page = landing.body.as_str().unwrap_or_default();
+    assert!(page.contains("href=\"/docs\"") && page.contains("href=\"/status\""), "{page}");
 }
 
 #[tokio::test]

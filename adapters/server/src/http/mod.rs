@@ -157,7 +157,7 @@ async fn landing() -> impl IntoResponse {
         "<body><h1>Agent registry</h1><p>A registry and discovery gateway for AI agents.</p><ul>",
         "<li><a href=\"/docs\">API explorer</a> (<a href=\"/openapi.json\">OpenAPI document</a>)</li>",
         "<li><a href=\"/discover/agents\">Live agents</a> (JSON)</li>",
-        "<li><a href=\"/readyz\">Readiness</a>, <a href=\"/healthz\">health</a></li>",
+        "<li><a href=\"/status\">Status</a>, <a href=\"/readyz\">readiness</a>, <a href=\"/healthz\">health</a></li>",
         "<li><a href=\"/.well-known/agent-card.json\">The registry's A2A card</a>; MCP at <code>/mcp</code></li>",
         "</ul></body></html>"
     );
@@ -295,7 +295,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     // Clients (and the explorer) call the registry where it is published, not where it listens.
     api.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
-    let spec = openapi::finish(&api);
+    let spec = openapi::finish(&api, on_main_listener);
     let metrics = on_main_listener.then(|| Router::new().route("/metrics", axum::routing::get(crate::metrics::scrape)));
     router
         .merge(metrics.map(|m| m.with_state(metrics_state)).unwrap_or_default())

@@ -3,7 +3,8 @@
 //! description; errors are `application/problem+json`; the answers every route may give (a bad
 //! request, a missing or refused credential, a body too large or of the wrong type, a rate
 //! limit, an outage with `Retry-After`) are listed where they apply; operation ids are unique;
-//! both credentials (an API key, a bearer JWT) are declared.
+//! ids are UUIDs; the credentials (an API key, a bearer JWT, the bootstrap token) are declared;
+//! `/mcp`, `/metrics` and the aliases are described beside the annotated routes.
 
 use serde_json::{Map, Value, json};
 
@@ -16,12 +17,25 @@ const PROBES: [&str; 2] = ["/healthz", "/readyz"];
 /// The route whose credential is the bootstrap token.
 const BOOTSTRAP: &str = "/api-keys/bootstrap";
 
-/// The finished document, as served at `/openapi.json`.
-pub fn finish(api: &utoipa::openapi::OpenApi) -> Value {
+/// Routes served by the same handler as a documented one (`(alias, documented)`), listed so that
+/// clients that use them find them.
+const ALIASES: [(&str, &str); 6] = [
+    ("/.well-known/agent.json", "/.well-known/agent-card.json"),
+    ("/a2a/agents/{id}/.well-known/agent-card.json", "/a2a/agents/{id}"),
+    ("/a2a/agents/{id}/.well-known/agent.json", "/a2a/agents/{id}"),
+    ("/v0/servers", "/v0.1/servers"),
+    ("/v0/servers/{name}/versions", "/v0.1/servers/{name}/versions"),
+    ("/v0/servers/{name}/versions/{version}", "/v0.1/servers/{name}/versions/{version}"),
+];
+
+/// The finished document, as served at `/openapi.json`; `metrics` when `/metrics` is served on
+/// the same listener.
+pub fn finish(api: &utoipa::openapi::OpenApi, metrics: bool) -> Value {
     let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     doc["info"]["license"] = json!({"name": "Apache-2.0", "identifier": "Apache-2.0"});
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     add_components(&mut doc);
+    add_routes_outside_the_annotations(&mut doc, metrics);
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -72,6 +86,57 @@ fn add_components(doc: &mut Value) {
     schemes["api_key"]["description"] = json!("An API key of the registry (`agent-registry keys issue`)");
 }
 
+/// `/mcp`, `/metrics` and the aliases, which no handler annotation describes.
+fn add_routes_outside_the_annotations(doc: &mut Value, metrics: bool) {
+    for (alias, documented) in ALIASES {
+        let Some(mut item) = doc["paths"].get(documented).cloned() else { continue };
+        for method in METHODS {
+            if let Some(operation) = item.get_mut(method) {
+                let id = operation.get("operationId").and_then(Value::as_str).unwrap_or(method);
+                operation["operationId"] = json!(format!("{id}{}", words(alias)));
+                operation["description"] = json!(format!("The same as `{} {documented}`.", method.to_uppercase()));
+                operation["summary"] = json!(format!("Alias of {documented}"));
+            }
+        }
+        doc["paths"][alias] = item;
+    }
+    let mcp = |summary: &str, description: &str, success: Value| {
+        json!({"tags": ["mcp-server"], "summary": summary, "description": description,
+               "operationId": format!("mcp{}", summary.split(' ').next().unwrap_or_default()),
+               "security": [{}, {"api_key": []}, {"bearer": []}],
+               "parameters": [{"name": "Mcp-Session-Id", "in": "header", "required": false,
+                               "description": "The session the initialize answer named", "schema": {"type": "string"}}],
+               "responses": success})
+    };
+    let mut post = mcp(
+        "Send a JSON-RPC message",
+        "MCP Streamable HTTP (2025-03-26 and later): a JSON-RPC request, notification or response. The tools \
+         find agents; `execute_task` and `get_task` need credentials and call agents out. A `Host` that is not \
+         allowed (--mcp-allowed-hosts) is refused with 403.",
+        json!({"200": {"description": "The JSON-RPC answer, as JSON or as a stream of events",
+                       "content": {"application/json": {"schema": {"type": "object"}},
+                                   "text/event-stream": {"schema": {"type": "string"}}}},
+               "202": {"description": "A notification or response, accepted"},
+               "403": {"description": "The Host header is not allowed"},
+               "404": {"description": "The session is unknown or has ended"},
+               "406": {"description": "`Accept` must allow `application/json` and `text/event-stream`"}}),
+    );
+    post["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+    // Stateless, answered in JSON: no server stream to `GET`, no session to `DELETE` (both 405).
+    doc["paths"]["/mcp"] = json!({"post": post});
+    if metrics {
+        doc["paths"]["/metrics"] = json!({"get": {
+            "tags": ["system"], "operationId": "metrics", "summary": "Prometheus metrics",
+            "description": "Every metric in Prometheus' text format (docs/operations.md lists them).",
+            "security": [{}],
+            "responses": {"200": {"description": "The metrics",
+                                  "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}}}}}});
+    }
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.push(json!({"name": "mcp-server", "description": "The registry as an MCP server (Streamable HTTP)"}));
+    }
+}
+
 fn finish_operation(path: &str, method: &str, operation: &mut Value) {
     if path == BOOTSTRAP {
         operation["security"] = json!([{"bootstrap_token": []}]);
@@ -97,7 +162,18 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
             .map_or_else(|| format!("{} {path}", method.to_uppercase()), |line| line.trim_end_matches('.').to_owned());
         operation["summary"] = json!(summary);
     }
-    let has_body = operation.get("requestBody").is_some();
+    // Agent, endpoint, task and key ids are UUIDs: say so, for generated clients and fuzzers.
+    if let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) {
+        for parameter in
+            parameters.iter_mut().filter(|p| p["in"] == "path" && matches!(p["name"].as_str(), Some("id" | "eid")))
+        {
+            parameter["schema"] = json!({"type": "string", "format": "uuid"});
+        }
+    }
+    constrain_headers(operation);
+    let has_body = operation.get("requestBody").is_some() || matches!(method, "post" | "put" | "patch");
+    // The MCP Registry API answers its errors as the official document says (`application/json`).
+    let registry_api = path.starts_with("/v0");
     let has_parameters = operation.get("parameters").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
     let Some(responses) = operation["responses"].as_object_mut() else { return };
     for (status, response) in responses.iter_mut() {
@@ -109,7 +185,7 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
             response.insert("description".into(), json!(reason(status)));
         }
         if status.starts_with('4') || status.starts_with('5') {
-            problem_content(response);
+            problem_content(response, registry_api);
         }
     }
     let mut standard: Vec<(&str, &str)> = Vec::new();
@@ -130,11 +206,31 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
     }
 }
 
-/// An error's JSON body is a problem document, whatever the annotation said.
-fn problem_content(response: &mut Map<String, Value>) {
+/// An error's JSON body is a problem document, whatever the annotation said; the MCP Registry
+/// API keeps the official document's `application/json` for its own errors (unknown servers)
+/// and answers the registry's (a bad query) as problems, so both are listed there.
+fn problem_content(response: &mut Map<String, Value>, both: bool) {
     let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else { return };
-    if let Some(json_body) = content.remove("application/json") {
-        content.entry("application/problem+json").or_insert(json_body);
+    let Some(json_body) = content.get("application/json").cloned() else { return };
+    if !both {
+        content.remove("application/json");
+    }
+    content.entry("application/problem+json").or_insert(json_body);
+}
+
+/// What the registry accepts in the headers it reads, so that clients (and fuzzers) send them
+/// well formed.
+fn constrain_headers(operation: &mut Value) {
+    let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
+    for parameter in parameters.iter_mut().filter(|p| p["in"] == "header") {
+        let schema = match parameter["name"].as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("if-match") => json!({"type": "string", "pattern": "^(W/)?\"[0-9]+\"$"}),
+            Some("idempotency-key") => json!({"type": "string", "pattern": "^[!-~]{1,255}$"}),
+            Some("a2a-version") => json!({"type": "string", "enum": ["0.3", "1.0"]}),
+            Some("last-event-id") => json!({"type": "string", "pattern": "^[0-9]{1,19}$"}),
+            _ => continue,
+        };
+        parameter["schema"] = schema;
     }
 }
 
