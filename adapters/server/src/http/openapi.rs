@@ -171,6 +171,7 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
         }
     }
     constrain_headers(operation);
+    constrain_query(path, operation);
     let has_body = operation.get("requestBody").is_some() || matches!(method, "post" | "put" | "patch");
     // The MCP Registry API answers its errors as the official document says (`application/json`).
     let registry_api = path.starts_with("/v0");
@@ -216,6 +217,34 @@ fn problem_content(response: &mut Map<String, Value>, both: bool) {
         content.remove("application/json");
     }
     content.entry("application/problem+json").or_insert(json_body);
+}
+
+/// Query parameters as each route reads them: those a shared filter list names but the route
+/// refuses are left out (a protocol route fixes `protocol`; ACP pages with `limit` and
+/// `offset`; `pageSize` and its alias `limit` are not given together, so only `pageSize` is
+/// listed), and the values the registry knows are listed.
+fn constrain_query(path: &str, operation: &mut Value) {
+    let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
+    let refused: &[&str] = match path {
+        "/a2a/agents" | "/a2a/async/agents" | "/mcp/servers" => &["protocol"],
+        "/acp/agents" => &["page", "pageSize", "cursor"],
+        "/events" | "/agents/{id}/events" => &["limit"],
+        _ => &[],
+    };
+    parameters.retain(|p| !(p["in"] == "query" && p["name"].as_str().is_some_and(|n| refused.contains(&n))));
+    let list = |values: &str| json!({"type": "string", "pattern": format!("^({values})(,({values}))*$")});
+    for parameter in parameters.iter_mut().filter(|p| p["in"] == "query") {
+        let schema = match parameter["name"].as_str() {
+            Some("protocol") => list("A2A|MCP|ACP|Custom"),
+            Some("transport") => list("Http|Amqp|AzureServiceBus"),
+            Some("A2A-Version") => json!({"type": "string", "enum": ["0.3", "1.0"]}),
+            Some("include") if path == "/discover/agents" => json!({"type": "string", "enum": ["queue"]}),
+            Some("include") if path == "/watch" => json!({"type": "string", "enum": ["tasks"]}),
+            Some("updated_since") => json!({"type": "string", "format": "date-time"}),
+            _ => continue,
+        };
+        parameter["schema"] = schema;
+    }
 }
 
 /// What the registry accepts in the headers it reads, so that clients (and fuzzers) send them
