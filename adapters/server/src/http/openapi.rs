@@ -232,20 +232,37 @@ fn constrain_query(path: &str, operation: &mut Value) {
         _ => &[],
     };
     parameters.retain(|p| !(p["in"] == "query" && p["name"].as_str().is_some_and(|n| refused.contains(&n))));
-    let list = |values: &str| json!({"type": "string", "pattern": format!("^({values})(,({values}))*$")});
+    // `/watch` takes an empty value as no filter; the discovery routes refuse one.
+    let optional = if path == "/watch" { "?" } else { "" };
+    let list = |values: &str| json!({"type": "string", "pattern": format!("^(({values})(,({values}))*){optional}$")});
+    let filtered = DISCOVERY_ROUTES.contains(&path);
+    let kinds: Vec<&str> = agent_registry_core::ports::ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
     for parameter in parameters.iter_mut().filter(|p| p["in"] == "query") {
         let schema = match parameter["name"].as_str() {
             Some("protocol") => list("A2A|MCP|ACP|Custom"),
             Some("transport") => list("Http|Amqp|AzureServiceBus"),
+            Some("kind") if path == "/watch" => list(&kinds.join("|")),
             Some("A2A-Version") => json!({"type": "string", "enum": ["0.3", "1.0"]}),
             Some("include") if path == "/discover/agents" => json!({"type": "string", "enum": ["queue"]}),
             Some("include") if path == "/watch" => json!({"type": "string", "enum": ["tasks"]}),
             Some("updated_since") => json!({"type": "string", "format": "date-time"}),
+            Some("pageSize") if filtered => json!({"type": "integer", "minimum": 1, "maximum": 100}),
+            Some("pageSize") if path.ends_with("/events") => json!({"type": "integer", "minimum": 1, "maximum": 500}),
+            // The discovery filters refuse an empty value rather than ignore it.
+            Some(_) if filtered && parameter["schema"]["type"] == "string" => {
+                let mut schema = parameter["schema"].clone();
+                schema["minLength"] = json!(1);
+                schema
+            }
             _ => continue,
         };
         parameter["schema"] = schema;
     }
 }
+
+/// The routes that take the discovery filters.
+const DISCOVERY_ROUTES: [&str; 6] =
+    ["/agents", "/discover/agents", "/a2a/agents", "/a2a/async/agents", "/acp/agents", "/mcp/servers"];
 
 /// What the registry accepts in the headers it reads, so that clients (and fuzzers) send them
 /// well formed.
