@@ -36,6 +36,7 @@ pub fn finish(api: &utoipa::openapi::OpenApi, metrics: bool) -> Value {
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     add_components(&mut doc);
     add_routes_outside_the_annotations(&mut doc, metrics);
+    constrain_bodies(&mut doc);
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -84,6 +85,60 @@ fn add_components(doc: &mut Value) {
     schemes["bootstrap_token"] = json!({"type": "apiKey", "in": "header", "name": "X-Bootstrap-Token",
         "description": "The --bootstrap-token secret, which issues the first Admin key once"});
     schemes["api_key"]["description"] = json!("An API key of the registry (`agent-registry keys issue`)");
+}
+
+/// Routes that register a protocol's own document (checked against that protocol's schema, so
+/// any JSON object is worth sending), with what the body holds.
+const DOCUMENT_ROUTES: [(&str, &str); 4] = [
+    (
+        "/a2a/agents",
+        "An A2A agent card (v1.0, v0.3 or v0.2), bare or as `{\"card\": …}`, with optional `liveness`, `ownerId`, `permanent`",
+    ),
+    (
+        "/a2a/async/agents",
+        "A queued A2A agent card, bare or as `{\"card\": …}`, with optional `liveness`, `ownerId`, `permanent`",
+    ),
+    ("/mcp/servers", "An MCP Server Card or MCP Registry `server.json`, bare or as `{\"serverCard\": …}`"),
+    ("/acp/agents", "`{\"manifest\": <ACP agent manifest>, \"endpointUrl\": <ACP server base URL>}`"),
+];
+
+/// Bodies as the registry reads them: the document routes take a JSON object; in the
+/// registry's own inputs names and addresses are not empty and leases within their bounds.
+fn constrain_bodies(doc: &mut Value) {
+    for (path, description) in DOCUMENT_ROUTES {
+        if let Some(operation) = doc["paths"].get_mut(path).and_then(|item| item.get_mut("post")) {
+            operation["requestBody"] = json!({"required": true, "description": description,
+                "content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    // Each rule adds to the property as generated: (schema, property, constraints).
+    let rules = [
+        ("AgentInput", "name", json!({"minLength": 1})),
+        ("EndpointInput", "name", json!({"minLength": 1})),
+        ("EndpointInput", "address", json!({"minLength": 1})),
+        ("EndpointInput", "ttlSeconds", json!({"minimum": 1, "maximum": 86_400})),
+        ("EndpointInput", "heartbeatIntervalSeconds", json!({"minimum": 1, "maximum": 3_600})),
+        ("CapabilityInput", "name", json!({"minLength": 1})),
+        ("OwnerInput", "ownerId", json!({"minLength": 1})),
+        ("TaskInput", "capability", json!({"minLength": 1})),
+        ("TaskInput", "tool", json!({"minLength": 1})),
+        ("TaskInput", "agentId", json!({"format": "uuid"})),
+        ("TaskInput", "protocol", json!({"enum": ["A2A", "MCP", "ACP", null]})),
+        ("TaskInput", "timeoutSeconds", json!({"minimum": 1, "maximum": 3_600})),
+    ];
+    for (schema, property, constraints) in rules {
+        let Some(target) = schemas[schema]["properties"].get_mut(property).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if let Some(constraints) = constraints.as_object() {
+            target.extend(constraints.clone());
+        }
+    }
+    // `input` is text or a JSON object (for MCP, the tool's arguments).
+    if let Some(input) = schemas["TaskInput"]["properties"].get_mut("input") {
+        input["type"] = json!(["string", "object"]);
+    }
 }
 
 /// `/mcp`, `/metrics` and the aliases, which no handler annotation describes.
