@@ -301,6 +301,10 @@ fn constrain_query(path: &str, operation: &mut Value) {
             Some("include") if path == "/discover/agents" => json!({"type": "string", "enum": ["queue"]}),
             Some("include") if path == "/watch" => json!({"type": "string", "enum": ["tasks"]}),
             Some("updated_since") => json!({"type": "string", "format": "date-time"}),
+            Some("label") if filtered => json!({"type": "string", "pattern": "^[^:]+:.*$"}),
+            Some("limit") if path == "/acp/agents" => json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+            Some("agent") if path == "/events" => json!({"type": "string", "format": "uuid"}),
+            Some("agentId") if path == "/watch" => list(UUID),
             Some("pageSize") if filtered => json!({"type": "integer", "minimum": 1, "maximum": 100}),
             Some("pageSize") if path.ends_with("/events") => json!({"type": "integer", "minimum": 1, "maximum": 500}),
             // The discovery filters refuse an empty value rather than ignore it.
@@ -314,6 +318,9 @@ fn constrain_query(path: &str, operation: &mut Value) {
         parameter["schema"] = schema;
     }
 }
+
+/// A UUID, as a pattern (for lists of them).
+const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 
 /// The routes that take the discovery filters.
 const DISCOVERY_ROUTES: [&str; 6] =
