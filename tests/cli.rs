@@ -177,7 +177,34 @@ async fn a_task_sent_with_the_cli_prints_the_agents_answer_or_follows_its_log() 
         "endpoints": [{"name": "a2a", "transport": "Http", "protocol": "A2A", "address": agent.url,
                        "livenessModel": "Ephemeral", "ttlSeconds": 300}]});
     let agent_id = app.register(body).await["id"].as_str().unwrap().to_owned();
+    let mut watch = command(&app, &["watch", "--include-tasks", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch starts");
+    // Tasks sent before the stream is open would not reach it: wait for its first words.
+    let mut said = tokio::io::BufReader::new(watch.stderr.take().unwrap()).lines();
+    let opened = tokio::time::timeout(Duration::from_secs(30), said.next_line()).await;
+    assert!(matches!(opened, Ok(Ok(Some(ref l))) if l.starts_with("watching")), "{opened:?}");
     let task = json(&app, &["tasks", "send", "--capability", "cli-echo", "--input", "hello", "--wait", "20"]).await;
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let steps = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut steps = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let event: Value = serde_json::from_str(&line).unwrap();
+            if event["taskId"] == task["id"] {
+                steps.push(event["type"].as_str().unwrap_or_default().to_owned());
+                if event["type"] == "completed" {
+                    return steps;
+                }
+            }
+        }
+        panic!("watch ended before the task did");
+    })
+    .await
+    .expect("the task's steps are printed");
+    assert_eq!(steps.first().map(String::as_str), Some("created"), "{steps:?}");
+    watch.kill().await.unwrap();
     assert_eq!(task["state"], "completed");
     assert_eq!(task["output"], "echo: hello");
     assert_eq!(task["agentId"], agent_id.as_str());

@@ -1,5 +1,6 @@
-//! `watch`: follows `GET /watch`, one line per change, and after a dropped connection reconnects
-//! with `Last-Event-ID`, so no change is missed or repeated.
+//! `watch`: follows `GET /watch`, one line per change (and, with `--include-tasks`, per task
+//! step), and after a dropped connection reconnects with `Last-Event-ID`, so no change is missed
+//! or repeated.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct Watch {
     /// Only these kinds: `registered`, `updated`, `expired`, … (a comma list).
     #[arg(long)]
     kind: Option<String>,
+    /// Also every step of the tasks the key may read (`task_created`, …, `task_completed`).
+    #[arg(long)]
+    include_tasks: bool,
 }
 
 /// Longest wait between reconnection attempts.
@@ -41,6 +45,9 @@ pub async fn run(client: Client, watch: Watch) -> Result<(), CliError> {
         ("kind", &watch.kind),
     ] {
         query.extend(value.clone().map(|v| (name, v)));
+    }
+    if watch.include_tasks {
+        query.push(("include", "tasks".to_owned()));
     }
     let url = client.url(&["watch"], &query);
     let mut last = watch.since.map(|s| s.to_string());
@@ -114,6 +121,15 @@ fn line(event: &super::sse::Event) {
     let id = event.id.as_deref().unwrap_or("-");
     if event.event == "reset" {
         println!("{id}  reset  {}: re-list, then follow from here", table::cell(&data, "reason"));
+        return;
+    }
+    if let Some(step) = event.event.strip_prefix("task_") {
+        let detail = match step {
+            "completed" => table::cell(&data, "output"),
+            "failed" => table::cell(&data["error"], "detail"),
+            _ => String::new(),
+        };
+        println!("{id}  task {step:<13} {}  {detail}", table::cell(&data, "taskId"));
         return;
     }
     let endpoint = data["endpointId"].as_str().map(|e| format!(" endpoint {e}")).unwrap_or_default();
