@@ -74,6 +74,7 @@ fn add_components(doc: &mut Value) {
         ("Forbidden", problem("The credential may not do this (`forbidden`, `not_owner`, ...).")),
         ("PayloadTooLarge", problem("The body is larger than the registry accepts (`payload_too_large`).")),
         ("UnsupportedMediaType", problem("The body is not `application/json` (`unsupported_media_type`).")),
+        ("NotFound", problem("Nothing of that id, or no live agent that can take the task (`agent_not_found`, ...).")),
         ("RateLimited", rate_limited),
         ("Unavailable", unavailable),
     ] {
@@ -111,7 +112,20 @@ fn constrain_bodies(doc: &mut Value) {
                 "content": {"application/json": {"schema": {"type": "object"}}}});
         }
     }
+    if let Some(operation) = doc["paths"].get_mut("/acp/agents").and_then(|item| item.get_mut("post")) {
+        operation["requestBody"]["content"]["application/json"]["schema"] = json!({
+            "type": "object", "required": ["manifest", "endpointUrl"], "additionalProperties": false,
+            "properties": {"manifest": {"type": "object", "description": "An ACP agent manifest"},
+                           "endpointUrl": {"type": "string", "format": "uri", "description": "The ACP server's base URL"},
+                           "liveness": {"type": "object"}, "ownerId": {"type": "string", "minLength": 1},
+                           "permanent": {"type": "boolean"}}});
+    }
     let schemas = &mut doc["components"]["schemas"];
+    // A task names exactly one of its targets.
+    schemas["TaskInput"]["oneOf"] = json!(
+        ["capability", "agentId", "tool"]
+            .map(|target| json!({"required": [target], "properties": {target: {"type": "string"}}}))
+    );
     // Each rule adds to the property as generated: (schema, property, constraints).
     let rules = [
         ("AgentInput", "name", json!({"minLength": 1})),
@@ -139,6 +153,11 @@ fn constrain_bodies(doc: &mut Value) {
     if let Some(input) = schemas["TaskInput"]["properties"].get_mut("input") {
         input["type"] = json!(["string", "object"]);
     }
+}
+
+/// A refusal of `/mcp`: a JSON-RPC error object.
+fn json_rpc_error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"type": "object"}}}})
 }
 
 /// `/mcp`, `/metrics` and the aliases, which no handler annotation describes.
@@ -174,7 +193,11 @@ fn add_routes_outside_the_annotations(doc: &mut Value, metrics: bool) {
                "202": {"description": "A notification or response, accepted"},
                "403": {"description": "The Host header is not allowed"},
                "404": {"description": "The session is unknown or has ended"},
-               "406": {"description": "`Accept` must allow `application/json` and `text/event-stream`"}}),
+               "400": json_rpc_error("The message is not JSON-RPC, or not valid for the session"),
+               "406": json_rpc_error("`Accept` must allow `application/json` and `text/event-stream`"),
+               "413": {"description": "The message is larger than the registry accepts"},
+               "415": json_rpc_error("The message is not `application/json`"),
+               "429": {"description": "Over a rate limit: come back after `Retry-After` seconds"}}),
     );
     post["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
     // Stateless, answered in JSON: no server stream to `GET`, no session to `DELETE` (both 405).
@@ -240,21 +263,27 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
         if !response.contains_key("description") {
             response.insert("description".into(), json!(reason(status)));
         }
-        if status.starts_with('4') || status.starts_with('5') {
+        if (status.starts_with('4') || status.starts_with('5')) && path != "/mcp" {
             problem_content(response, registry_api);
         }
     }
     let mut standard: Vec<(&str, &str)> = Vec::new();
-    if has_body || has_parameters {
+    // `/mcp` answers its own refusals in JSON-RPC (listed with it); only an outage is a problem.
+    if path == "/mcp" {
+        standard.push(("503", "Unavailable"));
+    } else if has_body || has_parameters {
         standard.push(("400", "BadRequest"));
     }
-    if secured {
+    if secured && path != "/mcp" {
         standard.extend([("401", "Unauthenticated"), ("403", "Forbidden")]);
     }
-    if has_body {
+    if has_body && path != "/mcp" {
         standard.extend([("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")]);
     }
-    if !PROBES.contains(&path) {
+    if matches!(path, "/tasks" | "/execute-task") && method == "post" {
+        standard.push(("404", "NotFound"));
+    }
+    if !PROBES.contains(&path) && path != "/mcp" {
         standard.extend([("429", "RateLimited"), ("503", "Unavailable")]);
     }
     for (status, name) in standard {
@@ -282,7 +311,7 @@ fn constrain_query(path: &str, operation: &mut Value) {
     let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
     let refused: &[&str] = match path {
         "/a2a/agents" | "/a2a/async/agents" | "/mcp/servers" => &["protocol"],
-        "/acp/agents" => &["page", "pageSize", "cursor"],
+        "/acp/agents" => &["page", "pageSize", "cursor", "protocol", "transport"],
         "/events" | "/agents/{id}/events" => &["limit"],
         _ => &[],
     };
@@ -290,19 +319,32 @@ fn constrain_query(path: &str, operation: &mut Value) {
     // `/watch` takes an empty value as no filter; the discovery routes refuse one.
     let optional = if path == "/watch" { "?" } else { "" };
     let list = |values: &str| json!({"type": "string", "pattern": format!("^(({values})(,({values}))*){optional}$")});
+    let names = |values: &str| json!({"type": "string", "description": format!("{values}; a comma list: any of them")});
     let filtered = DISCOVERY_ROUTES.contains(&path);
     let kinds: Vec<&str> = agent_registry_core::ports::ChangeKind::ALL.iter().map(|k| k.as_str()).collect();
     for parameter in parameters.iter_mut().filter(|p| p["in"] == "query") {
         let schema = match parameter["name"].as_str() {
-            Some("protocol") => list("A2A|MCP|ACP|Custom"),
-            Some("transport") => list("Http|Amqp|AzureServiceBus"),
+            // Names in any case, or the .NET registry's integer codes: more than a pattern says.
+            Some("protocol") => names("`A2A`, `MCP`, `ACP` or `Custom`"),
+            Some("transport") => names("`Http`, `Amqp` or `AzureServiceBus`"),
             Some("kind") if path == "/watch" => list(&kinds.join("|")),
             Some("A2A-Version") => json!({"type": "string", "enum": ["0.3", "1.0"]}),
             Some("include") if path == "/discover/agents" => json!({"type": "string", "enum": ["queue"]}),
             Some("include") if path == "/watch" => json!({"type": "string", "enum": ["tasks"]}),
-            Some("updated_since") => json!({"type": "string", "format": "date-time"}),
+            // An empty value is no filter.
+            // The MCP Registry API brings any `limit` within its bounds, as the official one does.
+            Some("limit") if path.starts_with("/v0") => json!({"type": "integer"}),
+            Some("updated_since") => json!({"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}),
+            Some("page") if filtered => json!({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+            // Revisions are unsigned 64-bit numbers.
+            Some("cursor") if path.ends_with("/events") => {
+                json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+            }
+            Some("since") if path == "/watch" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
             Some("label") if filtered => json!({"type": "string", "pattern": "^[^:]+:.*$"}),
-            Some("limit") if path == "/acp/agents" => json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+            // ACP clients page with `limit` (up to 1,000) and `offset`; a negative offset is 0.
+            Some("limit") if path == "/acp/agents" => json!({"type": "integer", "maximum": 1000}),
+            Some("offset") if path == "/acp/agents" => json!({"type": "integer"}),
             Some("agent") if path == "/events" => json!({"type": "string", "format": "uuid"}),
             Some("agentId") if path == "/watch" => list(UUID),
             Some("pageSize") if filtered => json!({"type": "integer", "minimum": 1, "maximum": 100}),
@@ -332,7 +374,7 @@ fn constrain_headers(operation: &mut Value) {
     let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
     for parameter in parameters.iter_mut().filter(|p| p["in"] == "header") {
         let schema = match parameter["name"].as_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("if-match") => json!({"type": "string", "pattern": "^(W/)?\"[0-9]+\"$"}),
+            Some("if-match") => json!({"type": "string", "description": "The agent's ETag (its revision, quoted)"}),
             Some("idempotency-key") => json!({"type": "string", "pattern": "^[!-~]{1,255}$"}),
             Some("a2a-version") => json!({"type": "string", "enum": ["0.3", "1.0"]}),
             Some("last-event-id") => json!({"type": "string", "pattern": "^[0-9]{1,19}$"}),
