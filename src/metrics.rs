@@ -60,8 +60,6 @@ pub(crate) fn count(name: &'static str, n: u64) {
     metrics::counter!(name).increment(n);
 }
 
-/// Records one backend call: its duration, and its failure when it is the backend's (an outage
-/// or an internal error), not the caller's (a stale write, a missing row).
 /// Whether calls get spans of their own: set by the server when it exports traces, so that
 /// without a collector a heartbeat pays for no span.
 static TRACED: AtomicBool = AtomicBool::new(false);
@@ -71,9 +69,9 @@ pub fn trace_calls(on: bool) {
     TRACED.store(on, Ordering::Relaxed);
 }
 
-/// The span of one call to a backend (`system`: `store`, `liveness`, `amqp`, `nats`, an
-/// agent's protocol), named `"{system} {operation}"` as a child of the current span; a
-/// disabled span when traces are not exported.
+/// The span of one call to a backend (`system`: `store`, `liveness`, `amqp`, `nats`, or
+/// `agent` with the agent's protocol as `operation`), named `"{system} {operation}"` as a child
+/// of the current span; a disabled span when traces are not exported.
 pub fn call_span(system: &'static str, operation: &str) -> tracing::Span {
     if !TRACED.load(Ordering::Relaxed) {
         return tracing::Span::none();
@@ -81,6 +79,8 @@ pub fn call_span(system: &'static str, operation: &str) -> tracing::Span {
     tracing::info_span!("call", otel.name = %format_args!("{system} {operation}"), otel.kind = "client", system, operation)
 }
 
+/// Records one backend call: its duration, and its failure when it is the backend's (an outage
+/// or an internal error), not the caller's (a stale write, a missing row).
 pub(crate) fn observe<T>(
     duration: &'static str,
     errors: &'static str,

@@ -119,7 +119,7 @@ impl Publisher {
             }
             sinks
         };
-        if sinks().is_empty() {
+        if settings.nats.is_none() && settings.amqp.is_none() {
             return Ok(None);
         }
         let start = registry.applied_revision();
@@ -202,10 +202,7 @@ async fn publish_task_events(
                 continue;
             }
         }
-        let span = agent_registry_core::metrics::call_span(destination, "publish");
-        let attempt =
-            tokio::time::timeout(ATTEMPT_TIMEOUT, tracing::Instrument::instrument(sink.publish(&batch), span));
-        match attempt.await.map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}")).and_then(|r| r) {
+        match attempt(sink.as_mut(), &batch).await {
             Ok(()) => {
                 trouble.over();
                 metrics::counter!(TASK_EVENTS, "destination" => destination).increment(batch.len() as u64);
@@ -221,6 +218,14 @@ async fn publish_task_events(
         }
     }
     sink.close().await;
+}
+
+/// One attempt to publish `events`, cut off after [`ATTEMPT_TIMEOUT`], in a span of its own.
+async fn attempt(sink: &mut dyn Sink, events: &[Event]) -> Result<(), String> {
+    let span = agent_registry_core::metrics::call_span(sink.name(), "publish");
+    tokio::time::timeout(ATTEMPT_TIMEOUT, tracing::Instrument::instrument(sink.publish(events), span))
+        .await
+        .map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}"))?
 }
 
 /// What one step of a follower did.
@@ -300,10 +305,7 @@ impl Follower {
             return Ok(Step::Idle);
         };
         let events: Vec<Event> = changes.iter().map(|c| Event::of(c)).collect();
-        let span = agent_registry_core::metrics::call_span(destination, "publish");
-        tokio::time::timeout(ATTEMPT_TIMEOUT, tracing::Instrument::instrument(self.sink.publish(&events), span))
-            .await
-            .map_err(|_| format!("no answer within {ATTEMPT_TIMEOUT:?}"))??;
+        attempt(self.sink.as_mut(), &events).await?;
         metrics::counter!(PUBLISHED, "destination" => destination).increment(events.len() as u64);
         if self.coordination.advance(last).await? {
             self.cursor = Some(last);
