@@ -148,6 +148,20 @@ async fn status_counts_what_the_store_holds_on_every_backend() {
     let status = app.get("/status").await.ok(200).clone();
     assert_eq!(status["agents"], 3);
     assert_eq!(status["storage"]["agents"], 3, "{status}");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert!(status["uptimeSeconds"].is_u64() && status["commit"].is_string(), "{status}");
+    let index = &status["index"];
+    assert_eq!((index["liveAgents"].as_u64(), index["staleAgents"].as_u64()), (Some(3), Some(0)), "{status}");
+    assert_eq!((index["endpoints"].as_u64(), index["liveEndpoints"].as_u64()), (Some(3), Some(3)), "{status}");
+    assert_eq!(status["backends"]["storage"]["state"]["status"], "up", "{status}");
+    assert_eq!(status["backends"]["liveness"]["state"]["status"], "up", "{status}");
+    assert_eq!(status["changeLog"]["lag"], 0, "{status}");
+    assert_eq!(status["watchStreams"], 0, "{status}");
+    // Once the leases end, the same agents are stale.
+    app.clock.advance_secs(61);
+    let later = app.get("/status").await.ok(200).clone();
+    assert_eq!(later["index"]["staleAgents"], 3, "{later}");
+    assert_eq!(later["index"]["liveEndpoints"], 0, "{later}");
     assert!(status["storage"]["changes"].as_u64().unwrap() >= 3, "{status}");
     assert!(status["storage"]["bytes"].as_u64().unwrap() > 0, "{status}");
 }

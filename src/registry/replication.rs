@@ -166,6 +166,17 @@ impl AgentRegistry {
         self.replica.store.change_signal()
     }
 
+    /// Revisions other replicas stored that this one has not applied yet (0 when this process
+    /// is the only writer).
+    pub fn change_log_lag(&self) -> u64 {
+        self.change_signal().map_or(0, |signal| signal.latest().saturating_sub(self.applied_revision()))
+    }
+
+    /// Whether endpoints' last-seen times live in a store shared with other replicas (Redis).
+    pub fn liveness_is_shared(&self) -> bool {
+        self.liveness.is_shared()
+    }
+
     /// Follows the revision the index has applied: it moves after every change, local or made
     /// through another replica.
     pub fn watch_revision(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -130,6 +130,7 @@ pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, S
         privacy: Arc::new(registry_config_privacy),
         lifecycle: Lifecycle::default(),
         metrics,
+        started: std::time::Instant::now(),
     }))
 }
 

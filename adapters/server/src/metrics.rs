@@ -150,10 +150,8 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics::gauge!(ENDPOINTS_LIVE).set(census.live_endpoints as f64);
     metrics::gauge!(WATCH_STREAMS).set(state.watch.open_streams() as f64);
     metrics::gauge!(TASKS_RUNNING).set(state.gateway.running() as f64);
-    let applied = registry.applied_revision();
-    metrics::gauge!(REVISION).set(applied as f64);
-    let lag = registry.change_signal().map_or(0, |signal| signal.latest().saturating_sub(applied));
-    metrics::gauge!(CHANGE_LOG_LAG).set(lag as f64);
+    metrics::gauge!(REVISION).set(registry.applied_revision() as f64);
+    metrics::gauge!(CHANGE_LOG_LAG).set(registry.change_log_lag() as f64);
     let handle = state.metrics.handle.clone();
     // Rendering walks every series: off the async workers.
     let body = tokio::task::spawn_blocking(move || {

@@ -94,6 +94,11 @@ fn provider(endpoint: &url::Url) -> Result<SdkTracerProvider, opentelemetry_otlp
     Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
 }
 
+/// Whether spans are exported to an OTLP collector.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// The span of one request, named `METHOD /route/{template}` and continuing the caller's trace
 /// when a W3C `traceparent` header names one; a disabled span when nothing is exported.
 pub fn request_span(headers: &HeaderMap, method: &Method, route: &str, request_id: &str) -> tracing::Span {

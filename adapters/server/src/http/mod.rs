@@ -88,6 +88,8 @@ pub struct Context {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// The Prometheus exporter behind `/metrics`.
     pub metrics: Arc<crate::metrics::Exporter>,
+    /// When the service started, for its uptime.
+    pub started: std::time::Instant,
 }
 
 #[derive(OpenApi)]

@@ -32,10 +32,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     let (storage, liveness) = state.registry.check().await;
-    let describe = |r: &agent_registry_core::Result<()>| match r {
-        Ok(()) => json!({"status": "up"}),
-        Err(e) => json!({"status": "down", "code": e.code(), "detail": e.to_string()}),
-    };
     let ready = storage.is_ok() && liveness.is_ok();
     let mut index = json!({"agents": state.registry.agent_count()});
     if let Some(age) = state.registry.staleness() {
@@ -50,6 +46,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A backend's state, as `/readyz` and `/status` report it.
+fn describe(check: &agent_registry_core::Result<()>) -> Value {
+    match check {
+        Ok(()) => json!({"status": "up"}),
+        Err(e) => json!({"status": "down", "code": e.code(), "detail": e.to_string()}),
+    }
+}
+
 /// What this replica holds, how much room its store takes and how long it keeps history, for
 /// operators sizing it (Admin).
 #[utoipa::path(get, path = "/status", tag = "system", security(("api_key" = [])),
@@ -61,9 +65,36 @@ pub async fn status(State(state): State<AppState>, Auth(caller): Auth) -> Result
     let tasks = state.gateway.status(&caller).await?;
     let config = state.registry.config();
     let hours = |secs: i64| secs / 3600;
+    let (storage_check, liveness_check) = state.registry.check().await;
+    let census = state.registry.census();
+    let shared = state.registry.change_signal().is_some();
     Ok(Json(json!({
-        "agents": state.registry.agent_count(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("AGENT_REGISTRY_COMMIT"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "agents": census.agents,
+        "index": {
+            "agents": census.agents, "liveAgents": census.live_agents,
+            "staleAgents": census.agents - census.live_agents,
+            "endpoints": census.endpoints, "liveEndpoints": census.live_endpoints,
+            "staleEndpoints": census.endpoints - census.live_endpoints,
+        },
+        "watchStreams": state.watch.open_streams(),
+        "tasksRunning": state.gateway.running(),
         "revision": state.registry.applied_revision(),
+        "changeLog": {"revision": state.registry.applied_revision(), "lag": state.registry.change_log_lag()},
+        "backends": {
+            "storage": {"kind": if shared { "postgres" } else { "sqlite" }, "state": describe(&storage_check)},
+            "liveness": {"kind": if state.registry.liveness_is_shared() { "redis" } else { "in-process" },
+                         "state": describe(&liveness_check)},
+        },
+        "configuration": {
+            "publicUrl": &*state.public_url,
+            "metrics": if state.metrics.on_main_listener { "main listener" } else { "own listener" },
+            "tracesExported": crate::telemetry::exporting(),
+            "bootstrapEnabled": state.bootstrap.is_some(),
+            "bearerTokens": state.jwt.is_some(),
+        },
         "storage": storage,
         "tasks": tasks,
         "retention": {
