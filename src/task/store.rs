@@ -2,6 +2,7 @@
 //! any task. Implementations: `crate::memory::MemoryTaskStore`, SQLite and PostgreSQL; every
 //! call bounded by [`BoundedTaskStore`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::bounded::StoreBounds;
 use crate::error::{RegistryError, Result};
 use crate::liveness::Millis;
 use crate::model::AgentId;
-use crate::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskState};
+use crate::task::{LoggedTaskEvent, Task, TaskEffects, TaskEvent, TaskId, TaskState};
 
 /// A task to create, with the request hash a retry under the same idempotency key must match.
 #[derive(Clone, Debug)]
@@ -140,6 +141,63 @@ pub async fn write_each<S: TaskStore + ?Sized>(store: &S, writes: &[TaskWrite]) 
         });
     }
     answers
+}
+
+/// A batch's appends to one task, folded into one update of the task's row: what appending
+/// them one after another would do. As the store refuses events once a task is final, events
+/// after a final one in the same batch are refused.
+#[derive(Debug)]
+pub struct TaskAppends<'a> {
+    pub id: TaskId,
+    /// The events to store, in order, each with its position in the batch.
+    pub events: Vec<(usize, Millis, &'a TaskEvent)>,
+    /// Positions in the batch of the events an earlier final event of the batch refuses.
+    pub refused: Vec<usize>,
+    /// The columns the events change, the later event winning.
+    pub effects: TaskEffects,
+    /// When the last event to store happened.
+    pub at: Millis,
+    /// Whether the events end the task.
+    pub finished: bool,
+}
+
+/// The batch's appends folded per task, tasks in the order of their first append.
+pub fn fold_appends(writes: &[TaskWrite]) -> Vec<TaskAppends<'_>> {
+    let mut folded: Vec<TaskAppends<'_>> = Vec::new();
+    let mut slots: HashMap<TaskId, usize> = HashMap::new();
+    for (position, write) in writes.iter().enumerate() {
+        let TaskWrite::Append { id, at, event } = write else { continue };
+        let slot = *slots.entry(*id).or_insert_with(|| {
+            folded.push(TaskAppends {
+                id: *id,
+                events: Vec::new(),
+                refused: Vec::new(),
+                effects: TaskEffects::default(),
+                at: *at,
+                finished: false,
+            });
+            folded.len() - 1
+        });
+        let task = &mut folded[slot];
+        if task.finished {
+            task.refused.push(position);
+            continue;
+        }
+        let effects = event.effects();
+        task.finished = effects.state.is_some_and(TaskState::is_final);
+        let before = std::mem::take(&mut task.effects);
+        task.effects = TaskEffects {
+            state: effects.state.or(before.state),
+            agent_id: effects.agent_id.or(before.agent_id),
+            endpoint_id: effects.endpoint_id.or(before.endpoint_id),
+            protocol: effects.protocol.or(before.protocol),
+            output: effects.output.or(before.output),
+            failure: effects.failure.or(before.failure),
+        };
+        task.at = *at;
+        task.events.push((position, *at, event));
+    }
+    folded
 }
 
 /// The event that fails an abandoned task (the same in every store).

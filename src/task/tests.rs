@@ -46,3 +46,23 @@ fn events_set_the_state_a_task_is_in() {
     let logged = serde_json::to_value(TaskEvent::Failed { code: "c".into(), detail: "d".into() }).unwrap();
     assert_eq!(logged, json!({"type": "failed", "code": "c", "detail": "d"}));
 }
+
+#[test]
+fn a_batch_of_appends_folds_per_task_as_if_appended_one_by_one() {
+    let (a, b) = (TaskId::new_random(), TaskId::new_random());
+    let append = |id, at, event| store::TaskWrite::Append { id, at, event };
+    let writes = [
+        append(a, 1, TaskEvent::Accepted { remote_id: None }),
+        append(b, 2, TaskEvent::Retrying { reason: "x".into() }),
+        append(a, 3, TaskEvent::Completed { output: json!("done") }),
+        append(a, 4, TaskEvent::Canceled),
+    ];
+    let folded = store::fold_appends(&writes);
+    let ids: Vec<TaskId> = folded.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [a, b]);
+    let positions: Vec<usize> = folded[0].events.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!((positions, folded[0].refused.clone()), (vec![0, 2], vec![3]));
+    assert_eq!((folded[0].effects.state, folded[0].at, folded[0].finished), (Some(TaskState::Completed), 3, true));
+    assert_eq!(folded[0].effects.output, Some(json!("done")));
+    assert_eq!((folded[1].effects.state, folded[1].finished, folded[1].at), (None, false, 2));
+}

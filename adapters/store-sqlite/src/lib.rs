@@ -456,6 +456,21 @@ impl SqliteStore {
         u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
+    /// The changes in one transaction, each in a savepoint; fails as a whole on anything but
+    /// a stale change.
+    async fn apply_together(conn: &mut SqliteConnection, changes: &[(Change, AuditNote)]) -> Result<Vec<Result<u64>>> {
+        let mut tx = conn.begin().await.map_err(classify)?;
+        let mut answers = Vec::with_capacity(changes.len());
+        for (change, note) in changes {
+            match Self::apply_on(&mut tx, change, note).await {
+                Err(e) if !matches!(e, RegistryError::StaleWrite(_)) => return Err(e),
+                answer => answers.push(answer),
+            }
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(answers)
+    }
+
     fn reader(&self) -> &SqlitePool {
         if self.loader.is_closed() { &self.pool } else { &self.loader }
     }
@@ -532,6 +547,34 @@ impl AgentStore for SqliteStore {
             self.full.store(false, Ordering::Release);
         }
         applied
+    }
+
+    /// One transaction, one commit: each change in a savepoint of its own, so a stale one is
+    /// undone alone. Any other failure (a full disk, a lost connection) undoes the batch, and
+    /// each change is then tried on its own: one bad write fails only itself.
+    async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
+        if let [(change, note)] = changes {
+            return vec![self.apply(change.clone(), note).await];
+        }
+        let mut conn = match self.pool.acquire().await.map_err(classify) {
+            Ok(conn) => conn,
+            Err(e) => return changes.iter().map(|_| Err(RegistryError::storage_unavailable(e.to_string()))).collect(),
+        };
+        match Self::apply_together(&mut conn, changes).await {
+            Ok(answers) => {
+                self.full.store(false, Ordering::Release);
+                answers
+            }
+            Err(_) => {
+                conn.close_on_drop();
+                drop(conn);
+                let mut answers = Vec::with_capacity(changes.len());
+                for (change, note) in changes {
+                    answers.push(self.apply(change.clone(), note).await);
+                }
+                answers
+            }
+        }
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
@@ -822,13 +865,67 @@ mod tests {
 mod tasks {
     use agent_registry_core::liveness::Millis;
     use agent_registry_core::task::store::{
-        NewTask, TaskCount, TaskCreated, TaskQuery, TaskStore, TaskWrite, TaskWritten, abandoned_event, sql, write_each,
+        NewTask, TaskAppends, TaskCount, TaskCreated, TaskQuery, TaskStore, TaskWrite, TaskWritten, abandoned_event,
+        fold_appends, sql, write_each,
     };
     use agent_registry_core::task::{LoggedTaskEvent, Task, TaskEvent, TaskId, TaskRow};
     use agent_registry_core::{RegistryError, Result};
     use async_trait::async_trait;
 
     use super::{SqliteStore, classify};
+
+    /// New tasks from a JSON array of [`task_row`]s; returns the ids it stored (`WHERE true`
+    /// tells SQLite's parser that `ON CONFLICT` is not a join's).
+    const INSERT_TASKS: &str = "INSERT INTO tasks (id, owner_id, actor, capability, request, state, agent_id,
+        idempotency_key, request_hash, created_at, updated_at, deadline_at, last_seq)
+        SELECT value ->> 'id', value ->> 'owner', value ->> 'actor', value ->> 'capability', value ->> 'request',
+            value ->> 'state', value ->> 'agent', value ->> 'key', value ->> 'hash', value ->> 'at', value ->> 'at',
+            value ->> 'deadline', 1
+        FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING RETURNING id";
+
+    /// The folded appends of a JSON array of [`appends_row`]s, each to a task not yet final;
+    /// returns the tasks it changed with their new last sequence number.
+    const UPDATE_TASKS: &str = "UPDATE tasks SET last_seq = last_seq + e.n, updated_at = e.at,
+        state = COALESCE(e.new_state, state), agent_id = COALESCE(e.agent, agent_id),
+        endpoint_id = COALESCE(e.endpoint, endpoint_id), protocol = COALESCE(e.new_protocol, protocol),
+        output = COALESCE(e.new_output, output), error_code = COALESCE(e.code, error_code),
+        error_detail = COALESCE(e.detail, error_detail), finished_at = CASE WHEN e.finished THEN e.at ELSE finished_at END
+        FROM (SELECT value ->> 'id' AS task, value ->> 'n' AS n, value ->> 'at' AS at, value ->> 'state' AS new_state,
+                value ->> 'agent' AS agent, value ->> 'endpoint' AS endpoint, value ->> 'protocol' AS new_protocol,
+                value ->> 'output' AS new_output, value ->> 'code' AS code, value ->> 'detail' AS detail,
+                value ->> 'finished' AS finished
+              FROM json_each(?1)) AS e
+        WHERE tasks.id = e.task AND tasks.state NOT IN ('completed', 'failed', 'canceled', 'rejected')
+        RETURNING id, last_seq";
+
+    /// Events from a JSON array of `{task, seq, at, kind, data}`.
+    const INSERT_EVENTS: &str = "INSERT INTO task_events (task_id, seq, at, kind, data)
+        SELECT value ->> 'task', value ->> 'seq', value ->> 'at', value ->> 'kind', value ->> 'data' FROM json_each(?1)";
+
+    /// A new task as a row of [`INSERT_TASKS`].
+    fn task_row(new: &NewTask) -> Result<serde_json::Value> {
+        let task = &new.task;
+        let (key, hash) = new.idempotency.clone().map_or((None, String::new()), |(k, h)| (Some(k), h));
+        Ok(serde_json::json!({
+            "id": task.id.to_string(), "owner": task.owner_id, "actor": task.actor,
+            "capability": task.request.capability(), "request": encode(&task.request)?, "state": task.state.as_str(),
+            "agent": task.agent_id.map(|a| a.to_string()), "key": key, "hash": hash, "at": task.created_at,
+            "deadline": task.created_at + i64::from(task.request.timeout_seconds) * 1000,
+        }))
+    }
+
+    /// One task's folded appends as a row of [`UPDATE_TASKS`].
+    fn appends_row(task: &TaskAppends<'_>) -> Result<serde_json::Value> {
+        let effects = &task.effects;
+        Ok(serde_json::json!({
+            "id": task.id.to_string(), "n": task.events.len(), "at": task.at,
+            "state": effects.state.map(|s| s.as_str()), "agent": effects.agent_id.map(|a| a.to_string()),
+            "endpoint": effects.endpoint_id.map(|e| e.to_string()), "protocol": effects.protocol.map(|p| p.as_str()),
+            "output": effects.output.as_ref().map(encode).transpose()?,
+            "code": effects.failure.as_ref().map(|f| &f.code), "detail": effects.failure.as_ref().map(|f| &f.detail),
+            "finished": task.finished,
+        }))
+    }
 
     /// A statement of `sql` in this store's dialect; constant text, never built from input.
     fn q(statement: &str) -> sqlx::AssertSqlSafe<String> {
@@ -865,18 +962,7 @@ mod tasks {
                 .await
                 .map_err(classify)?;
             if inserted.rows_affected() == 0 {
-                let existing: Option<(String, String)> = sqlx::query_as(q(sql::EXISTING_TASK))
-                    .bind(&task.owner_id)
-                    .bind(&key)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .map_err(classify)?;
-                let Some((id, request_hash)) = existing else {
-                    return Err(RegistryError::internal(format!("task {} exists already", task.id)));
-                };
-                let row: TaskRow =
-                    sqlx::query_as(q(&sql::task())).bind(&id).fetch_one(&mut **tx).await.map_err(classify)?;
-                return Ok(TaskCreated::Existing { task: Box::new(Task::from_row(row)?), request_hash });
+                return Self::existing_in(tx, new).await;
             }
             sqlx::query(q(sql::INSERT_EVENT))
                 .bind(task.id.to_string())
@@ -890,22 +976,104 @@ mod tasks {
             Ok(TaskCreated::Created)
         }
 
-        /// The writes in one transaction; the first error aborts them all.
+        /// The task an earlier request created under the same owner and idempotency key, for a
+        /// creation the store did not take; without such a task the id was taken.
+        async fn existing_in(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, new: &NewTask) -> Result<TaskCreated> {
+            let task = &new.task;
+            let key = new.idempotency.as_ref().map(|(key, _)| key.as_str());
+            let existing: Option<(String, String)> = sqlx::query_as(q(sql::EXISTING_TASK))
+                .bind(&task.owner_id)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(classify)?;
+            let Some((id, request_hash)) = existing else {
+                return Err(RegistryError::internal(format!("task {} exists already", task.id)));
+            };
+            let row: TaskRow =
+                sqlx::query_as(q(&sql::task())).bind(&id).fetch_one(&mut **tx).await.map_err(classify)?;
+            Ok(TaskCreated::Existing { task: Box::new(Task::from_row(row)?), request_hash })
+        }
+
+        /// The writes in one transaction of at most four statements whatever their number: the
+        /// new tasks in one insert, the appends folded into one update per task (all in one
+        /// statement), the events in one insert. A write refused on its own (a task id taken)
+        /// fails alone; a statement that fails aborts them all.
         async fn write_together(&self, writes: &[TaskWrite]) -> Result<Vec<Result<TaskWritten>>> {
             let mut tx = self.pool.begin().await.map_err(classify)?;
-            let mut answers = Vec::with_capacity(writes.len());
-            for write in writes {
-                answers.push(Ok(match write {
-                    TaskWrite::Create { new, created } => {
-                        TaskWritten::Created(self.create_in(&mut tx, new, created).await?)
+            let mut answers: Vec<Option<Result<TaskWritten>>> = writes.iter().map(|_| None).collect();
+            let mut events = Vec::new();
+            let mut event_row = |task: TaskId, seq: i64, at: Millis, event: &TaskEvent| -> Result<()> {
+                let data = encode(event)?;
+                events.push(serde_json::json!({"task": task.to_string(), "seq": seq, "at": at, "kind": event.kind(), "data": data}));
+                Ok(())
+            };
+
+            let creates: Vec<(usize, &NewTask, &TaskEvent)> = writes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| match w {
+                    TaskWrite::Create { new, created } => Some((i, &**new, created)),
+                    TaskWrite::Append { .. } => None,
+                })
+                .collect();
+            if !creates.is_empty() {
+                let rows = creates.iter().map(|(_, new, _)| task_row(new)).collect::<Result<Vec<_>>>()?;
+                let inserted: Vec<String> = sqlx::query_scalar(INSERT_TASKS)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+                for (i, new, created) in creates {
+                    // Rows go in in order: of two creations with one id, the first took it.
+                    answers[i] = Some(if inserted.remove(&new.task.id.to_string()) {
+                        event_row(new.task.id, 1, new.task.created_at, created)?;
+                        Ok(TaskWritten::Created(TaskCreated::Created))
+                    } else {
+                        Self::existing_in(&mut tx, new).await.map(TaskWritten::Created)
+                    });
+                }
+            }
+
+            let appends = fold_appends(writes);
+            if !appends.is_empty() {
+                let rows = appends.iter().map(appends_row).collect::<Result<Vec<_>>>()?;
+                let updated: Vec<(String, i64)> = sqlx::query_as(UPDATE_TASKS)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                let last_seqs: std::collections::HashMap<String, i64> = updated.into_iter().collect();
+                for task in &appends {
+                    let last_seq = last_seqs.get(&task.id.to_string()).copied();
+                    let first_seq =
+                        last_seq.map(|last| last - i64::try_from(task.events.len()).unwrap_or(i64::MAX) + 1);
+                    for (k, (i, at, event)) in task.events.iter().enumerate() {
+                        let seq = first_seq.map(|first| first + i64::try_from(k).unwrap_or(i64::MAX));
+                        if let Some(seq) = seq {
+                            event_row(task.id, seq, *at, event)?;
+                        }
+                        answers[*i] = Some(Ok(TaskWritten::Appended(seq.and_then(|s| u64::try_from(s).ok()))));
                     }
-                    TaskWrite::Append { id, at, event } => {
-                        TaskWritten::Appended(self.append_in(&mut tx, *id, *at, event).await?)
+                    for i in &task.refused {
+                        answers[*i] = Some(Ok(TaskWritten::Appended(None)));
                     }
-                }));
+                }
+            }
+
+            if !events.is_empty() {
+                sqlx::query(INSERT_EVENTS)
+                    .bind(serde_json::Value::Array(events).to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
             }
             tx.commit().await.map_err(classify)?;
-            Ok(answers)
+            answers
+                .into_iter()
+                .map(|answer| answer.ok_or_else(|| RegistryError::internal("a task write went unanswered")))
+                .collect()
         }
 
         async fn append_in(
