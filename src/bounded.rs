@@ -103,6 +103,28 @@ impl AgentStore for BoundedStore {
         self.within(self.bounds.request, "apply", "a change", self.inner.apply(change, note)).await
     }
 
+    async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
+        if let [(change, note)] = changes {
+            return vec![self.apply(change.clone(), note).await];
+        }
+        let (bound, batch) = (self.bounds.request, async { Ok(self.inner.apply_batch(changes).await) });
+        match self.within(bound, "apply_batch", "a batch of changes", batch).await {
+            Ok(answers) => {
+                let outages = answers.iter().filter(|a| a.as_ref().is_err_and(|e| e.kind() == ErrorKind::Unavailable));
+                self.outages.fetch_add(outages.count() as u64, Ordering::Relaxed);
+                answers
+            }
+            // Only the bound fails the batch as a whole.
+            Err(_) => changes
+                .iter()
+                .map(|_| {
+                    let detail = format!("the database did not answer a batch of changes within {bound:?}");
+                    Err(RegistryError::storage_unavailable(detail))
+                })
+                .collect(),
+        }
+    }
+
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
         self.within(
             self.bounds.request,

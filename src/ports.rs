@@ -306,6 +306,17 @@ pub trait AgentStore: Send + Sync + 'static {
     /// strictly increasing across the whole registry.
     /// The change is audited with `note`, in the same transaction.
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64>;
+    /// Applies changes in order, each answered on its own as [`AgentStore::apply`] would, with
+    /// revisions in that order. A store that can commits them together (one transaction, one
+    /// durable commit); a change refused on its own (stale) is refused alone. The default
+    /// applies one after another.
+    async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
+        let mut answers = Vec::with_capacity(changes.len());
+        for (change, note) in changes {
+            answers.push(self.apply(change.clone(), note).await);
+        }
+        answers
+    }
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
     /// Forgets idempotency records created before `before`.
     async fn expire_idempotency(&self, before: Millis) -> Result<u64>;

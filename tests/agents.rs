@@ -185,6 +185,35 @@ async fn a_retried_registration_with_an_idempotency_key_returns_the_first_result
 }
 
 #[tokio::test]
+async fn concurrent_writes_committed_in_batches_each_get_their_own_answer_in_revision_order() {
+    // Registrations sent at once are stored in batches (group commit); retries under one key
+    // in the same burst still create one agent, and every revision is distinct.
+    let app = TestApp::spawn().await;
+    let body = agent("Once", "x", persistent(30));
+    let retries =
+        (0..8).map(|_| app.send(Method::POST, "/agents", Some(body.clone()), &[("idempotency-key", "burst")]));
+    let others =
+        (0..24).map(|n| app.send(Method::POST, "/agents", Some(agent(&format!("Many {n}"), "x", persistent(30))), &[]));
+    let replies = futures_util::future::join_all(retries.chain(others)).await;
+    let ids: std::collections::HashSet<&str> = replies[..8].iter().map(|r| r.ok(201)["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "one agent for the one key");
+    let mut revisions: Vec<u64> = replies.iter().map(|r| r.ok(201)["revision"].as_u64().unwrap()).collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 25, "one revision per agent created: {revisions:?}");
+    assert_eq!(app.get("/agents?pageSize=100").await.body["totalCount"], 25);
+    // Updates of distinct agents at once, and a burst on one agent, all land.
+    let paths: Vec<String> =
+        replies[8..].iter().map(|r| format!("/agents/{}", r.body["id"].as_str().unwrap())).collect();
+    let renamed = paths.iter().map(|path| app.put(path, agent("Renamed", "y", persistent(30))));
+    for reply in futures_util::future::join_all(renamed).await {
+        assert_eq!(reply.ok(200)["name"], "Renamed");
+    }
+    let hits = app.get("/discover/agents?capability=y&pageSize=100").await;
+    assert_eq!(hits.ok(200)["totalCount"], 24);
+}
+
+#[tokio::test]
 async fn a_client_chosen_id_makes_registration_idempotent() {
     let app = TestApp::spawn().await;
     let id = uuid::Uuid::new_v4().to_string();

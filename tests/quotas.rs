@@ -64,3 +64,19 @@ async fn a_key_given_its_own_quota_keeps_it_for_agents_and_for_document_bytes() 
     half.problem(400, "validation_failed");
     assert_eq!(half.pointers(), ["/quota"]);
 }
+
+#[tokio::test]
+async fn concurrent_registrations_committed_together_never_overshoot_a_quota() {
+    // Sixteen registrations at once are decided while earlier ones are still being stored (group
+    // commit): each counts the agents in flight, so exactly the quota's worth are created.
+    let app = TestApp::spawn_with_args(&["--quota-max-agents", "5"]).await;
+    let kim = app.with_key(Some(&app.issue_key("kim", "Agent").await));
+    let replies = futures_util::future::join_all((0..16).map(|n| kim.post("/agents", numbered(n)))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5, "{statuses:?}");
+    for refused in replies.iter().filter(|r| r.status != 201) {
+        refused.problem(403, "quota_exceeded");
+    }
+    let listed = app.get("/agents?owner=kim&pageSize=100").await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 5);
+}

@@ -238,6 +238,34 @@ async fn contract(store: Arc<dyn AgentStore>) {
     let kind = agent_registry_core::ports::ChangeKind::Deregistered;
     apply(&*store, Change::Delete { agent_id: holder.id, kind, expected: held_at }).await.unwrap();
     apply(&*store, put(&rival, vec![], None)).await.unwrap();
+
+    // A batch is applied in order, revisions in that order; a stale change fails alone and
+    // leaves nothing behind, and the rest of the batch is stored.
+    let note = AuditNote { actor: "key:test".into(), source: None, summary: "batched".into() };
+    let (d, e, f) = (sample("d"), sample("e"), sample("f"));
+    let before = store.current_revision().await.unwrap();
+    let batch = [
+        (put(&d, vec![], None), note.clone()),
+        (put(&rival, vec![], None), note.clone()),
+        (put(&e, vec![], None), note.clone()),
+        (replace(&d, 0), note.clone()),
+        (put(&f, vec![], None), note.clone()),
+    ];
+    let answers = store.apply_batch(&batch).await;
+    let revisions: Vec<Option<u64>> = answers.iter().map(|a| a.as_ref().ok().copied()).collect();
+    assert!(is_stale(answers.into_iter().nth(1).unwrap()), "the rival exists already");
+    let stored: Vec<u64> = revisions.iter().flatten().copied().collect();
+    assert_eq!(stored.len(), 3, "d, e and f are stored; {revisions:?}");
+    assert!(stored.windows(2).all(|w| w[0] < w[1]) && stored[0] > before, "{revisions:?}");
+    assert_eq!((revisions[1], revisions[3]), (None, None), "a replacement from revision 0 is stale too");
+    assert_eq!(store.current_revision().await.unwrap(), stored[2]);
+    let loaded = store.load_all().await.unwrap();
+    for (agent, revision) in [(&d, stored[0]), (&e, stored[1]), (&f, stored[2])] {
+        let found = loaded.iter().find(|s| s.agent.id == agent.id).expect("stored with its batch");
+        assert_eq!(found.agent.revision, revision);
+    }
+    let logged: Vec<u64> = store.changes_since(before, 10).await.unwrap().iter().map(|c| c.revision).collect();
+    assert_eq!(logged, stored, "the change log holds the stored changes alone, in order");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
-//! The registry's use-cases. Every write is serialised, stored as one atomic change with the
-//! next revision, and only then applied to the in-memory index, so a failed write leaves
-//! nothing behind. Reads and heartbeats never wait for a write to be stored.
+//! The registry's use-cases. Every write is decided in turn under the write lock, stored with
+//! the writes decided while the previous batch was stored (group commit: one transaction, each
+//! write an atomic change with the next revision), and only then applied to the in-memory index,
+//! so a failed write leaves nothing behind. Reads and heartbeats never wait for a write to be
+//! stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,6 +88,8 @@ pub struct RegisterOptions {
 pub struct AgentRegistry {
     /// The store, the index kept in step with it, and the write lock.
     replica: Replica,
+    /// Stores decided writes in batches.
+    committer: Committer,
     liveness: Arc<dyn LivenessStore>,
     clock: Arc<dyn Clock>,
     config: RegistryConfig,
@@ -166,9 +170,12 @@ impl AgentRegistry {
         }
         reading.await.map_err(|e| RegistryError::internal_from("loading agents failed", e))?;
         store.finished_loading().await;
+        let shared_store = store.change_signal().is_some();
+        let replica = Replica::new(store, index, applied);
         let registry = Self {
-            shared_store: store.change_signal().is_some(),
-            replica: Replica::new(store, index, applied),
+            shared_store,
+            committer: Committer::start(replica.clone(), clock.clone()),
+            replica,
             liveness,
             clock,
             config,
@@ -352,6 +359,7 @@ impl AgentRegistry {
 }
 
 mod answers;
+mod commit;
 mod feed;
 mod keys;
 mod liveness;
@@ -360,6 +368,7 @@ mod upkeep;
 mod write;
 
 use answers::Answers;
+use commit::Committer;
 pub use keys::KeyRequest;
 use replication::Replica;
 

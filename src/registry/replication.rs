@@ -11,11 +11,11 @@ use parking_lot::RwLock;
 use super::AgentRegistry;
 use super::feed::Feed;
 use crate::audit::AuditNote;
-use crate::clock::Clock;
-use crate::error::{ErrorKind, RegistryError, Result};
+use crate::error::{RegistryError, Result};
 use crate::index::{Hit, Index};
 use crate::liveness::Millis;
 use crate::ports::{AgentStore, Change, ChangeSignal, LivenessChange, LoggedChange};
+use crate::quota::Usage;
 
 /// Holds the write lock.
 pub(super) type WriteGuard = tokio::sync::OwnedMutexGuard<()>;
@@ -40,7 +40,7 @@ pub(super) struct Replica {
     /// A write failed as an outage (cut off by a bound, a connection lost before the answer):
     /// it may have been stored all the same, so the index reads the change log back before the
     /// next write.
-    in_doubt: Arc<AtomicBool>,
+    pub(super) in_doubt: Arc<AtomicBool>,
 }
 
 impl Replica {
@@ -97,7 +97,7 @@ impl Replica {
 
     /// Takes a change this process stored into the feed: at once when it is the next revision;
     /// otherwise other replicas stored changes before it, and those are taken in order up to it.
-    async fn take_stored(
+    pub(super) async fn take_stored(
         &self,
         write: &WriteGuard,
         revision: u64,
@@ -110,33 +110,6 @@ impl Replica {
             self.follow_log(write, revision).await?;
         }
         Ok(())
-    }
-
-    /// Stores a change and applies it to the index as one step that runs to completion even if
-    /// the caller goes away: a client that disconnects mid-request must not leave the store and
-    /// the index apart. The write lock is held until the index has the change. Returns the agent
-    /// as this change left it (`None` once removed), whatever other replicas did next.
-    pub(super) async fn store_and_apply(
-        &self,
-        write: WriteGuard,
-        change: Change,
-        note: &AuditNote,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Option<Hit>> {
-        let (replica, note) = (self.clone(), note.clone());
-        // The spawned write keeps the request's span: its store calls are the request's children.
-        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let (id, local) = (change.agent_id(), change.clone());
-            let revision = replica.store.apply(change, &note).await.inspect_err(|e| {
-                if e.kind() == ErrorKind::Unavailable {
-                    replica.in_doubt.store(true, Ordering::Release);
-                }
-            })?;
-            let logged = || apply_to_index(&mut replica.index.write(), local, revision, clock.now_millis());
-            replica.take_stored(&write, revision, logged).await?;
-            Ok(replica.index.read().agent(id, clock.now_millis()))
-        }));
-        task.await.map_err(|e| RegistryError::internal_from("a write task failed", e))?
     }
 
     /// Appends a liveness event to the change log, under the write lock so that revisions stay
@@ -268,9 +241,16 @@ impl AgentRegistry {
         Ok(())
     }
 
-    /// Stores a change and applies it to the index (see [`Replica::store_and_apply`]).
-    pub(super) async fn apply(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Option<Hit>> {
-        let hit = self.replica.store_and_apply(write, change, note, self.clock.clone()).await?;
+    /// Stores a change with the next batch and applies it to the index (see `commit.rs`);
+    /// `charge` is what it adds to its owner's usage.
+    pub(super) async fn apply(
+        &self,
+        write: WriteGuard,
+        change: Change,
+        note: &AuditNote,
+        charge: Usage,
+    ) -> Result<Option<Hit>> {
+        let hit = self.queue_change(write, change, note, charge).await?;
         // The index holds every change up to this one.
         self.sync.lock().store = Instant::now();
         Ok(hit)
@@ -279,15 +259,21 @@ impl AgentRegistry {
     /// Applies a change that keeps the agent, and returns the agent as it left it. New
     /// endpoints' first sighting is stored with the change itself (and is their creation time,
     /// which every replica falls back to), so the liveness store is not touched here.
-    pub(super) async fn commit(&self, write: WriteGuard, change: Change, note: &AuditNote) -> Result<Hit> {
+    pub(super) async fn commit(
+        &self,
+        write: WriteGuard,
+        change: Change,
+        note: &AuditNote,
+        charge: Usage,
+    ) -> Result<Hit> {
         let id = change.agent_id();
-        self.apply(write, change, note).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
+        self.apply(write, change, note, charge).await?.ok_or_else(|| RegistryError::AgentNotFound(id.to_string()))
     }
 }
 
 /// Applies a change this replica stored, at the revision it was given; returns it as the change
 /// log holds it.
-fn apply_to_index(index: &mut Index, change: Change, revision: u64, at: Millis) -> LoggedChange {
+pub(super) fn apply_to_index(index: &mut Index, change: Change, revision: u64, at: Millis) -> LoggedChange {
     let kind = change.kind();
     match change {
         Change::Put { mut agent, seen, .. } => {

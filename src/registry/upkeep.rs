@@ -29,7 +29,7 @@ impl AgentRegistry {
         }
         let mut evicted = 0;
         for (agent_id, endpoints) in by_agent {
-            let write = self.lock_writer(false).await?;
+            let write = self.lock_clear(false, |f| f.holds_agent(agent_id)).await?;
             // Claim each endpoint; a heartbeat that got in first keeps it.
             let mut claimed: Vec<(EndpointId, Millis)> = {
                 let index = self.replica.index.read();
@@ -71,7 +71,7 @@ impl AgentRegistry {
                     expected: Some(expected),
                 }
             };
-            match self.apply(write, change, &note).await {
+            match self.apply(write, change, &note, crate::quota::Usage::default()).await {
                 Ok(_) => {
                     let ids: Vec<EndpointId> = claimed.iter().map(|(id, _)| *id).collect();
                     self.forget_liveness(&ids).await;

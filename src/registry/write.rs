@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::commit::InFlight;
 use super::replication::WriteGuard;
 use super::{AgentRegistry, RegisterOptions, Registration};
 use crate::auth::Caller;
@@ -17,6 +18,7 @@ use crate::input::{AgentInput, EndpointInput, ensure_unique_endpoints};
 use crate::liveness::Millis;
 use crate::model::{Agent, AgentId, EndpointId};
 use crate::ports::{Change, ChangeKind, IdempotencyRecord};
+use crate::quota::Usage;
 
 /// Tries of a write that meets concurrent changes from other replicas.
 const WRITE_ATTEMPTS: u32 = 10;
@@ -47,7 +49,8 @@ impl AgentRegistry {
         let now_ms = now.timestamp_millis();
         let mut attempt = 1;
         loop {
-            let mut write = self.lock_writer(attempt > 1).await?;
+            let in_flight = |f: &InFlight| f.holds_agent(id) || key.as_ref().is_some_and(|k| f.holds_key(&owner, k));
+            let mut write = self.lock_clear(attempt > 1, in_flight).await?;
             if let Some(key) = &key
                 && let Some(record) = self.replica.store.find_idempotency(&owner, key).await?
             {
@@ -72,7 +75,12 @@ impl AgentRegistry {
             let contested = input.claims.iter().any(|r| r.is_taken(&self.replica.index.read(), id));
             self.catch_up_if(&mut write, contested).await?;
             self.grant_names(&input.claims, &mut agent, caller.is_admin())?;
-            self.ensure_quota(caller, &owner, 1, || document_bytes(&agent))?;
+            if self.committer.in_flight.lock().holds_any_name(&agent.claims) {
+                // A registration in flight may take the same name: decided again after it.
+                self.wait_for_batch(write).await?;
+                continue;
+            }
+            let charge = self.ensure_quota(caller, &owner, 1, || document_bytes(&agent))?;
             let seen: Vec<_> = agent.endpoints.iter().map(|e| (e.id, now_ms)).collect();
             let idempotency = key.clone().map(|key| IdempotencyRecord {
                 owner_id: owner.clone(),
@@ -84,7 +92,7 @@ impl AgentRegistry {
             let note = caller.note(describe(ChangeKind::Registered, None, &agent));
             let change =
                 Change::Put { agent: Box::new(agent), kind: ChangeKind::Registered, seen, idempotency, expected: None };
-            let result = self.commit(write, change, &note).await;
+            let result = self.commit(write, change, &note, charge).await;
             if !try_again(&result, &mut attempt).await {
                 if result.is_ok() {
                     crate::metrics::count(crate::metrics::REGISTRATIONS, 1);
@@ -143,11 +151,11 @@ impl AgentRegistry {
     pub async fn deregister(&self, caller: &Caller, id: AgentId, if_match: Option<u64>) -> Result<()> {
         let mut attempt = 1;
         loop {
-            let mut write = self.lock_writer(attempt > 1).await?;
+            let mut write = self.lock_clear(attempt > 1, |f| f.holds_agent(id)).await?;
             let current = self.current_for_write(&mut write, caller, id, if_match).await?;
             let change = Change::Delete { agent_id: id, kind: ChangeKind::Deregistered, expected: current.revision };
             let note = caller.note(format!("deregistered `{}`", current.name));
-            let result = self.apply(write, change, &note).await;
+            let result = self.apply(write, change, &note, Usage::default()).await;
             if !try_again(&result, &mut attempt).await {
                 result?;
                 crate::metrics::count(crate::metrics::DEREGISTRATIONS, 1);
@@ -315,11 +323,11 @@ impl AgentRegistry {
     ) -> Result<Hit> {
         let mut attempt = 1;
         loop {
-            let mut write = self.lock_writer(attempt > 1).await?;
+            let mut write = self.lock_clear(attempt > 1, |f| f.holds_agent(id)).await?;
             let mut agent = self.current_for_write(&mut write, caller, id, if_match).await?;
             let (expected, before) = (agent.revision, agent.clone());
             edit(&mut agent)?;
-            self.ensure_quota(caller, &agent.owner_id, 0, || {
+            let charge = self.ensure_quota(caller, &agent.owner_id, 0, || {
                 document_bytes(&agent).saturating_sub(document_bytes(&before))
             })?;
             let note = caller.note(describe(kind, Some(&before), &agent));
@@ -330,7 +338,7 @@ impl AgentRegistry {
                 idempotency: None,
                 expected: Some(expected),
             };
-            let result = self.commit(write, change, &note).await;
+            let result = self.commit(write, change, &note, charge).await;
             if !try_again(&result, &mut attempt).await {
                 return result;
             }
@@ -341,14 +349,23 @@ impl AgentRegistry {
 impl AgentRegistry {
     /// An Agent caller's owner stays within its quota, the one its key carries or the
     /// registry's default; Admin callers are the operators and have none. Checked under the
-    /// write lock, so concurrent registrations cannot overshoot it together.
-    fn ensure_quota(&self, caller: &Caller, owner: &str, agents: u32, bytes: impl FnOnce() -> u64) -> Result<()> {
+    /// write lock against what is registered and what writes in flight add, so concurrent
+    /// registrations cannot overshoot it together. Returns what the write adds, for the writes
+    /// decided while it is in flight (an Admin's registration counts its agent only).
+    fn ensure_quota(&self, caller: &Caller, owner: &str, agents: u32, bytes: impl FnOnce() -> u64) -> Result<Usage> {
         if caller.is_admin() {
-            return Ok(());
+            return Ok(Usage { agents, document_bytes: 0 });
         }
         let quota = caller.quota.unwrap_or(self.config.quota);
-        let usage = self.replica.index.read().usage(owner);
-        quota.allows(owner, usage, agents, bytes())
+        let (registered, in_flight) =
+            (self.replica.index.read().usage(owner), self.committer.in_flight.lock().usage(owner));
+        let usage = Usage {
+            agents: registered.agents.saturating_add(in_flight.agents),
+            document_bytes: registered.document_bytes.saturating_add(in_flight.document_bytes),
+        };
+        let bytes = bytes();
+        quota.allows(owner, usage, agents, bytes)?;
+        Ok(Usage { agents, document_bytes: bytes })
     }
 }
 

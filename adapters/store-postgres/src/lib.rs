@@ -202,65 +202,37 @@ impl AgentStore for PostgresStore {
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         // One call, one round trip: the function takes the write lock, draws the revision and
         // stores the change, its change-log row and its audit event (migration 0005).
-        let stale = |e: sqlx::Error| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(STALE_WRITE) => {
-                RegistryError::StaleWrite(change.agent_id().to_string())
+        let revision = call_apply(&self.pool, Statements::ONE, &change, note).await?;
+        revision.ok_or_else(|| RegistryError::internal("a change was stored without a revision"))
+    }
+
+    /// One transaction, one commit; each change one call that answers NULL when stale
+    /// (migration 0013), so a stale change fails alone. Any other failure undoes the batch,
+    /// and each change is then tried on its own: one bad write fails only itself.
+    async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
+        if let [(change, note)] = changes {
+            return vec![self.apply(change.clone(), note).await];
+        }
+        let together = async {
+            let mut tx = self.pool.begin().await.map_err(classify)?;
+            let mut answers = Vec::with_capacity(changes.len());
+            for (change, note) in changes {
+                let revision = call_apply(&mut *tx, Statements::IN_BATCH, change, note).await?;
+                answers.push(revision.ok_or_else(|| RegistryError::StaleWrite(change.agent_id().to_string())));
             }
-            _ => classify(e),
+            tx.commit().await.map_err(classify)?;
+            Ok::<_, RegistryError>(answers)
         };
-        let agent_id = change.agent_id().0;
-        let revision: i64 = match &change {
-            Change::Put { agent, kind, seen, idempotency, expected } => {
-                let document = serde_json::to_string(&**agent)
-                    .map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
-                // `revision` is the document's last field; the function appends the real one.
-                let prefix = document
-                    .strip_suffix(&format!("{}}}", agent.revision))
-                    .filter(|p| p.ends_with("\"revision\":"))
-                    .ok_or_else(|| RegistryError::internal("an agent document does not end with its revision"))?;
-                let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
-                let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
-                let (claim_spaces, claim_names): (Vec<&str>, Vec<&str>) =
-                    agent.claims.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).unzip();
-                sqlx::query_scalar(sql::PUT)
-                    .bind(WRITE_LOCK)
-                    .bind(agent_id)
-                    .bind(&agent.owner_id)
-                    .bind(&agent.name)
-                    .bind(agent.created_at.to_rfc3339())
-                    .bind(agent.updated_at.to_rfc3339())
-                    .bind(prefix)
-                    .bind(expected.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
-                    .bind(kind.as_str())
-                    .bind(&endpoints)
-                    .bind(&seen_ids)
-                    .bind(&seen_at)
-                    .bind(idempotency.as_ref().map(|r| &r.owner_id))
-                    .bind(idempotency.as_ref().map(|r| &r.key))
-                    .bind(idempotency.as_ref().map(|r| &r.request_hash))
-                    .bind(idempotency.as_ref().map(|r| r.created_at))
-                    .bind(&note.actor)
-                    .bind(&note.source)
-                    .bind(&note.summary)
-                    .bind(&claim_spaces)
-                    .bind(&claim_names)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(stale)?
+        match together.await {
+            Ok(answers) => answers,
+            Err(_) => {
+                let mut answers = Vec::with_capacity(changes.len());
+                for (change, note) in changes {
+                    answers.push(self.apply(change.clone(), note).await);
+                }
+                answers
             }
-            Change::Delete { kind, expected, .. } => sqlx::query_scalar(sql::DELETE)
-                .bind(WRITE_LOCK)
-                .bind(agent_id)
-                .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
-                .bind(kind.as_str())
-                .bind(&note.actor)
-                .bind(&note.source)
-                .bind(&note.summary)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(stale)?,
-        };
-        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
+        }
     }
 
     async fn record_event(&self, event: &NewEvent) -> Result<()> {
@@ -497,12 +469,95 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
     }
 }
 
+/// The functions that store one change: alone, or in a batch (answering NULL when stale).
+struct Statements {
+    put: &'static str,
+    delete: &'static str,
+}
+
+impl Statements {
+    const ONE: Self = Self { put: sql::PUT, delete: sql::DELETE };
+    const IN_BATCH: Self = Self { put: sql::PUT_IN_BATCH, delete: sql::DELETE_IN_BATCH };
+}
+
+/// Stores one change with one call of its function; the revision drawn (`None`: stale, in a
+/// batch).
+async fn call_apply(
+    executor: impl sqlx::PgExecutor<'_>,
+    statements: Statements,
+    change: &Change,
+    note: &AuditNote,
+) -> Result<Option<u64>> {
+    let stale = |e: sqlx::Error| match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(STALE_WRITE) => {
+            RegistryError::StaleWrite(change.agent_id().to_string())
+        }
+        _ => classify(e),
+    };
+    let agent_id = change.agent_id().0;
+    let revision: Option<i64> = match change {
+        Change::Put { agent, kind, seen, idempotency, expected } => {
+            let document =
+                serde_json::to_string(&**agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
+            // `revision` is the document's last field; the function appends the real one.
+            let prefix = document
+                .strip_suffix(&format!("{}}}", agent.revision))
+                .filter(|p| p.ends_with("\"revision\":"))
+                .ok_or_else(|| RegistryError::internal("an agent document does not end with its revision"))?;
+            let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
+            let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
+            let (claim_spaces, claim_names): (Vec<&str>, Vec<&str>) =
+                agent.claims.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).unzip();
+            sqlx::query_scalar(statements.put)
+                .bind(WRITE_LOCK)
+                .bind(agent_id)
+                .bind(&agent.owner_id)
+                .bind(&agent.name)
+                .bind(agent.created_at.to_rfc3339())
+                .bind(agent.updated_at.to_rfc3339())
+                .bind(prefix)
+                .bind(expected.map(|r| i64::try_from(r).unwrap_or(i64::MAX)))
+                .bind(kind.as_str())
+                .bind(&endpoints)
+                .bind(&seen_ids)
+                .bind(&seen_at)
+                .bind(idempotency.as_ref().map(|r| &r.owner_id))
+                .bind(idempotency.as_ref().map(|r| &r.key))
+                .bind(idempotency.as_ref().map(|r| &r.request_hash))
+                .bind(idempotency.as_ref().map(|r| r.created_at))
+                .bind(&note.actor)
+                .bind(&note.source)
+                .bind(&note.summary)
+                .bind(&claim_spaces)
+                .bind(&claim_names)
+                .fetch_one(executor)
+                .await
+                .map_err(stale)?
+        }
+        Change::Delete { kind, expected, .. } => sqlx::query_scalar(statements.delete)
+            .bind(WRITE_LOCK)
+            .bind(agent_id)
+            .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
+            .bind(kind.as_str())
+            .bind(&note.actor)
+            .bind(&note.source)
+            .bind(&note.summary)
+            .fetch_one(executor)
+            .await
+            .map_err(stale)?,
+    };
+    revision.map(u64::try_from).transpose().map_err(|e| RegistryError::internal_from("a revision is negative", e))
+}
+
 /// The statements that look rows up, each answered through an index (see `LOOKUPS`).
 pub mod sql {
     /// Stores a change in one call (see migrations/postgres/0005 and 0008).
     pub const PUT: &str = "SELECT registry_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
         $17, $18, $19, $20, $21)";
     pub const DELETE: &str = "SELECT registry_delete($1, $2, $3, $4, $5, $6, $7)";
+    pub const PUT_IN_BATCH: &str = "SELECT registry_put_in_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+        $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+    pub const DELETE_IN_BATCH: &str = "SELECT registry_delete_in_batch($1, $2, $3, $4, $5, $6, $7)";
     pub const LOAD_PAGE: &str = "SELECT id::text, document FROM agents WHERE id > $1 ORDER BY agents.id LIMIT $2";
     pub const LOAD_LAST_SEEN: &str =
         "SELECT endpoint_id::text, agent_id::text, last_seen_at FROM endpoint_liveness WHERE agent_id = ANY($1)";
