@@ -36,6 +36,8 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_DIR = BENCH_DIR / "lua"
 REPO_DIR = BENCH_DIR.parent
+# Extra arguments every server gets (--server-arg).
+SERVER_ARGS: list[str] = []
 DEFAULT_BINARY = Path.home() / ".cache/agent-registry-release/release/agent-registry"
 BUILD_COMMAND = ["cargo", "build", "--release", "-p", "agent-registry"]
 BUILD_TARGET_DIR = Path.home() / ".cache/agent-registry-release"
@@ -419,6 +421,7 @@ class Server:
             # The "agent registry listening" line (startup_ms) is logged at info by the server
             # crate; everything else stays at warn, as the brief's `--log warn`.
             "--log", self.log_filter, "--log-format", "json",
+            *SERVER_ARGS,
         ]
         meter = CpuMeter([], self.backend.services)
         with open(self.log_path, "wb") as logf:
@@ -1251,7 +1254,7 @@ def collect_meta(args: argparse.Namespace, load: Load) -> dict:
             "duration_s": load.duration, "reps": args.reps, "pause_s": args.pause,
             "wrk_timeout_s": load.timeout_s, "startup_runs": args.startup_runs,
             "log_filter": args.log, "seed": args.seed, "backend": args.backend,
-            "replicas": args.replicas,
+            "replicas": args.replicas, "server_args": SERVER_ARGS,
         },
     }
 
@@ -1320,7 +1323,8 @@ def describe_backend(m: dict) -> str:
         return (f"PostgreSQL {v.get('postgres', '?')} (fresh database `{b['database']}`) with "
                 f"Redis {v.get('redis', '?')} liveness (key prefix `{b['redis_key_prefix']}`), "
                 "both on this machine")
-    return "SQLite (fresh file in the work dir)"
+    extra = " ".join(m.get("config", {}).get("server_args") or [])
+    return "SQLite (fresh file in the work dir)" + (f", server run with `{extra}`" if extra else "")
 
 
 def throughput_rows(agents: int, scenarios: dict, backends: bool, extra=None) -> list[str]:
@@ -1540,6 +1544,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10)")
     p.add_argument("--reps", type=int, help="repetitions of each scenario (default 3)")
     p.add_argument("--startup-runs", type=int, help="restarts to time (default 3)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument for every server, e.g. --server-arg=--sqlite-synchronous=full")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--wrk-timeout", type=int, default=10,
@@ -1559,6 +1565,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="only rewrite the markdown next to an existing results JSON")
     a = p.parse_args(argv)
     quick = a.quick
+    SERVER_ARGS.extend(a.server_arg)
     a.sizes = a.sizes or ([1000, 2000] if quick else [10_000, 100_000])
     a.duration = a.duration or (3 if quick else 10)
     a.reps = a.reps or (1 if quick else 3)

@@ -30,6 +30,8 @@ pub const EXPIRIES: &str = "agent_registry_expiries_total";
 pub const EVICTIONS: &str = "agent_registry_evictions_total";
 /// How long each call to the database took, by `operation`.
 pub const STORE_DURATION: &str = "agent_registry_store_operation_duration_seconds";
+/// Changes stored together in one batch (group commit).
+pub const WRITE_BATCH: &str = "agent_registry_write_batch_changes";
 /// Database calls that failed with an outage or an internal error, by `operation` and `code`.
 pub const STORE_ERRORS: &str = "agent_registry_store_errors_total";
 /// How long each call to the liveness store took, by `operation`.
@@ -50,6 +52,7 @@ pub fn describe() {
     describe_counter!(EVICTIONS, Unit::Count, "Endpoints this replica evicted (dead past the eviction limit).");
     describe_counter!(TASKS, Unit::Count, "Tasks the gateway ran to an end, by protocol and state.");
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Duration of database calls, by operation.");
+    describe_histogram!(WRITE_BATCH, Unit::Count, "Changes stored together in one batch (group commit).");
     describe_counter!(STORE_ERRORS, Unit::Count, "Database calls that failed (outage or internal error).");
     describe_histogram!(LIVENESS_DURATION, Unit::Seconds, "Duration of liveness-store calls, by operation.");
     describe_counter!(LIVENESS_ERRORS, Unit::Count, "Liveness-store calls that failed (outage or internal error).");

@@ -164,9 +164,25 @@ impl Index {
     /// Inserts or replaces an agent. Endpoints that stay keep their last-seen time; new ones
     /// take it from `seen`, or else their creation time.
     pub fn upsert(&mut self, agent: &Agent, seen: &[(EndpointId, Millis)]) {
-        let mut known = self.remove(agent.id).map(|r| r.endpoints).unwrap_or_default();
-        known.extend_from_slice(seen);
-        let prepared = Prepared::new(&self.policy, &self.privacy, agent, &known);
+        let prepared = self.prepare(agent, seen);
+        self.upsert_prepared(prepared);
+    }
+
+    /// Renders and analyses an agent for [`Index::upsert_prepared`]: the costly part of an
+    /// upsert, done under a read lock so that readers do not wait for it.
+    pub fn prepare(&self, agent: &Agent, seen: &[(EndpointId, Millis)]) -> Prepared {
+        Prepared::new(&self.policy, &self.privacy, agent, seen)
+    }
+
+    /// Inserts or replaces a prepared agent; endpoints that stay keep their last-seen time.
+    pub fn upsert_prepared(&mut self, prepared: Prepared) {
+        if let Some(removed) = self.remove(prepared.entry.key.id) {
+            for slot in &prepared.entry.endpoints {
+                if let Some((_, known)) = removed.endpoints.iter().find(|(id, _)| *id == slot.id) {
+                    slot.last_seen.store(*known, Ordering::Release);
+                }
+            }
+        }
         self.insert(prepared);
     }
 

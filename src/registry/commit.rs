@@ -169,6 +169,7 @@ async fn commit_batches(
             changes.push((change, note));
             waiting.push((hold, answer));
         }
+        metrics::histogram!(crate::metrics::WRITE_BATCH).record(changes.len() as f64);
         let stored = tracing::Instrument::instrument(replica.store.apply_batch(&changes), span).await;
         let write = replica.lock().await;
         let mut answers = Vec::with_capacity(waiting.len());
@@ -256,8 +257,7 @@ impl Replica {
         clock: &dyn Clock,
     ) -> Result<Option<Hit>> {
         let id = change.agent_id();
-        let logged =
-            || super::replication::apply_to_index(&mut self.index.write(), change, revision, clock.now_millis());
+        let logged = || super::replication::apply_to_index(&self.index, change, revision, clock.now_millis());
         self.take_stored(write, revision, logged).await?;
         Ok(self.index.read().agent(id, clock.now_millis()))
     }

@@ -12,7 +12,7 @@ use super::AgentRegistry;
 use super::feed::Feed;
 use crate::audit::AuditNote;
 use crate::error::{RegistryError, Result};
-use crate::index::{Hit, Index};
+use crate::index::{Hit, Index, Prepared};
 use crate::liveness::Millis;
 use crate::ports::{AgentStore, Change, ChangeSignal, LivenessChange, LoggedChange};
 use crate::quota::Usage;
@@ -73,13 +73,21 @@ impl Replica {
             changes.retain(|c| c.revision <= until);
             let done = n < FOLLOW_PAGE || changes.len() < n;
             followed += changes.len();
+            // Rendered under the read lock: readers wait only while the entries are swapped in.
+            let prepared: Vec<Option<Prepared>> = {
+                let index = self.index.read();
+                changes
+                    .iter()
+                    .map(|c| c.agent.as_ref().filter(|_| !c.kind.is_liveness()).map(|a| index.prepare(a, &[])))
+                    .collect()
+            };
             {
                 let mut index = self.index.write();
-                for change in changes {
-                    match &change.agent {
+                for (change, prepared) in changes.into_iter().zip(prepared) {
+                    match prepared {
+                        Some(prepared) => index.upsert_prepared(prepared),
                         // Liveness events change no agent; heartbeats reach the index on their own.
-                        _ if change.kind.is_liveness() => {}
-                        Some(agent) => index.upsert(agent, &[]),
+                        None if change.kind.is_liveness() => {}
                         None => {
                             index.remove(change.agent_id);
                         }
@@ -273,16 +281,18 @@ impl AgentRegistry {
 
 /// Applies a change this replica stored, at the revision it was given; returns it as the change
 /// log holds it.
-pub(super) fn apply_to_index(index: &mut Index, change: Change, revision: u64, at: Millis) -> LoggedChange {
+pub(super) fn apply_to_index(index: &RwLock<Index>, change: Change, revision: u64, at: Millis) -> LoggedChange {
     let kind = change.kind();
     match change {
         Change::Put { mut agent, seen, .. } => {
             agent.revision = revision;
-            index.upsert(&agent, &seen);
+            // Rendered under the read lock: readers wait only while the entry is swapped in.
+            let prepared = index.read().prepare(&agent, &seen);
+            index.write().upsert_prepared(prepared);
             LoggedChange { revision, agent_id: agent.id, kind, agent: Some(*agent), at, endpoint_id: None }
         }
         Change::Delete { agent_id, .. } => {
-            index.remove(agent_id);
+            index.write().remove(agent_id);
             LoggedChange { revision, agent_id, kind, agent: None, at, endpoint_id: None }
         }
     }

@@ -37,6 +37,9 @@ pub const BUILD_INFO: &str = "agent_registry_build_info";
 /// millisecond) to a store call cut off by its timeout (seconds).
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Bucket bounds of the group-commit batch size, up to the committer's 256 changes.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// How often recorded histogram samples are folded into their buckets between scrapes (so they
 /// never pile up when nobody scrapes).
 const UPKEEP: Duration = Duration::from_secs(5);
@@ -56,11 +59,13 @@ impl Exporter {
 }
 
 fn install() -> PrometheusHandle {
-    let builder = PrometheusBuilder::new();
-    let builder = builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS).unwrap_or_else(|_| {
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(agent_registry_core::metrics::WRITE_BATCH.into()), BATCH_BUCKETS)
+        })
         // Only an empty list of buckets is refused; summaries are still metrics.
-        PrometheusBuilder::new()
-    });
+        .unwrap_or_else(|_| PrometheusBuilder::new());
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
