@@ -23,6 +23,39 @@ async fn the_binary_serves_stops_on_sigterm_and_keeps_registrations_across_resta
     assert_eq!(found.body["items"][0]["endpoints"][0]["isLive"], true);
 }
 
+/// Registrations sent at once, committed together in batches; the process is killed (SIGKILL)
+/// the moment the last answer arrives; a restart must find every agent that was answered 201.
+/// What this cannot test here: power loss. A killed process leaves the operating system's page
+/// cache behind, so `--sqlite-synchronous normal` survives this as well as `full`; only `full`
+/// fsyncs each commit and so survives losing the machine's power too.
+async fn every_201_survives_sigkill(synchronous: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("killed.db").display());
+    let server = Replica::start(&["--database-url", &db, "--sqlite-synchronous", synchronous]).await;
+    let body = |n: usize| {
+        json!({"name": format!("Killed {n}"), "capabilities": [{"name": "survive"}],
+               "endpoints": [{"name": "e", "address": "https://k.example", "ttlSeconds": 3600}]})
+    };
+    let replies = futures_util::future::join_all((0..64).map(|n| server.post("/agents", body(n)))).await;
+    drop(server); // SIGKILL, at once
+    let answered: Vec<&str> = replies.iter().map(|r| r.ok(201)["id"].as_str().unwrap()).collect();
+    let server = Replica::start(&["--database-url", &db, "--sqlite-synchronous", synchronous]).await;
+    for id in answered {
+        server.get(&format!("/agents/{id}")).await.ok(200);
+    }
+    assert_eq!(server.get("/discover/agents?capability=survive&pageSize=100").await.ok(200)["totalCount"], 64);
+}
+
+#[tokio::test]
+async fn with_synchronous_normal_every_registration_answered_201_survives_sigkill() {
+    every_201_survives_sigkill("normal").await;
+}
+
+#[tokio::test]
+async fn with_synchronous_full_every_registration_answered_201_survives_sigkill() {
+    every_201_survives_sigkill("full").await;
+}
+
 #[tokio::test]
 async fn migrate_prepares_the_database_and_exits() {
     let dir = tempfile::tempdir().unwrap();

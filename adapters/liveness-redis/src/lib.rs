@@ -1,5 +1,7 @@
 //! Liveness in Redis: one sorted set per registry, member = endpoint id, score = when it was last
-//! seen (milliseconds). A heartbeat is one `ZADD GT` round trip; start-up reads scores in batches.
+//! seen (milliseconds). A heartbeat is one round trip (a cached script: `ZSCORE` then `ZADD GT`);
+//! start-up reads scores in batches; the periodic read-back of other replicas' touches goes in
+//! short pages over a connection of its own, so heartbeats never queue behind it.
 #![forbid(unsafe_code)]
 
 use agent_registry_core::liveness::Millis;
@@ -19,10 +21,19 @@ return previous";
 /// Endpoints one `ZADD` of `touch_all` sets.
 const TOUCH_ALL_CHUNK: usize = 1_000;
 
+/// Touches one command of the read-back returns: Redis runs one command at a time, and
+/// heartbeats run between pages this short.
+const READ_PAGE: usize = 1_000;
+
 pub struct RedisLiveness {
     /// Reconnects by itself after Redis comes back.
     connection: ConnectionManager,
+    /// The read-back's own connection: its replies, large under load, never sit in front of a
+    /// heartbeat's answer on the multiplexed one.
+    reader: ConnectionManager,
     key: String,
+    /// Sent by its digest (`EVALSHA`), loaded once.
+    touch: redis::Script,
 }
 
 /// The one place Redis's errors get their class: an unreachable, slow or busy server is retried
@@ -64,8 +75,9 @@ impl RedisLiveness {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(classify)?;
-        Ok(Self { connection, key: format!("{prefix}:last-seen") })
+        let connection = ConnectionManager::new_with_config(client.clone(), config.clone()).await.map_err(classify)?;
+        let reader = ConnectionManager::new_with_config(client, config).await.map_err(classify)?;
+        Ok(Self { connection, reader, key: format!("{prefix}:last-seen"), touch: redis::Script::new(TOUCH) })
     }
 }
 
@@ -74,13 +86,12 @@ impl LivenessStore for RedisLiveness {
     async fn touch(&self, endpoint: EndpointId, at: Millis, _lease_millis: Millis) -> Result<Option<Millis>> {
         // The previous time and the new one in one step, so that racing replicas agree on which
         // touch revived the endpoint. GT: a late or replayed touch never moves the time back.
-        let previous: Option<f64> = redis::cmd("EVAL")
-            .arg(TOUCH)
-            .arg(1)
-            .arg(&self.key)
+        let previous: Option<f64> = self
+            .touch
+            .key(&self.key)
             .arg(at)
             .arg(endpoint.to_string())
-            .query_async(&mut self.connection.clone())
+            .invoke_async(&mut self.connection.clone())
             .await
             .map_err(classify)?;
         #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
@@ -141,17 +152,34 @@ impl LivenessStore for RedisLiveness {
     }
 
     async fn seen_since(&self, since: Millis) -> Result<Vec<(EndpointId, Millis)>> {
-        let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(&self.key)
-            .arg(since)
-            .arg("+inf")
-            .arg("BYSCORE")
-            .arg("WITHSCORES")
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(classify)?;
-        #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
-        Ok(pairs.into_iter().filter_map(|(id, at)| Some((EndpointId::parse(&id).ok()?, at as Millis))).collect())
+        let mut seen = Vec::new();
+        let mut from = since.to_string();
+        loop {
+            let page: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(&self.key)
+                .arg(&from)
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(READ_PAGE)
+                .arg("WITHSCORES")
+                .query_async(&mut self.reader.clone())
+                .await
+                .map_err(classify)?;
+            let full = page.len() == READ_PAGE;
+            #[expect(clippy::cast_possible_truncation, reason = "scores are whole milliseconds below 2^53")]
+            let page: Vec<(EndpointId, Millis)> =
+                page.into_iter().filter_map(|(id, at)| Some((EndpointId::parse(&id).ok()?, at as Millis))).collect();
+            let last = page.last().map(|(_, at)| at.to_string());
+            seen.extend(page);
+            let Some(last) = last.filter(|_| full) else {
+                return Ok(seen);
+            };
+            // The next page starts at the last score, inclusive: touches of that millisecond
+            // are read again, harmlessly. A page of one millisecond alone moves past it.
+            from = if last == from { format!("({last}") } else { last };
+        }
     }
 }
 
