@@ -1,8 +1,10 @@
 //! The embedded default store: SQLite through sqlx, in WAL mode, created and migrated at start.
 //!
-//! One file on purpose (about 500 lines): every statement of the store contract, read together
-//! with the transaction each one runs in.
+//! Every statement of the store contract, read together with the transaction each one runs in;
+//! a batch of changes (group commit) is written by `batch`, one statement per table.
 #![forbid(unsafe_code)]
+
+mod batch;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -456,19 +458,18 @@ impl SqliteStore {
         u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
     }
 
-    /// The changes in one transaction, each in a savepoint; fails as a whole on anything but
-    /// a stale change.
+    /// The changes in one transaction of at most fifteen statements whatever their number: the
+    /// rows they would find are read first, which changes are stale is decided from them (as
+    /// applying them one by one would), and each table is then written with one statement for
+    /// the whole batch. Fails as a whole on any database error.
     async fn apply_together(conn: &mut SqliteConnection, changes: &[(Change, AuditNote)]) -> Result<Vec<Result<u64>>> {
-        let mut tx = conn.begin().await.map_err(classify)?;
-        let mut answers = Vec::with_capacity(changes.len());
-        for (change, note) in changes {
-            match Self::apply_on(&mut tx, change, note).await {
-                Err(e) if !matches!(e, RegistryError::StaleWrite(_)) => return Err(e),
-                answer => answers.push(answer),
-            }
-        }
+        // The write lock from the start: nothing changes between the reads and the writes.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
+        let facts = batch::Facts::read(&mut tx, changes).await?;
+        let plan = batch::Plan::decide(changes, facts)?;
+        plan.write(&mut tx).await?;
         tx.commit().await.map_err(classify)?;
-        Ok(answers)
+        Ok(plan.answers)
     }
 
     fn reader(&self) -> &SqlitePool {
@@ -565,7 +566,8 @@ impl AgentStore for SqliteStore {
                 self.full.store(false, Ordering::Release);
                 answers
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, changes = changes.len(), "a batch of changes failed; storing each on its own");
                 conn.close_on_drop();
                 drop(conn);
                 let mut answers = Vec::with_capacity(changes.len());
