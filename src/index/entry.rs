@@ -221,6 +221,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The agent as a hit, as the index would return it once inserted.
+    pub fn hit(&self, now: Millis) -> Hit {
+        let endpoints = self.entry.endpoints.iter().enumerate().filter_map(|(i, e)| Some((i, e.state(now)?))).collect();
+        Hit { entry: self.entry.clone(), endpoints }
+    }
+
     /// `seen` gives last-seen times of endpoints; the first time listed for an endpoint wins.
     /// Endpoints without one count as seen when they were created.
     pub fn new(policy: &LivenessPolicy, privacy: &Privacy, agent: &Agent, seen: &[(EndpointId, Millis)]) -> Self {

@@ -1,8 +1,8 @@
 //! Group commit. A write is decided under the write lock, from the index as it stands, and then
 //! queued; the committer stores whatever queued while the previous batch was being stored in one
 //! call ([`AgentStore::apply_batch`]: one transaction, one durable commit), applies it to the
-//! index in revision order and only then answers each writer. Deciding the next batch overlaps
-//! storing this one.
+//! index in revision order and only then answers each writer. Deciding the next batch, storing
+//! it and applying the one before to the index all overlap.
 //!
 //! A write in flight is not in the index yet, so what it holds is noted in [`InFlight`] until
 //! its batch is applied: its agent, the names it claims, its idempotency key and what it adds to
@@ -148,7 +148,16 @@ impl Committer {
     }
 }
 
-/// The committer: one batch at a time, stored, applied in revision order, then answered.
+/// A stored batch on its way to the index.
+struct Stored {
+    changes: Vec<(Change, AuditNote)>,
+    waiting: Vec<(Hold, oneshot::Sender<Result<Option<Hit>>>)>,
+    results: Vec<Result<u64>>,
+}
+
+/// The committer's first stage: one batch at a time, stored, then handed to the second stage
+/// (which applies it to the index in revision order and answers), so that storing the next
+/// batch overlaps applying this one.
 async fn commit_batches(
     replica: Replica,
     clock: Arc<dyn Clock>,
@@ -156,6 +165,8 @@ async fn commit_batches(
     in_flight: Arc<parking_lot::Mutex<InFlight>>,
     settled: Arc<watch::Sender<u64>>,
 ) {
+    let (stored_tx, stored_rx) = mpsc::channel(1);
+    tokio::spawn(apply_batches(replica.clone(), clock, stored_rx, in_flight, settled));
     let mut batch = Vec::with_capacity(BATCH);
     while queued.recv_many(&mut batch, BATCH).await > 0 {
         let mut changes = Vec::with_capacity(batch.len());
@@ -170,10 +181,26 @@ async fn commit_batches(
             waiting.push((hold, answer));
         }
         metrics::histogram!(crate::metrics::WRITE_BATCH).record(changes.len() as f64);
-        let stored = tracing::Instrument::instrument(replica.store.apply_batch(&changes), span).await;
+        let results = tracing::Instrument::instrument(replica.store.apply_batch(&changes), span).await;
+        if stored_tx.send(Stored { changes, waiting, results }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The committer's second stage: applies stored batches to the index in revision order, under
+/// the write lock, gives back what their writes held, and answers each writer.
+async fn apply_batches(
+    replica: Replica,
+    clock: Arc<dyn Clock>,
+    mut stored: mpsc::Receiver<Stored>,
+    in_flight: Arc<parking_lot::Mutex<InFlight>>,
+    settled: Arc<watch::Sender<u64>>,
+) {
+    while let Some(Stored { changes, waiting, results }) = stored.recv().await {
         let write = replica.lock().await;
         let mut answers = Vec::with_capacity(waiting.len());
-        for (((change, _), (hold, answer)), result) in changes.into_iter().zip(waiting).zip(stored) {
+        for (((change, _), (hold, answer)), result) in changes.into_iter().zip(waiting).zip(results) {
             let applied = match result {
                 Ok(revision) => replica.take_own(&write, change, revision, clock.as_ref()).await,
                 Err(e) => {
@@ -243,22 +270,5 @@ impl AgentRegistry {
         }
         drop(write);
         answered.await.map_err(|_| RegistryError::internal("the committer has stopped"))?
-    }
-}
-
-impl Replica {
-    /// Applies a change this replica stored, at the revision it was given, and returns the agent
-    /// as it left it. Runs under the write lock.
-    async fn take_own(
-        &self,
-        write: &WriteGuard,
-        change: Change,
-        revision: u64,
-        clock: &dyn Clock,
-    ) -> Result<Option<Hit>> {
-        let id = change.agent_id();
-        let logged = || super::replication::apply_to_index(&self.index, change, revision, clock.now_millis());
-        self.take_stored(write, revision, logged).await?;
-        Ok(self.index.read().agent(id, clock.now_millis()))
     }
 }

@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use super::AgentRegistry;
 use super::feed::Feed;
 use crate::audit::AuditNote;
+use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
 use crate::index::{Hit, Index, Prepared};
 use crate::liveness::Millis;
@@ -118,6 +119,37 @@ impl Replica {
             self.follow_log(write, revision).await?;
         }
         Ok(())
+    }
+
+    /// Applies a change this replica stored, at the revision it was given, and returns the agent
+    /// as this change left it (`None` once removed), whatever other replicas did next. Runs
+    /// under the write lock.
+    pub(super) async fn take_own(
+        &self,
+        write: &WriteGuard,
+        change: Change,
+        revision: u64,
+        clock: &dyn Clock,
+    ) -> Result<Option<Hit>> {
+        let (id, now) = (change.agent_id(), clock.now_millis());
+        if revision == self.applied() + 1 {
+            self.feed.push(apply_to_index(&self.index, change, revision, now));
+            self.applied.send_replace(revision);
+            return Ok(self.index.read().agent(id, now));
+        }
+        // Changes stored before it come first, and the log holds this one too; by now the
+        // index may even hold later changes to the agent (a catch-up between storing a batch and
+        // applying it), so the answer is made from the change itself.
+        self.follow_log(write, revision).await?;
+        let Change::Put { mut agent, seen, .. } = change else {
+            return Ok(None);
+        };
+        agent.revision = revision;
+        let index = self.index.read();
+        Ok(Some(match index.agent(id, now) {
+            Some(hit) if hit.revision() == revision => hit,
+            _ => index.prepare(&agent, &seen).hit(now),
+        }))
     }
 
     /// Appends a liveness event to the change log, under the write lock so that revisions stay

@@ -138,6 +138,25 @@ fn primary_code(db: &dyn sqlx::error::DatabaseError) -> i32 {
     db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or_default() & 0xff
 }
 
+/// How often the write-ahead log is folded back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Folds the write-ahead log back into the database file as writes go on (a passive checkpoint
+/// waits for no writer and no reader), until the store is closed.
+async fn checkpoint_beside_writes(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(error = %e, "a checkpoint of the write-ahead log did not run");
+        }
+    }
+}
+
 /// SQLite creates the database file, never its directory: a missing one is named at start.
 fn ensure_directory(path: &Path) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -235,7 +254,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(settings.wait)
             // Past a checkpoint, the write-ahead log shrinks back to this size (64 MiB).
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            // Checkpoints run beside the writes (`checkpoint_beside_writes`), not inside the commit
+            // that fills the log, which would hold the write lock meanwhile.
+            .pragma("wal_autocheckpoint", "0");
         if let Some(bytes) = settings.max_size_bytes {
             options = options.pragma("max_page_count", (bytes / PAGE_BYTES).max(1).to_string());
         }
@@ -258,6 +280,7 @@ impl SqliteStore {
             .connect_with(options.pragma("mmap_size", "4294967296"))
             .await
             .map_err(unusable)?;
+        tokio::spawn(checkpoint_beside_writes(pool.clone()));
         let store = Self { pool, loader, full: AtomicBool::new(false), path: path.clone() };
         // A read-only file opens and reads: only a write finds it out.
         store.probe_write().await.map_err(unusable)?;
