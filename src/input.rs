@@ -305,7 +305,7 @@ impl Check {
                 let id = previous
                     .iter()
                     .find(|old| old.name.eq_ignore_ascii_case(&name))
-                    .map_or_else(CapabilityId::new_random, |old| old.id);
+                    .map_or_else(CapabilityId::generate, |old| old.id);
                 Capability {
                     id,
                     description: self.optional(
@@ -409,9 +409,7 @@ impl AgentInput {
             inputs
                 .iter()
                 .enumerate()
-                .map(|(i, e)| {
-                    e.check_into(&mut check, &format!("/endpoints/{i}"), policy, EndpointId::new_random(), now)
-                })
+                .map(|(i, e)| e.check_into(&mut check, &format!("/endpoints/{i}"), policy, EndpointId::generate(), now))
                 .collect()
         };
         let spec = check.finish(spec)?;

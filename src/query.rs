@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn typed_filters_build_the_query_their_query_string_builds() {
-        let cursor = SortKey::new("b", AgentId::new_random()).to_cursor();
+        let cursor = SortKey::new("b", AgentId::generate()).to_cursor();
         let pairs = [
             ("capability", "Summarize"),
             ("tags", "Legal,pdf"),
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let key = SortKey::new("Summariser One", AgentId::new_random());
+        let key = SortKey::new("Summariser One", AgentId::generate());
         assert_eq!(SortKey::from_cursor(&key.to_cursor()), Some(key));
     }
 }

@@ -14,7 +14,7 @@ fn sample(name: &str) -> Agent {
     // The registry's clock has millisecond precision, and so do stored timestamps.
     let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
     Agent {
-        id: AgentId::new_random(),
+        id: AgentId::generate(),
         name: name.into(),
         description: Some("d".into()),
         version: None,
@@ -23,7 +23,7 @@ fn sample(name: &str) -> Agent {
         labels: [("k".to_owned(), "v".to_owned())].into(),
         capabilities: Vec::new(),
         endpoints: vec![Endpoint {
-            id: EndpointId::new_random(),
+            id: EndpointId::generate(),
             name: "e".into(),
             transport: Transport::Http,
             protocol: Protocol::A2A,
@@ -106,7 +106,7 @@ async fn contract(store: Arc<dyn AgentStore>) {
 
     // Last-seen times only move forward.
     store.record_last_seen(&[(ea, 3_000)]).await.unwrap();
-    store.record_last_seen(&[(ea, 2_000), (EndpointId::new_random(), 9)]).await.unwrap();
+    store.record_last_seen(&[(ea, 2_000), (EndpointId::generate(), 9)]).await.unwrap();
     let loaded = store.load_all().await.unwrap();
     assert_eq!(loaded.iter().find(|s| s.agent.id == a.id).unwrap().last_seen, vec![(ea, 3_000)]);
 
@@ -311,7 +311,7 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
     };
     let input: TaskInput = serde_json::from_value(serde_json::json!({"capability": "Echo", "input": "hi"})).unwrap();
     let new = |at: i64| Task {
-        id: TaskId::new_random(),
+        id: TaskId::generate(),
         owner_id: "kim".into(),
         actor: "key:1".into(),
         request: input.validate().unwrap(),
@@ -334,7 +334,7 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
         TaskCreated::Existing { task, request_hash } => assert_eq!((task.id, request_hash.as_str()), (first.id, "h1")),
         TaskCreated::Created => panic!("an idempotency key creates one task"),
     }
-    let (agent, endpoint) = (AgentId::new_random(), EndpointId::new_random());
+    let (agent, endpoint) = (AgentId::generate(), EndpointId::generate());
     let dispatched = TaskEvent::Dispatched {
         agent_id: agent,
         endpoint_id: endpoint,
@@ -412,7 +412,7 @@ async fn task_contract(store: &dyn agent_registry_core::task::TaskStore) {
         create(&batched),
         append(70_200, TaskEvent::Completed { output: serde_json::json!("done") }),
         append(70_300, TaskEvent::Canceled),
-        TaskWrite::Append { id: TaskId::new_random(), at: 70_400, event: TaskEvent::Canceled },
+        TaskWrite::Append { id: TaskId::generate(), at: 70_400, event: TaskEvent::Canceled },
     ];
     let answers: Vec<String> = store
         .write_tasks(&writes)
@@ -519,7 +519,7 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
     let liveness = Arc::new(InProcessLiveness::new(store.clone()));
     let registry =
         AgentRegistry::open(store.clone(), liveness, Arc::new(SystemClock), Default::default()).await.unwrap();
-    let id = AgentId::new_random();
+    let id = AgentId::generate();
     let admin = agent_registry_core::auth::Caller {
         actor: "test".into(),
         source: None,
@@ -547,19 +547,19 @@ async fn a_write_whose_caller_goes_away_still_reaches_both_the_store_and_the_ind
 /// replicas.
 async fn liveness_contract(store: &dyn LivenessStore) {
     store.ping().await.unwrap();
-    let (a, b) = (EndpointId::new_random(), EndpointId::new_random());
+    let (a, b) = (EndpointId::generate(), EndpointId::generate());
     store.touch(a, 2_000, 10).await.unwrap();
     let before = store.touch(a, 1_000, 10).await.unwrap();
     store.touch(b, 1_795_000_000_123, 10).await.unwrap();
     assert_eq!(
-        store.last_seen(&[a, b, EndpointId::new_random()]).await.unwrap(),
+        store.last_seen(&[a, b, EndpointId::generate()]).await.unwrap(),
         [Some(2_000), Some(1_795_000_000_123), None],
         "the latest time is kept, a late touch never moves it back"
     );
     if store.is_shared() {
         assert_eq!(before, Some(2_000), "a shared store says when the endpoint was seen before the touch");
         assert_eq!(store.seen_since(1_500).await.unwrap(), [(a, 2_000), (b, 1_795_000_000_123)]);
-        let (c, d) = (EndpointId::new_random(), EndpointId::new_random());
+        let (c, d) = (EndpointId::generate(), EndpointId::generate());
         store.touch_all(&[a, c, d], 3_000).await.unwrap();
         assert_eq!(store.last_seen(&[a, c, d]).await.unwrap(), [Some(3_000), Some(3_000), Some(3_000)]);
         store.forget(&[c, d]).await.unwrap();

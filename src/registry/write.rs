@@ -45,7 +45,7 @@ impl AgentRegistry {
         let request_hash = hash_request(input);
         // A retry (same key or same client-chosen id, same body) gets the first result back.
         let key = options.idempotency_key.clone().or_else(|| input.id.map(|id| format!("agent-id:{id}")));
-        let id = input.id.unwrap_or_else(AgentId::new_random);
+        let id = input.id.unwrap_or_else(AgentId::generate);
         let now_ms = now.timestamp_millis();
         let mut attempt = 1;
         loop {
@@ -175,7 +175,7 @@ impl AgentRegistry {
         if_match: Option<u64>,
     ) -> Result<(Hit, EndpointId)> {
         let now = self.clock.now();
-        let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::new_random(), now)?;
+        let endpoint = input.to_endpoint(&self.config.liveness, EndpointId::generate(), now)?;
         let endpoint_id = endpoint.id;
         let edit = |agent: &mut Agent| {
             if agent.endpoints.len() >= crate::input::limits::ENDPOINTS {

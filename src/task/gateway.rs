@@ -141,7 +141,7 @@ impl Gateway {
         let candidates = self.candidates(caller, &request).await?;
         let now = self.clock.now_millis();
         let task = Task {
-            id: TaskId::new_random(),
+            id: TaskId::generate(),
             owner_id: caller.owner.clone(),
             actor: caller.actor.clone(),
             agent_id: match request.target {

@@ -69,8 +69,9 @@ pub mod limits {
 pub struct TaskId(pub Uuid);
 
 impl TaskId {
-    pub fn new_random() -> Self {
-        Self(Uuid::new_v4())
+    /// A new id, ordered by time (see `AgentId::generate`).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
     }
 
     pub fn parse(value: &str) -> Result<Self, RegistryError> {

@@ -49,7 +49,7 @@ fn events_set_the_state_a_task_is_in() {
 
 #[test]
 fn a_batch_of_appends_folds_per_task_as_if_appended_one_by_one() {
-    let (a, b) = (TaskId::new_random(), TaskId::new_random());
+    let (a, b) = (TaskId::generate(), TaskId::generate());
     let append = |id, at, event| store::TaskWrite::Append { id, at, event };
     let writes = [
         append(a, 1, TaskEvent::Accepted { remote_id: None }),

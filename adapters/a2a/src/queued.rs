@@ -419,7 +419,7 @@ mod tests {
         Agent {
             revision: 1,
             ..spec.to_agent(
-                AgentId::new_random(),
+                AgentId::generate(),
                 owner.unwrap_or_else(|| "test-owner".into()),
                 endpoints,
                 chrono::Utc::now(),

@@ -69,7 +69,7 @@ fn agent_from_input(input: &AgentInput) -> Result<Agent, RegistryError> {
     let (spec, owner, endpoints) = input.to_registration(&LivenessPolicy::default(), now)?;
     Ok(Agent {
         revision: 1,
-        ..spec.to_agent(AgentId::new_random(), owner.unwrap_or_else(|| "test-owner".to_owned()), endpoints, now)
+        ..spec.to_agent(AgentId::generate(), owner.unwrap_or_else(|| "test-owner".to_owned()), endpoints, now)
     })
 }
 

@@ -80,7 +80,7 @@ fn register(input: &AgentInput) -> Agent {
     let (spec, owner, endpoints) = input.to_registration(&LivenessPolicy::default(), now).unwrap();
     Agent {
         revision: 1,
-        ..spec.to_agent(AgentId::new_random(), owner.unwrap_or_else(|| "tests".to_owned()), endpoints, now)
+        ..spec.to_agent(AgentId::generate(), owner.unwrap_or_else(|| "tests".to_owned()), endpoints, now)
     }
 }
 

@@ -39,7 +39,7 @@ pub const SERVER_VERSION_CLAIM: &str = "mcp.server";
 /// The claim a registration makes for its server's name and version, when the agent it
 /// describes would be in the catalogue.
 pub fn server_claim(input: &AgentInput) -> Option<ClaimRequest> {
-    let draft = input.to_spec(&[]).ok()?.to_agent(AgentId::new_random(), String::new(), Vec::new(), Utc::now());
+    let draft = input.to_spec(&[]).ok()?.to_agent(AgentId::generate(), String::new(), Vec::new(), Utc::now());
     let held = held_claim(&draft)?;
     Some(ClaimRequest {
         namespace: held.namespace,
@@ -463,7 +463,7 @@ mod tests {
 
     fn entry(name: &str, version: &str, published: i64) -> CatalogEntry {
         CatalogEntry {
-            agent_id: AgentId::new_random(),
+            agent_id: AgentId::generate(),
             name: name.to_owned(),
             version: version.to_owned(),
             server: json!({"name": name, "version": version, "description": format!("{name} server")}),

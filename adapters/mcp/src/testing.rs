@@ -44,7 +44,7 @@ pub fn agent_from_input(input: &AgentInput, at: DateTime<Utc>) -> Agent {
         input.to_registration(&LivenessPolicy::default(), at).unwrap_or_else(|e| panic!("does not register: {e}"));
     Agent {
         revision: 1,
-        ..spec.to_agent(AgentId::new_random(), owner.unwrap_or_else(|| "owner".to_owned()), endpoints, at)
+        ..spec.to_agent(AgentId::generate(), owner.unwrap_or_else(|| "owner".to_owned()), endpoints, at)
     }
 }
 

@@ -257,7 +257,10 @@ impl SqliteStore {
             .pragma("journal_size_limit", "67108864")
             // Checkpoints run beside the writes (`checkpoint_beside_writes`), not inside the commit
             // that fills the log, which would hold the write lock meanwhile.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // A batch's multi-row statements keep their statement journals in memory, not in
+            // temporary files written for each statement.
+            .pragma("temp_store", "memory");
         if let Some(bytes) = settings.max_size_bytes {
             options = options.pragma("max_page_count", (bytes / PAGE_BYTES).max(1).to_string());
         }
