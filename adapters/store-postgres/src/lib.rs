@@ -202,30 +202,43 @@ impl AgentStore for PostgresStore {
     async fn apply(&self, change: Change, note: &AuditNote) -> Result<u64> {
         // One call, one round trip: the function takes the write lock, draws the revision and
         // stores the change, its change-log row and its audit event (migration 0005).
-        let revision = call_apply(&self.pool, Statements::ONE, &change, note).await?;
-        revision.ok_or_else(|| RegistryError::internal("a change was stored without a revision"))
+        call_apply(&self.pool, &change, note).await
     }
 
-    /// One transaction, one commit; each change one call that answers NULL when stale
-    /// (migration 0013), so a stale change fails alone. Any other failure undoes the batch,
-    /// and each change is then tried on its own: one bad write fails only itself.
+    /// One call for the whole batch: one round trip, one transaction, one commit (migration
+    /// 0014); a stale change answers NULL and leaves nothing behind (migration 0013). Any other
+    /// failure undoes the batch, and each change is then tried on its own: one bad write fails
+    /// only itself.
     async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
         if let [(change, note)] = changes {
             return vec![self.apply(change.clone(), note).await];
         }
         let together = async {
-            let mut tx = self.pool.begin().await.map_err(classify)?;
-            let mut answers = Vec::with_capacity(changes.len());
-            for (change, note) in changes {
-                let revision = call_apply(&mut *tx, Statements::IN_BATCH, change, note).await?;
-                answers.push(revision.ok_or_else(|| RegistryError::StaleWrite(change.agent_id().to_string())));
+            let rows = changes.iter().map(|(change, note)| batch_row(change, note)).collect::<Result<Vec<_>>>()?;
+            let revisions: Vec<Option<i64>> = sqlx::query_scalar(sql::APPLY_BATCH)
+                .bind(WRITE_LOCK)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
+            if revisions.len() != changes.len() {
+                return Err(RegistryError::internal("a batch of changes was answered for some of them only"));
             }
-            tx.commit().await.map_err(classify)?;
-            Ok::<_, RegistryError>(answers)
+            Ok(changes
+                .iter()
+                .zip(revisions)
+                .map(|((change, _), revision)| match revision {
+                    Some(revision) => {
+                        u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
+                    }
+                    None => Err(RegistryError::StaleWrite(change.agent_id().to_string())),
+                })
+                .collect())
         };
         match together.await {
             Ok(answers) => answers,
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, changes = changes.len(), "a batch of changes failed; storing each on its own");
                 let mut answers = Vec::with_capacity(changes.len());
                 for (change, note) in changes {
                     answers.push(self.apply(change.clone(), note).await);
@@ -469,25 +482,49 @@ async fn listen_for_changes(pool: PgPool, signal: Weak<ChangeSignal>) {
     }
 }
 
-/// The functions that store one change: alone, or in a batch (answering NULL when stale).
-struct Statements {
-    put: &'static str,
-    delete: &'static str,
+/// The agent's JSON without its revision: `revision` is the document's last field, and the
+/// function that stores it appends the revision it draws.
+fn document_prefix(agent: &agent_registry_core::model::Agent) -> Result<String> {
+    let mut document =
+        serde_json::to_string(agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
+    let suffix = format!("{}}}", agent.revision);
+    if !document.ends_with(&suffix) || !document[..document.len() - suffix.len()].ends_with("\"revision\":") {
+        return Err(RegistryError::internal("an agent document does not end with its revision"));
+    }
+    document.truncate(document.len() - suffix.len());
+    Ok(document)
 }
 
-impl Statements {
-    const ONE: Self = Self { put: sql::PUT, delete: sql::DELETE };
-    const IN_BATCH: Self = Self { put: sql::PUT_IN_BATCH, delete: sql::DELETE_IN_BATCH };
+/// A change as an element of `registry_apply_batch`'s array (the arguments of its function).
+fn batch_row(change: &Change, note: &AuditNote) -> Result<serde_json::Value> {
+    let common = |mut row: serde_json::Value| {
+        row["agent"] = change.agent_id().to_string().into();
+        row["kind"] = change.kind().as_str().into();
+        row["actor"] = note.actor.clone().into();
+        row["source"] = note.source.clone().into();
+        row["summary"] = note.summary.clone().into();
+        row
+    };
+    Ok(match change {
+        Change::Put { agent, seen, idempotency, expected, .. } => common(serde_json::json!({
+            "op": "put", "owner": agent.owner_id, "name": agent.name,
+            "created": agent.created_at.to_rfc3339(), "updated": agent.updated_at.to_rfc3339(),
+            "doc_prefix": document_prefix(agent)?, "expected": expected,
+            "endpoints": agent.endpoints.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+            "seen_ids": seen.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
+            "seen_at": seen.iter().map(|(_, at)| at).collect::<Vec<_>>(),
+            "idem_owner": idempotency.as_ref().map(|r| &r.owner_id), "idem_key": idempotency.as_ref().map(|r| &r.key),
+            "idem_hash": idempotency.as_ref().map(|r| &r.request_hash),
+            "idem_at": idempotency.as_ref().map(|r| r.created_at),
+            "claim_spaces": agent.claims.iter().map(|c| &c.namespace).collect::<Vec<_>>(),
+            "claim_names": agent.claims.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        })),
+        Change::Delete { expected, .. } => common(serde_json::json!({"op": "delete", "expected": expected})),
+    })
 }
 
-/// Stores one change with one call of its function; the revision drawn (`None`: stale, in a
-/// batch).
-async fn call_apply(
-    executor: impl sqlx::PgExecutor<'_>,
-    statements: Statements,
-    change: &Change,
-    note: &AuditNote,
-) -> Result<Option<u64>> {
+/// Stores one change with one call of its function; the revision drawn.
+async fn call_apply(executor: impl sqlx::PgExecutor<'_>, change: &Change, note: &AuditNote) -> Result<u64> {
     let stale = |e: sqlx::Error| match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some(STALE_WRITE) => {
             RegistryError::StaleWrite(change.agent_id().to_string())
@@ -495,20 +532,15 @@ async fn call_apply(
         _ => classify(e),
     };
     let agent_id = change.agent_id().0;
-    let revision: Option<i64> = match change {
+    let revision: i64 = match change {
         Change::Put { agent, kind, seen, idempotency, expected } => {
-            let document =
-                serde_json::to_string(&**agent).map_err(|e| RegistryError::internal_from("encoding an agent", e))?;
-            // `revision` is the document's last field; the function appends the real one.
-            let prefix = document
-                .strip_suffix(&format!("{}}}", agent.revision))
-                .filter(|p| p.ends_with("\"revision\":"))
-                .ok_or_else(|| RegistryError::internal("an agent document does not end with its revision"))?;
+            let document = document_prefix(agent)?;
+            let prefix = document.as_str();
             let endpoints: Vec<Uuid> = agent.endpoints.iter().map(|e| e.id.0).collect();
             let (seen_ids, seen_at): (Vec<Uuid>, Vec<i64>) = seen.iter().map(|(id, at)| (id.0, *at)).unzip();
             let (claim_spaces, claim_names): (Vec<&str>, Vec<&str>) =
                 agent.claims.iter().map(|c| (c.namespace.as_str(), c.name.as_str())).unzip();
-            sqlx::query_scalar(statements.put)
+            sqlx::query_scalar(sql::PUT)
                 .bind(WRITE_LOCK)
                 .bind(agent_id)
                 .bind(&agent.owner_id)
@@ -534,7 +566,7 @@ async fn call_apply(
                 .await
                 .map_err(stale)?
         }
-        Change::Delete { kind, expected, .. } => sqlx::query_scalar(statements.delete)
+        Change::Delete { kind, expected, .. } => sqlx::query_scalar(sql::DELETE)
             .bind(WRITE_LOCK)
             .bind(agent_id)
             .bind(i64::try_from(*expected).unwrap_or(i64::MAX))
@@ -546,7 +578,7 @@ async fn call_apply(
             .await
             .map_err(stale)?,
     };
-    revision.map(u64::try_from).transpose().map_err(|e| RegistryError::internal_from("a revision is negative", e))
+    u64::try_from(revision).map_err(|e| RegistryError::internal_from("a revision is negative", e))
 }
 
 /// The statements that look rows up, each answered through an index (see `LOOKUPS`).
@@ -555,9 +587,7 @@ pub mod sql {
     pub const PUT: &str = "SELECT registry_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
         $17, $18, $19, $20, $21)";
     pub const DELETE: &str = "SELECT registry_delete($1, $2, $3, $4, $5, $6, $7)";
-    pub const PUT_IN_BATCH: &str = "SELECT registry_put_in_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-        $13, $14, $15, $16, $17, $18, $19, $20, $21)";
-    pub const DELETE_IN_BATCH: &str = "SELECT registry_delete_in_batch($1, $2, $3, $4, $5, $6, $7)";
+    pub const APPLY_BATCH: &str = "SELECT registry_apply_batch($1, $2::jsonb)";
     pub const LOAD_PAGE: &str = "SELECT id::text, document FROM agents WHERE id > $1 ORDER BY agents.id LIMIT $2";
     pub const LOAD_LAST_SEEN: &str =
         "SELECT endpoint_id::text, agent_id::text, last_seen_at FROM endpoint_liveness WHERE agent_id = ANY($1)";
