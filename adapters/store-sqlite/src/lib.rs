@@ -86,6 +86,14 @@ pub struct SqliteStore {
     full: AtomicBool,
     /// The database file, whose write-ahead log counts in its size.
     path: std::path::PathBuf,
+    /// The task that checkpoints beside the writes; it stops with the store.
+    checkpoints: tokio::task::AbortHandle,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpoints.abort();
+    }
 }
 
 /// The one place SQLite's errors get their class: a busy, locked or unreadable file is retried
@@ -283,8 +291,8 @@ impl SqliteStore {
             .connect_with(options.pragma("mmap_size", "4294967296"))
             .await
             .map_err(unusable)?;
-        tokio::spawn(checkpoint_beside_writes(pool.clone()));
-        let store = Self { pool, loader, full: AtomicBool::new(false), path: path.clone() };
+        let checkpoints = tokio::spawn(checkpoint_beside_writes(pool.clone())).abort_handle();
+        let store = Self { pool, loader, full: AtomicBool::new(false), path: path.clone(), checkpoints };
         // A read-only file opens and reads: only a write finds it out.
         store.probe_write().await.map_err(unusable)?;
         Ok(store)
