@@ -311,11 +311,7 @@ pub trait AgentStore: Send + Sync + 'static {
     /// durable commit); a change refused on its own (stale) is refused alone. The default
     /// applies one after another.
     async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
-        let mut answers = Vec::with_capacity(changes.len());
-        for (change, note) in changes {
-            answers.push(self.apply(change.clone(), note).await);
-        }
-        answers
+        apply_each(self, changes).await
     }
     async fn find_idempotency(&self, owner_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
     /// Forgets idempotency records created before `before`.
@@ -393,6 +389,16 @@ pub trait LivenessStore: Send + Sync + 'static {
     async fn seen_since(&self, _since: Millis) -> Result<Vec<(EndpointId, Millis)>> {
         Ok(Vec::new())
     }
+}
+
+/// Applies changes one after another, each in its own transaction: the default batch, and a
+/// store's fallback when a batch fails as a whole (one bad write then fails only itself).
+pub async fn apply_each<S: AgentStore + ?Sized>(store: &S, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
+    let mut answers = Vec::with_capacity(changes.len());
+    for (change, note) in changes {
+        answers.push(store.apply(change.clone(), note).await);
+    }
+    answers
 }
 
 /// What applying migrations did to a database.

@@ -107,6 +107,12 @@ pub struct Hit {
 }
 
 impl Hit {
+    /// An entry with its endpoints' liveness at `now`.
+    pub(super) fn of(entry: &Entry, now: Millis) -> Self {
+        let endpoints = entry.endpoints.iter().enumerate().filter_map(|(i, e)| Some((i, e.state(now)?))).collect();
+        Self { entry: entry.clone(), endpoints }
+    }
+
     pub fn id(&self) -> AgentId {
         self.entry.key.id
     }
@@ -223,8 +229,7 @@ pub struct Prepared {
 impl Prepared {
     /// The agent as a hit, as the index would return it once inserted.
     pub fn hit(&self, now: Millis) -> Hit {
-        let endpoints = self.entry.endpoints.iter().enumerate().filter_map(|(i, e)| Some((i, e.state(now)?))).collect();
-        Hit { entry: self.entry.clone(), endpoints }
+        Hit::of(&self.entry, now)
     }
 
     /// `seen` gives last-seen times of endpoints; the first time listed for an endpoint wins.

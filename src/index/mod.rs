@@ -127,11 +127,7 @@ impl Index {
 
     /// An agent with all its endpoints and their live state at `now`.
     pub fn agent(&self, id: AgentId, now: Millis) -> Option<Hit> {
-        let entry = self.entry(*self.by_id.get(&id)?)?;
-        Some(Hit {
-            entry: entry.clone(),
-            endpoints: entry.endpoints.iter().enumerate().filter_map(|(i, e)| Some((i, e.state(now)?))).collect(),
-        })
+        Some(Hit::of(self.entry(*self.by_id.get(&id)?)?, now))
     }
 
     fn entry(&self, slot: Slot) -> Option<&Entry> {

@@ -250,10 +250,11 @@ impl AgentRegistry {
             .map_err(|_| RegistryError::internal("the committer has stopped"))
     }
 
-    /// Queues a decided change for the next batch, holding what it touches until the batch is
-    /// applied, and gives the write lock back; answers once the change is stored and applied.
-    /// Returns the agent as this change left it (`None` once removed).
-    pub(super) async fn queue_change(
+    /// Queues a decided change for the next batch, holding what it touches (and `charge`, what
+    /// it adds to its owner's usage) until the batch is applied, and gives the write lock back;
+    /// answers once the change is stored and applied. Returns the agent as this change left it
+    /// (`None` once removed).
+    pub(super) async fn apply(
         &self,
         write: WriteGuard,
         change: Change,
@@ -269,6 +270,9 @@ impl AgentRegistry {
             return Err(RegistryError::internal("the committer has stopped"));
         }
         drop(write);
-        answered.await.map_err(|_| RegistryError::internal("the committer has stopped"))?
+        let hit = answered.await.map_err(|_| RegistryError::internal("the committer has stopped"))??;
+        // The index holds every change up to this one.
+        self.sync.lock().store = std::time::Instant::now();
+        Ok(hit)
     }
 }

@@ -281,21 +281,6 @@ impl AgentRegistry {
         Ok(())
     }
 
-    /// Stores a change with the next batch and applies it to the index (see `commit.rs`);
-    /// `charge` is what it adds to its owner's usage.
-    pub(super) async fn apply(
-        &self,
-        write: WriteGuard,
-        change: Change,
-        note: &AuditNote,
-        charge: Usage,
-    ) -> Result<Option<Hit>> {
-        let hit = self.queue_change(write, change, note, charge).await?;
-        // The index holds every change up to this one.
-        self.sync.lock().store = Instant::now();
-        Ok(hit)
-    }
-
     /// Applies a change that keeps the agent, and returns the agent as it left it. New
     /// endpoints' first sighting is stored with the change itself (and is their creation time,
     /// which every replica falls back to), so the liveness store is not touched here.
@@ -313,7 +298,7 @@ impl AgentRegistry {
 
 /// Applies a change this replica stored, at the revision it was given; returns it as the change
 /// log holds it.
-pub(super) fn apply_to_index(index: &RwLock<Index>, change: Change, revision: u64, at: Millis) -> LoggedChange {
+fn apply_to_index(index: &RwLock<Index>, change: Change, revision: u64, at: Millis) -> LoggedChange {
     let kind = change.kind();
     match change {
         Change::Put { mut agent, seen, .. } => {

@@ -14,7 +14,7 @@ use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
     AgentStore, Change, ChangeRow, ChangeSignal, IdempotencyRecord, LivenessChange, LoggedChange, Migrated, StoreSizes,
-    StoredAgent,
+    StoredAgent, apply_each,
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
@@ -210,9 +210,6 @@ impl AgentStore for PostgresStore {
     /// failure undoes the batch, and each change is then tried on its own: one bad write fails
     /// only itself.
     async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
-        if let [(change, note)] = changes {
-            return vec![self.apply(change.clone(), note).await];
-        }
         let together = async {
             let rows = changes.iter().map(|(change, note)| batch_row(change, note)).collect::<Result<Vec<_>>>()?;
             let revisions: Vec<Option<i64>> = sqlx::query_scalar(sql::APPLY_BATCH)
@@ -239,11 +236,7 @@ impl AgentStore for PostgresStore {
             Ok(answers) => answers,
             Err(e) => {
                 tracing::warn!(error = %e, changes = changes.len(), "a batch of changes failed; storing each on its own");
-                let mut answers = Vec::with_capacity(changes.len());
-                for (change, note) in changes {
-                    answers.push(self.apply(change.clone(), note).await);
-                }
-                answers
+                apply_each(self, changes).await
             }
         }
     }

@@ -17,6 +17,7 @@ use agent_registry_core::liveness::Millis;
 use agent_registry_core::model::{AgentId, EndpointId};
 use agent_registry_core::ports::{
     AgentStore, Change, ChangeRow, IdempotencyRecord, LivenessChange, LoggedChange, Migrated, StoreSizes, StoredAgent,
+    apply_each,
 };
 use agent_registry_core::{RegistryError, Result};
 use async_trait::async_trait;
@@ -588,9 +589,6 @@ impl AgentStore for SqliteStore {
     /// undone alone. Any other failure (a full disk, a lost connection) undoes the batch, and
     /// each change is then tried on its own: one bad write fails only itself.
     async fn apply_batch(&self, changes: &[(Change, AuditNote)]) -> Vec<Result<u64>> {
-        if let [(change, note)] = changes {
-            return vec![self.apply(change.clone(), note).await];
-        }
         let mut conn = match self.pool.acquire().await.map_err(classify) {
             Ok(conn) => conn,
             Err(e) => return changes.iter().map(|_| Err(RegistryError::storage_unavailable(e.to_string()))).collect(),
@@ -604,11 +602,7 @@ impl AgentStore for SqliteStore {
                 tracing::warn!(error = %e, changes = changes.len(), "a batch of changes failed; storing each on its own");
                 conn.close_on_drop();
                 drop(conn);
-                let mut answers = Vec::with_capacity(changes.len());
-                for (change, note) in changes {
-                    answers.push(self.apply(change.clone(), note).await);
-                }
-                answers
+                apply_each(self, changes).await
             }
         }
     }
